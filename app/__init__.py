@@ -1,0 +1,1 @@
+"""Vigil: session protocol and safety monitoring for psychedelic-assisted therapy trials."""

@@ -1,0 +1,116 @@
+"""Writes the audit record of every insert and update of audited rows, in the same flush.
+
+Services never call this: a `before_flush` listener sees every change the unit of work is about
+to write, so no code path can forget the audit. The reason for a change is set on the session
+(`with change_reason(session, "...")`); hard deletes of audited rows are refused outright.
+"""
+
+import enum
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import event, inspect
+from sqlalchemy.orm import Session, UOWTransaction
+
+from app.clock import utcnow
+from app.models.audit import AuditRecord
+from app.models.base import Audited
+
+
+class HardDeleteRefused(RuntimeError):
+    pass
+
+
+def jsonable(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    return value
+
+
+@contextmanager
+def change_reason(session: Session, reason: str, action: str | None = None) -> Iterator[None]:
+    """Attach a reason (and optionally an action name) to the changes flushed inside the block."""
+    session.info["audit_reason"], session.info["audit_action"] = reason, action
+    try:
+        session.flush()
+        yield
+        session.flush()
+    finally:
+        session.info.pop("audit_reason", None)
+        session.info.pop("audit_action", None)
+
+
+def _columns(obj: Audited) -> list[str]:
+    excluded = type(obj).__audit_exclude__
+    return [c.key for c in inspect(obj).mapper.column_attrs if c.key not in excluded]
+
+
+def _snapshot(obj: Audited) -> dict[str, Any]:
+    return {key: jsonable(getattr(obj, key)) for key in _columns(obj)}
+
+
+def _changes(obj: Audited) -> tuple[dict[str, Any], dict[str, Any]]:
+    state = inspect(obj)
+    before: dict[str, Any] = {}
+    after: dict[str, Any] = {}
+    for key in _columns(obj):
+        history = state.attrs[key].history
+        if not history.has_changes():
+            continue
+        old = history.deleted[0] if history.deleted else None
+        new = history.added[0] if history.added else None
+        if old != new:
+            before[key], after[key] = jsonable(old), jsonable(new)
+    return before, after
+
+
+def _record(session: Session, action: str, obj: Audited, before: Any, after: Any) -> AuditRecord:
+    return AuditRecord(
+        occurred_at=utcnow(),
+        actor=session.info.get("actor", "system"),
+        action=action,
+        entity_type=type(obj).__tablename__,  # type: ignore[attr-defined]
+        entity_id=str(obj.id),  # type: ignore[attr-defined]
+        before=before,
+        after=after,
+        reason=session.info.get("audit_reason"),
+        request_id=session.info.get("request_id"),
+        client_address=session.info.get("client_address"),
+    )
+
+
+@event.listens_for(Session, "before_flush")
+def _audit_before_flush(session: Session, _flush: UOWTransaction, _instances: Any) -> None:
+    for obj in session.deleted:
+        if isinstance(obj, Audited | AuditRecord):
+            raise HardDeleteRefused(
+                f"{type(obj).__name__} rows are never deleted; mark them entered in error"
+            )
+    records = [
+        _record(session, "create", obj, None, _snapshot(obj))
+        for obj in session.new
+        if isinstance(obj, Audited)
+    ]
+    action = session.info.get("audit_action") or "update"
+    for obj in session.dirty:
+        if isinstance(obj, AuditRecord):
+            raise HardDeleteRefused("audit records are append-only")
+        if isinstance(obj, Audited) and session.is_modified(obj, include_collections=False):
+            before, after = _changes(obj)
+            if after:
+                records.append(_record(session, action, obj, before, after))
+    session.add_all(records)

@@ -1,0 +1,59 @@
+"""The ASGI application: `app.main:app`, built by `create_app()`."""
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+
+from fastapi import APIRouter, FastAPI, Request, Response
+
+import app.audit.recorder  # noqa: F401 - registers the audit listener on every Session
+from app.audit.endpoints import router as audit_router
+from app.clinical.endpoints import router as clinical_router
+from app.dosing.endpoints import router as dosing_router
+from app.errors import install_error_handlers
+from app.participants.endpoints import router as participants_router
+from app.studies.endpoints import router as studies_router
+from app.vitals.endpoints import router as vitals_router
+
+log = logging.getLogger("vigil.http")
+
+
+def create_app() -> FastAPI:
+    application = FastAPI(
+        title="Vigil",
+        version="0.1.0",
+        summary="Session protocol and safety monitoring for psychedelic-assisted therapy trials",
+        docs_url="/docs",
+        openapi_url="/api/v1/openapi.json",
+    )
+    install_error_handlers(application)
+
+    @application.middleware("http")
+    async def request_id(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        request.state.request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        response = await call_next(request)
+        response.headers["X-Request-ID"] = request.state.request_id
+        return response
+
+    api = APIRouter(prefix="/api/v1")
+    for router in (
+        studies_router,
+        participants_router,
+        dosing_router,
+        vitals_router,
+        clinical_router,
+        audit_router,
+    ):
+        api.include_router(router)
+
+    @api.get("/health", tags=["health"])
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    application.include_router(api)
+    return application
+
+
+app = create_app()

@@ -1,0 +1,28 @@
+"""Every table, registered on one MetaData (import this package, not the modules)."""
+
+from app.models.audit import AuditRecord
+from app.models.base import Base
+from app.models.clinical import AdverseEvent, Assessment, TherapistNote
+from app.models.dosing import Dose, DosingSession
+from app.models.participant import Participant, Visit
+from app.models.study import ProtocolVersion, Site, Study
+from app.models.user import User, user_sites
+from app.models.vitals import VitalReading
+
+__all__ = [
+    "AdverseEvent",
+    "Assessment",
+    "AuditRecord",
+    "Base",
+    "Dose",
+    "DosingSession",
+    "Participant",
+    "ProtocolVersion",
+    "Site",
+    "Study",
+    "TherapistNote",
+    "User",
+    "Visit",
+    "VitalReading",
+    "user_sites",
+]

@@ -1,0 +1,63 @@
+"""Clinical records beside the vitals: adverse events, assessments, therapist notes."""
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import Audited, Base, HasId, Timestamped
+
+
+class AdverseEvent(HasId, Timestamped, Audited, Base):
+    __tablename__ = "adverse_events"
+
+    participant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("participants.id"), index=True)
+    dosing_session_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("dosing_sessions.id"))
+    verbatim_term: Mapped[str] = mapped_column(String(500))
+    onset_at: Mapped[datetime]
+    end_at: Mapped[datetime | None]
+    severity: Mapped[str] = mapped_column(String(16))
+    ctcae_grade: Mapped[int | None]
+    ctcae_version: Mapped[str | None] = mapped_column(String(16))
+    seriousness_criteria: Mapped[list[str]] = mapped_column(JSON, default=list)
+    relatedness: Mapped[str] = mapped_column(String(32))
+    expectedness: Mapped[str] = mapped_column(String(16))
+    action_taken: Mapped[str] = mapped_column(String(32))
+    outcome: Mapped[str] = mapped_column(String(48))
+    site_aware_at: Mapped[datetime]
+    sponsor_reported_at: Mapped[datetime | None]
+    record_status: Mapped[str] = mapped_column(String(20), default="valid")
+    error_reason: Mapped[str | None] = mapped_column(Text)
+
+    @property
+    def serious(self) -> bool:
+        return bool(self.seriousness_criteria)
+
+
+class Assessment(HasId, Timestamped, Audited, Base):
+    __tablename__ = "assessments"
+
+    participant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("participants.id"), index=True)
+    dosing_session_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("dosing_sessions.id"))
+    visit_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("visits.id"))
+    kind: Mapped[str] = mapped_column(String(32))
+    administered_at: Mapped[datetime]
+    respondent_role: Mapped[str] = mapped_column(String(32))
+    data: Mapped[dict[str, Any]]
+    record_status: Mapped[str] = mapped_column(String(20), default="valid")
+    error_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class TherapistNote(HasId, Timestamped, Audited, Base):
+    __tablename__ = "therapist_notes"
+
+    participant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("participants.id"), index=True)
+    dosing_session_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("dosing_sessions.id"))
+    visit_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("visits.id"))
+    author_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    written_at: Mapped[datetime]
+    text: Mapped[str] = mapped_column(Text)
+    record_status: Mapped[str] = mapped_column(String(20), default="valid")
+    error_reason: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,32 @@
+"""Vital-sign readings: one row per measurement moment, canonical units, as-reported kept."""
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import Audited, Base
+
+
+class VitalReading(Audited, Base):
+    """Keyed by the client's UUID, so a replayed batch can never duplicate a reading."""
+
+    __tablename__ = "vital_readings"
+    __table_args__ = (Index(None, "dosing_session_id", "measured_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    dosing_session_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("dosing_sessions.id"))
+    measured_at: Mapped[datetime]
+    received_at: Mapped[datetime]
+    source: Mapped[str] = mapped_column(String(100))
+    sysbp_mmhg: Mapped[float | None]
+    diabp_mmhg: Mapped[float | None]
+    pulse_bpm: Mapped[float | None]
+    resp_rate_per_min: Mapped[float | None]
+    temp_c: Mapped[float | None]
+    spo2_pct: Mapped[float | None]
+    reported: Mapped[dict[str, Any]]
+    record_status: Mapped[str] = mapped_column(String(20), default="valid")
+    error_reason: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,142 @@
+import uuid
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from app.schemas import ReadModel, Reason, WriteModel
+
+
+class ParticipantStatus(StrEnum):
+    SCREENING = "screening"
+    ENROLLED = "enrolled"
+    RANDOMISED = "randomised"
+    IN_TREATMENT = "in_treatment"
+    COMPLETED = "completed"
+    WITHDRAWN = "withdrawn"
+    SCREEN_FAILED = "screen_failed"
+
+
+class WithdrawalReason(StrEnum):
+    """Coded reasons, so a dropout is never an undisclosed free-text note."""
+
+    ADVERSE_EVENT = "adverse_event"
+    LACK_OF_EFFICACY = "lack_of_efficacy"
+    LOST_TO_FOLLOW_UP = "lost_to_follow_up"
+    PARTICIPANT_DECISION = "participant_decision"
+    PHYSICIAN_DECISION = "physician_decision"
+    PROTOCOL_DEVIATION = "protocol_deviation"
+    PREGNANCY = "pregnancy"
+    DEATH = "death"
+    SPONSOR_DECISION = "sponsor_decision"
+    OTHER = "other"
+
+
+class ScreenFailureReason(StrEnum):
+    INCLUSION_NOT_MET = "inclusion_criteria_not_met"
+    EXCLUSION_MET = "exclusion_criteria_met"
+    CONSENT_WITHDRAWN = "consent_withdrawn"
+    OTHER = "other"
+
+
+class ParticipantCreate(WriteModel):
+    site_id: uuid.UUID
+    subject_id: str = Field(
+        min_length=3, max_length=32, pattern=r"^[A-Z0-9][A-Z0-9-]*$",
+        description="Pseudonymous subject id, e.g. 01-003; never a name or record number",
+    )
+    sex: Literal["F", "M", "U"]
+    age_years: int = Field(ge=18, le=100)
+    consented_on: date
+
+
+class Participant(ReadModel):
+    id: uuid.UUID
+    study_id: uuid.UUID
+    site_id: uuid.UUID
+    subject_id: str
+    sex: str
+    age_years: int
+    status: ParticipantStatus
+    status_reason_code: str | None
+    status_reason_text: str | None
+    protocol_version_id: uuid.UUID
+    consented_on: date | None
+    enrolled_on: date | None
+    arm_code: str | None
+    randomised_at: datetime | None
+    created_at: datetime
+
+
+class Enrolment(WriteModel):
+    enrolled_on: date
+
+
+class Withdrawal(WriteModel):
+    reason_code: WithdrawalReason
+    reason_text: Reason | None = None
+
+    @model_validator(mode="after")
+    def _other_needs_text(self) -> "Withdrawal":
+        if self.reason_code == WithdrawalReason.OTHER and not self.reason_text:
+            raise ValueError("reason_text is required when reason_code is 'other'")
+        return self
+
+
+class ScreenFailure(WriteModel):
+    reason_code: ScreenFailureReason
+    reason_text: Reason | None = None
+
+    @model_validator(mode="after")
+    def _other_needs_text(self) -> "ScreenFailure":
+        if self.reason_code == ScreenFailureReason.OTHER and not self.reason_text:
+            raise ValueError("reason_text is required when reason_code is 'other'")
+        return self
+
+
+class Completion(WriteModel):
+    note: str | None = None
+
+
+class VisitStatus(StrEnum):
+    SCHEDULED = "scheduled"
+    COMPLETED = "completed"
+    MISSED = "missed"
+
+
+class Visit(ReadModel):
+    id: uuid.UUID
+    participant_id: uuid.UUID
+    code: str
+    name: str
+    kind: str
+    sequence: int
+    target_on: date
+    window_start_on: date
+    window_end_on: date
+    scheduled_on: date
+    reschedule_reason: str | None
+    status: VisitStatus
+    occurred_on: date | None
+    status_reason: str | None
+    out_of_window: bool
+
+
+class VisitReschedule(WriteModel):
+    scheduled_on: date
+    reason: Reason
+
+
+class VisitOutcome(WriteModel):
+    status: Literal["completed", "missed"]
+    occurred_on: date | None = None
+    reason: Reason | None = Field(default=None, description="required for a missed visit")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "VisitOutcome":
+        if self.status == "completed" and self.occurred_on is None:
+            raise ValueError("occurred_on is required for a completed visit")
+        if self.status == "missed" and not self.reason:
+            raise ValueError("reason is required for a missed visit")
+        return self

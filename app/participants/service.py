@@ -1,0 +1,192 @@
+"""Participants: the status lifecycle, enrolment with its visit schedule, randomisation."""
+
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.audit.recorder import change_reason
+from app.clock import utcnow
+from app.config import get_settings
+from app.errors import Conflict, InvalidInput, NotFound
+from app.models import Participant, Site, Study, Visit
+from app.participants import randomisation
+from app.participants.schemas import (
+    Enrolment,
+    ParticipantCreate,
+    ParticipantStatus,
+    ScreenFailure,
+    VisitOutcome,
+    VisitReschedule,
+    Withdrawal,
+)
+from app.protocols import service as protocols
+
+S = ParticipantStatus
+TRANSITIONS: dict[S, set[S]] = {
+    S.SCREENING: {S.ENROLLED, S.SCREEN_FAILED},
+    S.ENROLLED: {S.RANDOMISED, S.WITHDRAWN},
+    S.RANDOMISED: {S.IN_TREATMENT, S.WITHDRAWN},
+    S.IN_TREATMENT: {S.COMPLETED, S.WITHDRAWN},
+    S.COMPLETED: set(),
+    S.WITHDRAWN: set(),
+    S.SCREEN_FAILED: set(),
+}
+
+
+def create(session: Session, study: Study, data: ParticipantCreate) -> Participant:
+    site = session.get(Site, data.site_id)
+    if site is None or site.study_id != study.id:
+        raise InvalidInput(f"site {data.site_id} is not a site of study {study.code}")
+    taken = select(Participant.id).where(
+        Participant.study_id == study.id, Participant.subject_id == data.subject_id
+    )
+    if session.scalar(taken) is not None:
+        raise Conflict(f"subject id {data.subject_id} is already used in study {study.code}")
+    version = protocols.latest_version(session, study.protocol_key)
+    participant = Participant(
+        study_id=study.id,
+        site_id=site.id,
+        subject_id=data.subject_id,
+        sex=data.sex,
+        age_years=data.age_years,
+        consented_on=data.consented_on,
+        protocol_version_id=version.id,
+        status=S.SCREENING.value,
+    )
+    session.add(participant)
+    session.flush()
+    return participant
+
+
+def get(session: Session, participant_id: uuid.UUID) -> Participant:
+    participant = session.get(Participant, participant_id)
+    if participant is None:
+        raise NotFound(f"participant {participant_id} does not exist")
+    return participant
+
+
+def _move(participant: Participant, target: S) -> None:
+    current = S(participant.status)
+    if target not in TRANSITIONS[current]:
+        allowed = ", ".join(sorted(TRANSITIONS[current])) or "none (final status)"
+        raise Conflict(
+            f"participant {participant.subject_id} is {current.value}; cannot become "
+            f"{target.value} (allowed next: {allowed})"
+        )
+    participant.status = target.value
+
+
+def enrol(session: Session, participant: Participant, data: Enrolment) -> list[Visit]:
+    """Enrol and lay out the visit schedule of the protocol version in force."""
+    if participant.consented_on and data.enrolled_on < participant.consented_on:
+        raise InvalidInput("enrolled_on cannot be before consented_on")
+    _move(participant, S.ENROLLED)
+    participant.enrolled_on = data.enrolled_on
+    version = protocols.latest_version(
+        session, protocols.get_version(session, participant.protocol_version_id).protocol_key
+    )
+    participant.protocol_version_id = version.id
+    protocol = protocols.definition(version)
+    visits = []
+    for sequence, definition in enumerate(protocol.visits, start=1):
+        target = data.enrolled_on + timedelta(days=definition.day)
+        visits.append(
+            Visit(
+                participant_id=participant.id,
+                protocol_version_id=version.id,
+                code=definition.code,
+                name=definition.name,
+                kind=definition.kind,
+                sequence=sequence,
+                target_on=target,
+                window_start_on=target - timedelta(days=definition.window.before),
+                window_end_on=target + timedelta(days=definition.window.after),
+                scheduled_on=target,
+            )
+        )
+    session.add_all(visits)
+    session.flush()
+    return visits
+
+
+def randomise(session: Session, participant: Participant) -> Participant:
+    _move(participant, S.RANDOMISED)
+    # Lock the stratum (the site row) so two concurrent randomisations cannot take one slot.
+    session.scalar(select(Site).where(Site.id == participant.site_id).with_for_update())
+    already = session.scalar(
+        select(func.count()).where(
+            Participant.study_id == participant.study_id,
+            Participant.site_id == participant.site_id,
+            Participant.arm_code.is_not(None),
+        )
+    )
+    protocol = protocols.definition(protocols.get_version(session, participant.protocol_version_id))
+    stratum = f"{participant.study_id}:{participant.site_id}"
+    participant.arm_code = randomisation.allocate(
+        protocol, get_settings().secret_key, stratum, already or 0
+    )
+    participant.randomised_at = utcnow()
+    session.flush()
+    return participant
+
+
+def start_treatment(session: Session, participant: Participant) -> None:
+    """Called when the first dosing session starts."""
+    if participant.status == S.RANDOMISED.value:
+        with change_reason(session, "first dosing session started"):
+            _move(participant, S.IN_TREATMENT)
+
+
+def complete(session: Session, participant: Participant) -> Participant:
+    _move(participant, S.COMPLETED)
+    session.flush()
+    return participant
+
+
+def withdraw(session: Session, participant: Participant, data: Withdrawal) -> Participant:
+    with change_reason(session, data.reason_text or data.reason_code.value, "withdraw"):
+        _move(participant, S.WITHDRAWN)
+        participant.status_reason_code = data.reason_code.value
+        participant.status_reason_text = data.reason_text
+    return participant
+
+
+def screen_fail(session: Session, participant: Participant, data: ScreenFailure) -> Participant:
+    with change_reason(session, data.reason_text or data.reason_code.value, "screen_fail"):
+        _move(participant, S.SCREEN_FAILED)
+        participant.status_reason_code = data.reason_code.value
+        participant.status_reason_text = data.reason_text
+    return participant
+
+
+def get_visit(session: Session, visit_id: uuid.UUID) -> Visit:
+    visit = session.get(Visit, visit_id)
+    if visit is None:
+        raise NotFound(f"visit {visit_id} does not exist")
+    return visit
+
+
+def visits_of(session: Session, participant: Participant) -> list[Visit]:
+    stmt = select(Visit).where(Visit.participant_id == participant.id).order_by(Visit.sequence)
+    return list(session.scalars(stmt))
+
+
+def reschedule(session: Session, visit: Visit, data: VisitReschedule) -> Visit:
+    if visit.status != "scheduled":
+        raise Conflict(f"visit {visit.code} is {visit.status}; only a scheduled visit moves")
+    with change_reason(session, data.reason, "reschedule"):
+        visit.scheduled_on = data.scheduled_on
+        visit.reschedule_reason = data.reason
+    return visit
+
+
+def record_outcome(session: Session, visit: Visit, data: VisitOutcome) -> Visit:
+    if visit.status != "scheduled":
+        raise Conflict(f"visit {visit.code} is already {visit.status}")
+    with change_reason(session, data.reason or f"visit {data.status}", data.status):
+        visit.status = data.status
+        visit.occurred_on = data.occurred_on
+        visit.status_reason = data.reason
+    return visit

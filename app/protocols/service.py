@@ -1,0 +1,74 @@
+"""Protocol versions in the database: immutable, content-addressed by SHA-256."""
+
+import uuid
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.errors import NotFound
+from app.models import ProtocolVersion
+from app.protocols.loader import LoadedProtocol, load_protocol_file
+from app.protocols.schema import Protocol
+
+_parsed: dict[str, Protocol] = {}
+
+
+def store(session: Session, loaded: LoadedProtocol) -> tuple[ProtocolVersion, bool]:
+    """Store a loaded protocol; the same bytes again is a no-op, changed bytes an amendment."""
+    existing = session.scalar(
+        select(ProtocolVersion).where(ProtocolVersion.sha256 == loaded.sha256)
+    )
+    if existing is not None:
+        return existing, False
+    key = loaded.protocol.protocol.id
+    last = session.scalar(
+        select(func.max(ProtocolVersion.sequence)).where(ProtocolVersion.protocol_key == key)
+    )
+    version = ProtocolVersion(
+        protocol_key=key,
+        sequence=(last or 0) + 1,
+        version_label=loaded.protocol.protocol.version,
+        title=loaded.protocol.protocol.title,
+        sha256=loaded.sha256,
+        source_name=Path(loaded.source).name,
+        source_text=loaded.source_text,
+        definition=loaded.protocol.model_dump(mode="json"),
+    )
+    session.add(version)
+    session.flush()
+    _parsed[version.sha256] = loaded.protocol
+    return version, True
+
+
+def load_directory(session: Session, directory: Path) -> list[tuple[ProtocolVersion, bool]]:
+    return [store(session, load_protocol_file(path)) for path in sorted(directory.glob("*.yaml"))]
+
+
+def definition(version: ProtocolVersion) -> Protocol:
+    """The validated protocol of a stored version (parsed once per process)."""
+    protocol = _parsed.get(version.sha256)
+    if protocol is None:
+        protocol = _parsed[version.sha256] = Protocol.model_validate(version.definition)
+    return protocol
+
+
+def get_version(session: Session, version_id: uuid.UUID) -> ProtocolVersion:
+    version = session.get(ProtocolVersion, version_id)
+    if version is None:
+        raise NotFound(f"protocol version {version_id} does not exist")
+    return version
+
+
+def latest_version(session: Session, protocol_key: str) -> ProtocolVersion:
+    version = session.scalar(
+        select(ProtocolVersion)
+        .where(ProtocolVersion.protocol_key == protocol_key)
+        .order_by(ProtocolVersion.sequence.desc())
+        .limit(1)
+    )
+    if version is None:
+        raise NotFound(
+            f"no version of protocol {protocol_key!r} is loaded; run `vigil protocol load FILE`"
+        )
+    return version

@@ -24,7 +24,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, immediate: bool = False) -> Engine:
+    """An engine for ``url``. On SQLite, ``immediate`` engines take the write lock at BEGIN:
+    a transaction that reads and then writes cannot fail half-way on a concurrent writer."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -33,19 +35,23 @@ def make_engine(url: str) -> Engine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+        begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql(begin))
         return engine
     return create_engine(url, pool_pre_ping=True)
 
 
 @lru_cache
-def get_engine() -> Engine:
-    return make_engine(get_settings().database_url)
+def get_engine(write: bool = True) -> Engine:
+    url = get_settings().database_url
+    if not write and not url.startswith("sqlite"):
+        return get_engine(write=True)  # one pool serves both on PostgreSQL
+    return make_engine(url, immediate=write)
 
 
 @lru_cache
-def get_sessionmaker() -> sessionmaker[Session]:
-    return sessionmaker(get_engine(), expire_on_commit=False)
+def get_sessionmaker(write: bool = True) -> sessionmaker[Session]:
+    return sessionmaker(get_engine(write), expire_on_commit=False)
 
 
 def run_after_commit(session: Session, callback: Callable[[], None]) -> None:
@@ -54,9 +60,11 @@ def run_after_commit(session: Session, callback: Callable[[], None]) -> None:
 
 
 @contextmanager
-def unit_of_work(actor: str, request_id: str | None = None) -> Iterator[Session]:
+def unit_of_work(
+    actor: str, request_id: str | None = None, *, write: bool = True
+) -> Iterator[Session]:
     """One transaction: commit once on success, roll back on any exception."""
-    with get_sessionmaker()() as session:
+    with get_sessionmaker(write)() as session:
         session.info["actor"] = actor
         session.info["request_id"] = request_id
         try:
@@ -73,7 +81,8 @@ def unit_of_work(actor: str, request_id: str | None = None) -> Iterator[Session]
 def get_session(request: Request) -> Iterator[Session]:
     actor = getattr(request.state, "actor", "anonymous")
     request_id = getattr(request.state, "request_id", None)
-    with unit_of_work(actor, request_id) as session:
+    write = request.method not in {"GET", "HEAD", "OPTIONS"}
+    with unit_of_work(actor, request_id, write=write) as session:
         session.info["client_address"] = request.client.host if request.client else None
         yield session
 

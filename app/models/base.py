@@ -46,7 +46,7 @@ class Base(DeclarativeBase):
     def __init__(self, **kwargs: Any) -> None:
         """Apply Python-side column defaults now, so the audit record of a new row is complete."""
         cls = type(self)
-        for column in cls.__table__.columns:  # type: ignore[attr-defined]
+        for column in cls.__table__.columns:
             default = column.default
             if column.key in kwargs or default is None:
                 continue

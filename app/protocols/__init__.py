@@ -1,0 +1,1 @@
+"""Protocol files: the YAML format, its schema and the fail-closed loader."""

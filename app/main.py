@@ -6,11 +6,13 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, FastAPI, Request, Response
 
-import app.audit.recorder  # noqa: F401 - registers the audit listener on every Session
+from app.adverse_events.endpoints import router as adverse_events_router
+from app.assessments.endpoints import router as assessments_router
+from app.audit import recorder as _audit_recorder  # noqa: F401 - registers the audit listener
 from app.audit.endpoints import router as audit_router
-from app.clinical.endpoints import router as clinical_router
 from app.dosing.endpoints import router as dosing_router
 from app.errors import install_error_handlers
+from app.notes.endpoints import router as notes_router
 from app.participants.endpoints import router as participants_router
 from app.studies.endpoints import router as studies_router
 from app.vitals.endpoints import router as vitals_router
@@ -43,7 +45,9 @@ def create_app() -> FastAPI:
         participants_router,
         dosing_router,
         vitals_router,
-        clinical_router,
+        adverse_events_router,
+        assessments_router,
+        notes_router,
         audit_router,
     ):
         api.include_router(router)

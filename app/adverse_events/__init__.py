@@ -1,0 +1,1 @@
+"""Adverse events: recording, correction with a reason, the SAE sponsor reporting clock."""

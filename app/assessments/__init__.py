@@ -1,0 +1,1 @@
+"""Assessments: the C-SSRS screen and blinding-guess forms."""

@@ -1,0 +1,1 @@
+"""Therapist notes on a participant, a visit or a dosing session."""

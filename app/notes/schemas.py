@@ -1,0 +1,34 @@
+import uuid
+from datetime import datetime
+
+from app.assessments.records import RecordStatus
+from app.schemas import AwareDatetime, ReadModel, Reason, Text, WriteModel
+
+
+class NoteCreate(WriteModel):
+    text: Text
+    written_at: AwareDatetime
+    author_id: uuid.UUID
+    dosing_session_id: uuid.UUID | None = None
+    visit_id: uuid.UUID | None = None
+
+
+class NoteCorrection(WriteModel):
+    """New text; the previous text stays in the audit trail with the reason."""
+
+    text: Text
+    reason: Reason
+
+
+class Note(ReadModel):
+    id: uuid.UUID
+    participant_id: uuid.UUID
+    dosing_session_id: uuid.UUID | None
+    visit_id: uuid.UUID | None
+    author_id: uuid.UUID | None
+    written_at: datetime
+    text: str
+    record_status: RecordStatus
+    error_reason: str | None
+    created_at: datetime
+    updated_at: datetime

@@ -1,0 +1,99 @@
+"""Therapist notes: written by a therapist or clinician of the participant's site."""
+
+import uuid
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from app.assessments.records import (
+    EnteredInError,
+    Problems,
+    RecordStatus,
+    check_links,
+    check_not_in_future,
+    mark_entered_in_error,
+    refuse,
+    refuse_if_entered_in_error,
+)
+from app.audit.recorder import change_reason
+from app.errors import InvalidInput, NotFound
+from app.models import Participant, TherapistNote, User
+from app.notes.schemas import NoteCorrection, NoteCreate
+from app.users.service import Role, site_ids_of
+
+AUTHOR_ROLES = (Role.THERAPIST, Role.CLINICIAN)
+
+
+def _author_problems(session: Session, participant: Participant, author_id: uuid.UUID) -> Problems:
+    author = session.get(User, author_id)
+    if author is None:
+        return [("author_id", f"user {author_id} does not exist")]
+    if author.role not in AUTHOR_ROLES:
+        return [
+            (
+                "author_id",
+                f"user {author.username} is a {author.role}; notes are written by a "
+                "therapist or a clinician",
+            )
+        ]
+    if not author.active:
+        return [("author_id", f"user {author.username} is deactivated")]
+    if participant.site_id not in site_ids_of(session, author.id):
+        return [
+            (
+                "author_id",
+                f"user {author.username} does not work at the site of participant "
+                f"{participant.subject_id}",
+            )
+        ]
+    return []
+
+
+def create(session: Session, participant: Participant, data: NoteCreate) -> TherapistNote:
+    problems = _author_problems(session, participant, data.author_id)
+    problems += check_links(
+        session, participant, dosing_session_id=data.dosing_session_id, visit_id=data.visit_id
+    )
+    check_not_in_future(problems, "written_at", data.written_at)
+    refuse(problems)
+    note = TherapistNote(
+        participant_id=participant.id,
+        dosing_session_id=data.dosing_session_id,
+        visit_id=data.visit_id,
+        author_id=data.author_id,
+        written_at=data.written_at,
+        text=data.text,
+    )
+    session.add(note)
+    session.flush()
+    return note
+
+
+def get(session: Session, note_id: uuid.UUID) -> TherapistNote:
+    note = session.get(TherapistNote, note_id)
+    if note is None:
+        raise NotFound(f"note {note_id} does not exist")
+    return note
+
+
+def correct(session: Session, note: TherapistNote, data: NoteCorrection) -> TherapistNote:
+    refuse_if_entered_in_error(note, "note")
+    if data.text == note.text:
+        raise InvalidInput("the correction changes nothing: the text is already recorded")
+    with change_reason(session, data.reason, "correct"):
+        note.text = data.text
+    return note
+
+
+def enter_in_error(session: Session, note: TherapistNote, data: EnteredInError) -> TherapistNote:
+    mark_entered_in_error(session, note, "note", data)
+    return note
+
+
+def listing(
+    participant_id: uuid.UUID, *, include_entered_in_error: bool = False
+) -> Select[TherapistNote]:
+    stmt = select(TherapistNote).where(TherapistNote.participant_id == participant_id)
+    if not include_entered_in_error:
+        stmt = stmt.where(TherapistNote.record_status == RecordStatus.VALID.value)
+    return stmt

@@ -1,0 +1,138 @@
+import uuid
+
+from fastapi import APIRouter, status
+from sqlalchemy import select
+
+from app.db import SessionDep
+from app.dosing import service
+from app.dosing.deps import DosingSessionDep
+from app.dosing.schemas import (
+    BaselineAttestation,
+    Dose,
+    DoseCreate,
+    DosingSession,
+    DosingSessionCreate,
+    DosingSessionStatus,
+    EnteredInError,
+    SessionEnd,
+    SessionStart,
+    TherapistPresence,
+)
+from app.errors import InvalidInput
+from app.models import Dose as DoseRow
+from app.models import DosingSession as DosingSessionRow
+from app.models import Visit
+from app.pagination import Page, PageDep, paginate
+from app.participants import service as participants
+
+router = APIRouter(tags=["dosing"])
+
+
+@router.post(
+    "/participants/{participant_id}/dosing-sessions",
+    response_model=DosingSession,
+    status_code=status.HTTP_201_CREATED,
+)
+def create_dosing_session(
+    session: SessionDep, participant_id: uuid.UUID, data: DosingSessionCreate
+) -> DosingSession:
+    """Plan the dosing session of one of the participant's experimental visits."""
+    participant = participants.get(session, participant_id)
+    visit = session.get(Visit, data.visit_id)
+    if visit is None:
+        raise InvalidInput(
+            f"visit_id: visit {data.visit_id} does not exist",
+            errors=[{"field": "visit_id", "message": f"visit {data.visit_id} does not exist"}],
+        )
+    return service.present(session, service.create_session(session, participant, visit))
+
+
+@router.get("/participants/{participant_id}/dosing-sessions", response_model=list[DosingSession])
+def list_participant_dosing_sessions(
+    session: SessionDep, participant_id: uuid.UUID
+) -> list[DosingSession]:
+    participant = participants.get(session, participant_id)
+    return service.present_many(session, service.sessions_of(session, participant))
+
+
+@router.get("/dosing-sessions", response_model=Page[DosingSession])
+def list_dosing_sessions(
+    session: SessionDep,
+    page: PageDep,
+    status: DosingSessionStatus | None = None,
+    participant_id: uuid.UUID | None = None,
+) -> dict[str, object]:
+    stmt = select(DosingSessionRow)
+    if status:
+        stmt = stmt.where(DosingSessionRow.status == status.value)
+    if participant_id:
+        stmt = stmt.where(DosingSessionRow.participant_id == participant_id)
+    items, cursor = paginate(session, stmt, DosingSessionRow.id, page)
+    return {"items": service.present_many(session, items), "next_cursor": cursor}
+
+
+@router.get("/dosing-sessions/{dosing_session_id}", response_model=DosingSession)
+def get_dosing_session(session: SessionDep, dosing_session: DosingSessionDep) -> DosingSession:
+    return service.present(session, dosing_session)
+
+
+@router.post("/dosing-sessions/{dosing_session_id}/start", response_model=DosingSession)
+def start_dosing_session(
+    session: SessionDep, dosing_session: DosingSessionDep, data: SessionStart
+) -> DosingSession:
+    """Start a planned session; the participant's first one moves them to in_treatment."""
+    return service.present(session, service.start(session, dosing_session, data.started_at))
+
+
+@router.post(
+    "/dosing-sessions/{dosing_session_id}/therapist-presence", response_model=DosingSession
+)
+def attest_therapist_presence(
+    session: SessionDep, dosing_session: DosingSessionDep, data: TherapistPresence
+) -> DosingSession:
+    """Attest that two distinct, active therapists of the site are present together."""
+    service.attest_therapists(
+        session, dosing_session, data.lead_therapist_id, data.co_therapist_id, data.present_at
+    )
+    return service.present(session, dosing_session)
+
+
+@router.post("/dosing-sessions/{dosing_session_id}/end", response_model=DosingSession)
+def end_dosing_session(
+    session: SessionDep, dosing_session: DosingSessionDep, data: SessionEnd
+) -> DosingSession:
+    return service.present(session, service.end(session, dosing_session, data.ended_at))
+
+
+@router.post(
+    "/dosing-sessions/{dosing_session_id}/baseline-attestation", response_model=DosingSession
+)
+def attest_baseline(
+    session: SessionDep, dosing_session: DosingSessionDep, data: BaselineAttestation
+) -> DosingSession:
+    """Attest that vitals are back near baseline (once, after the start and the last dose)."""
+    service.attest_baseline(
+        session, dosing_session, data.attested_by_id, data.attested_at, data.note
+    )
+    return service.present(session, dosing_session)
+
+
+@router.post(
+    "/dosing-sessions/{dosing_session_id}/doses",
+    response_model=Dose,
+    status_code=status.HTTP_201_CREATED,
+)
+def record_dose(session: SessionDep, dosing_session: DosingSessionDep, data: DoseCreate) -> DoseRow:
+    """Record a dose the protocol allows; one that deviates needs `deviation_reason`."""
+    return service.record_dose(session, dosing_session, data)
+
+
+@router.get("/dosing-sessions/{dosing_session_id}/doses", response_model=list[Dose])
+def list_doses(session: SessionDep, dosing_session: DosingSessionDep) -> list[DoseRow]:
+    return service.doses_of(session, dosing_session)
+
+
+@router.post("/doses/{dose_id}/entered-in-error", response_model=Dose)
+def enter_dose_in_error(session: SessionDep, dose_id: uuid.UUID, data: EnteredInError) -> DoseRow:
+    """Mark a dose entered in error; it is kept, and no longer counts toward totals or windows."""
+    return service.enter_dose_in_error(session, service.get_dose(session, dose_id), data.reason)

@@ -1,0 +1,112 @@
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import Field, FiniteFloat
+
+from app.schemas import AwareDatetime, ReadModel, Reason, Text, WriteModel
+
+
+class DosingSessionStatus(StrEnum):
+    PLANNED = "planned"
+    IN_PROGRESS = "in_progress"
+    ENDED = "ended"
+
+
+class DoseKind(StrEnum):
+    INITIAL = "initial"
+    SUPPLEMENTAL = "supplemental"
+
+
+class RecordStatus(StrEnum):
+    VALID = "valid"
+    ENTERED_IN_ERROR = "entered_in_error"
+
+
+class DosingSessionCreate(WriteModel):
+    visit_id: uuid.UUID = Field(description="one of the participant's experimental visits")
+
+
+class SessionStart(WriteModel):
+    started_at: AwareDatetime
+
+
+class SessionEnd(WriteModel):
+    ended_at: AwareDatetime
+
+
+class TherapistPresence(WriteModel):
+    lead_therapist_id: uuid.UUID
+    co_therapist_id: uuid.UUID
+    present_at: AwareDatetime = Field(description="when both therapists were present together")
+
+
+class BaselineAttestation(WriteModel):
+    attested_by_id: uuid.UUID = Field(description="a clinician or therapist user")
+    attested_at: AwareDatetime
+    note: Text | None = Field(default=None, description="e.g. the last readings seen")
+
+
+class DoseCreate(WriteModel):
+    kind: DoseKind
+    amount_mg: FiniteFloat = Field(gt=0, le=10000)
+    administered_at: AwareDatetime
+    deviation_reason: Reason | None = Field(
+        default=None,
+        description="why a dose that contradicts the protocol was given; without it such a "
+        "dose is refused",
+    )
+
+
+class EnteredInError(WriteModel):
+    reason: Reason
+
+
+class Dose(ReadModel):
+    id: uuid.UUID
+    dosing_session_id: uuid.UUID
+    kind: DoseKind
+    amount_mg: float
+    administered_at: datetime
+    recorded_at: datetime
+    deviation_reason: str | None
+    record_status: RecordStatus
+    error_reason: str | None
+
+
+class SupplementalWindow(ReadModel):
+    opens_at: datetime
+    closes_at: datetime
+
+
+class Therapists(ReadModel):
+    lead_therapist_id: uuid.UUID
+    co_therapist_id: uuid.UUID
+    present_at: datetime
+
+
+class BaselineAttestationRead(ReadModel):
+    attested_by_id: uuid.UUID
+    attested_at: datetime
+    note: str | None
+
+
+class DosingSession(ReadModel):
+    id: uuid.UUID
+    participant_id: uuid.UUID
+    visit_id: uuid.UUID
+    visit_code: str
+    protocol_version_id: uuid.UUID
+    status: DosingSessionStatus
+    started_at: datetime | None
+    ended_at: datetime | None
+    therapists: Therapists | None
+    baseline_attestation: BaselineAttestationRead | None
+    drug: str
+    doses: list[Dose] = Field(description="every dose recorded, entered-in-error ones included")
+    total_mg: float = Field(description="sum of the valid doses")
+    supplemental_window: SupplementalWindow | None = Field(
+        description="when the protocol allows the supplemental dose, from the valid initial "
+        "dose; null without an initial dose or when the protocol has no supplemental dose"
+    )
+    created_at: datetime

@@ -1,0 +1,112 @@
+import uuid
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+
+from app.db import SessionDep
+from app.dosing.deps import DosingSessionDep
+from app.models import VitalReading as VitalReadingRow
+from app.pagination import Page
+from app.vitals import service
+from app.vitals.schemas import (
+    BatchOutcome,
+    EnteredInError,
+    ReadingBatchIn,
+    ReadingIn,
+    ReadingOutcome,
+    VitalReading,
+)
+
+
+class ReadingRoute(APIRoute):
+    """Names refused fields the way batch results do (``observations[0].value``)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route_handler(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as exc:
+                raise service.validation_error(
+                    exc.errors(), strip=("body", "query", "path")
+                ) from None
+
+        return route_handler
+
+
+router = APIRouter(tags=["vitals"], route_class=ReadingRoute)
+
+
+def _source_default(session: SessionDep) -> str:
+    return str(session.info.get("actor") or "api")
+
+
+@router.post(
+    "/dosing-sessions/{dosing_session_id}/vital-readings",
+    response_model=VitalReading,
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        200: {"description": "an identical replay of a stored reading", "model": VitalReading}
+    },
+)
+def post_reading(
+    session: SessionDep, dosing_session: DosingSessionDep, reading: ReadingIn, response: Response
+) -> VitalReadingRow:
+    """Store one reading: 201 when new, 200 for an identical replay, 409 if the id is taken by
+    other content, 422 naming the refused field."""
+    row, created = service.ingest_one(session, dosing_session, reading, _source_default(session))
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return row
+
+
+@router.post(
+    "/dosing-sessions/{dosing_session_id}/vital-readings/batch",
+    response_model=BatchOutcome,
+    responses={413: {"description": "more readings than VIGIL_BATCH_SIZE_MAX"}},
+)
+def post_batch(
+    session: SessionDep, dosing_session: DosingSessionDep, data: ReadingBatchIn
+) -> BatchOutcome:
+    """Store a burst of readings, each validated on its own: a refused reading never costs the
+    others, a replayed batch yields only duplicates."""
+    result = service.ingest_batch(session, dosing_session, data.readings, _source_default(session))
+    return BatchOutcome(
+        accepted=result.accepted,
+        duplicates=result.duplicates,
+        rejected=result.rejected,
+        results=[
+            ReadingOutcome(id=r.id, status=r.status, problem=r.problem) for r in result.results
+        ],
+    )
+
+
+@router.get(
+    "/dosing-sessions/{dosing_session_id}/vital-readings", response_model=Page[VitalReading]
+)
+def list_readings(
+    session: SessionDep,
+    dosing_session: DosingSessionDep,
+    limit: Annotated[int, Query(ge=1, le=500, description="Readings per page")] = 100,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+) -> dict[str, object]:
+    """The session's readings in measured_at order, entered-in-error ones included."""
+    items, next_cursor = service.list_readings(session, dosing_session, limit, cursor)
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@router.get("/vital-readings/{reading_id}", response_model=VitalReading)
+def get_reading(session: SessionDep, reading_id: uuid.UUID) -> VitalReadingRow:
+    return service.get_reading(session, reading_id)
+
+
+@router.post("/vital-readings/{reading_id}/entered-in-error", response_model=VitalReading)
+def enter_reading_in_error(
+    session: SessionDep, reading_id: uuid.UUID, data: EnteredInError
+) -> VitalReadingRow:
+    """Mark a reading entered in error; it is kept forever and audited with the reason."""
+    return service.enter_in_error(session, service.get_reading(session, reading_id), data.reason)

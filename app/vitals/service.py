@@ -1,0 +1,421 @@
+"""Vital readings: idempotent ingestion from bedside tablets, checked one reading at a time.
+
+A reading is keyed by the id its device generated, so a retried or replayed batch never
+duplicates a row: an identical replay is reported as a duplicate, the same id with other content
+is refused. Each reading is validated on its own and a bad one never costs the good ones of the
+same batch. The batch path is the hot one (tablets post bursts after being offline): one query
+finds the ids already stored, the new rows go in with one flush (the audit listener adds one
+audit record per reading to it).
+"""
+
+import base64
+import binascii
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import ValidationError
+from sqlalchemy import and_, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app import clock
+from app.audit.recorder import change_reason
+from app.config import get_settings
+from app.dosing import service as dosing
+from app.errors import Conflict, InvalidInput, NotFound, VigilError
+from app.models import DosingSession, VitalReading
+from app.protocols.schema import Protocol
+from app.vitals.measures import MEASURES
+from app.vitals.schemas import ReadingIn
+
+# A tablet that was offline may deliver readings after the session ended; those measured up to
+# this long after the end still belong to the session (the participant stays monitored).
+LATE_READING_MINUTES = 60
+
+Status = Literal["accepted", "duplicate", "rejected"]
+
+
+class BatchTooLarge(VigilError):
+    status_code = 413
+    title = "Batch too large"
+    slug = "batch-too-large"
+
+
+@dataclass
+class ReadingResult:
+    id: str | None  # as sent
+    status: Status
+    error: VigilError | None = None
+    reading: VitalReading | None = None
+
+    @property
+    def problem(self) -> dict[str, Any] | None:
+        return None if self.error is None else problem_of(self.error)
+
+
+@dataclass
+class BatchResult:
+    results: list[ReadingResult] = field(default_factory=list)
+
+    def _count(self, status: Status) -> int:
+        return sum(1 for result in self.results if result.status == status)
+
+    @property
+    def accepted(self) -> int:
+        return self._count("accepted")
+
+    @property
+    def duplicates(self) -> int:
+        return self._count("duplicate")
+
+    @property
+    def rejected(self) -> int:
+        return self._count("rejected")
+
+
+def problem_of(error: VigilError) -> dict[str, Any]:
+    """The problem+json body of a refused reading, as the error handler would render it."""
+    return {
+        "type": f"https://vigil.invalid/problems/{error.slug}",
+        "title": error.title,
+        "status": error.status_code,
+        "detail": error.detail,
+        "errors": error.errors or [],
+    }
+
+
+# --- validation ---------------------------------------------------------------------------------
+
+
+def field_path(loc: Sequence[str | int]) -> str:
+    """``('observations', 0, 'value')`` -> ``observations[0].value``."""
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path or "reading"
+
+
+def validation_error(
+    errors: Sequence[Mapping[str, Any]], *, strip: tuple[str, ...] = ()
+) -> InvalidInput:
+    """An InvalidInput naming each field pydantic refused (``strip``: loc prefixes to drop)."""
+    found = []
+    for error in errors:
+        loc = tuple(error["loc"])
+        if loc and loc[0] in strip:
+            loc = loc[1:]
+        message = str(error["msg"]).removeprefix("Value error, ")
+        found.append({"field": field_path(loc), "message": message})
+    return InvalidInput("; ".join(f"{e['field']}: {e['message']}" for e in found), errors=found)
+
+
+def parse_reading(raw: Any) -> ReadingIn:
+    """Validate one reading as sent; raises InvalidInput naming every refused field."""
+    if isinstance(raw, ReadingIn):
+        return raw
+    if not isinstance(raw, Mapping):
+        message = f"a reading is a JSON object, not {type(raw).__name__} {raw!r:.40}"
+        raise InvalidInput(message, errors=[{"field": "reading", "message": message}])
+    try:
+        return ReadingIn.model_validate(raw)
+    except ValidationError as exc:
+        raise validation_error(exc.errors()) from None
+
+
+def reading_problems(reading: ReadingIn) -> list[dict[str, str]]:
+    """What cannot be true of one measurement moment, beyond each value on its own."""
+    problems = []
+    first_at: dict[str, int] = {}
+    for i, observation in enumerate(reading.observations):
+        if observation.code in first_at:
+            problems.append(
+                {
+                    "field": f"observations[{i}].code",
+                    "message": f"{observation.code} is given twice in one reading (also "
+                    f"observations[{first_at[observation.code]}])",
+                }
+            )
+        else:
+            first_at[observation.code] = i
+    if "SYSBP" in first_at and "DIABP" in first_at:
+        i, j = first_at["SYSBP"], first_at["DIABP"]
+        systolic = reading.observations[i].canonical_value()
+        diastolic = reading.observations[j].canonical_value()
+        if systolic <= diastolic:
+            problems.append(
+                {
+                    "field": f"observations[{i}].value",
+                    "message": f"SYSBP {systolic:g} mmHg is not above DIABP {diastolic:g} mmHg "
+                    f"(observations[{j}]); systolic pressure is always the higher",
+                }
+            )
+    return problems
+
+
+def _context_problems(
+    reading: ReadingIn, dosing_session: DosingSession, protocol: Protocol, received_at: datetime
+) -> list[dict[str, str]]:
+    """Whether a reading taken at measured_at can belong to this session."""
+    assert dosing_session.started_at is not None
+    measured_at = reading.measured_at.astimezone(UTC)
+    problems = []
+
+    def refuse(message: str) -> None:
+        problems.append({"field": "measured_at", "message": message})
+
+    skew = get_settings().clock_skew_seconds
+    if measured_at > received_at + timedelta(seconds=skew):
+        refuse(
+            f"{measured_at.isoformat()} is after the server received the reading "
+            f"({received_at.isoformat()}) by more than the allowed clock skew of {skew} s"
+        )
+    before_start = protocol.vitals_schedule.baseline.within_minutes_before_dose
+    if measured_at < dosing_session.started_at - timedelta(minutes=before_start):
+        refuse(
+            f"{measured_at.isoformat()} is more than {before_start} min (the protocol's "
+            f"baseline window) before the session started "
+            f"({dosing_session.started_at.isoformat()}); it cannot belong to this session"
+        )
+    ended_at = dosing_session.ended_at
+    if ended_at is not None and measured_at > ended_at + timedelta(minutes=LATE_READING_MINUTES):
+        refuse(
+            f"{measured_at.isoformat()} is more than {LATE_READING_MINUTES} min after the "
+            f"session ended ({ended_at.isoformat()}); it cannot belong to this session"
+        )
+    return problems
+
+
+def _observations_key(observations: Sequence[Mapping[str, Any]]) -> list[tuple[str, float, str]]:
+    return sorted((o["code"], float(o["value"]), o["unit"]) for o in observations)
+
+
+def _reported(reading: ReadingIn) -> dict[str, Any]:
+    return {
+        "measured_at": reading.measured_at.isoformat(),
+        "observations": [o.model_dump() for o in reading.observations],
+    }
+
+
+def _differences(row: VitalReading, dosing_session: DosingSession, reading: ReadingIn) -> list[str]:
+    if row.dosing_session_id != dosing_session.id:
+        return ["dosing session"]
+    differences = []
+    if row.measured_at != reading.measured_at:
+        differences.append("measured_at")
+    given = _observations_key(_reported(reading)["observations"])
+    if _observations_key(row.reported.get("observations", [])) != given:
+        differences.append("observations")
+    return differences
+
+
+def _row(
+    reading: ReadingIn, dosing_session: DosingSession, received_at: datetime, source: str
+) -> VitalReading:
+    canonical: dict[str, float | None] = {m.column: None for m in MEASURES.values()}
+    for observation in reading.observations:
+        canonical[MEASURES[observation.code].column] = observation.canonical_value()
+    return VitalReading(
+        id=reading.id,
+        dosing_session_id=dosing_session.id,
+        measured_at=reading.measured_at.astimezone(UTC),
+        received_at=received_at,
+        source=reading.source or source[:100],
+        reported=_reported(reading),
+        **canonical,
+    )
+
+
+# --- ingestion ----------------------------------------------------------------------------------
+
+
+def _require_started(dosing_session: DosingSession) -> None:
+    if dosing_session.status == "planned" or dosing_session.started_at is None:
+        raise Conflict(
+            f"dosing session {dosing_session.id} has not started; vital readings are accepted "
+            "once it is in progress"
+        )
+
+
+def _raw_id(raw: Any) -> str | None:
+    value = raw.get("id") if isinstance(raw, Mapping) else None
+    return value if isinstance(value, str) else None
+
+
+def ingest_batch(
+    session: Session,
+    dosing_session: DosingSession,
+    raw_readings: list[Any],
+    source_default: str,
+) -> BatchResult:
+    """Store the valid new readings of a batch; report each one as accepted, duplicate or
+    rejected (with its problem), in input order. Never all-or-nothing."""
+    limit = get_settings().batch_size_max
+    if len(raw_readings) > limit:
+        raise BatchTooLarge(
+            f"a batch holds at most {limit} readings, this one has {len(raw_readings)}; "
+            "split it (each reading keeps its id, so resending is safe)"
+        )
+    _require_started(dosing_session)
+    items: list[tuple[str | None, ReadingIn | VigilError]] = []
+    for raw in raw_readings:
+        try:
+            reading = parse_reading(raw)
+        except InvalidInput as exc:
+            items.append((_raw_id(raw), exc))
+        else:
+            items.append((str(reading.id), reading))
+    return _ingest(session, dosing_session, items, source_default)
+
+
+def ingest_one(
+    session: Session,
+    dosing_session: DosingSession,
+    reading: ReadingIn | Mapping[str, Any],
+    source_default: str,
+) -> tuple[VitalReading, bool]:
+    """Store one reading: (the stored reading, True if new; False for an identical replay).
+
+    A refused reading raises InvalidInput (422) or Conflict (409, the id is taken)."""
+    _require_started(dosing_session)
+    parsed = parse_reading(reading)
+    result = _ingest(session, dosing_session, [(str(parsed.id), parsed)], source_default)
+    outcome = result.results[0]
+    if outcome.error is not None:
+        raise outcome.error
+    assert outcome.reading is not None
+    return outcome.reading, outcome.status == "accepted"
+
+
+def _ingest(
+    session: Session,
+    dosing_session: DosingSession,
+    items: list[tuple[str | None, ReadingIn | VigilError]],
+    source_default: str,
+    *,
+    retried: bool = False,
+) -> BatchResult:
+    protocol = dosing.protocol_of(session, dosing_session)
+    received_at = clock.utcnow()
+    known = _stored(session, {item.id for _, item in items if isinstance(item, ReadingIn)})
+    in_this_batch: set[uuid.UUID] = set()
+    new_rows: list[VitalReading] = []
+    result = BatchResult()
+    for raw_id, item in items:
+        if isinstance(item, VigilError):
+            result.results.append(ReadingResult(raw_id, "rejected", error=item))
+            continue
+        existing = known.get(item.id)
+        if existing is not None:
+            differences = _differences(existing, dosing_session, item)
+            if not differences:
+                result.results.append(ReadingResult(raw_id, "duplicate", reading=existing))
+                continue
+            where = "earlier in this batch" if item.id in in_this_batch else "already stored"
+            message = (
+                f"reading {item.id} is {where} with a different {' and '.join(differences)}; "
+                "a reading id is never reused: give a new reading a new id"
+            )
+            conflict = Conflict(message, errors=[{"field": "id", "message": message}])
+            result.results.append(ReadingResult(raw_id, "rejected", error=conflict))
+            continue
+        problems = reading_problems(item) + _context_problems(
+            item, dosing_session, protocol, received_at
+        )
+        if problems:
+            detail = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+            error = InvalidInput(detail, errors=problems)
+            result.results.append(ReadingResult(raw_id, "rejected", error=error))
+            continue
+        row = _row(item, dosing_session, received_at, source_default)
+        known[item.id] = row
+        in_this_batch.add(item.id)
+        new_rows.append(row)
+        result.results.append(ReadingResult(raw_id, "accepted", reading=row))
+    if not new_rows:
+        return result
+    try:
+        with session.begin_nested():
+            session.add_all(new_rows)
+            session.flush()
+    except IntegrityError:
+        # Another request (a tablet retrying before our answer reached it) stored some of
+        # these ids since we looked: sort the batch out again against what is stored now.
+        if retried:
+            raise
+        return _ingest(session, dosing_session, items, source_default, retried=True)
+    return result
+
+
+def _stored(session: Session, ids: set[uuid.UUID]) -> dict[uuid.UUID, VitalReading]:
+    """The readings already stored under any of these ids, in one query."""
+    if not ids:
+        return {}
+    rows = session.scalars(select(VitalReading).where(VitalReading.id.in_(ids)))
+    return {row.id: row for row in rows}
+
+
+# --- reading back, correcting -------------------------------------------------------------------
+
+
+def get_reading(session: Session, reading_id: uuid.UUID) -> VitalReading:
+    reading = session.get(VitalReading, reading_id)
+    if reading is None:
+        raise NotFound(f"vital reading {reading_id} does not exist")
+    return reading
+
+
+def _encode_cursor(row: VitalReading) -> str:
+    text = f"{row.measured_at.isoformat()}|{row.id}"
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        measured_at, reading_id = text.split("|")
+        return clock.as_utc(datetime.fromisoformat(measured_at)), uuid.UUID(reading_id)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidInput(
+            "cursor is not one Vigil issued; pass next_cursor from the previous page unchanged",
+            errors=[{"field": "cursor", "message": "not a cursor Vigil issued"}],
+        ) from None
+
+
+def list_readings(
+    session: Session, dosing_session: DosingSession, limit: int, cursor: str | None = None
+) -> tuple[list[VitalReading], str | None]:
+    """A page of the session's readings in measured_at order (then id), and the next cursor."""
+    stmt = select(VitalReading).where(VitalReading.dosing_session_id == dosing_session.id)
+    if cursor:
+        after_at, after_id = _decode_cursor(cursor)
+        stmt = stmt.where(
+            or_(
+                VitalReading.measured_at > after_at,
+                and_(VitalReading.measured_at == after_at, VitalReading.id > after_id),
+            )
+        )
+    stmt = stmt.order_by(VitalReading.measured_at, VitalReading.id).limit(limit + 1)
+    rows = list(session.scalars(stmt))
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    return rows, _encode_cursor(rows[-1])
+
+
+def enter_in_error(session: Session, reading: VitalReading, reason: str) -> VitalReading:
+    """Mark a reading entered in error: kept forever, audited with the reason."""
+    if reading.record_status == "entered_in_error":
+        raise Conflict(
+            f"vital reading {reading.id} is already marked entered in error "
+            f"({reading.error_reason})"
+        )
+    with change_reason(session, reason, "entered_in_error"):
+        reading.record_status = "entered_in_error"
+        reading.error_reason = reason
+    return reading

@@ -1,0 +1,48 @@
+"""Calls the dosing tests make through the HTTP API."""
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from app.clock import utcnow
+
+# Sessions in these tests start ten hours ago, so every time in them is in the past.
+STARTED = (utcnow() - timedelta(hours=10)).replace(microsecond=0)
+
+
+def at(minutes: float) -> str:
+    """ISO time ``minutes`` after the session start."""
+    return (STARTED + timedelta(minutes=minutes)).isoformat()
+
+
+def visit_id(client, participant_id, code: str) -> str:
+    visits = client.get(f"/api/v1/participants/{participant_id}/visits").json()
+    return next(v["id"] for v in visits if v["code"] == code)
+
+
+def create_session(client, participant_id, code: str = "EXP1") -> dict[str, Any]:
+    response = client.post(
+        f"/api/v1/participants/{participant_id}/dosing-sessions",
+        json={"visit_id": visit_id(client, participant_id, code)},
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def started_session(client, participant_id, code: str = "EXP1") -> dict[str, Any]:
+    session = create_session(client, participant_id, code)
+    response = client.post(
+        f"/api/v1/dosing-sessions/{session['id']}/start", json={"started_at": at(0)}
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def give(client, session_id, kind: str, amount_mg: float, minutes: float, **extra: Any):
+    return client.post(
+        f"/api/v1/dosing-sessions/{session_id}/doses",
+        json={"kind": kind, "amount_mg": amount_mg, "administered_at": at(minutes), **extra},
+    )
+
+
+def parse(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))

@@ -88,8 +88,9 @@ def db(engine: Engine) -> Iterator[Session]:
     """A session inside a transaction that is rolled back after the test."""
     connection = engine.connect()
     transaction = connection.begin()
-    session = Session(bind=connection, join_transaction_mode="create_savepoint",
-                      expire_on_commit=False)
+    session = Session(
+        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+    )
     session.info["actor"] = "test"
     yield session
     session.close()
@@ -97,9 +98,13 @@ def db(engine: Engine) -> Iterator[Session]:
     connection.close()
 
 
+@pytest.fixture(scope="session")
+def application():
+    return create_app()
+
+
 @pytest.fixture
-def client(db: Session) -> Iterator[TestClient]:
-    application = create_app()
+def client(db: Session, application) -> Iterator[TestClient]:
 
     def session_override() -> Iterator[Session]:
         db.commit()  # what the test set up before the request is committed, as in real life
@@ -115,3 +120,4 @@ def client(db: Session) -> Iterator[TestClient]:
     application.dependency_overrides[get_session] = session_override
     with TestClient(application, raise_server_exceptions=False) as test_client:
         yield test_client
+    application.dependency_overrides.clear()

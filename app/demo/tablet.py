@@ -36,7 +36,7 @@ def run(
     max_posts: int | None = None,
     seed: int | None = None,
 ) -> int:
-    """Post readings until ``stop`` is set or ``max_posts`` posts were made; returns readings sent."""
+    """Post readings until ``stop`` is set or after ``max_posts`` posts; returns readings sent."""
     stop = stop or threading.Event()
     rng = random.Random(seed)  # noqa: S311 - simulation, not security
     sent = posts = 0
@@ -50,8 +50,12 @@ def run(
             now = utcnow()
             minutes = (now - dosed_at).total_seconds() / 60 if dosed_at else 0.0
             buffered.append(
-                {"id": str(uuid.uuid4()), "measured_at": now.isoformat(),
-                 "observations": observations(minutes, rng), "source": "demo-tablet"}
+                {
+                    "id": str(uuid.uuid4()),
+                    "measured_at": now.isoformat(),
+                    "observations": observations(minutes, rng),
+                    "source": "demo-tablet",
+                }
             )
             offline = rng.random() < 0.15 and len(buffered) < 4
             if not offline:

@@ -22,13 +22,17 @@ def _effect(minutes_after_dose: float) -> float:
     """0 before the dose, rising to 1 at ~90 min, fading by ~6 h."""
     if minutes_after_dose <= 0:
         return 0.0
-    return math.exp(-(((minutes_after_dose - 90) / 80) ** 2)) if minutes_after_dose < 90 else (
-        math.exp(-(((minutes_after_dose - 90) / 150) ** 2))
+    return (
+        math.exp(-(((minutes_after_dose - 90) / 80) ** 2))
+        if minutes_after_dose < 90
+        else (math.exp(-(((minutes_after_dose - 90) / 150) ** 2)))
     )
 
 
 def observations(
-    minutes_after_dose: float, rng: random.Random, baseline: Baseline = Baseline(),
+    minutes_after_dose: float,
+    rng: random.Random,
+    baseline: Baseline = Baseline(),
     excursion_chance: float = 0.08,
 ) -> list[dict[str, object]]:
     effect = _effect(minutes_after_dose)

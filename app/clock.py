@@ -10,5 +10,7 @@ def utcnow() -> datetime:
 def as_utc(value: datetime) -> datetime:
     """Return an aware UTC datetime; naive values are refused rather than guessed."""
     if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError("datetime must carry a timezone offset (ISO 8601, e.g. 2026-01-31T09:00:00Z)")
+        raise ValueError(
+            "datetime must carry a timezone offset (ISO 8601, e.g. 2026-01-31T09:00:00Z)"
+        )
     return value.astimezone(UTC)

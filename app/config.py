@@ -20,16 +20,16 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "info"
-    page_size_max: int = 500
     batch_size_max: int = 1000
     # A reading may carry a device clock a little ahead of the server's.
     clock_skew_seconds: int = 300
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> "Settings":
-        if self.environment not in {"dev", "test"} and self.secret_key == DEV_SECRET:
+        weak = self.secret_key == DEV_SECRET or len(self.secret_key) < 32
+        if self.environment not in {"dev", "test"} and weak:
             raise ValueError(
-                "VIGIL_SECRET_KEY must be set to a real secret outside dev/test "
+                "VIGIL_SECRET_KEY must be set to a real secret of 32+ characters outside dev/test "
                 f"(VIGIL_ENVIRONMENT={self.environment})"
             )
         return self

@@ -42,11 +42,23 @@ def make_engine(url: str, *, immediate: bool = False) -> Engine:
 
 
 @lru_cache
-def get_engine(write: bool = True) -> Engine:
+def _engines() -> tuple[Engine, Engine]:
+    """The (write, read) engines; on PostgreSQL one pool serves both."""
     url = get_settings().database_url
-    if not write and not url.startswith("sqlite"):
-        return get_engine(write=True)  # one pool serves both on PostgreSQL
-    return make_engine(url, immediate=write)
+    writer = make_engine(url, immediate=True)
+    return writer, make_engine(url) if url.startswith("sqlite") else writer
+
+
+def get_engine(write: bool = True) -> Engine:
+    return _engines()[0 if write else 1]
+
+
+def dispose_engines() -> None:
+    if _engines.cache_info().currsize:
+        for engine in set(_engines()):
+            engine.dispose()
+        _engines.cache_clear()
+        get_sessionmaker.cache_clear()
 
 
 @lru_cache

@@ -77,8 +77,9 @@ def _field_path(loc: tuple[Any, ...]) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(VigilError)
     async def _vigil(request: Request, exc: VigilError) -> JSONResponse:
-        return problem(exc.status_code, exc.title, exc.detail, exc.slug, request.url.path,
-                       errors=exc.errors)
+        return problem(
+            exc.status_code, exc.title, exc.detail, exc.slug, request.url.path, errors=exc.errors
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -86,21 +87,27 @@ def install_error_handlers(app: FastAPI) -> None:
             {"field": _field_path(tuple(e["loc"])), "message": e["msg"]} for e in exc.errors()
         ]
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-        return problem(422, "Invalid input", detail, "invalid-input", request.url.path,
-                       errors=errors)
+        return problem(
+            422, "Invalid input", detail, "invalid-input", request.url.path, errors=errors
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "Error")
-        return problem(exc.status_code, title, detail, title.lower().replace(" ", "-"),
-                       request.url.path)
+        return problem(
+            exc.status_code, title, detail, title.lower().replace(" ", "-"), request.url.path
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem(500, "Internal error",
-                       "Vigil failed to handle this request; nothing was saved. "
-                       "Retrying is safe; if it persists, report the request id.",
-                       "internal-error", request.url.path,
-                       request_id=getattr(request.state, "request_id", None))
+        return problem(
+            500,
+            "Internal error",
+            "Vigil failed to handle this request; nothing was saved. "
+            "Retrying is safe; if it persists, report the request id.",
+            "internal-error",
+            request.url.path,
+            request_id=getattr(request.state, "request_id", None),
+        )

@@ -52,8 +52,10 @@ def main() -> None:
     subprocess.run([VIGIL, "migrate"], env=env, check=True, capture_output=True)
     subprocess.run([VIGIL, "demo"], env=env, check=True, capture_output=True)
     server = subprocess.Popen(
-        [VIGIL, "serve", "--port", str(args.port)], env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [VIGIL, "serve", "--port", str(args.port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{args.port}"
     try:
@@ -100,9 +102,11 @@ def main() -> None:
         "replayed_batch_duplicates": replay["duplicates"],
         "replayed_batch_ms": round(replay_ms, 1),
     }
-    print(f"{accepted} readings in {elapsed:.2f}s ({figures['readings_per_s']}/s), "
-          f"batch p50 {figures['batch_ms_p50']} ms, p99 {figures['batch_ms_p99']} ms",
-          file=sys.stderr)
+    print(
+        f"{accepted} readings in {elapsed:.2f}s ({figures['readings_per_s']}/s), "
+        f"batch p50 {figures['batch_ms_p50']} ms, p99 {figures['batch_ms_p99']} ms",
+        file=sys.stderr,
+    )
     print(json.dumps(figures))
 
 

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
@@ -19,8 +21,11 @@ import app.audit.recorder  # noqa: F401 - the audit listener
 from app import migrations
 from app.db import get_session, make_engine
 from app.main import create_app
+from app.users import service as users
 
 POSTGRES_URL = os.environ.get("VIGIL_TEST_POSTGRES_URL")
+# Production argon2 costs ~0.5 s a hash; tests that are not about hashing use a cheap one.
+CHEAP_PASSWORD_HASH = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=8, parallelism=1),))
 BACKENDS = ["sqlite", "postgresql"]
 
 
@@ -121,3 +126,8 @@ def client(db: Session, application) -> Iterator[TestClient]:
     with TestClient(application, raise_server_exceptions=False) as test_client:
         yield test_client
     application.dependency_overrides.clear()
+
+
+@pytest.fixture(autouse=True)
+def cheap_password_hash(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(users, "password_hash", CHEAP_PASSWORD_HASH)

@@ -1,6 +1,5 @@
 """The audit trail: one append-only row per create or change of trial data."""
 
-import uuid
 from datetime import datetime
 from typing import Any
 

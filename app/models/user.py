@@ -1,8 +1,6 @@
 """People and devices that act in Vigil; roles as in DESIGN.md section 2."""
 
-import uuid
-
-from sqlalchemy import ForeignKey, String, Table, Column
+from sqlalchemy import Column, ForeignKey, String, Table
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Audited, Base, HasId, Timestamped

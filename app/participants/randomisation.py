@@ -17,7 +17,9 @@ def block_for(protocol: Protocol, secret: str, stratum: str, block_index: int) -
     if scheme is None:
         return [arms[0]]
     repeats = scheme.block_size // sum(scheme.ratio)
-    block = [arm for arm, share in zip(arms, scheme.ratio, strict=True) for _ in range(share * repeats)]
+    block = [
+        arm for arm, share in zip(arms, scheme.ratio, strict=True) for _ in range(share * repeats)
+    ]
     seed = hmac.new(secret.encode(), f"{stratum}:{block_index}".encode(), hashlib.sha256).digest()
     random.Random(seed).shuffle(block)  # noqa: S311 - keyed and reproducible on purpose
     return block

@@ -43,7 +43,9 @@ class ScreenFailureReason(StrEnum):
 class ParticipantCreate(WriteModel):
     site_id: uuid.UUID
     subject_id: str = Field(
-        min_length=3, max_length=32, pattern=r"^[A-Z0-9][A-Z0-9-]*$",
+        min_length=3,
+        max_length=32,
+        pattern=r"^[A-Z0-9][A-Z0-9-]*$",
         description="Pseudonymous subject id, e.g. 01-003; never a name or record number",
     )
     sex: Literal["F", "M", "U"]

@@ -24,13 +24,32 @@ class Measure:
 MEASURES: dict[str, Measure] = {
     m.code: m
     for m in (
-        Measure("SYSBP", "Systolic Blood Pressure", "mmHg", "mm[Hg]", "8480-6", "sysbp_mmhg",
-                40, 300, 0),
-        Measure("DIABP", "Diastolic Blood Pressure", "mmHg", "mm[Hg]", "8462-4", "diabp_mmhg",
-                15, 200, 0),
+        Measure(
+            "SYSBP", "Systolic Blood Pressure", "mmHg", "mm[Hg]", "8480-6", "sysbp_mmhg", 40, 300, 0
+        ),
+        Measure(
+            "DIABP",
+            "Diastolic Blood Pressure",
+            "mmHg",
+            "mm[Hg]",
+            "8462-4",
+            "diabp_mmhg",
+            15,
+            200,
+            0,
+        ),
         Measure("PULSE", "Pulse Rate", "beats/min", "/min", "8867-4", "pulse_bpm", 20, 300, 0),
-        Measure("RESP", "Respiratory Rate", "breaths/min", "/min", "9279-1", "resp_rate_per_min",
-                2, 80, 0),
+        Measure(
+            "RESP",
+            "Respiratory Rate",
+            "breaths/min",
+            "/min",
+            "9279-1",
+            "resp_rate_per_min",
+            2,
+            80,
+            0,
+        ),
         Measure("TEMP", "Temperature", "C", "Cel", "8310-5", "temp_c", 25, 45, 1),
         Measure("OXYSAT", "Oxygen Saturation", "%", "%", "2708-6", "spo2_pct", 40, 100, 0),
     )
@@ -53,8 +72,12 @@ _UNIT_ALIASES: dict[str, dict[str, Callable[[float], float]]] = {
     "DIABP": {"mmHg": _identity, "mm[Hg]": _identity},
     "PULSE": {"beats/min": _identity, "/min": _identity, "bpm": _identity},
     "RESP": {"breaths/min": _identity, "/min": _identity},
-    "TEMP": {"C": _identity, "Cel": _identity, "F": _fahrenheit_to_celsius,
-             "[degF]": _fahrenheit_to_celsius},
+    "TEMP": {
+        "C": _identity,
+        "Cel": _identity,
+        "F": _fahrenheit_to_celsius,
+        "[degF]": _fahrenheit_to_celsius,
+    },
     "OXYSAT": {"%": _identity},
 }
 

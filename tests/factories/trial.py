@@ -1,6 +1,7 @@
 """Small builders for a study, its sites and participants at a given stage."""
 
 from datetime import date
+from functools import cache
 from pathlib import Path
 
 from sqlalchemy.orm import Session
@@ -10,7 +11,7 @@ from app.models import Participant, ProtocolVersion, Site, Study
 from app.participants import service as participants
 from app.participants.schemas import Enrolment, ParticipantCreate
 from app.protocols import service as protocols
-from app.protocols.loader import load_protocol_file
+from app.protocols.loader import LoadedProtocol, load_protocol_file
 from app.studies import service as studies
 from app.studies.schemas import SiteCreate, StudyCreate
 
@@ -18,8 +19,13 @@ MDMA = ROOT / "protocols" / "mdma-ptsd-phase3.yaml"
 PSILOCYBIN = ROOT / "protocols" / "psilocybin-single-session.yaml"
 
 
+@cache
+def _parsed(path: Path) -> LoadedProtocol:
+    return load_protocol_file(path)
+
+
 def load_protocol(db: Session, path: Path = MDMA) -> ProtocolVersion:
-    version, _ = protocols.store(db, load_protocol_file(path))
+    version, _ = protocols.store(db, _parsed(path))
     return version
 
 
@@ -47,7 +53,10 @@ def make_participant(
         db,
         study,
         ParticipantCreate(
-            site_id=site.id, subject_id=subject_id, sex="F", age_years=41,
+            site_id=site.id,
+            subject_id=subject_id,
+            sex="F",
+            age_years=41,
             consented_on=date(2026, 1, 2),
         ),
     )

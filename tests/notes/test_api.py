@@ -1,8 +1,6 @@
 from types import SimpleNamespace
 
 import pytest
-from pwdlib import PasswordHash
-from pwdlib.hashers.argon2 import Argon2Hasher
 from sqlalchemy import select
 
 from app.models import AuditRecord
@@ -10,20 +8,16 @@ from app.protocols import service as protocols
 from app.protocols.loader import load_protocol_file
 from app.studies import service as studies
 from app.studies.schemas import StudyCreate
-from app.users import service as users
 from app.users.service import Role, create_user
 from tests.factories.dosing import make_dosing_session
 from tests.factories.trial import MDMA, make_participant, make_site
 
 PROTOCOL = load_protocol_file(MDMA)  # parsed once, not once per test
 PASSWORD = "a long password 123"
-# The production argon2 cost makes each user take ~0.5 s to create; these tests sign nothing.
-CHEAP_HASH = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=8, parallelism=1),))
 
 
 @pytest.fixture
 def trial(db, monkeypatch):
-    monkeypatch.setattr(users, "password_hash", CHEAP_HASH)
     version, _ = protocols.store(db, PROTOCOL)
     study = studies.create_study(
         db, StudyCreate(code="MAPP-T", name="Test study", protocol_key=version.protocol_key)

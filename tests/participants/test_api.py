@@ -11,8 +11,13 @@ def _new(client, db, subject="01-010"):
     site = make_site(db, study)
     response = client.post(
         f"/api/v1/studies/{study.id}/participants",
-        json={"site_id": str(site.id), "subject_id": subject, "sex": "F", "age_years": 33,
-              "consented_on": "2026-01-02"},
+        json={
+            "site_id": str(site.id),
+            "subject_id": subject,
+            "sex": "F",
+            "age_years": 33,
+            "consented_on": "2026-01-02",
+        },
     )
     assert response.status_code == 201, response.text
     return study, site, response.json()
@@ -24,8 +29,13 @@ def test_participant_starts_in_screening_and_subject_ids_are_unique(client, db):
     assert participant["arm_code"] is None
     duplicate = client.post(
         f"/api/v1/studies/{study.id}/participants",
-        json={"site_id": str(site.id), "subject_id": "01-010", "sex": "M", "age_years": 40,
-              "consented_on": "2026-01-02"},
+        json={
+            "site_id": str(site.id),
+            "subject_id": "01-010",
+            "sex": "M",
+            "age_years": 40,
+            "consented_on": "2026-01-02",
+        },
     )
     assert duplicate.status_code == 409
     assert "01-010" in duplicate.json()["detail"]
@@ -36,8 +46,13 @@ def test_subject_id_must_look_pseudonymous(client, db):
     site = make_site(db, study)
     response = client.post(
         f"/api/v1/studies/{study.id}/participants",
-        json={"site_id": str(site.id), "subject_id": "Jane Doe", "sex": "F", "age_years": 33,
-              "consented_on": "2026-01-02"},
+        json={
+            "site_id": str(site.id),
+            "subject_id": "Jane Doe",
+            "sex": "F",
+            "age_years": 33,
+            "consented_on": "2026-01-02",
+        },
     )
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "subject_id"

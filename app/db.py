@@ -24,9 +24,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str, *, immediate: bool = False) -> Engine:
-    """An engine for ``url``. On SQLite, ``immediate`` engines take the write lock at BEGIN:
-    a transaction that reads and then writes cannot fail half-way on a concurrent writer."""
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``. On SQLite every transaction takes the write lock at BEGIN
+    (IMMEDIATE): one that reads and then writes (any audited request, the audit chain's head)
+    cannot fail half-way on a concurrent writer. Production concurrency is PostgreSQL's job."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -35,35 +36,26 @@ def make_engine(url: str, *, immediate: bool = False) -> Engine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
-        begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql(begin))
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
     return create_engine(url, pool_pre_ping=True)
 
 
 @lru_cache
-def _engines() -> tuple[Engine, Engine]:
-    """The (write, read) engines; on PostgreSQL one pool serves both."""
-    url = get_settings().database_url
-    writer = make_engine(url, immediate=True)
-    return writer, make_engine(url) if url.startswith("sqlite") else writer
-
-
-def get_engine(write: bool = True) -> Engine:
-    return _engines()[0 if write else 1]
+def get_engine() -> Engine:
+    return make_engine(get_settings().database_url)
 
 
 def dispose_engines() -> None:
-    if _engines.cache_info().currsize:
-        for engine in set(_engines()):
-            engine.dispose()
-        _engines.cache_clear()
-        get_sessionmaker.cache_clear()
+    if get_engine.cache_info().currsize:
+        get_engine().dispose()
+        get_engine.cache_clear()
+    get_sessionmaker.cache_clear()
 
 
 @lru_cache
-def get_sessionmaker(write: bool = True) -> sessionmaker[Session]:
-    return sessionmaker(get_engine(write), expire_on_commit=False)
+def get_sessionmaker() -> sessionmaker[Session]:
+    return sessionmaker(get_engine(), expire_on_commit=False)
 
 
 def run_after_commit(session: Session, callback: Callable[[], None]) -> None:
@@ -72,11 +64,9 @@ def run_after_commit(session: Session, callback: Callable[[], None]) -> None:
 
 
 @contextmanager
-def unit_of_work(
-    actor: str, request_id: str | None = None, *, write: bool = True
-) -> Iterator[Session]:
+def unit_of_work(actor: str, request_id: str | None = None) -> Iterator[Session]:
     """One transaction: commit once on success, roll back on any exception."""
-    with get_sessionmaker(write)() as session:
+    with get_sessionmaker()() as session:
         session.info["actor"] = actor
         session.info["request_id"] = request_id
         try:
@@ -93,8 +83,7 @@ def unit_of_work(
 def get_session(request: Request) -> Iterator[Session]:
     actor = getattr(request.state, "actor", "anonymous")
     request_id = getattr(request.state, "request_id", None)
-    write = request.method not in {"GET", "HEAD", "OPTIONS"}
-    with unit_of_work(actor, request_id, write=write) as session:
+    with unit_of_work(actor, request_id) as session:
         session.info["client_address"] = request.client.host if request.client else None
         yield session
 

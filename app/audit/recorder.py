@@ -5,40 +5,24 @@ to write, so no code path can forget the audit. The reason for a change is set o
 (`with change_reason(session, "...")`); hard deletes of audited rows are refused outright.
 """
 
-import enum
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import event, inspect
+from sqlalchemy import event, inspect, select, text
 from sqlalchemy.orm import Session, UOWTransaction
 
+from app.audit.chain import GENESIS_HASH, link
+from app.audit.values import jsonable
 from app.clock import utcnow
 from app.models.audit import AuditRecord
 from app.models.base import Audited
 
+AUDIT_CHAIN_LOCK = 0x56494749  # "VIGI": the advisory lock that serialises chain appends
+
 
 class HardDeleteRefused(RuntimeError):
     pass
-
-
-def jsonable(value: Any) -> Any:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    return value
 
 
 @contextmanager
@@ -113,4 +97,22 @@ def _audit_before_flush(session: Session, _flush: UOWTransaction, _instances: An
             before, after = _changes(obj)
             if after:
                 records.append(_record(session, action, obj, before, after))
-    session.add_all(records)
+    if records:
+        _chain(session, records)
+        session.add_all(records)
+
+
+def _chain(session: Session, records: list[AuditRecord]) -> None:
+    """Append to the hash chain. Writers are serialised: on PostgreSQL by a transaction-level
+    advisory lock, on SQLite by the write lock every transaction takes at BEGIN IMMEDIATE."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_CHAIN_LOCK})
+    head = session.execute(
+        select(AuditRecord.sequence, AuditRecord.record_hash)
+        .order_by(AuditRecord.sequence.desc())
+        .limit(1)
+    ).first()
+    sequence, previous = (head[0], head[1]) if head else (0, GENESIS_HASH)
+    for record in records:
+        sequence += 1
+        previous = link(record, sequence, previous)

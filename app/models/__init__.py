@@ -5,11 +5,13 @@ from app.models.base import Base
 from app.models.clinical import AdverseEvent, Assessment, TherapistNote
 from app.models.dosing import Dose, DosingSession
 from app.models.participant import Participant, Visit
+from app.models.signature import Signature
 from app.models.study import ProtocolVersion, Site, Study
-from app.models.user import User, user_sites
+from app.models.user import AccessToken, User, user_sites
 from app.models.vitals import VitalReading
 
 __all__ = [
+    "AccessToken",
     "AdverseEvent",
     "Assessment",
     "AuditRecord",
@@ -18,6 +20,7 @@ __all__ = [
     "DosingSession",
     "Participant",
     "ProtocolVersion",
+    "Signature",
     "Site",
     "Study",
     "TherapistNote",

@@ -3,15 +3,23 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Index, String, Text
+from sqlalchemy import JSON, BigInteger, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, HasId
 
 
 class AuditRecord(HasId, Base):
+    """Chained: ``record_hash`` is the SHA-256 of the previous record's hash and this record's
+    canonical content, so a changed, removed or inserted row breaks the chain (app/audit/chain.py).
+    """
+
     __tablename__ = "audit_records"
     __table_args__ = (Index(None, "entity_type", "entity_id"),)
+
+    sequence: Mapped[int] = mapped_column(BigInteger, unique=True)
+    previous_hash: Mapped[str] = mapped_column(String(64))
+    record_hash: Mapped[str] = mapped_column(String(64))
 
     occurred_at: Mapped[datetime]
     actor: Mapped[str] = mapped_column(String(200))

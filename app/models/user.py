@@ -1,5 +1,8 @@
 """People and devices that act in Vigil; roles as in DESIGN.md section 2."""
 
+import uuid
+from datetime import datetime
+
 from sqlalchemy import Column, ForeignKey, String, Table
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -22,3 +25,27 @@ class User(HasId, Timestamped, Audited, Base):
     role: Mapped[str] = mapped_column(String(32))
     password_hash: Mapped[str] = mapped_column(String(300))
     active: Mapped[bool] = mapped_column(default=True)
+    failed_login_count: Mapped[int] = mapped_column(default=0, server_default="0")
+    locked_until: Mapped[datetime | None]
+    last_login_at: Mapped[datetime | None]
+
+
+class AccessToken(HasId, Audited, Base):
+    """A bearer credential: a login session, an API token or a bedside device's token.
+
+    Only the SHA-256 of the token is stored; the token itself is shown once, when issued.
+    """
+
+    __tablename__ = "access_tokens"
+    __audit_exclude__ = frozenset({"token_hash", "last_seen_at", "last_seen_address"})
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    revoked_reason: Mapped[str | None] = mapped_column(String(500))
+    last_seen_at: Mapped[datetime | None]
+    last_seen_address: Mapped[str | None] = mapped_column(String(64))

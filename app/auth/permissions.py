@@ -1,0 +1,69 @@
+"""What each role may do (DESIGN.md section 2). Every route declares one permission; the
+permission matrix test walks every route and every role against this table."""
+
+from enum import StrEnum
+
+from app.users.service import Role
+
+
+class Permission(StrEnum):
+    PUBLIC = "public"  # no credentials: health, login
+    AUTHENTICATED = "authenticated"  # any signed-in principal: who am I, log out
+    STUDY_READ = "study:read"
+    STUDY_MANAGE = "study:manage"
+    PARTICIPANT_READ = "participant:read"
+    PARTICIPANT_WRITE = "participant:write"
+    RANDOMISE = "participant:randomise"
+    SESSION_READ = "session:read"
+    SESSION_PLAN = "session:plan"
+    SESSION_RUN = "session:run"
+    DOSE_RECORD = "dose:record"
+    VITALS_RECORD = "vitals:record"
+    AE_WRITE = "adverse_event:write"
+    ASSESSMENT_WRITE = "assessment:write"
+    NOTE_READ = "note:read"
+    NOTE_WRITE = "note:write"
+    HISTORY_READ = "history:read"
+    AUDIT_READ = "audit:read"
+    SIGN = "sign"
+    USER_MANAGE = "user:manage"
+
+
+R = Role
+_HUMANS = frozenset(Role) - {R.DEVICE}
+_CLINICAL_READERS = frozenset(
+    {R.COORDINATOR, R.THERAPIST, R.CLINICIAN, R.MEDICAL_MONITOR, R.SPONSOR, R.PHARMACIST}
+)
+_SITE_STAFF = frozenset({R.COORDINATOR, R.THERAPIST, R.CLINICIAN})
+
+ROLE_PERMISSIONS: dict[Permission, frozenset[Role]] = {
+    Permission.PUBLIC: frozenset(Role),
+    Permission.AUTHENTICATED: frozenset(Role),
+    Permission.STUDY_READ: _HUMANS,
+    Permission.STUDY_MANAGE: frozenset({R.ADMIN}),
+    Permission.PARTICIPANT_READ: _CLINICAL_READERS,
+    Permission.PARTICIPANT_WRITE: frozenset({R.COORDINATOR}),
+    Permission.RANDOMISE: frozenset({R.COORDINATOR}),
+    Permission.SESSION_READ: _CLINICAL_READERS,
+    Permission.SESSION_PLAN: _SITE_STAFF,
+    Permission.SESSION_RUN: frozenset({R.THERAPIST, R.CLINICIAN}),
+    Permission.DOSE_RECORD: frozenset({R.THERAPIST, R.CLINICIAN}),
+    Permission.VITALS_RECORD: _SITE_STAFF | {R.DEVICE},
+    Permission.AE_WRITE: _SITE_STAFF,
+    Permission.ASSESSMENT_WRITE: _SITE_STAFF,
+    Permission.NOTE_READ: frozenset({R.THERAPIST, R.CLINICIAN, R.MEDICAL_MONITOR, R.SPONSOR}),
+    Permission.NOTE_WRITE: frozenset({R.THERAPIST, R.CLINICIAN}),
+    Permission.HISTORY_READ: _CLINICAL_READERS | {R.ADMIN},
+    Permission.AUDIT_READ: frozenset({R.SPONSOR, R.MEDICAL_MONITOR, R.ADMIN}),
+    Permission.SIGN: frozenset({R.THERAPIST, R.CLINICIAN}),
+    Permission.USER_MANAGE: frozenset({R.ADMIN}),
+}
+
+# Roles that see every site; the others see only the sites they are assigned to.
+ALL_SITES_ROLES = frozenset({R.MEDICAL_MONITOR, R.SPONSOR, R.ADMIN})
+# Roles that see treatment arms; everybody else sees them masked, everywhere.
+UNBLINDED_ROLES = frozenset({R.PHARMACIST})
+
+
+def allows(role: Role, permission: Permission) -> bool:
+    return role in ROLE_PERMISSIONS[permission]

@@ -77,6 +77,33 @@ def _record(session: Session, action: str, obj: Audited, before: Any, after: Any
     )
 
 
+def record_event(
+    session: Session,
+    action: str,
+    entity_type: str,
+    entity_id: str,
+    *,
+    after: dict[str, Any] | None = None,
+    reason: str | None = None,
+) -> AuditRecord:
+    """Audit something that is not a row change: a login, a failed login, a read of unblinded
+    data, an export. Written (and chained) with the transaction's next flush."""
+    record = AuditRecord(
+        occurred_at=utcnow(),
+        actor=session.info.get("actor", "system"),
+        action=action,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        before=None,
+        after=jsonable(after) if after is not None else None,
+        reason=reason,
+        request_id=session.info.get("request_id"),
+        client_address=session.info.get("client_address"),
+    )
+    session.add(record)
+    return record
+
+
 @event.listens_for(Session, "before_flush")
 def _audit_before_flush(session: Session, _flush: UOWTransaction, _instances: Any) -> None:
     for obj in session.deleted:
@@ -84,7 +111,9 @@ def _audit_before_flush(session: Session, _flush: UOWTransaction, _instances: An
             raise HardDeleteRefused(
                 f"{type(obj).__name__} rows are never deleted; mark them entered in error"
             )
-    records = [
+    # events recorded explicitly (record_event) join the chain with the generated records
+    records = [o for o in session.new if isinstance(o, AuditRecord) and o.sequence is None]
+    records += [
         _record(session, "create", obj, None, _snapshot(obj))
         for obj in session.new
         if isinstance(obj, Audited)

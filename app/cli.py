@@ -5,6 +5,8 @@ vigil migrate [--check]
 vigil protocol validate FILE...
 vigil protocol load [FILE...] [--dir DIR]
 vigil user create USERNAME --name "Printed Name" --role ROLE [--site CODE ...] [--study CODE]
+vigil device create NAME --site CODE [--study CODE]
+vigil token revoke ID --reason TEXT
 vigil demo [--reset] [--with-tablet/--no-tablet]
 vigil tablet [--session-id ID] [--base-url URL] [--interval SECONDS]
 """
@@ -17,7 +19,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from pydantic import ValidationError
@@ -30,6 +32,9 @@ import app.audit.recorder  # noqa: F401 - every change made from the CLI is audi
 from app.config import Settings, get_settings
 from app.errors import VigilError
 from app.users.service import Role
+
+if TYPE_CHECKING:
+    from app.demo.tablet import TabletSetup
 
 log = logging.getLogger("vigil.cli")
 
@@ -171,7 +176,10 @@ def _run_demo_tablet(base_url: str, interval_seconds: float, stop: threading.Eve
     if stop.is_set():
         return
     try:
-        sent = tablet.run(base_url=base_url, interval_seconds=interval_seconds, stop=stop)
+        setup = _demo_tablet_setup()
+        sent = tablet.run(
+            base_url, setup.token, setup.session_id, setup.dosed_at, interval_seconds, stop
+        )
     except Exception as exc:  # the server keeps serving without its simulated tablet
         log.warning("demo tablet stopped: %s", exc)
         return
@@ -419,8 +427,7 @@ def demo(
     for line in summary.lines():
         typer.echo(line)
     if with_tablet:
-        session_id = str(summary.live_session_id) if summary.live_session_id else None
-        _run_tablet(base_url or _client_base_url(settings.host, settings.port), session_id, 5.0)
+        _run_tablet(base_url or _client_base_url(settings.host, settings.port), None, None, 5.0)
 
 
 # --- tablet -------------------------------------------------------------------------------------
@@ -428,11 +435,19 @@ def demo(
 
 @cli.command()
 def tablet(
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="VIGIL_TABLET_TOKEN",
+            help="The device token to post with (default: a fresh token for the demo tablet)",
+        ),
+    ] = None,
     session_id: Annotated[
         str | None,
         typer.Option(
             "--session-id",
-            help="Dosing session to post to (default: the first session in progress)",
+            help="Dosing session to post to (default: the one in progress at the demo tablet's "
+            "site); required with --token",
         ),
     ] = None,
     base_url: Annotated[
@@ -443,10 +458,26 @@ def tablet(
 ) -> None:
     """Run a simulated bedside tablet that posts vitals into a dosing session until Ctrl-C."""
     settings = _settings()
-    _run_tablet(base_url or _client_base_url(settings.host, settings.port), session_id, interval)
+    if token and not session_id:
+        _fail("--token needs --session-id")
+    _run_tablet(
+        base_url or _client_base_url(settings.host, settings.port), token, session_id, interval
+    )
 
 
-def _run_tablet(base_url: str, session_id: str | None, interval_seconds: float) -> None:
+def _demo_tablet_setup() -> "TabletSetup":
+    """A fresh device token for the demo tablet and the live session at its site (the old
+    tokens are revoked, audited with the actor cli)."""
+    from app.db import unit_of_work
+    from app.demo.tablet import prepare_demo_tablet
+
+    with unit_of_work(actor=CLI_ACTOR) as session:
+        return prepare_demo_tablet(session)
+
+
+def _run_tablet(
+    base_url: str, token: str | None, session_id: str | None, interval_seconds: float
+) -> None:
     import httpx
 
     from app.demo import tablet as simulated
@@ -454,8 +485,13 @@ def _run_tablet(base_url: str, session_id: str | None, interval_seconds: float) 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
+        if token and session_id:
+            setup = simulated.TabletSetup(token, session_id, None)
+        else:
+            with _database_errors():
+                setup = _demo_tablet_setup()
         sent = simulated.run(
-            base_url=base_url, session_id=session_id, interval_seconds=interval_seconds
+            base_url, setup.token, setup.session_id, setup.dosed_at, interval_seconds
         )
     except KeyboardInterrupt:
         typer.echo("tablet stopped")
@@ -463,6 +499,105 @@ def _run_tablet(base_url: str, session_id: str | None, interval_seconds: float) 
     except (RuntimeError, httpx.HTTPError) as exc:
         _fail(f"tablet: {exc} (is `vigil serve` running at {base_url}?)")
     typer.echo(f"tablet stopped after sending {sent} readings")
+
+
+# --- audit --------------------------------------------------------------------------------------
+
+audit_cli = typer.Typer(help="Check the audit trail.")
+cli.add_typer(audit_cli, name="audit", no_args_is_help=True)
+
+
+@audit_cli.command("verify")
+def audit_verify(
+    expect_head: Annotated[
+        str | None,
+        typer.Option(
+            "--expect-head",
+            metavar="SEQ:HASH",
+            help="A head printed by an earlier run and kept outside the database: fail if the "
+            "chain no longer holds that record with that hash (a removed or rewritten end)",
+        ),
+    ] = None,
+) -> None:
+    """Walk the audit hash chain (read-only); exit 1 naming the first broken record."""
+    from app.audit.verify import Head, verify_database
+
+    try:
+        expected = Head.parse(expect_head) if expect_head is not None else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--expect-head") from None
+    with _database_errors():
+        result = verify_database(_settings().database_url, expected)
+    if result.broken is not None:
+        typer.echo(f"audit trail BROKEN: {result.broken}")
+        typer.echo(f"{result.records_checked} records verified before it, up to {result.head}")
+        raise typer.Exit(1)
+    typer.echo(f"audit trail intact: {result.records_checked} records, head {result.head}")
+
+
+# --- device, token ------------------------------------------------------------------------------
+
+device_cli = typer.Typer(help="Register bedside devices (tablets) and issue their tokens.")
+token_cli = typer.Typer(help="Revoke access tokens (sign-ins, API and device tokens).")
+cli.add_typer(device_cli, name="device", no_args_is_help=True)
+cli.add_typer(token_cli, name="token", no_args_is_help=True)
+
+
+@device_cli.command("create")
+def device_create(
+    name: Annotated[
+        str, typer.Argument(help="Unique name of the tablet, e.g. tablet-s01-3", show_default=False)
+    ],
+    site: Annotated[
+        str, typer.Option("--site", help="Code of the site the device works at", show_default=False)
+    ],
+    study: Annotated[
+        str | None,
+        typer.Option("--study", help="Code of the study the --site code belongs to"),
+    ] = None,
+) -> None:
+    """Register a device at one site and print its token, this once (only a hash is kept)."""
+    from pydantic import TypeAdapter
+
+    from app.db import unit_of_work
+    from app.users.schemas import DeviceName
+    from app.users.service import create_device
+
+    try:
+        name = TypeAdapter(DeviceName).validate_python(name)
+    except ValidationError:
+        _fail(f"device name {name!r}: use 2-64 letters, digits, '.', '_' or '-'")
+    with _database_errors(), unit_of_work(actor=CLI_ACTOR) as session:
+        [site_id] = _site_ids(session, [site], study)
+        device, token = create_device(session, name, site_id)
+    typer.echo(f"created device {device.username} at site {site} id {device.id}")
+    typer.echo("its token follows; it is shown this once, so put it on the device now:", err=True)
+    typer.echo(token)
+
+
+@token_cli.command("revoke")
+def token_revoke(
+    token_id: Annotated[
+        uuid.UUID, typer.Argument(help="Id of the token (not the token itself)", show_default=False)
+    ],
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why it is revoked (audited)", show_default=False)
+    ],
+) -> None:
+    """Revoke a token now; requests made with it are refused from then on."""
+    from app.auth.service import get_token, revoke
+    from app.db import unit_of_work
+    from app.models import User
+
+    reason = reason.strip()
+    if len(reason) < 3:
+        _fail("give a reason of 3 characters or more")
+    with _database_errors(), unit_of_work(actor=CLI_ACTOR) as session:
+        token = revoke(session, get_token(session, token_id), reason)
+        owner = session.get(User, token.user_id)
+        username = owner.username if owner else "?"
+    label = f" ({token.label})" if token.label else ""
+    typer.echo(f"revoked {token.kind} token {token.id}{label} of {username}")
 
 
 if __name__ == "__main__":

@@ -2,12 +2,14 @@
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
 DEV_SECRET = "dev-only-secret-change-me"  # noqa: S105 - refused outside dev
+DEV_ENVIRONMENTS = frozenset({"dev", "test"})
 
 
 class Settings(BaseSettings):
@@ -24,14 +26,68 @@ class Settings(BaseSettings):
     # A reading may carry a device clock a little ahead of the server's.
     clock_skew_seconds: int = 300
 
+    # --- accounts and credentials
+    # A login (web cookie or bearer) lasts this long; then the user signs in again.
+    session_ttl_minutes: int = Field(default=720, ge=1)
+    # API tokens always expire: the default and the longest lifetime a caller may ask for.
+    api_token_ttl_days: int = Field(default=90, ge=1)
+    api_token_max_ttl_days: int = Field(default=365, ge=1)
+    # After this many consecutive failed sign-ins the account is locked; each further failure
+    # locks it for the next period of login_lockout_minutes (the last one repeats).
+    login_max_failures: int = Field(default=5, ge=1)
+    login_lockout_minutes: Annotated[list[int], NoDecode] = [1, 5, 15, 60]
+    # The session cookie's Secure flag: None = on, except in the dev and test environments.
+    cookie_secure: bool | None = None
+
+    # --- HTTP hardening
+    # Origins allowed to call the API from a browser (comma-separated); none by default.
+    cors_origins: Annotated[list[str], NoDecode] = []
+    # Largest request body accepted; a batch of 1000 vital readings is about 0.3 MiB.
+    max_request_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+
+    @field_validator("login_lockout_minutes", "cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("login_lockout_minutes")
+    @classmethod
+    def _positive_periods(cls, value: list[int]) -> list[int]:
+        if not value or any(minutes < 1 for minutes in value):
+            raise ValueError("VIGIL_LOGIN_LOCKOUT_MINUTES needs one or more periods of 1+ minutes")
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _explicit_origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if origin == "*" or not origin.startswith(("https://", "http://")):
+                raise ValueError(
+                    f"VIGIL_CORS_ORIGINS lists origins like https://monitor.example.org; "
+                    f"{origin!r} is not one (wildcards are refused)"
+                )
+        return [origin.rstrip("/") for origin in value]
+
+    @property
+    def is_dev(self) -> bool:
+        return self.environment in DEV_ENVIRONMENTS
+
+    @property
+    def session_cookie_secure(self) -> bool:
+        return (not self.is_dev) if self.cookie_secure is None else self.cookie_secure
+
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> "Settings":
         weak = self.secret_key == DEV_SECRET or len(self.secret_key) < 32
-        if self.environment not in {"dev", "test"} and weak:
+        if not self.is_dev and weak:
             raise ValueError(
                 "VIGIL_SECRET_KEY must be set to a real secret of 32+ characters outside dev/test "
                 f"(VIGIL_ENVIRONMENT={self.environment})"
             )
+        if self.api_token_ttl_days > self.api_token_max_ttl_days:
+            raise ValueError("VIGIL_API_TOKEN_TTL_DAYS exceeds VIGIL_API_TOKEN_MAX_TTL_DAYS")
         return self
 
 

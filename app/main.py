@@ -4,17 +4,25 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 
 from app.adverse_events.endpoints import router as adverse_events_router
 from app.assessments.endpoints import router as assessments_router
 from app.audit import recorder as _audit_recorder  # noqa: F401 - registers the audit listener
 from app.audit.endpoints import router as audit_router
+from app.audit.verify_endpoints import router as audit_verify_router
+from app.auth.endpoints import router as auth_router
+from app.auth.permissions import Permission
+from app.auth.principal import Authorize
+from app.config import get_settings
 from app.dosing.endpoints import router as dosing_router
 from app.errors import install_error_handlers
 from app.notes.endpoints import router as notes_router
 from app.participants.endpoints import router as participants_router
+from app.security import install_security
+from app.signatures.endpoints import router as signatures_router
 from app.studies.endpoints import router as studies_router
+from app.users.endpoints import router as users_router
 from app.vitals.endpoints import router as vitals_router
 
 log = logging.getLogger("vigil.http")
@@ -29,6 +37,8 @@ def create_app() -> FastAPI:
         openapi_url="/api/v1/openapi.json",
     )
     install_error_handlers(application)
+    # security headers (around everything, 500s included), CORS, the request body size limit
+    install_security(application, get_settings())
 
     @application.middleware("http")
     async def request_id(
@@ -48,11 +58,15 @@ def create_app() -> FastAPI:
         adverse_events_router,
         assessments_router,
         notes_router,
+        signatures_router,
+        audit_verify_router,  # before audit_router: /audit-records/verify is not an id
         audit_router,
+        auth_router,
+        users_router,
     ):
         api.include_router(router)
 
-    @api.get("/health", tags=["health"])
+    @api.get("/health", tags=["health"], dependencies=[Depends(Authorize(Permission.PUBLIC))])
     def health() -> dict[str, str]:
         return {"status": "ok"}
 

@@ -3,25 +3,55 @@
 The schema is built by running the migrations, never create_all. Each backend gets a fresh
 database for the session (a uniquely named one on the shared PostgreSQL server, dropped after);
 each test runs in a transaction that is rolled back, the app's commits becoming savepoints.
+
+API clients, all on the test's transaction and all signing in with a real bearer token (created
+in that transaction, resolved by the app like any other):
+- ``client``: a test-only superuser: the role ``test-superuser``, which the permission table is
+  patched to allow everything, with every site and every arm in sight. For the tests of what the
+  API does, not of who may do it. Its audit actor is ``test-superuser:tester``.
+- ``client_as(role, sites=[...])``: a new user of a real role under the real, unpatched table.
+- ``anonymous_client``: no credentials at all.
 """
 
+import itertools
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
+from datetime import datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
-from sqlalchemy import Engine, create_engine, text
+from pydantic import TypeAdapter
+from sqlalchemy import Engine, create_engine, insert, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 import app.audit.recorder  # noqa: F401 - the audit listener
 from app import migrations
+from app.adverse_events import service as adverse_events
+from app.adverse_events.schemas import AdverseEventCreate
+from app.assessments import service as assessments
+from app.assessments.schemas import AssessmentCreate
+from app.auth import permissions as permissions_module
+from app.auth import principal as principal_module
+from app.auth import tokens
+from app.auth.permissions import ALL_SITES_ROLES, ROLE_PERMISSIONS, UNBLINDED_ROLES
 from app.db import get_session, make_engine
 from app.main import create_app
+from app.models import Dose, Site, Study, User, user_sites
+from app.notes import service as notes
+from app.notes.schemas import NoteCreate
+from app.participants import service as participants
 from app.users import service as users
+from app.users.service import Role
+from app.vitals import service as vitals
+from tests.factories.dosing import make_dosing_session
+from tests.factories.trial import load_protocol, make_participant, make_site, make_study
 
 POSTGRES_URL = os.environ.get("VIGIL_TEST_POSTGRES_URL")
 # Production argon2 costs ~0.5 s a hash; tests that are not about hashing use a cheap one.
@@ -109,11 +139,12 @@ def application():
 
 
 @pytest.fixture
-def client(db: Session, application) -> Iterator[TestClient]:
+def api(db: Session, application: FastAPI) -> Iterator[FastAPI]:
+    """The application with every request on the test's transaction."""
 
     def session_override() -> Iterator[Session]:
         db.commit()  # what the test set up before the request is committed, as in real life
-        db.info["actor"] = "anonymous"
+        db.info["actor"] = "anonymous"  # until the request's principal is resolved
         try:
             yield db
         except Exception:
@@ -123,11 +154,206 @@ def client(db: Session, application) -> Iterator[TestClient]:
             db.commit()
 
     application.dependency_overrides[get_session] = session_override
-    with TestClient(application, raise_server_exceptions=False) as test_client:
-        yield test_client
+    yield application
     application.dependency_overrides.clear()
+
+
+def _superuser_role() -> Role:
+    """A member of Role that the enum does not list (``list(Role)`` stays the eight real roles)
+    and that only the ``client`` fixture's policy knows."""
+    role = str.__new__(Role, "test-superuser")
+    role._name_ = "TEST_SUPERUSER"
+    role._value_ = "test-superuser"
+    return role
+
+
+SUPERUSER_ROLE = _superuser_role()
+TEST_PASSWORD = "test password, long enough"
+
+
+@pytest.fixture
+def superuser_policy(monkeypatch: pytest.MonkeyPatch) -> Role:
+    """Let the test-only role exist, do everything, see every site and every arm. The real roles
+    keep their real permissions, so ``client_as`` users beside it are checked for real."""
+    monkeypatch.setitem(Role._value2member_map_, SUPERUSER_ROLE.value, SUPERUSER_ROLE)
+    for permission, roles in list(ROLE_PERMISSIONS.items()):
+        monkeypatch.setitem(ROLE_PERMISSIONS, permission, roles | {SUPERUSER_ROLE})
+    for module in (permissions_module, principal_module):  # principal.py imported the sets
+        monkeypatch.setattr(module, "ALL_SITES_ROLES", ALL_SITES_ROLES | {SUPERUSER_ROLE})
+        monkeypatch.setattr(module, "UNBLINDED_ROLES", UNBLINDED_ROLES | {SUPERUSER_ROLE})
+    return SUPERUSER_ROLE
+
+
+def bearer_headers(db: Session, user: User) -> dict[str, str]:
+    _, token = tokens.issue(db, user, tokens.TokenKind.API)
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def client(db: Session, api: FastAPI, superuser_policy: Role) -> Iterator[TestClient]:
+    """The API as the test superuser (see the module docstring)."""
+    user = users.create_user(
+        db,
+        username="tester",
+        display_name="Test Client",
+        role=superuser_policy,
+        password=TEST_PASSWORD,
+    )
+    headers = bearer_headers(db, user)
+    with TestClient(api, raise_server_exceptions=False, headers=headers) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def anonymous_client(api: FastAPI) -> Iterator[TestClient]:
+    """The API without credentials."""
+    with TestClient(api, raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+ClientAs = Callable[..., TestClient]
+
+
+@pytest.fixture
+def client_as(db: Session, api: FastAPI) -> Iterator[ClientAs]:
+    """``client_as(role, sites=[site], username=None)``: a TestClient signed in as a new user of
+    that role, working at those sites, under the real permission table. The user is on the
+    client as ``.user``."""
+    numbers = itertools.count(1)
+    with ExitStack() as stack:
+
+        def make(
+            role: Role | str, sites: Sequence[Site] = (), *, username: str | None = None
+        ) -> TestClient:
+            role = Role(role)
+            name = username or f"{role.value.replace('_', '-')}-{next(numbers)}"
+            user = users.create_user(
+                db,
+                username=name,
+                display_name=name.replace("-", " ").title(),
+                role=role,
+                password=TEST_PASSWORD,
+                site_ids=[site.id for site in sites],
+            )
+            test_client = TestClient(
+                api, raise_server_exceptions=False, headers=bearer_headers(db, user)
+            )
+            stack.enter_context(test_client)
+            test_client.user = user  # type: ignore[attr-defined]
+            return test_client
+
+        yield make
 
 
 @pytest.fixture(autouse=True)
 def cheap_password_hash(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(users, "password_hash", CHEAP_PASSWORD_HASH)
+
+
+# --- a trial of two sites, for the tests of who sees what ----------------------------------------
+
+T0 = datetime.fromisoformat("2026-02-02T08:00:00+00:00")  # when the dosing sessions started
+
+
+def make_person(session: Session, username: str, role: Role, sites: Sequence[Site] = ()) -> User:
+    """A user written straight to the tables: no password (nobody signs in with one here)."""
+    user = User(
+        username=username,
+        display_name=username.replace("-", " ").title(),
+        role=role.value,
+        password_hash="!no-password",
+    )
+    session.add(user)
+    session.flush()
+    for site in sites:
+        session.execute(insert(user_sites).values(user_id=user.id, site_id=site.id))
+    return user
+
+
+def _site_with_records(session: Session, study: Study, code: str, number: str) -> SimpleNamespace:
+    site = make_site(session, study, code)
+    participant = make_participant(session, site, f"{number}-001", stage="randomised")
+    therapist = make_person(session, f"therapist-{code.lower()}", Role.THERAPIST, [site])
+    co_therapist = make_person(session, f"co-therapist-{code.lower()}", Role.THERAPIST, [site])
+    dosing_session = make_dosing_session(session, participant, started_at=T0, initial_dose_mg=80)
+    reading, _ = vitals.ingest_one(
+        session,
+        dosing_session,
+        {
+            "id": str(uuid.uuid4()),
+            "measured_at": (T0 + timedelta(minutes=60)).isoformat(),
+            "observations": [
+                {"code": "SYSBP", "value": 150, "unit": "mmHg"},
+                {"code": "DIABP", "value": 95, "unit": "mmHg"},
+                {"code": "PULSE", "value": 104, "unit": "beats/min"},
+            ],
+        },
+        "seed",
+    )
+    event = adverse_events.create(
+        session,
+        participant,
+        AdverseEventCreate(
+            verbatim_term="Headache",
+            onset_at=T0 + timedelta(hours=2),
+            severity="mild",
+            relatedness="possible",
+            expectedness="expected",
+            action_taken="not_applicable",
+            outcome="recovering",
+        ),
+    )
+    screen = TypeAdapter(AssessmentCreate).validate_python(
+        {
+            "kind": "cssrs_screen",
+            "administered_at": (T0 + timedelta(hours=9)).isoformat(),
+            "recall_period": "since_last_visit",
+            "wish_to_be_dead": False,
+            "suicidal_thoughts": False,
+            "suicidal_behaviour": False,
+        }
+    )
+    note = notes.create(
+        session,
+        participant,
+        NoteCreate(
+            text="Calm through the session; spoke of the accident for the first time.",
+            written_at=T0 + timedelta(hours=9),
+            author_id=therapist.id,
+        ),
+    )
+    visits = {visit.code: visit for visit in participants.visits_of(session, participant)}
+    return SimpleNamespace(
+        site=site,
+        participant=participant,
+        visits=visits,
+        therapist=therapist,
+        co_therapist=co_therapist,
+        dosing_session=dosing_session,
+        dose=session.scalars(select(Dose).where(Dose.dosing_session_id == dosing_session.id)).one(),
+        reading=reading,
+        adverse_event=event,
+        assessment=assessments.create(session, participant, screen),
+        note=note,
+    )
+
+
+def build_two_site_trial(session: Session) -> SimpleNamespace:
+    """Study MAPP-T (the MDMA protocol) with sites S01 (``.a``) and S02 (``.b``); at each: a
+    randomised participant with their visits, a dosing session in progress since T0 with its
+    80 mg initial dose, a vital reading, an adverse event, a C-SSRS screen, a therapist's note,
+    and two therapists. Built through the services, so the audit trail holds it all."""
+    version = load_protocol(session)
+    study = make_study(session)
+    return SimpleNamespace(
+        version=version,
+        study=study,
+        a=_site_with_records(session, study, "S01", "01"),
+        b=_site_with_records(session, study, "S02", "02"),
+    )
+
+
+@pytest.fixture
+def two_sites(db: Session) -> SimpleNamespace:
+    """build_two_site_trial in the test's transaction."""
+    return build_two_site_trial(db)

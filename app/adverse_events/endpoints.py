@@ -1,14 +1,16 @@
 import uuid
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Depends, status
 
 from app.adverse_events import service
 from app.adverse_events.schemas import AdverseEvent, AdverseEventCorrection, AdverseEventCreate
 from app.assessments.records import EnteredInError
+from app.auth.permissions import Permission
+from app.auth.principal import Authorize, CurrentPrincipal
+from app.auth.scope import ScopedAdverseEvent, ScopedParticipant, only_visible_participants
 from app.db import SessionDep
 from app.models import AdverseEvent as AdverseEventRow
 from app.pagination import Page, PageDep, paginate
-from app.participants import service as participants
 
 router = APIRouter(tags=["adverse events"])
 
@@ -17,26 +19,30 @@ router = APIRouter(tags=["adverse events"])
     "/participants/{participant_id}/adverse-events",
     response_model=AdverseEvent,
     status_code=status.HTTP_201_CREATED,
+    dependencies=[Depends(Authorize(Permission.AE_WRITE))],
 )
 def create_adverse_event(
-    session: SessionDep, participant_id: uuid.UUID, data: AdverseEventCreate
+    session: SessionDep, participant: ScopedParticipant, data: AdverseEventCreate
 ) -> AdverseEvent:
     """Record an adverse event; seriousness comes from its criteria, never from severity."""
-    event = service.create(session, participants.get(session, participant_id), data)
+    event = service.create(session, participant, data)
     return service.present(session, event)
 
 
-@router.get("/participants/{participant_id}/adverse-events", response_model=Page[AdverseEvent])
+@router.get(
+    "/participants/{participant_id}/adverse-events",
+    response_model=Page[AdverseEvent],
+    dependencies=[Depends(Authorize(Permission.PARTICIPANT_READ))],
+)
 def list_participant_adverse_events(
     session: SessionDep,
-    participant_id: uuid.UUID,
+    participant: ScopedParticipant,
     page: PageDep,
     serious: bool | None = None,
     include_entered_in_error: bool = False,
 ) -> dict[str, object]:
-    participants.get(session, participant_id)
     stmt = service.listing(
-        participant_id=participant_id,
+        participant_id=participant.id,
         serious=serious,
         include_entered_in_error=include_entered_in_error,
     )
@@ -44,42 +50,59 @@ def list_participant_adverse_events(
     return {"items": service.present_all(session, items), "next_cursor": cursor}
 
 
-@router.get("/adverse-events", response_model=Page[AdverseEvent])
+@router.get(
+    "/adverse-events",
+    response_model=Page[AdverseEvent],
+    dependencies=[Depends(Authorize(Permission.PARTICIPANT_READ))],
+)
 def list_adverse_events(
     session: SessionDep,
+    principal: CurrentPrincipal,
     page: PageDep,
     serious: bool | None = None,
     participant_id: uuid.UUID | None = None,
     include_entered_in_error: bool = False,
 ) -> dict[str, object]:
-    """Adverse events across participants, oldest recorded first; `serious=true` for SAEs."""
+    """Adverse events of the caller's sites (study-wide for the monitors), oldest recorded
+    first; `serious=true` for SAEs."""
     stmt = service.listing(
         participant_id=participant_id,
         serious=serious,
         include_entered_in_error=include_entered_in_error,
     )
+    stmt = only_visible_participants(stmt, principal, AdverseEventRow.participant_id)
     items, cursor = paginate(session, stmt, AdverseEventRow.id, page)
     return {"items": service.present_all(session, items), "next_cursor": cursor}
 
 
-@router.get("/adverse-events/{event_id}", response_model=AdverseEvent)
-def get_adverse_event(session: SessionDep, event_id: uuid.UUID) -> AdverseEvent:
-    return service.present(session, service.get(session, event_id))
+@router.get(
+    "/adverse-events/{event_id}",
+    response_model=AdverseEvent,
+    dependencies=[Depends(Authorize(Permission.PARTICIPANT_READ))],
+)
+def get_adverse_event(session: SessionDep, event: ScopedAdverseEvent) -> AdverseEvent:
+    return service.present(session, event)
 
 
-@router.patch("/adverse-events/{event_id}", response_model=AdverseEvent)
+@router.patch(
+    "/adverse-events/{event_id}",
+    response_model=AdverseEvent,
+    dependencies=[Depends(Authorize(Permission.AE_WRITE))],
+)
 def correct_adverse_event(
-    session: SessionDep, event_id: uuid.UUID, data: AdverseEventCorrection
+    session: SessionDep, event: ScopedAdverseEvent, data: AdverseEventCorrection
 ) -> AdverseEvent:
     """Correct the given fields; the audit trail keeps the old values and the reason."""
-    event = service.correct(session, service.get(session, event_id), data)
-    return service.present(session, event)
+    return service.present(session, service.correct(session, event, data))
 
 
-@router.post("/adverse-events/{event_id}/entered-in-error", response_model=AdverseEvent)
+@router.post(
+    "/adverse-events/{event_id}/entered-in-error",
+    response_model=AdverseEvent,
+    dependencies=[Depends(Authorize(Permission.AE_WRITE))],
+)
 def enter_adverse_event_in_error(
-    session: SessionDep, event_id: uuid.UUID, data: EnteredInError
+    session: SessionDep, event: ScopedAdverseEvent, data: EnteredInError
 ) -> AdverseEvent:
     """Mark the event entered in error: the row stays, flagged, with the reason audited."""
-    event = service.enter_in_error(session, service.get(session, event_id), data)
-    return service.present(session, event)
+    return service.present(session, service.enter_in_error(session, event, data))

@@ -7,6 +7,7 @@ from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from app.assessments.records import RecordStatus
 from app.schemas import AwareDatetime, ReadModel, Reason, WriteModel
+from app.signatures.schemas import SignatureRead
 
 DEFAULT_CTCAE_VERSION = "5.0"
 
@@ -179,3 +180,6 @@ class AdverseEvent(ReadModel):
     error_reason: str | None
     created_at: datetime
     updated_at: datetime
+    signatures: list[SignatureRead] = Field(
+        description="every e-signature of the record, voided ones included, oldest first"
+    )

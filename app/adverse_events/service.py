@@ -32,6 +32,8 @@ from app.audit.recorder import change_reason
 from app.errors import InvalidInput, NotFound
 from app.models import AdverseEvent, Participant
 from app.protocols import service as protocols
+from app.signatures import service as signatures
+from app.signatures.schemas import SignatureRead
 
 # The investigator-to-sponsor SAE deadline when the protocol sets none (DESIGN.md: sponsor
 # convention, 21 CFR 312.64(b) says "immediately").
@@ -236,14 +238,20 @@ def present_all(session: Session, events: Sequence[AdverseEvent]) -> list[schema
     versions = {participant_id: version_id for participant_id, version_id in rows}
     hours = {version: _report_hours(session, version) for version in set(versions.values())}
     now = clock.utcnow()
-    return [_present(event, hours[versions[event.participant_id]], now) for event in events]
+    signed = signatures.signatures_of(session, events)
+    return [
+        _present(event, hours[versions[event.participant_id]], now, signed.get(event.id, []))
+        for event in events
+    ]
 
 
 def present(session: Session, event: AdverseEvent) -> schemas.AdverseEvent:
     return present_all(session, [event])[0]
 
 
-def _present(event: AdverseEvent, report_hours: int, now: datetime) -> schemas.AdverseEvent:
+def _present(
+    event: AdverseEvent, report_hours: int, now: datetime, signed: list[SignatureRead]
+) -> schemas.AdverseEvent:
     due_at: datetime | None = None
     overdue: bool | None = None
     if event.serious and event.record_status == RecordStatus.VALID:
@@ -261,5 +269,6 @@ def _present(event: AdverseEvent, report_hours: int, now: datetime) -> schemas.A
         error_reason=event.error_reason,
         created_at=event.created_at,
         updated_at=event.updated_at,
+        signatures=signed,
         **values,
     )

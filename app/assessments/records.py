@@ -62,30 +62,22 @@ def check_links(
     problems: Problems = []
     dosing_session = None
     if dosing_session_id is not None:
+        # one message for "missing" and "someone else's": no existence leak across sites
         dosing_session = session.get(DosingSession, dosing_session_id)
-        if dosing_session is None:
-            problems.append(
-                ("dosing_session_id", f"dosing session {dosing_session_id} does not exist")
-            )
-        elif dosing_session.participant_id != participant.id:
+        if dosing_session is None or dosing_session.participant_id != participant.id:
             problems.append(
                 (
                     "dosing_session_id",
-                    f"dosing session {dosing_session_id} is not a session of participant "
-                    f"{participant.subject_id}",
+                    f"participant {participant.subject_id} has no dosing session "
+                    f"{dosing_session_id}",
                 )
             )
             dosing_session = None
     if visit_id is not None:
         visit = session.get(Visit, visit_id)
-        if visit is None:
-            problems.append(("visit_id", f"visit {visit_id} does not exist"))
-        elif visit.participant_id != participant.id:
+        if visit is None or visit.participant_id != participant.id:
             problems.append(
-                (
-                    "visit_id",
-                    f"visit {visit_id} is not a visit of participant {participant.subject_id}",
-                )
+                ("visit_id", f"participant {participant.subject_id} has no visit {visit_id}")
             )
         elif dosing_session is not None and dosing_session.visit_id != visit.id:
             problems.append(

@@ -1,12 +1,19 @@
-"""Read access to the audit trail; there is deliberately no write route."""
+"""Read access to the audit trail; there is deliberately no write route.
 
-import uuid
+Treatment arms in the recorded values are masked for blinded readers (app/auth/blinding.py); an
+unblinded reader's read of them is itself audited.
+"""
+
 from datetime import datetime
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from sqlalchemy import select
 
 from app.audit.schemas import AuditRecord
+from app.auth import blinding
+from app.auth.permissions import Permission
+from app.auth.principal import Authorize, CurrentPrincipal
+from app.auth.scope import ScopedHistory
 from app.db import SessionDep
 from app.errors import NotFound
 from app.models import AuditRecord as AuditRow
@@ -22,16 +29,22 @@ AUDITED_TABLES = sorted(
 )
 
 
-@router.get("/audit-records", response_model=Page[AuditRecord])
+@router.get(
+    "/audit-records",
+    response_model=Page[AuditRecord],
+    dependencies=[Depends(Authorize(Permission.AUDIT_READ))],
+)
 def list_audit_records(
     session: SessionDep,
+    principal: CurrentPrincipal,
     page: PageDep,
     entity_type: str | None = None,
     entity_id: str | None = None,
     actor: str | None = None,
     since: datetime | None = None,
 ) -> dict[str, object]:
-    """The audit trail in the order it was written, optionally filtered."""
+    """The audit trail in the order it was written, optionally filtered (readers of the whole
+    trail see every site)."""
     stmt = select(AuditRow)
     if entity_type:
         stmt = stmt.where(AuditRow.entity_type == entity_type)
@@ -42,14 +55,20 @@ def list_audit_records(
     if since:
         stmt = stmt.where(AuditRow.occurred_at >= since)
     items, cursor = paginate(session, stmt, AuditRow.id, page)
-    return {"items": items, "next_cursor": cursor}
+    return {"items": blinding.audit_record_views(session, principal, items), "next_cursor": cursor}
 
 
-@router.get("/history/{entity_type}/{entity_id}", response_model=list[AuditRecord])
-def history(session: SessionDep, entity_type: str, entity_id: uuid.UUID) -> list[AuditRow]:
-    """Every recorded version of one record, oldest first: what it was, who changed it, why."""
-    if entity_type not in AUDITED_TABLES:
-        raise NotFound(f"unknown record type {entity_type!r}; known: {', '.join(AUDITED_TABLES)}")
+@router.get(
+    "/history/{entity_type}/{entity_id}",
+    response_model=list[AuditRecord],
+    dependencies=[Depends(Authorize(Permission.HISTORY_READ))],
+)
+def history(
+    session: SessionDep, principal: CurrentPrincipal, record: ScopedHistory
+) -> list[AuditRecord]:
+    """Every recorded version of one record, oldest first: what it was, who changed it, why.
+    Read like the record itself: a record of another site is not found."""
+    entity_type, entity_id = record
     stmt = (
         select(AuditRow)
         .where(AuditRow.entity_type == entity_type, AuditRow.entity_id == str(entity_id))
@@ -58,4 +77,4 @@ def history(session: SessionDep, entity_type: str, entity_id: uuid.UUID) -> list
     records = list(session.scalars(stmt))
     if not records:
         raise NotFound(f"no {entity_type} record {entity_id} exists")
-    return records
+    return blinding.audit_record_views(session, principal, records)

@@ -1,5 +1,17 @@
 """What each role may do (DESIGN.md section 2). Every route declares one permission; the
-permission matrix test walks every route and every role against this table."""
+permission matrix test (tests/auth/test_permission_matrix.py) walks every route and every role
+against this table.
+
+What a permission covers:
+- STUDY_READ: studies, their sites (only the caller's, for site-scoped roles), protocol versions.
+- PARTICIPANT_READ: participants, their visits, adverse events and assessments.
+- SESSION_READ: dosing sessions, their doses and vital readings.
+- NOTE_READ: therapist notes (psychotherapy content: therapists, clinicians and the study-wide
+  monitors, not coordinators or the pharmacist).
+- HISTORY_READ: the audit history of one record; the record's own read permission and site
+  scope apply too (a coordinator reads no note's history), unless the caller holds AUDIT_READ.
+- AUDIT_READ: the whole audit trail; only for roles that see every site.
+"""
 
 from enum import StrEnum
 
@@ -19,6 +31,7 @@ class Permission(StrEnum):
     SESSION_RUN = "session:run"
     DOSE_RECORD = "dose:record"
     VITALS_RECORD = "vitals:record"
+    VITALS_CORRECT = "vitals:correct"
     AE_WRITE = "adverse_event:write"
     ASSESSMENT_WRITE = "assessment:write"
     NOTE_READ = "note:read"
@@ -48,7 +61,10 @@ ROLE_PERMISSIONS: dict[Permission, frozenset[Role]] = {
     Permission.SESSION_PLAN: _SITE_STAFF,
     Permission.SESSION_RUN: frozenset({R.THERAPIST, R.CLINICIAN}),
     Permission.DOSE_RECORD: frozenset({R.THERAPIST, R.CLINICIAN}),
+    # A bedside tablet posts vitals, nothing else (DESIGN.md section 2): marking a reading
+    # entered in error is a person's correction, hence a permission of its own.
     Permission.VITALS_RECORD: _SITE_STAFF | {R.DEVICE},
+    Permission.VITALS_CORRECT: _SITE_STAFF,
     Permission.AE_WRITE: _SITE_STAFF,
     Permission.ASSESSMENT_WRITE: _SITE_STAFF,
     Permission.NOTE_READ: frozenset({R.THERAPIST, R.CLINICIAN, R.MEDICAL_MONITOR, R.SPONSOR}),

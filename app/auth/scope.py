@@ -1,18 +1,40 @@
 """Loading a record for a caller: 404 when it does not exist OR lies outside the caller's sites,
-so a user of site A cannot even learn that a participant of site B exists."""
+so a user of site A cannot even learn that a participant of site B exists.
+
+Every path id of the API is loaded through one of the ``Scoped*`` aliases below (never by a
+service's ``get`` in an endpoint); lists are narrowed with the ``only_*`` filters; ids that come
+in a request body go through ``referenced_*``, which answer the same 422 for a record that does
+not exist and for one the caller may not see. Services stay unaware of HTTP and of callers.
+"""
 
 import uuid
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 from fastapi import Depends
+from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from app.auth.permissions import Permission, allows
 from app.auth.principal import CurrentPrincipal, Principal
 from app.db import SessionDep
-from app.errors import NotFound
-from app.models import Participant, Site
-
-# Scoped loaders for every other record (visit, dosing session, dose, reading, adverse event,
-# assessment, note) go through the participant the record belongs to: see participant_in_scope.
+from app.errors import Forbidden, InvalidInput, NotFound
+from app.models import (
+    AccessToken,
+    AdverseEvent,
+    Assessment,
+    Dose,
+    DosingSession,
+    Participant,
+    ProtocolVersion,
+    Signature,
+    Site,
+    Study,
+    TherapistNote,
+    User,
+    Visit,
+    VitalReading,
+)
 
 
 def require_site(principal: Principal, site_id: uuid.UUID, what: str) -> None:
@@ -20,21 +42,285 @@ def require_site(principal: Principal, site_id: uuid.UUID, what: str) -> None:
         raise NotFound(f"{what} does not exist")
 
 
+# --- the site a record belongs to ---------------------------------------------------------------
+
+
+def _through_participant(model: Any) -> Callable[[uuid.UUID], Select[Any]]:
+    def stmt(record_id: uuid.UUID) -> Select[Any]:
+        return (
+            select(model, Participant.site_id)
+            .join(Participant, Participant.id == model.participant_id)
+            .where(model.id == record_id)
+        )
+
+    return stmt
+
+
+def _through_dosing_session(model: Any) -> Callable[[uuid.UUID], Select[Any]]:
+    def stmt(record_id: uuid.UUID) -> Select[Any]:
+        return (
+            select(model, Participant.site_id)
+            .join(DosingSession, DosingSession.id == model.dosing_session_id)
+            .join(Participant, Participant.id == DosingSession.participant_id)
+            .where(model.id == record_id)
+        )
+
+    return stmt
+
+
+def _own_site(model: Any, site_id: Any) -> Callable[[uuid.UUID], Select[Any]]:
+    def stmt(record_id: uuid.UUID) -> Select[Any]:
+        return select(model, site_id).where(model.id == record_id)
+
+    return stmt
+
+
+# For each site-scoped model: a query of (the row, the id of its site).
+_WITH_SITE: dict[type, Callable[[uuid.UUID], Select[Any]]] = {
+    Participant: _own_site(Participant, Participant.site_id),
+    Visit: _through_participant(Visit),
+    DosingSession: _through_participant(DosingSession),
+    AdverseEvent: _through_participant(AdverseEvent),
+    Assessment: _through_participant(Assessment),
+    TherapistNote: _through_participant(TherapistNote),
+    Dose: _through_dosing_session(Dose),
+    VitalReading: _through_dosing_session(VitalReading),
+    Site: _own_site(Site, Site.id),
+}
+
+
+def load_in_scope(
+    session: Session, principal: Principal, model: type, record_id: uuid.UUID, what: str
+) -> Any:
+    """The row of ``model`` with id ``record_id`` if the caller sees its site, else 404 with
+    the very answer a missing row gets."""
+    found = session.execute(_WITH_SITE[model](record_id)).first()
+    if found is None or not principal.sees_site(found[1]):
+        raise NotFound(f"{what} {record_id} does not exist")
+    return found[0]
+
+
+def study_visible(session: Session, principal: Principal, study_id: uuid.UUID) -> bool:
+    """A study is visible to a site-scoped caller who works at one of its sites."""
+    if principal.all_sites:
+        return True
+    found = session.scalar(
+        select(Site.id).where(Site.study_id == study_id, Site.id.in_(principal.site_ids)).limit(1)
+    )
+    return found is not None
+
+
+# --- path ids: the scoped loaders ---------------------------------------------------------------
+
+
 def participant_in_scope(
     session: SessionDep, principal: CurrentPrincipal, participant_id: uuid.UUID
 ) -> Participant:
-    participant = session.get(Participant, participant_id)
-    if participant is None or not principal.sees_site(participant.site_id):
-        raise NotFound(f"participant {participant_id} does not exist")
-    return participant
+    return load_in_scope(session, principal, Participant, participant_id, "participant")
+
+
+def visit_in_scope(session: SessionDep, principal: CurrentPrincipal, visit_id: uuid.UUID) -> Visit:
+    return load_in_scope(session, principal, Visit, visit_id, "visit")
+
+
+def dosing_session_in_scope(
+    session: SessionDep, principal: CurrentPrincipal, dosing_session_id: uuid.UUID
+) -> DosingSession:
+    return load_in_scope(session, principal, DosingSession, dosing_session_id, "dosing session")
+
+
+def dose_in_scope(session: SessionDep, principal: CurrentPrincipal, dose_id: uuid.UUID) -> Dose:
+    return load_in_scope(session, principal, Dose, dose_id, "dose")
+
+
+def reading_in_scope(
+    session: SessionDep, principal: CurrentPrincipal, reading_id: uuid.UUID
+) -> VitalReading:
+    return load_in_scope(session, principal, VitalReading, reading_id, "vital reading")
+
+
+def adverse_event_in_scope(
+    session: SessionDep, principal: CurrentPrincipal, event_id: uuid.UUID
+) -> AdverseEvent:
+    return load_in_scope(session, principal, AdverseEvent, event_id, "adverse event")
+
+
+def assessment_in_scope(
+    session: SessionDep, principal: CurrentPrincipal, assessment_id: uuid.UUID
+) -> Assessment:
+    return load_in_scope(session, principal, Assessment, assessment_id, "assessment")
+
+
+def note_in_scope(
+    session: SessionDep, principal: CurrentPrincipal, note_id: uuid.UUID
+) -> TherapistNote:
+    return load_in_scope(session, principal, TherapistNote, note_id, "note")
 
 
 def site_in_scope(session: SessionDep, principal: CurrentPrincipal, site_id: uuid.UUID) -> Site:
-    site = session.get(Site, site_id)
-    if site is None or not principal.sees_site(site.id):
-        raise NotFound(f"site {site_id} does not exist")
-    return site
+    return load_in_scope(session, principal, Site, site_id, "site")
+
+
+def study_in_scope(session: SessionDep, principal: CurrentPrincipal, study_id: uuid.UUID) -> Study:
+    study = session.get(Study, study_id)
+    if study is None or not study_visible(session, principal, study.id):
+        raise NotFound(f"study {study_id} does not exist")
+    return study
 
 
 ScopedParticipant = Annotated[Participant, Depends(participant_in_scope)]
+ScopedVisit = Annotated[Visit, Depends(visit_in_scope)]
+ScopedDosingSession = Annotated[DosingSession, Depends(dosing_session_in_scope)]
+ScopedDose = Annotated[Dose, Depends(dose_in_scope)]
+ScopedReading = Annotated[VitalReading, Depends(reading_in_scope)]
+ScopedAdverseEvent = Annotated[AdverseEvent, Depends(adverse_event_in_scope)]
+ScopedAssessment = Annotated[Assessment, Depends(assessment_in_scope)]
+ScopedNote = Annotated[TherapistNote, Depends(note_in_scope)]
 ScopedSite = Annotated[Site, Depends(site_in_scope)]
+ScopedStudy = Annotated[Study, Depends(study_in_scope)]
+
+
+# --- lists: only what the caller's sites hold ----------------------------------------------------
+
+
+def _sites_clause(principal: Principal, site_id: Any) -> ColumnElement[bool] | None:
+    return None if principal.all_sites else site_id.in_(principal.site_ids)
+
+
+def only_visible_sites(
+    stmt: Select[Any], principal: Principal, site_id: InstrumentedAttribute[uuid.UUID]
+) -> Select[Any]:
+    """Narrow ``stmt`` to rows whose ``site_id`` column is one of the caller's sites."""
+    clause = _sites_clause(principal, site_id)
+    return stmt if clause is None else stmt.where(clause)
+
+
+def only_visible_participants(
+    stmt: Select[Any], principal: Principal, participant_id: InstrumentedAttribute[uuid.UUID]
+) -> Select[Any]:
+    """Narrow ``stmt`` to rows whose ``participant_id`` column is a participant of the caller's
+    sites."""
+    clause = _sites_clause(principal, Participant.site_id)
+    if clause is None:
+        return stmt
+    return stmt.where(participant_id.in_(select(Participant.id).where(clause)))
+
+
+def only_visible_studies(
+    stmt: Select[Any], principal: Principal, study_id: InstrumentedAttribute[uuid.UUID]
+) -> Select[Any]:
+    """Narrow ``stmt`` to studies with at least one of the caller's sites."""
+    clause = _sites_clause(principal, Site.id)
+    if clause is None:
+        return stmt
+    return stmt.where(study_id.in_(select(Site.study_id).where(clause)))
+
+
+# --- ids in a request body ----------------------------------------------------------------------
+
+
+def _field_error(field: str, message: str) -> InvalidInput:
+    return InvalidInput(f"{field}: {message}", errors=[{"field": field, "message": message}])
+
+
+def referenced_site(
+    session: Session, principal: Principal, site_id: uuid.UUID, *, study: Study, field: str
+) -> Site:
+    """A site named in a request body: one of ``study``'s sites that the caller works at. A site
+    that does not exist, belongs to another study or lies outside the caller's sites gets one
+    and the same 422 naming the field, so the answer says nothing about other sites."""
+    site = session.get(Site, site_id)
+    if site is None or site.study_id != study.id or not principal.sees_site(site.id):
+        raise _field_error(field, f"site {site_id} is not one of your sites in study {study.code}")
+    return site
+
+
+def referenced_visit(
+    session: Session, principal: Principal, visit_id: uuid.UUID, *, field: str
+) -> Visit:
+    """A visit named in a request body; one outside the caller's sites reads as missing."""
+    found = session.execute(_WITH_SITE[Visit](visit_id)).first()
+    if found is None or not principal.sees_site(found[1]):
+        raise _field_error(field, f"visit {visit_id} does not exist")
+    visit: Visit = found[0]
+    return visit
+
+
+# --- the audit history of one record ------------------------------------------------------------
+
+P = Permission
+# The permission that reads each audited table, which the history of a record also needs
+# (tests/auth/test_permission_matrix.py checks every audited table is listed). None: the
+# signed record's (a signature is read like the record it signs).
+RECORD_READ_PERMISSION: dict[str, Permission | None] = {
+    "participants": P.PARTICIPANT_READ,
+    "visits": P.PARTICIPANT_READ,
+    "adverse_events": P.PARTICIPANT_READ,
+    "assessments": P.PARTICIPANT_READ,
+    "dosing_sessions": P.SESSION_READ,
+    "doses": P.SESSION_READ,
+    "vital_readings": P.SESSION_READ,
+    "therapist_notes": P.NOTE_READ,
+    "studies": P.STUDY_READ,
+    "sites": P.STUDY_READ,
+    "protocol_versions": P.STUDY_READ,
+    "users": P.USER_MANAGE,
+    "access_tokens": P.USER_MANAGE,
+    "signatures": None,
+}
+_MODEL_OF_TABLE: dict[str, type] = {
+    model.__tablename__: model  # type: ignore[attr-defined]
+    for model in (
+        *_WITH_SITE,
+        Study,
+        ProtocolVersion,
+        User,
+        AccessToken,
+        Signature,
+    )
+}
+
+
+def _check_record(
+    session: Session, principal: Principal, entity_type: str, entity_id: uuid.UUID
+) -> None:
+    """403 if the caller's role may not read records of this type; 404 if the record is not
+    one the caller can see (missing, or at another site)."""
+    missing = NotFound(f"no {entity_type} record {entity_id} exists")
+    permission = RECORD_READ_PERMISSION[entity_type]
+    if permission is not None and not allows(principal.role, permission):
+        raise Forbidden(f"a {principal.role.value} may not read {entity_type} records")
+    model = _MODEL_OF_TABLE[entity_type]
+    if model in _WITH_SITE:
+        found = session.execute(_WITH_SITE[model](entity_id)).first()
+        if found is None or not principal.sees_site(found[1]):
+            raise missing
+    elif model is Study:
+        if session.get(Study, entity_id) is None or not study_visible(
+            session, principal, entity_id
+        ):
+            raise missing
+    elif model is Signature:
+        signature = session.get(Signature, entity_id)
+        if signature is None or signature.entity_type not in RECORD_READ_PERMISSION:
+            raise missing
+        try:
+            _check_record(session, principal, signature.entity_type, signature.entity_id)
+        except NotFound:
+            raise missing from None
+
+
+def history_in_scope(
+    session: SessionDep, principal: CurrentPrincipal, entity_type: str, entity_id: uuid.UUID
+) -> tuple[str, uuid.UUID]:
+    """The record whose history is asked for, checked like a read of the record itself;
+    a reader of the whole audit trail (AUDIT_READ, every site) may read any history."""
+    if entity_type not in RECORD_READ_PERMISSION:
+        known = ", ".join(sorted(RECORD_READ_PERMISSION))
+        raise NotFound(f"unknown record type {entity_type!r}; known: {known}")
+    if not (principal.all_sites and allows(principal.role, Permission.AUDIT_READ)):
+        _check_record(session, principal, entity_type, entity_id)
+    return entity_type, entity_id
+
+
+ScopedHistory = Annotated[tuple[str, uuid.UUID], Depends(history_in_scope)]

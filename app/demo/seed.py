@@ -19,6 +19,7 @@ from app.assessments import service as assessments
 from app.assessments.schemas import BlindingGuessCreate, CssrsScreenCreate
 from app.clock import utcnow
 from app.config import get_settings
+from app.demo.tablet import DEMO_DEVICE
 from app.demo.vitals_curve import observations
 from app.dosing import service as dosing
 from app.dosing.schemas import DoseCreate
@@ -36,7 +37,7 @@ from app.participants.schemas import (
 from app.protocols import service as protocols
 from app.studies import service as studies
 from app.studies.schemas import SiteCreate, StudyCreate
-from app.users.service import Role, create_user
+from app.users.service import Role, create_device, create_user
 from app.vitals import service as vitals
 
 STUDY_CODE = "DEMO-MAPP"
@@ -231,6 +232,9 @@ def seed_demo(session: Session) -> DemoSummary:
     c2 = b.user("clinician2", "Dr. Omar Haddad", Role.CLINICIAN, [charleston])
     b.user("monitor", "Dr. Ruth Adler", Role.MEDICAL_MONITOR, [])
     b.user("admin", "Vigil Admin", Role.ADMIN, [])
+    # The bedside tablet of the live session: a device account with no usable password; `vigil
+    # serve --demo-tablet` gives it a fresh device token each time (app/demo/tablet.py).
+    create_device(session, DEMO_DEVICE, boulder.id)
 
     # Boulder: one at each early stage, and the participant dosed right now.
     b.participant(study, boulder, "01-001", 34, "F", None)

@@ -8,29 +8,60 @@ import logging
 import random
 import threading
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
 import httpx
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from app.clock import utcnow
 from app.demo.vitals_curve import observations
+from app.models import Dose, DosingSession, Participant, User, user_sites
+from app.users import service as users
 
 log = logging.getLogger("vigil.tablet")
 
 
-def _find_live_session(client: httpx.Client) -> tuple[str, datetime | None]:
-    page = client.get("/api/v1/dosing-sessions", params={"status": "in_progress"}).json()
-    if not page["items"]:
-        raise RuntimeError("no dosing session is in progress; run `vigil demo` first")
-    live = page["items"][0]
-    initial = [d for d in live.get("doses", []) if d["kind"] == "initial"]
-    dosed_at = datetime.fromisoformat(initial[0]["administered_at"]) if initial else None
-    return live["id"], dosed_at
+DEMO_DEVICE = "tablet-s01"
+
+
+@dataclass(frozen=True)
+class TabletSetup:
+    token: str
+    session_id: str
+    dosed_at: datetime | None
+
+
+def prepare_demo_tablet(session: Session) -> TabletSetup:
+    """Give the demo study's bedside tablet a fresh device token (revoking its old ones) and
+    find the dosing session in progress at its site."""
+    device = session.scalar(select(User).where(User.username == DEMO_DEVICE))
+    if device is None:
+        raise RuntimeError(f"no device {DEMO_DEVICE!r}; run `vigil demo` first")
+    _, token = users.rotate_device_token(session, device, "demo tablet restarted")
+    live = session.execute(
+        select(DosingSession.id, Dose.administered_at)
+        .join(Participant, Participant.id == DosingSession.participant_id)
+        .join(user_sites, user_sites.c.site_id == Participant.site_id)
+        .outerjoin(
+            Dose,
+            (Dose.dosing_session_id == DosingSession.id)
+            & (Dose.kind == "initial")
+            & (Dose.record_status == "valid"),
+        )
+        .where(user_sites.c.user_id == device.id, DosingSession.status == "in_progress")
+    ).first()
+    if live is None:
+        raise RuntimeError("no dosing session is in progress at the demo tablet's site")
+    return TabletSetup(token, str(live[0]), live[1])
 
 
 def run(
-    base_url: str = "http://127.0.0.1:8000",
-    session_id: str | None = None,
+    base_url: str,
+    token: str,
+    session_id: str,
+    dosed_at: datetime | None = None,
     interval_seconds: float = 5.0,
     stop: threading.Event | None = None,
     max_posts: int | None = None,
@@ -41,9 +72,8 @@ def run(
     rng = random.Random(seed)  # noqa: S311 - simulation, not security
     sent = posts = 0
     buffered: list[dict[str, object]] = []
-    with httpx.Client(base_url=base_url, timeout=10) as client:
-        found_id, dosed_at = _find_live_session(client)
-        session_id = session_id or found_id
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=base_url, timeout=10, headers=headers) as client:
         url = f"/api/v1/dosing-sessions/{session_id}/vital-readings/batch"
         log.info("tablet posting to dosing session %s every %.1fs", session_id, interval_seconds)
         while not stop.is_set() and (max_posts is None or posts < max_posts):
@@ -60,7 +90,9 @@ def run(
             offline = rng.random() < 0.15 and len(buffered) < 4
             if not offline:
                 try:
-                    result = client.post(url, json={"readings": buffered}).json()
+                    response = client.post(url, json={"readings": buffered})
+                    response.raise_for_status()
+                    result = response.json()
                     sent += result.get("accepted", 0) + result.get("duplicates", 0)
                     buffered = []
                 except httpx.HTTPError as exc:  # keep the readings and retry next tick

@@ -1,17 +1,8 @@
-"""Loading-or-404 of a dosing session from the path, shared by the dosing and vitals routes."""
+"""Loading-or-404 of a dosing session from the path, shared by the dosing and vitals routes:
+a session of a participant outside the caller's sites answers 404, like a missing one."""
 
-import uuid
-from typing import Annotated
+from app.auth.scope import ScopedDosingSession
 
-from fastapi import Depends
+DosingSessionDep = ScopedDosingSession
 
-from app.db import SessionDep
-from app.dosing import service
-from app.models import DosingSession
-
-
-def load_dosing_session(session: SessionDep, dosing_session_id: uuid.UUID) -> DosingSession:
-    return service.get(session, dosing_session_id)
-
-
-DosingSessionDep = Annotated[DosingSession, Depends(load_dosing_session)]
+__all__ = ["DosingSessionDep"]

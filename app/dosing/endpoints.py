@@ -1,8 +1,16 @@
 import uuid
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Depends, status
 from sqlalchemy import select
 
+from app.auth.permissions import Permission
+from app.auth.principal import Authorize, CurrentPrincipal
+from app.auth.scope import (
+    ScopedDose,
+    ScopedParticipant,
+    only_visible_participants,
+    referenced_visit,
+)
 from app.db import SessionDep
 from app.dosing import service
 from app.dosing.deps import DosingSessionDep
@@ -18,12 +26,9 @@ from app.dosing.schemas import (
     SessionStart,
     TherapistPresence,
 )
-from app.errors import InvalidInput
 from app.models import Dose as DoseRow
 from app.models import DosingSession as DosingSessionRow
-from app.models import Visit
 from app.pagination import Page, PageDep, paginate
-from app.participants import service as participants
 
 router = APIRouter(tags=["dosing"])
 
@@ -32,37 +37,46 @@ router = APIRouter(tags=["dosing"])
     "/participants/{participant_id}/dosing-sessions",
     response_model=DosingSession,
     status_code=status.HTTP_201_CREATED,
+    dependencies=[Depends(Authorize(Permission.SESSION_PLAN))],
 )
 def create_dosing_session(
-    session: SessionDep, participant_id: uuid.UUID, data: DosingSessionCreate
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    participant: ScopedParticipant,
+    data: DosingSessionCreate,
 ) -> DosingSession:
     """Plan the dosing session of one of the participant's experimental visits."""
-    participant = participants.get(session, participant_id)
-    visit = session.get(Visit, data.visit_id)
-    if visit is None:
-        raise InvalidInput(
-            f"visit_id: visit {data.visit_id} does not exist",
-            errors=[{"field": "visit_id", "message": f"visit {data.visit_id} does not exist"}],
-        )
+    visit = referenced_visit(session, principal, data.visit_id, field="visit_id")
     return service.present(session, service.create_session(session, participant, visit))
 
 
-@router.get("/participants/{participant_id}/dosing-sessions", response_model=list[DosingSession])
+@router.get(
+    "/participants/{participant_id}/dosing-sessions",
+    response_model=list[DosingSession],
+    dependencies=[Depends(Authorize(Permission.SESSION_READ))],
+)
 def list_participant_dosing_sessions(
-    session: SessionDep, participant_id: uuid.UUID
+    session: SessionDep, participant: ScopedParticipant
 ) -> list[DosingSession]:
-    participant = participants.get(session, participant_id)
     return service.present_many(session, service.sessions_of(session, participant))
 
 
-@router.get("/dosing-sessions", response_model=Page[DosingSession])
+@router.get(
+    "/dosing-sessions",
+    response_model=Page[DosingSession],
+    dependencies=[Depends(Authorize(Permission.SESSION_READ))],
+)
 def list_dosing_sessions(
     session: SessionDep,
+    principal: CurrentPrincipal,
     page: PageDep,
     status: DosingSessionStatus | None = None,
     participant_id: uuid.UUID | None = None,
 ) -> dict[str, object]:
-    stmt = select(DosingSessionRow)
+    """Dosing sessions of the caller's sites (of every site for the study-wide roles)."""
+    stmt = only_visible_participants(
+        select(DosingSessionRow), principal, DosingSessionRow.participant_id
+    )
     if status:
         stmt = stmt.where(DosingSessionRow.status == status.value)
     if participant_id:
@@ -71,12 +85,20 @@ def list_dosing_sessions(
     return {"items": service.present_many(session, items), "next_cursor": cursor}
 
 
-@router.get("/dosing-sessions/{dosing_session_id}", response_model=DosingSession)
+@router.get(
+    "/dosing-sessions/{dosing_session_id}",
+    response_model=DosingSession,
+    dependencies=[Depends(Authorize(Permission.SESSION_READ))],
+)
 def get_dosing_session(session: SessionDep, dosing_session: DosingSessionDep) -> DosingSession:
     return service.present(session, dosing_session)
 
 
-@router.post("/dosing-sessions/{dosing_session_id}/start", response_model=DosingSession)
+@router.post(
+    "/dosing-sessions/{dosing_session_id}/start",
+    response_model=DosingSession,
+    dependencies=[Depends(Authorize(Permission.SESSION_RUN))],
+)
 def start_dosing_session(
     session: SessionDep, dosing_session: DosingSessionDep, data: SessionStart
 ) -> DosingSession:
@@ -85,7 +107,9 @@ def start_dosing_session(
 
 
 @router.post(
-    "/dosing-sessions/{dosing_session_id}/therapist-presence", response_model=DosingSession
+    "/dosing-sessions/{dosing_session_id}/therapist-presence",
+    response_model=DosingSession,
+    dependencies=[Depends(Authorize(Permission.SESSION_RUN))],
 )
 def attest_therapist_presence(
     session: SessionDep, dosing_session: DosingSessionDep, data: TherapistPresence
@@ -97,7 +121,11 @@ def attest_therapist_presence(
     return service.present(session, dosing_session)
 
 
-@router.post("/dosing-sessions/{dosing_session_id}/end", response_model=DosingSession)
+@router.post(
+    "/dosing-sessions/{dosing_session_id}/end",
+    response_model=DosingSession,
+    dependencies=[Depends(Authorize(Permission.SESSION_RUN))],
+)
 def end_dosing_session(
     session: SessionDep, dosing_session: DosingSessionDep, data: SessionEnd
 ) -> DosingSession:
@@ -105,7 +133,9 @@ def end_dosing_session(
 
 
 @router.post(
-    "/dosing-sessions/{dosing_session_id}/baseline-attestation", response_model=DosingSession
+    "/dosing-sessions/{dosing_session_id}/baseline-attestation",
+    response_model=DosingSession,
+    dependencies=[Depends(Authorize(Permission.SESSION_RUN))],
 )
 def attest_baseline(
     session: SessionDep, dosing_session: DosingSessionDep, data: BaselineAttestation
@@ -121,18 +151,27 @@ def attest_baseline(
     "/dosing-sessions/{dosing_session_id}/doses",
     response_model=Dose,
     status_code=status.HTTP_201_CREATED,
+    dependencies=[Depends(Authorize(Permission.DOSE_RECORD))],
 )
 def record_dose(session: SessionDep, dosing_session: DosingSessionDep, data: DoseCreate) -> DoseRow:
     """Record a dose the protocol allows; one that deviates needs `deviation_reason`."""
     return service.record_dose(session, dosing_session, data)
 
 
-@router.get("/dosing-sessions/{dosing_session_id}/doses", response_model=list[Dose])
+@router.get(
+    "/dosing-sessions/{dosing_session_id}/doses",
+    response_model=list[Dose],
+    dependencies=[Depends(Authorize(Permission.SESSION_READ))],
+)
 def list_doses(session: SessionDep, dosing_session: DosingSessionDep) -> list[DoseRow]:
     return service.doses_of(session, dosing_session)
 
 
-@router.post("/doses/{dose_id}/entered-in-error", response_model=Dose)
-def enter_dose_in_error(session: SessionDep, dose_id: uuid.UUID, data: EnteredInError) -> DoseRow:
+@router.post(
+    "/doses/{dose_id}/entered-in-error",
+    response_model=Dose,
+    dependencies=[Depends(Authorize(Permission.DOSE_RECORD))],
+)
+def enter_dose_in_error(session: SessionDep, dose: ScopedDose, data: EnteredInError) -> DoseRow:
     """Mark a dose entered in error; it is kept, and no longer counts toward totals or windows."""
-    return service.enter_dose_in_error(session, service.get_dose(session, dose_id), data.reason)
+    return service.enter_dose_in_error(session, dose, data.reason)

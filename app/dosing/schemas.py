@@ -5,6 +5,7 @@ from enum import StrEnum
 from pydantic import Field, FiniteFloat
 
 from app.schemas import AwareDatetime, ReadModel, Reason, Text, WriteModel
+from app.signatures.schemas import SignatureRead
 
 
 class DosingSessionStatus(StrEnum):
@@ -110,3 +111,6 @@ class DosingSession(ReadModel):
         "dose; null without an initial dose or when the protocol has no supplemental dose"
     )
     created_at: datetime
+    signatures: list[SignatureRead] = Field(
+        description="every e-signature of the record, voided ones included, oldest first"
+    )

@@ -20,6 +20,8 @@ from app.models import Dose, DosingSession, Participant, User, Visit, user_sites
 from app.participants import service as participants
 from app.protocols import service as protocols
 from app.protocols.schema import DosingSessionDefinition, Protocol
+from app.signatures import service as signatures
+from app.signatures.schemas import SignatureRead
 from app.users.service import Role
 
 S = DosingSessionStatus
@@ -416,11 +418,19 @@ def present_many(
     visit_ids = {ds.visit_id for ds in dosing_sessions}
     rows = session.execute(select(Visit.id, Visit.code).where(Visit.id.in_(visit_ids)))
     codes = {visit_id: code for visit_id, code in rows}
-    return [_view(session, ds, codes[ds.visit_id], doses[ds.id]) for ds in dosing_sessions]
+    signed = signatures.signatures_of(session, dosing_sessions)
+    return [
+        _view(session, ds, codes[ds.visit_id], doses[ds.id], signed.get(ds.id, []))
+        for ds in dosing_sessions
+    ]
 
 
 def _view(
-    session: Session, ds: DosingSession, visit_code: str, doses: list[Dose]
+    session: Session,
+    ds: DosingSession,
+    visit_code: str,
+    doses: list[Dose],
+    signed: list[SignatureRead],
 ) -> schemas.DosingSession:
     protocol = protocol_of(session, ds)
     definition = protocol.dosing_for_visit(visit_code)
@@ -458,4 +468,5 @@ def _view(
             schemas.SupplementalWindow(opens_at=window[0], closes_at=window[1]) if window else None
         ),
         created_at=ds.created_at,
+        signatures=signed,
     )

@@ -1,14 +1,14 @@
-import uuid
-
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Depends, status
 
 from app.assessments.records import EnteredInError
+from app.auth.permissions import Permission
+from app.auth.principal import Authorize
+from app.auth.scope import ScopedNote, ScopedParticipant
 from app.db import SessionDep
 from app.models import TherapistNote
 from app.notes import service
 from app.notes.schemas import Note, NoteCorrection, NoteCreate
 from app.pagination import Page, PageDep, paginate
-from app.participants import service as participants
 
 router = APIRouter(tags=["notes"])
 
@@ -17,38 +17,52 @@ router = APIRouter(tags=["notes"])
     "/participants/{participant_id}/notes",
     response_model=Note,
     status_code=status.HTTP_201_CREATED,
+    dependencies=[Depends(Authorize(Permission.NOTE_WRITE))],
 )
-def create_note(session: SessionDep, participant_id: uuid.UUID, data: NoteCreate) -> TherapistNote:
-    return service.create(session, participants.get(session, participant_id), data)
+def create_note(session: SessionDep, participant: ScopedParticipant, data: NoteCreate) -> Note:
+    return service.present(session, service.create(session, participant, data))
 
 
-@router.get("/participants/{participant_id}/notes", response_model=Page[Note])
+@router.get(
+    "/participants/{participant_id}/notes",
+    response_model=Page[Note],
+    dependencies=[Depends(Authorize(Permission.NOTE_READ))],
+)
 def list_notes(
     session: SessionDep,
-    participant_id: uuid.UUID,
+    participant: ScopedParticipant,
     page: PageDep,
     include_entered_in_error: bool = False,
 ) -> dict[str, object]:
-    participants.get(session, participant_id)
-    stmt = service.listing(participant_id, include_entered_in_error=include_entered_in_error)
+    stmt = service.listing(participant.id, include_entered_in_error=include_entered_in_error)
     items, cursor = paginate(session, stmt, TherapistNote.id, page)
-    return {"items": items, "next_cursor": cursor}
+    return {"items": service.present_all(session, items), "next_cursor": cursor}
 
 
-@router.get("/notes/{note_id}", response_model=Note)
-def get_note(session: SessionDep, note_id: uuid.UUID) -> TherapistNote:
-    return service.get(session, note_id)
+@router.get(
+    "/notes/{note_id}",
+    response_model=Note,
+    dependencies=[Depends(Authorize(Permission.NOTE_READ))],
+)
+def get_note(session: SessionDep, note: ScopedNote) -> Note:
+    return service.present(session, note)
 
 
-@router.patch("/notes/{note_id}", response_model=Note)
-def correct_note(session: SessionDep, note_id: uuid.UUID, data: NoteCorrection) -> TherapistNote:
+@router.patch(
+    "/notes/{note_id}",
+    response_model=Note,
+    dependencies=[Depends(Authorize(Permission.NOTE_WRITE))],
+)
+def correct_note(session: SessionDep, note: ScopedNote, data: NoteCorrection) -> Note:
     """Replace the text; the previous text and the reason stay in the audit trail."""
-    return service.correct(session, service.get(session, note_id), data)
+    return service.present(session, service.correct(session, note, data))
 
 
-@router.post("/notes/{note_id}/entered-in-error", response_model=Note)
-def enter_note_in_error(
-    session: SessionDep, note_id: uuid.UUID, data: EnteredInError
-) -> TherapistNote:
+@router.post(
+    "/notes/{note_id}/entered-in-error",
+    response_model=Note,
+    dependencies=[Depends(Authorize(Permission.NOTE_WRITE))],
+)
+def enter_note_in_error(session: SessionDep, note: ScopedNote, data: EnteredInError) -> Note:
     """Mark the note entered in error: the row stays, flagged, with the reason audited."""
-    return service.enter_in_error(session, service.get(session, note_id), data)
+    return service.present(session, service.enter_in_error(session, note, data))

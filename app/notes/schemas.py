@@ -1,8 +1,11 @@
 import uuid
 from datetime import datetime
 
+from pydantic import Field
+
 from app.assessments.records import RecordStatus
 from app.schemas import AwareDatetime, ReadModel, Reason, Text, WriteModel
+from app.signatures.schemas import SignatureRead
 
 
 class NoteCreate(WriteModel):
@@ -32,3 +35,6 @@ class Note(ReadModel):
     error_reason: str | None
     created_at: datetime
     updated_at: datetime
+    signatures: list[SignatureRead] = Field(
+        description="every e-signature of the record, voided ones included, oldest first"
+    )

@@ -1,6 +1,7 @@
 """Therapist notes: written by a therapist or clinician of the participant's site."""
 
 import uuid
+from collections.abc import Sequence
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
@@ -18,7 +19,9 @@ from app.assessments.records import (
 from app.audit.recorder import change_reason
 from app.errors import InvalidInput, NotFound
 from app.models import Participant, TherapistNote, User
+from app.notes import schemas
 from app.notes.schemas import NoteCorrection, NoteCreate
+from app.signatures import service as signatures
 from app.users.service import Role, site_ids_of
 
 AUTHOR_ROLES = (Role.THERAPIST, Role.CLINICIAN)
@@ -97,3 +100,32 @@ def listing(
     if not include_entered_in_error:
         stmt = stmt.where(TherapistNote.record_status == RecordStatus.VALID.value)
     return stmt
+
+
+# --- the read shape -----------------------------------------------------------------------------
+
+
+def present_all(session: Session, notes: Sequence[TherapistNote]) -> list[schemas.Note]:
+    """The read shapes, each with its e-signatures (one query for all of them)."""
+    signed = signatures.signatures_of(session, notes)
+    return [
+        schemas.Note(
+            id=note.id,
+            participant_id=note.participant_id,
+            dosing_session_id=note.dosing_session_id,
+            visit_id=note.visit_id,
+            author_id=note.author_id,
+            written_at=note.written_at,
+            text=note.text,
+            record_status=RecordStatus(note.record_status),
+            error_reason=note.error_reason,
+            created_at=note.created_at,
+            updated_at=note.updated_at,
+            signatures=signed.get(note.id, []),
+        )
+        for note in notes
+    ]
+
+
+def present(session: Session, note: TherapistNote) -> schemas.Note:
+    return present_all(session, [note])[0]

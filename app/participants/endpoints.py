@@ -1,8 +1,18 @@
 import uuid
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Depends, status
 from sqlalchemy import select
 
+from app.auth import blinding
+from app.auth.permissions import Permission
+from app.auth.principal import Authorize, CurrentPrincipal
+from app.auth.scope import (
+    ScopedParticipant,
+    ScopedStudy,
+    ScopedVisit,
+    only_visible_sites,
+    referenced_site,
+)
 from app.db import SessionDep
 from app.models import Participant as ParticipantRow
 from app.models import Visit as VisitRow
@@ -20,31 +30,42 @@ from app.participants.schemas import (
     VisitReschedule,
     Withdrawal,
 )
-from app.studies import service as studies
 
 router = APIRouter(tags=["participants"])
+
+# Every participant leaves through blinding.participant_view(s): the arm is masked for blinded
+# callers, and an unblinded caller's read of it is audited.
 
 
 @router.post(
     "/studies/{study_id}/participants",
     response_model=Participant,
     status_code=status.HTTP_201_CREATED,
+    dependencies=[Depends(Authorize(Permission.PARTICIPANT_WRITE))],
 )
 def create_participant(
-    session: SessionDep, study_id: uuid.UUID, data: ParticipantCreate
-) -> ParticipantRow:
-    return service.create(session, studies.get_study(session, study_id), data)
+    session: SessionDep, principal: CurrentPrincipal, study: ScopedStudy, data: ParticipantCreate
+) -> Participant:
+    """Register a participant at one of the caller's sites of the study."""
+    referenced_site(session, principal, data.site_id, study=study, field="site_id")
+    return blinding.participant_view(session, principal, service.create(session, study, data))
 
 
-@router.get("/participants", response_model=Page[Participant])
+@router.get(
+    "/participants",
+    response_model=Page[Participant],
+    dependencies=[Depends(Authorize(Permission.PARTICIPANT_READ))],
+)
 def list_participants(
     session: SessionDep,
+    principal: CurrentPrincipal,
     page: PageDep,
     study_id: uuid.UUID | None = None,
     site_id: uuid.UUID | None = None,
     status: ParticipantStatus | None = None,
 ) -> dict[str, object]:
-    stmt = select(ParticipantRow)
+    """Participants of the caller's sites (of every site for the study-wide roles)."""
+    stmt = only_visible_sites(select(ParticipantRow), principal, ParticipantRow.site_id)
     if study_id:
         stmt = stmt.where(ParticipantRow.study_id == study_id)
     if site_id:
@@ -52,58 +73,119 @@ def list_participants(
     if status:
         stmt = stmt.where(ParticipantRow.status == status.value)
     items, cursor = paginate(session, stmt, ParticipantRow.id, page)
-    return {"items": items, "next_cursor": cursor}
+    return {"items": blinding.participant_views(session, principal, items), "next_cursor": cursor}
 
 
-@router.get("/participants/{participant_id}", response_model=Participant)
-def get_participant(session: SessionDep, participant_id: uuid.UUID) -> ParticipantRow:
-    return service.get(session, participant_id)
+@router.get(
+    "/participants/{participant_id}",
+    response_model=Participant,
+    dependencies=[Depends(Authorize(Permission.PARTICIPANT_READ))],
+)
+def get_participant(
+    session: SessionDep, principal: CurrentPrincipal, participant: ScopedParticipant
+) -> Participant:
+    return blinding.participant_view(session, principal, participant)
 
 
-@router.post("/participants/{participant_id}/enrol", response_model=list[Visit])
-def enrol(session: SessionDep, participant_id: uuid.UUID, data: Enrolment) -> list[VisitRow]:
+@router.post(
+    "/participants/{participant_id}/enrol",
+    response_model=list[Visit],
+    dependencies=[Depends(Authorize(Permission.PARTICIPANT_WRITE))],
+)
+def enrol(session: SessionDep, participant: ScopedParticipant, data: Enrolment) -> list[VisitRow]:
     """Enrol a screened participant and generate the protocol's visit schedule."""
-    return service.enrol(session, service.get(session, participant_id), data)
+    return service.enrol(session, participant, data)
 
 
-@router.post("/participants/{participant_id}/randomise", response_model=Participant)
-def randomise(session: SessionDep, participant_id: uuid.UUID) -> ParticipantRow:
-    return service.randomise(session, service.get(session, participant_id))
+@router.post(
+    "/participants/{participant_id}/randomise",
+    response_model=Participant,
+    dependencies=[Depends(Authorize(Permission.RANDOMISE))],
+)
+def randomise(
+    session: SessionDep, principal: CurrentPrincipal, participant: ScopedParticipant
+) -> Participant:
+    """Allocate the next arm of the site's sequence; the arm is masked unless the caller is
+    unblinded, the coordinator who randomises included."""
+    return blinding.participant_view(session, principal, service.randomise(session, participant))
 
 
-@router.post("/participants/{participant_id}/withdraw", response_model=Participant)
-def withdraw(session: SessionDep, participant_id: uuid.UUID, data: Withdrawal) -> ParticipantRow:
-    return service.withdraw(session, service.get(session, participant_id), data)
+@router.post(
+    "/participants/{participant_id}/withdraw",
+    response_model=Participant,
+    dependencies=[Depends(Authorize(Permission.PARTICIPANT_WRITE))],
+)
+def withdraw(
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    participant: ScopedParticipant,
+    data: Withdrawal,
+) -> Participant:
+    row = service.withdraw(session, participant, data)
+    return blinding.participant_view(session, principal, row)
 
 
-@router.post("/participants/{participant_id}/screen-failure", response_model=Participant)
+@router.post(
+    "/participants/{participant_id}/screen-failure",
+    response_model=Participant,
+    dependencies=[Depends(Authorize(Permission.PARTICIPANT_WRITE))],
+)
 def screen_fail(
-    session: SessionDep, participant_id: uuid.UUID, data: ScreenFailure
-) -> ParticipantRow:
-    return service.screen_fail(session, service.get(session, participant_id), data)
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    participant: ScopedParticipant,
+    data: ScreenFailure,
+) -> Participant:
+    row = service.screen_fail(session, participant, data)
+    return blinding.participant_view(session, principal, row)
 
 
-@router.post("/participants/{participant_id}/complete", response_model=Participant)
-def complete(session: SessionDep, participant_id: uuid.UUID, data: Completion) -> ParticipantRow:
-    return service.complete(session, service.get(session, participant_id))
+@router.post(
+    "/participants/{participant_id}/complete",
+    response_model=Participant,
+    dependencies=[Depends(Authorize(Permission.PARTICIPANT_WRITE))],
+)
+def complete(
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    participant: ScopedParticipant,
+    data: Completion,
+) -> Participant:
+    return blinding.participant_view(session, principal, service.complete(session, participant))
 
 
-@router.get("/participants/{participant_id}/visits", response_model=list[Visit])
-def list_visits(session: SessionDep, participant_id: uuid.UUID) -> list[VisitRow]:
-    return service.visits_of(session, service.get(session, participant_id))
+@router.get(
+    "/participants/{participant_id}/visits",
+    response_model=list[Visit],
+    dependencies=[Depends(Authorize(Permission.PARTICIPANT_READ))],
+)
+def list_visits(session: SessionDep, participant: ScopedParticipant) -> list[VisitRow]:
+    return service.visits_of(session, participant)
 
 
-@router.get("/visits/{visit_id}", response_model=Visit)
-def get_visit(session: SessionDep, visit_id: uuid.UUID) -> VisitRow:
-    return service.get_visit(session, visit_id)
+@router.get(
+    "/visits/{visit_id}",
+    response_model=Visit,
+    dependencies=[Depends(Authorize(Permission.PARTICIPANT_READ))],
+)
+def get_visit(visit: ScopedVisit) -> VisitRow:
+    return visit
 
 
-@router.post("/visits/{visit_id}/reschedule", response_model=Visit)
-def reschedule(session: SessionDep, visit_id: uuid.UUID, data: VisitReschedule) -> VisitRow:
+@router.post(
+    "/visits/{visit_id}/reschedule",
+    response_model=Visit,
+    dependencies=[Depends(Authorize(Permission.SESSION_PLAN))],
+)
+def reschedule(session: SessionDep, visit: ScopedVisit, data: VisitReschedule) -> VisitRow:
     """Move a visit; a date outside the protocol window is kept and flagged out_of_window."""
-    return service.reschedule(session, service.get_visit(session, visit_id), data)
+    return service.reschedule(session, visit, data)
 
 
-@router.post("/visits/{visit_id}/outcome", response_model=Visit)
-def record_outcome(session: SessionDep, visit_id: uuid.UUID, data: VisitOutcome) -> VisitRow:
-    return service.record_outcome(session, service.get_visit(session, visit_id), data)
+@router.post(
+    "/visits/{visit_id}/outcome",
+    response_model=Visit,
+    dependencies=[Depends(Authorize(Permission.SESSION_PLAN))],
+)
+def record_outcome(session: SessionDep, visit: ScopedVisit, data: VisitOutcome) -> VisitRow:
+    return service.record_outcome(session, visit, data)

@@ -1,8 +1,11 @@
 import uuid
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Depends, status
 from sqlalchemy import select
 
+from app.auth.permissions import Permission
+from app.auth.principal import Authorize, CurrentPrincipal
+from app.auth.scope import ScopedSite, ScopedStudy, only_visible_sites, only_visible_studies
 from app.db import SessionDep
 from app.models import ProtocolVersion
 from app.models import Site as SiteRow
@@ -22,7 +25,11 @@ from app.studies.schemas import (
 router = APIRouter(tags=["studies"])
 
 
-@router.get("/protocol-versions", response_model=Page[ProtocolVersionSummary])
+@router.get(
+    "/protocol-versions",
+    response_model=Page[ProtocolVersionSummary],
+    dependencies=[Depends(Authorize(Permission.STUDY_READ))],
+)
 def list_protocol_versions(
     session: SessionDep, page: PageDep, protocol_key: str | None = None
 ) -> dict[str, object]:
@@ -33,40 +40,79 @@ def list_protocol_versions(
     return {"items": items, "next_cursor": cursor}
 
 
-@router.get("/protocol-versions/{version_id}", response_model=ProtocolVersionDetail)
+@router.get(
+    "/protocol-versions/{version_id}",
+    response_model=ProtocolVersionDetail,
+    dependencies=[Depends(Authorize(Permission.STUDY_READ))],
+)
 def get_protocol_version(session: SessionDep, version_id: uuid.UUID) -> ProtocolVersion:
+    """A protocol version is the same for every site: not site-scoped."""
     return protocols.get_version(session, version_id)
 
 
-@router.post("/studies", response_model=Study, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/studies",
+    response_model=Study,
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[Depends(Authorize(Permission.STUDY_MANAGE))],
+)
 def create_study(session: SessionDep, data: StudyCreate) -> StudyRow:
     return service.create_study(session, data)
 
 
-@router.get("/studies", response_model=Page[Study])
-def list_studies(session: SessionDep, page: PageDep) -> dict[str, object]:
-    items, cursor = paginate(session, select(StudyRow), StudyRow.id, page)
+@router.get(
+    "/studies",
+    response_model=Page[Study],
+    dependencies=[Depends(Authorize(Permission.STUDY_READ))],
+)
+def list_studies(
+    session: SessionDep, principal: CurrentPrincipal, page: PageDep
+) -> dict[str, object]:
+    """The studies the caller works in (every study for the roles that see every site)."""
+    stmt = only_visible_studies(select(StudyRow), principal, StudyRow.id)
+    items, cursor = paginate(session, stmt, StudyRow.id, page)
     return {"items": items, "next_cursor": cursor}
 
 
-@router.get("/studies/{study_id}", response_model=Study)
-def get_study(session: SessionDep, study_id: uuid.UUID) -> StudyRow:
-    return service.get_study(session, study_id)
+@router.get(
+    "/studies/{study_id}",
+    response_model=Study,
+    dependencies=[Depends(Authorize(Permission.STUDY_READ))],
+)
+def get_study(study: ScopedStudy) -> StudyRow:
+    return study
 
 
-@router.post("/studies/{study_id}/sites", response_model=Site, status_code=status.HTTP_201_CREATED)
-def create_site(session: SessionDep, study_id: uuid.UUID, data: SiteCreate) -> SiteRow:
-    return service.create_site(session, service.get_study(session, study_id), data)
+@router.post(
+    "/studies/{study_id}/sites",
+    response_model=Site,
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[Depends(Authorize(Permission.STUDY_MANAGE))],
+)
+def create_site(session: SessionDep, study: ScopedStudy, data: SiteCreate) -> SiteRow:
+    return service.create_site(session, study, data)
 
 
-@router.get("/studies/{study_id}/sites", response_model=Page[Site])
-def list_sites(session: SessionDep, study_id: uuid.UUID, page: PageDep) -> dict[str, object]:
-    service.get_study(session, study_id)
-    stmt = select(SiteRow).where(SiteRow.study_id == study_id)
+@router.get(
+    "/studies/{study_id}/sites",
+    response_model=Page[Site],
+    dependencies=[Depends(Authorize(Permission.STUDY_READ))],
+)
+def list_sites(
+    session: SessionDep, principal: CurrentPrincipal, study: ScopedStudy, page: PageDep
+) -> dict[str, object]:
+    """The study's sites the caller works at (all of them for the study-wide roles)."""
+    stmt = only_visible_sites(
+        select(SiteRow).where(SiteRow.study_id == study.id), principal, SiteRow.id
+    )
     items, cursor = paginate(session, stmt, SiteRow.id, page)
     return {"items": items, "next_cursor": cursor}
 
 
-@router.get("/sites/{site_id}", response_model=Site)
-def get_site(session: SessionDep, site_id: uuid.UUID) -> SiteRow:
-    return service.get_site(session, site_id)
+@router.get(
+    "/sites/{site_id}",
+    response_model=Site,
+    dependencies=[Depends(Authorize(Permission.STUDY_READ))],
+)
+def get_site(site: ScopedSite) -> SiteRow:
+    return site

@@ -1,11 +1,13 @@
-import uuid
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 
+from app.auth.permissions import Permission
+from app.auth.principal import Authorize
+from app.auth.scope import ScopedReading
 from app.db import SessionDep
 from app.dosing.deps import DosingSessionDep
 from app.models import VitalReading as VitalReadingRow
@@ -52,6 +54,7 @@ def _source_default(session: SessionDep) -> str:
     responses={
         200: {"description": "an identical replay of a stored reading", "model": VitalReading}
     },
+    dependencies=[Depends(Authorize(Permission.VITALS_RECORD))],
 )
 def post_reading(
     session: SessionDep, dosing_session: DosingSessionDep, reading: ReadingIn, response: Response
@@ -68,6 +71,7 @@ def post_reading(
     "/dosing-sessions/{dosing_session_id}/vital-readings/batch",
     response_model=BatchOutcome,
     responses={413: {"description": "more readings than VIGIL_BATCH_SIZE_MAX"}},
+    dependencies=[Depends(Authorize(Permission.VITALS_RECORD))],
 )
 def post_batch(
     session: SessionDep, dosing_session: DosingSessionDep, data: ReadingBatchIn
@@ -86,7 +90,9 @@ def post_batch(
 
 
 @router.get(
-    "/dosing-sessions/{dosing_session_id}/vital-readings", response_model=Page[VitalReading]
+    "/dosing-sessions/{dosing_session_id}/vital-readings",
+    response_model=Page[VitalReading],
+    dependencies=[Depends(Authorize(Permission.SESSION_READ))],
 )
 def list_readings(
     session: SessionDep,
@@ -99,14 +105,22 @@ def list_readings(
     return {"items": items, "next_cursor": next_cursor}
 
 
-@router.get("/vital-readings/{reading_id}", response_model=VitalReading)
-def get_reading(session: SessionDep, reading_id: uuid.UUID) -> VitalReadingRow:
-    return service.get_reading(session, reading_id)
+@router.get(
+    "/vital-readings/{reading_id}",
+    response_model=VitalReading,
+    dependencies=[Depends(Authorize(Permission.SESSION_READ))],
+)
+def get_reading(reading: ScopedReading) -> VitalReadingRow:
+    return reading
 
 
-@router.post("/vital-readings/{reading_id}/entered-in-error", response_model=VitalReading)
+@router.post(
+    "/vital-readings/{reading_id}/entered-in-error",
+    response_model=VitalReading,
+    dependencies=[Depends(Authorize(Permission.VITALS_CORRECT))],
+)
 def enter_reading_in_error(
-    session: SessionDep, reading_id: uuid.UUID, data: EnteredInError
+    session: SessionDep, reading: ScopedReading, data: EnteredInError
 ) -> VitalReadingRow:
     """Mark a reading entered in error; it is kept forever and audited with the reason."""
-    return service.enter_in_error(session, service.get_reading(session, reading_id), data.reason)
+    return service.enter_in_error(session, reading, data.reason)

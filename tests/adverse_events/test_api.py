@@ -194,7 +194,7 @@ def test_the_dosing_session_must_be_the_participants_own(client, trial):
     assert response.status_code == 422
     [error] = response.json()["errors"]
     assert error["field"] == "dosing_session_id"
-    assert "is not a session of participant 01-001" in error["message"]
+    assert "participant 01-001 has no dosing session" in error["message"]
 
 
 def test_unknown_participant_or_event_is_404(client, trial):

@@ -248,12 +248,12 @@ def test_links_must_be_the_participants_own_visit_and_session(client, trial):
     _refused(
         _post(client, trial.participant, _screen(visit_id=their_visit)),
         "cssrs_screen.visit_id",
-        "is not a visit of participant 01-001",
+        "participant 01-001 has no visit",
     )
     _refused(
         _post(client, trial.participant, _guess(dosing_session_id=str(trial.other_session.id))),
         "blinding_guess.dosing_session_id",
-        "is not a session of participant 01-001",
+        "participant 01-001 has no dosing session",
     )
     _refused(
         _post(

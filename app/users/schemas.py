@@ -1,0 +1,86 @@
+"""Request and response shapes of account and device management (admins only)."""
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, StringConstraints
+
+from app.auth.schemas import NewPassword, TokenInfo
+from app.schemas import ReadModel, Reason, WriteModel
+from app.users.service import Role
+
+Username = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=2, max_length=64, pattern=r"^[A-Za-z0-9_.@+-]+$"
+    ),
+]
+DeviceName = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=2, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$"
+    ),
+]
+DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+def _person(role: Role) -> Role:
+    if role is Role.DEVICE:
+        raise ValueError("devices are created with POST /api/v1/devices (they have no password)")
+    return role
+
+
+class UserCreate(WriteModel):
+    username: Username
+    display_name: DisplayName = Field(description="Printed name, shown on signatures")
+    role: Annotated[Role, AfterValidator(_person)]
+    password: NewPassword
+    site_ids: list[uuid.UUID] = Field(
+        default_factory=list,
+        description="Sites the user works at: one or more for site staff and pharmacists, "
+        "none for medical_monitor, sponsor and admin",
+    )
+
+
+class User(ReadModel):
+    id: uuid.UUID
+    username: str
+    display_name: str
+    role: Role
+    active: bool
+    site_ids: list[uuid.UUID]
+    failed_login_count: int
+    locked_until: datetime | None
+    last_login_at: datetime | None
+    created_at: datetime
+
+
+class ReasonRequest(WriteModel):
+    reason: Reason
+
+
+class SitesUpdate(WriteModel):
+    site_ids: list[uuid.UUID] = Field(description="The user's sites from now on (replaces them)")
+    reason: Reason
+
+
+class DeviceCreate(WriteModel):
+    name: DeviceName = Field(description="Unique name of the tablet, e.g. tablet-boulder-3")
+    site_id: uuid.UUID
+
+
+class Device(ReadModel):
+    id: uuid.UUID
+    name: str
+    site_id: uuid.UUID | None
+    active: bool
+    created_at: datetime
+    last_seen_at: datetime | None = Field(description="Last request made with any of its tokens")
+    last_seen_address: str | None
+    tokens: list[TokenInfo] = Field(description="Its tokens that are not revoked")
+
+
+class DeviceCredential(ReadModel):
+    device: Device
+    token: str = Field(description="The device's token: shown this once, never again")

@@ -99,7 +99,7 @@ CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
 class Authorize:
-    """A route's policy: ``dependencies=[Authorize(Permission.X)]`` or as a typed parameter.
+    """A route's policy: ``dependencies=[Depends(Authorize(Permission.X))]`` on the decorator.
 
     The permission is kept on the dependency so the permission-matrix test can read every
     route's declared policy; a route without one fails that test.

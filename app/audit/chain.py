@@ -35,8 +35,14 @@ class Chainable(Protocol):
     record_hash: str
 
 
+_JSON_FIELDS = frozenset({"before", "after"})  # written as JSON values already
+
+
 def canonical(record: Any) -> bytes:
-    content = {name: jsonable(getattr(record, name)) for name in CANONICAL_FIELDS}
+    content = {
+        name: getattr(record, name) if name in _JSON_FIELDS else jsonable(getattr(record, name))
+        for name in CANONICAL_FIELDS
+    }
     return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 

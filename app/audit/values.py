@@ -6,8 +6,12 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+_PLAIN = (str, int, float, bool, type(None))
+
 
 def jsonable(value: Any) -> Any:
+    if isinstance(value, _PLAIN):  # most values: checked first, this runs on the ingest path
+        return value
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, uuid.UUID):

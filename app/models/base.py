@@ -2,6 +2,7 @@
 
 import uuid
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, MetaData, Uuid
@@ -46,18 +47,23 @@ class Base(DeclarativeBase):
     def __init__(self, **kwargs: Any) -> None:
         """Apply Python-side column defaults now, so the audit record of a new row is complete."""
         cls = type(self)
-        for column in cls.__table__.columns:
-            default = column.default
-            if column.key in kwargs or default is None:
-                continue
-            if default.is_scalar:
-                kwargs[column.key] = default.arg
-            elif default.is_callable:
-                kwargs[column.key] = default.arg(None)
+        for key, default in _column_defaults(cls):
+            if key not in kwargs:
+                kwargs[key] = default.arg(None) if default.is_callable else default.arg
         for key, value in kwargs.items():
             if not hasattr(cls, key):
                 raise TypeError(f"{key!r} is not an attribute of {cls.__name__}")
             setattr(self, key, value)
+
+
+@cache
+def _column_defaults(cls: type[Base]) -> tuple[tuple[str, Any], ...]:
+    """The (attribute, default) pairs of a model's columns that have a Python-side default."""
+    return tuple(
+        (column.key, column.default)
+        for column in cls.__table__.columns
+        if column.default is not None and (column.default.is_scalar or column.default.is_callable)
+    )
 
 
 class HasId:

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 
 from app.adverse_events.endpoints import router as adverse_events_router
+from app.alerts.endpoints import router as alerts_router
 from app.assessments.endpoints import router as assessments_router
 from app.audit import recorder as _audit_recorder  # noqa: F401 - registers the audit listener
 from app.audit.endpoints import router as audit_router
@@ -56,6 +57,7 @@ def create_app() -> FastAPI:
         dosing_router,
         vitals_router,
         adverse_events_router,
+        alerts_router,
         assessments_router,
         notes_router,
         signatures_router,

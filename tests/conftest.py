@@ -50,6 +50,7 @@ from app.participants import service as participants
 from app.users import service as users
 from app.users.service import Role
 from app.vitals import service as vitals
+from tests.factories.alerts import make_alert
 from tests.factories.dosing import make_dosing_session
 from tests.factories.trial import load_protocol, make_participant, make_site, make_study
 
@@ -323,6 +324,7 @@ def _site_with_records(session: Session, study: Study, code: str, number: str) -
         ),
     )
     visits = {visit.code: visit for visit in participants.visits_of(session, participant)}
+    alert, _ = make_alert(session, dosing_session, found_at=T0 + timedelta(minutes=60))
     return SimpleNamespace(
         site=site,
         participant=participant,
@@ -335,6 +337,7 @@ def _site_with_records(session: Session, study: Study, code: str, number: str) -
         adverse_event=event,
         assessment=assessments.create(session, participant, screen),
         note=note,
+        alert=alert,
     )
 
 
@@ -342,7 +345,8 @@ def build_two_site_trial(session: Session) -> SimpleNamespace:
     """Study MAPP-T (the MDMA protocol) with sites S01 (``.a``) and S02 (``.b``); at each: a
     randomised participant with their visits, a dosing session in progress since T0 with its
     80 mg initial dose, a vital reading, an adverse event, a C-SSRS screen, a therapist's note,
-    and two therapists. Built through the services, so the audit trail holds it all."""
+    an open critical alert, and two therapists. Built through the services, so the audit trail
+    holds it all."""
     version = load_protocol(session)
     study = make_study(session)
     return SimpleNamespace(

@@ -11,6 +11,9 @@ What a permission covers:
 - HISTORY_READ: the audit history of one record; the record's own read permission and site
   scope apply too (a coordinator reads no note's history), unless the caller holds AUDIT_READ.
 - AUDIT_READ: the whole audit trail; only for roles that see every site.
+- ALERT_READ: safety alerts (the clinical readers, the medical monitor included).
+- ALERT_RESPOND: acknowledging and resolving alerts: the site clinician, and the medical monitor,
+  who receives the critical alerts nobody acknowledged in time (DESIGN.md section 4).
 """
 
 from enum import StrEnum
@@ -38,6 +41,8 @@ class Permission(StrEnum):
     NOTE_WRITE = "note:write"
     HISTORY_READ = "history:read"
     AUDIT_READ = "audit:read"
+    ALERT_READ = "alert:read"
+    ALERT_RESPOND = "alert:respond"
     SIGN = "sign"
     USER_MANAGE = "user:manage"
 
@@ -71,6 +76,8 @@ ROLE_PERMISSIONS: dict[Permission, frozenset[Role]] = {
     Permission.NOTE_WRITE: frozenset({R.THERAPIST, R.CLINICIAN}),
     Permission.HISTORY_READ: _CLINICAL_READERS | {R.ADMIN},
     Permission.AUDIT_READ: frozenset({R.SPONSOR, R.MEDICAL_MONITOR, R.ADMIN}),
+    Permission.ALERT_READ: _CLINICAL_READERS,
+    Permission.ALERT_RESPOND: frozenset({R.CLINICIAN, R.MEDICAL_MONITOR}),
     Permission.SIGN: frozenset({R.THERAPIST, R.CLINICIAN}),
     Permission.USER_MANAGE: frozenset({R.ADMIN}),
 }

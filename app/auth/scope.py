@@ -22,6 +22,7 @@ from app.errors import Forbidden, InvalidInput, NotFound
 from app.models import (
     AccessToken,
     AdverseEvent,
+    Alert,
     Assessment,
     Dose,
     DosingSession,
@@ -86,6 +87,7 @@ _WITH_SITE: dict[type, Callable[[uuid.UUID], Select[Any]]] = {
     Dose: _through_dosing_session(Dose),
     VitalReading: _through_dosing_session(VitalReading),
     Site: _own_site(Site, Site.id),
+    Alert: _own_site(Alert, Alert.site_id),
 }
 
 
@@ -157,6 +159,10 @@ def note_in_scope(
     return load_in_scope(session, principal, TherapistNote, note_id, "note")
 
 
+def alert_in_scope(session: SessionDep, principal: CurrentPrincipal, alert_id: uuid.UUID) -> Alert:
+    return load_in_scope(session, principal, Alert, alert_id, "alert")
+
+
 def site_in_scope(session: SessionDep, principal: CurrentPrincipal, site_id: uuid.UUID) -> Site:
     return load_in_scope(session, principal, Site, site_id, "site")
 
@@ -176,6 +182,7 @@ ScopedReading = Annotated[VitalReading, Depends(reading_in_scope)]
 ScopedAdverseEvent = Annotated[AdverseEvent, Depends(adverse_event_in_scope)]
 ScopedAssessment = Annotated[Assessment, Depends(assessment_in_scope)]
 ScopedNote = Annotated[TherapistNote, Depends(note_in_scope)]
+ScopedAlert = Annotated[Alert, Depends(alert_in_scope)]
 ScopedSite = Annotated[Site, Depends(site_in_scope)]
 ScopedStudy = Annotated[Study, Depends(study_in_scope)]
 
@@ -266,6 +273,7 @@ RECORD_READ_PERMISSION: dict[str, Permission | None] = {
     "protocol_versions": P.STUDY_READ,
     "users": P.USER_MANAGE,
     "access_tokens": P.USER_MANAGE,
+    "alerts": P.ALERT_READ,
     "signatures": None,
 }
 _MODEL_OF_TABLE: dict[str, type] = {

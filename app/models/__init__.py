@@ -1,5 +1,6 @@
 """Every table, registered on one MetaData (import this package, not the modules)."""
 
+from app.models.alert import Alert
 from app.models.audit import AuditRecord
 from app.models.base import Base
 from app.models.clinical import AdverseEvent, Assessment, TherapistNote
@@ -13,6 +14,7 @@ from app.models.vitals import VitalReading
 __all__ = [
     "AccessToken",
     "AdverseEvent",
+    "Alert",
     "Assessment",
     "AuditRecord",
     "Base",

@@ -1,0 +1,73 @@
+import uuid
+
+from fastapi import APIRouter, Depends
+
+from app.alerts import service
+from app.alerts.schemas import Alert, AlertAcknowledge, AlertResolve, AlertSeverity, AlertStatus
+from app.auth.permissions import Permission
+from app.auth.principal import Authorize, CurrentPrincipal
+from app.auth.scope import ScopedAlert, only_visible_sites
+from app.db import SessionDep
+from app.models import Alert as AlertRow
+from app.pagination import Page, PageDep, paginate
+
+router = APIRouter(tags=["alerts"])
+
+
+@router.get(
+    "/alerts",
+    response_model=Page[Alert],
+    dependencies=[Depends(Authorize(Permission.ALERT_READ))],
+)
+def list_alerts(
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    page: PageDep,
+    status: AlertStatus | None = None,
+    severity: AlertSeverity | None = None,
+    dosing_session_id: uuid.UUID | None = None,
+    participant_id: uuid.UUID | None = None,
+) -> dict[str, object]:
+    """Alerts of the caller's sites (study-wide for the monitors), oldest first."""
+    stmt = service.listing(
+        status=status,
+        severity=severity,
+        dosing_session_id=dosing_session_id,
+        participant_id=participant_id,
+    )
+    stmt = only_visible_sites(stmt, principal, AlertRow.site_id)
+    items, cursor = paginate(session, stmt, AlertRow.id, page)
+    return {"items": items, "next_cursor": cursor}
+
+
+@router.get(
+    "/alerts/{alert_id}",
+    response_model=Alert,
+    dependencies=[Depends(Authorize(Permission.ALERT_READ))],
+)
+def get_alert(alert: ScopedAlert) -> AlertRow:
+    return alert
+
+
+@router.post(
+    "/alerts/{alert_id}/acknowledge",
+    response_model=Alert,
+    dependencies=[Depends(Authorize(Permission.ALERT_RESPOND))],
+)
+def acknowledge_alert(
+    session: SessionDep, principal: CurrentPrincipal, alert: ScopedAlert, data: AlertAcknowledge
+) -> AlertRow:
+    """open -> acknowledged: the caller has seen the alert and is acting on it."""
+    return service.acknowledge(session, alert, principal.user_id, data.note)
+
+
+@router.post(
+    "/alerts/{alert_id}/resolve",
+    response_model=Alert,
+    dependencies=[Depends(Authorize(Permission.ALERT_RESPOND))],
+)
+def resolve_alert(
+    session: SessionDep, principal: CurrentPrincipal, alert: ScopedAlert, data: AlertResolve
+) -> AlertRow:
+    """open or acknowledged -> resolved, saying how."""
+    return service.resolve(session, alert, principal.user_id, data.resolution)

@@ -1,0 +1,60 @@
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import Field
+
+from app.schemas import ReadModel, Text, WriteModel
+
+
+class AlertSeverity(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+class AlertStatus(StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+class AlertAcknowledge(WriteModel):
+    note: Text | None = Field(default=None, description="what the acknowledging clinician noted")
+
+
+class AlertResolve(WriteModel):
+    resolution: Text = Field(description="how the alert was resolved")
+
+
+class Alert(ReadModel):
+    id: uuid.UUID
+    participant_id: uuid.UUID
+    dosing_session_id: uuid.UUID | None
+    site_id: uuid.UUID
+    protocol_version_id: uuid.UUID
+    rule_id: str
+    kind: str
+    severity: AlertSeverity
+    status: AlertStatus
+    dedup_key: str
+    title: str
+    message: str = Field(description="the sentence a clinician reads")
+    finding: dict[str, Any] = Field(description="the latest explanation of the finding")
+    first_found_at: datetime
+    last_found_at: datetime
+    occurrences: int
+    acknowledge_by: datetime | None = Field(
+        description="the protocol's acknowledgement deadline for the alert's severity"
+    )
+    acknowledged_at: datetime | None
+    acknowledged_by_id: uuid.UUID | None
+    acknowledgement_note: str | None
+    resolved_at: datetime | None
+    resolved_by_id: uuid.UUID | None
+    resolution: str | None
+    escalation_level: int = Field(description="0: site clinician; 1: medical monitor")
+    escalated_at: datetime | None
+    created_at: datetime
+    updated_at: datetime

@@ -1,0 +1,195 @@
+"""Alerts: opened (or updated) from rule findings, acknowledged, resolved, escalated when a
+critical alert waits too long. Every change is audited with its reason."""
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app import clock
+from app.alerts.schemas import AlertSeverity, AlertStatus
+from app.audit.recorder import change_reason
+from app.errors import Conflict, InvalidInput, NotFound
+from app.models import Alert, DosingSession, Participant
+from app.protocols import service as protocols
+
+_RANK = {AlertSeverity.INFO: 0, AlertSeverity.WARNING: 1, AlertSeverity.CRITICAL: 2}
+OPEN, ACKNOWLEDGED, RESOLVED = (s.value for s in AlertStatus)
+# escalation levels, in the order of the protocol's alerting.escalation
+SITE_CLINICIAN, MEDICAL_MONITOR = 0, 1
+
+
+def _acknowledge_by(
+    session: Session, protocol_version_id: uuid.UUID, severity: AlertSeverity, found_at: datetime
+) -> datetime | None:
+    """found_at + the protocol's acknowledgement time for the severity; None for info alerts."""
+    alerting = protocols.definition(protocols.get_version(session, protocol_version_id)).alerting
+    minutes = alerting.acknowledge_within_minutes.get(severity.value)  # type: ignore[call-overload]
+    return None if minutes is None else found_at + timedelta(minutes=minutes)
+
+
+def _unresolved(session: Session, dedup_key: str) -> Alert | None:
+    stmt = select(Alert).where(Alert.dedup_key == dedup_key, Alert.status != RESOLVED)
+    return session.scalars(stmt.with_for_update()).first()
+
+
+def _update(
+    session: Session,
+    alert: Alert,
+    severity: AlertSeverity,
+    message: str,
+    finding: dict[str, Any],
+    found_at: datetime,
+) -> None:
+    """A repeated finding: count it, keep the latest explanation, raise (never lower) severity."""
+    with change_reason(session, f"rule {alert.rule_id} found again", "update"):
+        alert.last_found_at = max(alert.last_found_at, found_at)
+        alert.occurrences += 1
+        alert.message, alert.finding = message, finding
+        if _RANK[severity] > _RANK[AlertSeverity(alert.severity)]:
+            alert.severity = severity.value
+            if alert.status == OPEN:
+                deadline = _acknowledge_by(session, alert.protocol_version_id, severity, found_at)
+                if deadline is not None and (
+                    alert.acknowledge_by is None or deadline < alert.acknowledge_by
+                ):
+                    alert.acknowledge_by = deadline
+
+
+def upsert_from_finding(
+    session: Session,
+    *,
+    participant: Participant,
+    dosing_session: DosingSession | None,
+    protocol_version_id: uuid.UUID,
+    rule_id: str,
+    kind: str,
+    severity: AlertSeverity | str,
+    dedup_key: str,
+    title: str,
+    message: str,
+    finding: dict[str, Any],
+    found_at: datetime,
+) -> tuple[Alert, bool]:
+    """The alert of a finding and whether it is new: a not-yet-resolved alert with the same
+    dedup key (rule and session) is updated, otherwise a new open alert is created. Runs in the
+    caller's transaction, beside the reading or event that caused the finding."""
+    severity = AlertSeverity(severity)
+    existing = _unresolved(session, dedup_key)
+    if existing is not None:
+        _update(session, existing, severity, message, finding, found_at)
+        return existing, False
+    alert = Alert(
+        participant_id=participant.id,
+        dosing_session_id=dosing_session.id if dosing_session is not None else None,
+        site_id=participant.site_id,
+        protocol_version_id=protocol_version_id,
+        rule_id=rule_id,
+        kind=kind,
+        severity=severity.value,
+        status=OPEN,
+        dedup_key=dedup_key,
+        title=title,
+        message=message,
+        finding=finding,
+        first_found_at=found_at,
+        last_found_at=found_at,
+        occurrences=1,
+        acknowledge_by=_acknowledge_by(session, protocol_version_id, severity, found_at),
+        escalation_level=SITE_CLINICIAN,
+    )
+    try:
+        # A concurrent writer (another process, PostgreSQL) may have opened the alert since the
+        # look-up: the partial unique index refuses the second one; update the first instead.
+        with session.begin_nested(), change_reason(session, f"rule {rule_id} found", "create"):
+            session.add(alert)
+    except IntegrityError:
+        existing = _unresolved(session, dedup_key)
+        if existing is None:
+            raise
+        _update(session, existing, severity, message, finding, found_at)
+        return existing, False
+    return alert, True
+
+
+def acknowledge(session: Session, alert: Alert, user_id: uuid.UUID, note: str | None) -> Alert:
+    """open -> acknowledged, recording who, when and their note."""
+    if alert.status != OPEN:
+        raise Conflict(f"alert {alert.id} is {alert.status}; only an open alert is acknowledged")
+    with change_reason(session, note or "alert acknowledged", "acknowledge"):
+        alert.status = ACKNOWLEDGED
+        alert.acknowledged_at = clock.utcnow()
+        alert.acknowledged_by_id = user_id
+        alert.acknowledgement_note = note
+    return alert
+
+
+def resolve(session: Session, alert: Alert, user_id: uuid.UUID, resolution: str) -> Alert:
+    """open or acknowledged -> resolved, recording who, when and how."""
+    if not resolution or not resolution.strip():
+        raise InvalidInput("give the resolution: how the alert was dealt with")
+    if alert.status == RESOLVED:
+        raise Conflict(f"alert {alert.id} is already resolved")
+    with change_reason(session, resolution, "resolve"):
+        alert.status = RESOLVED
+        alert.resolved_at = clock.utcnow()
+        alert.resolved_by_id = user_id
+        alert.resolution = resolution.strip()
+    return alert
+
+
+def escalate_overdue(session: Session, now: datetime) -> list[Alert]:
+    """Critical alerts still open past their acknowledgement deadline go from the site clinician
+    to the medical monitor. Idempotent: an alert escalates once; concurrent schedulers on
+    PostgreSQL skip the rows another one is escalating."""
+    stmt = (
+        select(Alert)
+        .where(
+            Alert.severity == AlertSeverity.CRITICAL.value,
+            Alert.status == OPEN,
+            Alert.escalation_level == SITE_CLINICIAN,
+            Alert.acknowledge_by.is_not(None),
+            Alert.acknowledge_by <= now,
+        )
+        .order_by(Alert.id)
+        .with_for_update(skip_locked=True)
+    )
+    overdue = list(session.scalars(stmt))
+    for alert in overdue:
+        reason = (
+            f"not acknowledged by {alert.acknowledge_by:%Y-%m-%d %H:%M} UTC; "
+            "escalated to the medical monitor"
+        )
+        with change_reason(session, reason, "escalate"):
+            alert.escalation_level = MEDICAL_MONITOR
+            alert.escalated_at = now
+    return overdue
+
+
+def get(session: Session, alert_id: uuid.UUID) -> Alert:
+    alert = session.get(Alert, alert_id)
+    if alert is None:
+        raise NotFound(f"alert {alert_id} does not exist")
+    return alert
+
+
+def listing(
+    *,
+    status: AlertStatus | None = None,
+    severity: AlertSeverity | None = None,
+    dosing_session_id: uuid.UUID | None = None,
+    participant_id: uuid.UUID | None = None,
+) -> Select[Alert]:
+    stmt = select(Alert)
+    if status is not None:
+        stmt = stmt.where(Alert.status == status.value)
+    if severity is not None:
+        stmt = stmt.where(Alert.severity == severity.value)
+    if dosing_session_id is not None:
+        stmt = stmt.where(Alert.dosing_session_id == dosing_session_id)
+    if participant_id is not None:
+        stmt = stmt.where(Alert.participant_id == participant_id)
+    return stmt

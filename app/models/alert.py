@@ -1,0 +1,58 @@
+"""Alerts: what the rules engine found, kept open until a clinician acknowledges and resolves it."""
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, Text, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import Audited, Base, HasId, Timestamped
+
+# At most one alert per dedup key is not yet resolved: a repeated finding updates it, and two
+# concurrent writers cannot both open one (the second insert fails on this index).
+_NOT_RESOLVED = text("status != 'resolved'")
+
+
+class Alert(HasId, Timestamped, Audited, Base):
+    __tablename__ = "alerts"
+    __table_args__ = (
+        Index(
+            "uq_alerts_dedup_key_not_resolved",
+            "dedup_key",
+            unique=True,
+            postgresql_where=_NOT_RESOLVED,
+            sqlite_where=_NOT_RESOLVED,
+        ),
+        Index(None, "site_id", "status"),
+    )
+
+    participant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("participants.id"), index=True)
+    # None for alerts on an adverse event or a C-SSRS screen outside a dosing session
+    dosing_session_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("dosing_sessions.id"), index=True
+    )
+    site_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sites.id"))
+    protocol_version_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("protocol_versions.id"))
+    rule_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    severity: Mapped[str] = mapped_column(String(16))  # info | warning | critical
+    status: Mapped[str] = mapped_column(
+        String(16), default="open"
+    )  # open | acknowledged | resolved
+    dedup_key: Mapped[str] = mapped_column(String(300))
+    title: Mapped[str] = mapped_column(String(300))
+    message: Mapped[str] = mapped_column(Text)  # the sentence a clinician reads
+    finding: Mapped[dict[str, Any]]  # the latest explanation: values, thresholds, readings used
+    first_found_at: Mapped[datetime]
+    last_found_at: Mapped[datetime]
+    occurrences: Mapped[int] = mapped_column(default=1)
+    acknowledge_by: Mapped[datetime | None]  # the protocol's deadline for its severity
+    acknowledged_at: Mapped[datetime | None]
+    acknowledged_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    acknowledgement_note: Mapped[str | None] = mapped_column(Text)
+    resolved_at: Mapped[datetime | None]
+    resolved_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    resolution: Mapped[str | None] = mapped_column(Text)
+    escalation_level: Mapped[int] = mapped_column(default=0)  # 0 site clinician, 1 medical monitor
+    escalated_at: Mapped[datetime | None]

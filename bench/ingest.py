@@ -1,8 +1,9 @@
 """Vital-reading ingest through the running server: readings/s and batch latency.
 
 Starts `vigil serve` on a scratch database (SQLite by default, or --database-url), seeds the demo
-study, then posts batches of readings into the live dosing session from this process and prints
-the figures; the last line is one JSON object. Run: `.venv/bin/python bench/ingest.py`.
+study, creates a bedside-tablet device, then posts batches of readings with its device token into
+the live dosing session from this process and prints the figures; the last line is one JSON
+object. Run: `.venv/bin/python bench/ingest.py`.
 """
 
 import argparse
@@ -18,6 +19,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+
+from app.demo.seed import DEMO_PASSWORD
 
 ROOT = Path(__file__).resolve().parent.parent
 VIGIL = str(ROOT / ".venv" / "bin" / "vigil")
@@ -51,6 +54,14 @@ def main() -> None:
     }
     subprocess.run([VIGIL, "migrate"], env=env, check=True, capture_output=True)
     subprocess.run([VIGIL, "demo"], env=env, check=True, capture_output=True)
+    device = subprocess.run(
+        [VIGIL, "device", "create", "bench-tablet", "--site", "S01", "--study", "DEMO-MAPP"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    device_token = device.stdout.strip().splitlines()[-1]
     server = subprocess.Popen(
         [VIGIL, "serve", "--port", str(args.port)],
         env=env,
@@ -66,8 +77,16 @@ def main() -> None:
                     break
                 except httpx.TransportError:
                     time.sleep(0.1)
-            live = client.get("/api/v1/dosing-sessions", params={"status": "in_progress"})
+            login = client.post(
+                "/api/v1/auth/login",
+                json={"username": "therapist1", "password": DEMO_PASSWORD},
+            )
+            staff = {"Authorization": f"Bearer {login.json()['access_token']}"}
+            live = client.get(
+                "/api/v1/dosing-sessions", params={"status": "in_progress"}, headers=staff
+            )
             session_id = live.json()["items"][0]["id"]
+            client.headers["Authorization"] = f"Bearer {device_token}"  # the tablet posts
             url = f"/api/v1/dosing-sessions/{session_id}/vital-readings/batch"
             start_at = datetime.now(UTC) - timedelta(minutes=50)
             latencies, accepted = [], 0

@@ -1,0 +1,77 @@
+"""Overdue measurements, against the protocol's vitals schedule.
+
+Due times count from the initial dose: each interval makes a measure due at ``from_minute``, then
+every ``every_minutes``, up to and including ``to_minute``. Where two intervals meet (one ends at
+minute 240, the next starts there) the measure is due once, with the longer of the two graces.
+
+A due time D with grace g is met by any reading of the measure measured in [D - g, D + g], both
+ends included; a reading may meet more than one due time. A due time not met is overdue from
+D + g, which is the finding's ``at``, once ``now`` is past it, and only if the session was in
+progress then (started, not yet ended). Nothing is due before the initial dose. The measures of
+one rule that are missed at the same due time make one finding.
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from app.protocols.schema import OverdueMeasurementRule, VitalsSchedule
+from app.rules import wording
+from app.rules.findings import Finding, RuleContext
+
+
+@dataclass(frozen=True, order=True)
+class DueTime:
+    minute: int  # after the initial dose
+    grace_minutes: int
+    measure: str
+
+
+def due_times(schedule: VitalsSchedule, measures: list[str]) -> list[DueTime]:
+    """Every due time of the listed measures, in (minute, grace, measure) order."""
+    graces: dict[tuple[str, int], int] = {}
+    for interval in schedule.intervals:
+        for code in interval.measures:
+            if code not in measures:
+                continue
+            for minute in range(
+                interval.from_minute, interval.to_minute + 1, interval.every_minutes
+            ):
+                key = (code, minute)
+                graces[key] = max(graces.get(key, 0), interval.grace_minutes)
+    return sorted(DueTime(minute, grace, code) for (code, minute), grace in graces.items())
+
+
+def _measured(ctx: RuleContext, code: str, start: datetime, end: datetime) -> bool:
+    return any(code in r.values and start <= r.measured_at <= end for r in ctx.snapshot.readings)
+
+
+def overdue_findings(ctx: RuleContext, rule: OverdueMeasurementRule) -> Iterator[Finding]:
+    snapshot = ctx.snapshot
+    initial = snapshot.initial_dose()
+    if initial is None:
+        return
+    missed: dict[tuple[int, int], list[str]] = {}
+    for due in due_times(ctx.protocol.vitals_schedule, rule.measures):
+        due_at = initial.administered_at + timedelta(minutes=due.minute)
+        grace = timedelta(minutes=due.grace_minutes)
+        overdue_at = due_at + grace
+        if not (snapshot.now > overdue_at and snapshot.in_progress_at(overdue_at)):
+            continue
+        if not _measured(ctx, due.measure, due_at - grace, overdue_at):
+            missed.setdefault((due.minute, due.grace_minutes), []).append(due.measure)
+    for (minute, grace_minutes), missing in sorted(missed.items()):
+        codes = [code for code in rule.measures if code in missing]
+        due_at = initial.administered_at + timedelta(minutes=minute)
+        names = wording.and_list([wording.MEASURE_NAMES[code] for code in codes])
+        verb = "was" if len(codes) == 1 else "were"
+        yield ctx.finding(
+            at=due_at + timedelta(minutes=grace_minutes),
+            message=(
+                f"{wording.capitalise(names)} due at {wording.moment(due_at, minute)} {verb} "
+                f"not measured within {grace_minutes} min of it."
+            ),
+            observed={"due_minute": minute, "missing": ", ".join(codes)},
+            thresholds=[f"due at T+{minute} min, within {grace_minutes} min either side"],
+            evidence=[initial.id],
+        )

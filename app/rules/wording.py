@@ -1,0 +1,106 @@
+"""How findings put numbers, times and comparisons into words a clinician reads."""
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from app.protocols.schema import Condition, ConditionGroup
+from app.vitals.measures import MEASURES
+
+MEASURE_NAMES = {
+    "SYSBP": "systolic BP",
+    "DIABP": "diastolic BP",
+    "PULSE": "pulse",
+    "RESP": "respiratory rate",
+    "TEMP": "temperature",
+    "OXYSAT": "SpO2",
+}
+OP_WORDS = {">=": "at or above", ">": "above", "<=": "at or below", "<": "below"}
+
+
+def capitalise(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def number(code: str, value: float) -> str:
+    """A value at the measure's precision, or more when the value has more (38.0, 172, 172.5)."""
+    decimals = MEASURES[code].decimals
+    text = f"{value:.{decimals}f}"
+    return text if float(text) == value else f"{value:g}"
+
+
+def with_unit(code: str, value: float) -> str:
+    unit = MEASURES[code].unit
+    return f"{number(code, value)}{unit}" if unit == "%" else f"{number(code, value)} {unit}"
+
+
+def amount(code: str, value: float) -> str:
+    """A change or difference in the measure's unit: '45 mmHg', '1.2 C'."""
+    return with_unit(code, round(value, MEASURES[code].decimals + 2))
+
+
+def mg(value: float) -> str:
+    return f"{value:g} mg"
+
+
+def clock(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%H:%M UTC")
+
+
+def date_time(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def relative(minutes: float) -> str:
+    whole = round(minutes)
+    return f"T+{whole} min" if whole >= 0 else f"T-{-whole} min"
+
+
+def moment(at: datetime, minutes_after_dose: float | None) -> str:
+    """'10:32 UTC (T+92 min)': wall clock, and minutes from the initial dose when there is one."""
+    if minutes_after_dose is None:
+        return clock(at)
+    return f"{clock(at)} ({relative(minutes_after_dose)})"
+
+
+def duration(minutes: float) -> str:
+    whole = round(minutes)
+    if whole < 120:
+        return f"{whole} min"
+    hours, rest = divmod(whole, 60)
+    return f"{hours} h" if rest == 0 else f"{hours} h {rest} min"
+
+
+def condition(cond: Condition) -> str:
+    """The comparison as the protocol wrote it: 'SYSBP >= 160 mmHg'."""
+    return f"{cond.measure} {cond.op} {with_unit(cond.measure, cond.value)}"
+
+
+def group(cond_group: ConditionGroup) -> str:
+    joiner = " or " if cond_group.combinator == "any" else " and "
+    return joiner.join(condition(each) for each in cond_group.conditions)
+
+
+def condition_words(cond: Condition) -> str:
+    """'pulse above 110 beats/min'."""
+    return (
+        f"{MEASURE_NAMES[cond.measure]} {OP_WORDS[cond.op]} {with_unit(cond.measure, cond.value)}"
+    )
+
+
+def group_words(cond_group: ConditionGroup) -> str:
+    joiner = " or " if cond_group.combinator == "any" else " and "
+    return joiner.join(condition_words(each) for each in cond_group.conditions)
+
+
+def comparison(cond: Condition, value: float) -> str:
+    """'systolic BP 172 mmHg is at or above 160 mmHg'."""
+    return (
+        f"{MEASURE_NAMES[cond.measure]} {with_unit(cond.measure, value)} is "
+        f"{OP_WORDS[cond.op]} {with_unit(cond.measure, cond.value)}"
+    )
+
+
+def and_list(parts: Sequence[str]) -> str:
+    if len(parts) <= 1:
+        return "".join(parts)
+    return f"{', '.join(parts[:-1])} and {parts[-1]}"

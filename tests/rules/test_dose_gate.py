@@ -1,0 +1,249 @@
+"""The supplemental dose gate: evaluate_dose_gate's decision, and the finding when ignored."""
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from app.rules import GateDecision, OpenAlert, evaluate_dose_gate, evaluate_rule
+from tests.rules.dsl import (
+    Session,
+    at,
+    baseline,
+    dose,
+    protocol,
+    routine,
+    schedule,
+    session,
+    supplemental,
+    vitals,
+)
+
+MDMA = protocol("mdma-ptsd-phase3")
+PSILOCYBIN = protocol("psilocybin-single-session")
+GATE = MDMA.rule("supplemental-dose-gate")
+
+
+def ready(now: float = 95, *extra, visit: str = "EXP2", initial_mg: float = 120) -> Session:
+    """An EXP2 session at T+now with fresh routine readings (T+90 has temperature too)."""
+    return session(
+        MDMA,
+        baseline(-15),
+        dose(0, initial_mg),
+        schedule(until=now),
+        routine(90, TEMP=37.2),
+        *extra,
+        now=now,
+        visit=visit,
+    )
+
+
+def decide(s: Session, **changes) -> GateDecision:
+    return evaluate_dose_gate(s.protocol, replace(s.snapshot(), **changes))
+
+
+def test_open_in_the_window_with_fresh_readings_within_limits() -> None:
+    decision = decide(ready())
+    assert decision.open
+    assert decision.reasons == ()
+    assert decision.opens_at == at(90)
+    assert decision.closes_at == at(150)
+    assert decision.supplemental_mg == 60
+    assert decision.evaluated_at == at(95)
+    assert decision.rule_ids == ("supplemental-dose-gate",)
+    assert set(decision.evidence) == {"d-initial", "r90"}
+
+
+def test_session_1_gives_half_of_80_mg() -> None:
+    assert decide(ready(visit="EXP1", initial_mg=80)).supplemental_mg == 40
+
+
+@pytest.mark.parametrize(
+    ("now", "is_open"), [(89.9, False), (90, True), (150, True), (150.1, False)]
+)
+def test_window_ends_are_allowed(now: float, is_open: bool) -> None:
+    s = session(
+        MDMA,
+        baseline(-15),
+        dose(0, 120),
+        routine(89, TEMP=37.0),
+        routine(149, TEMP=37.0),
+        now=now,
+    )
+    decision = decide(s)
+    assert decision.open is is_open, decision.reasons
+    if now < 90:
+        assert decision.reasons == (
+            "the supplemental window opens at 10:30 UTC (90 min after the initial dose)",
+        )
+    if now > 150:
+        assert decision.reasons == (
+            "the supplemental window closed at 11:30 UTC (150 min after the initial dose)",
+        )
+
+
+def test_closed_without_an_initial_dose() -> None:
+    s = session(MDMA, baseline(-15), now=-5)
+    decision = decide(s)
+    assert not decision.open
+    assert "no initial dose has been given" in decision.reasons
+    assert decision.opens_at is None and decision.supplemental_mg is None
+
+
+def test_closed_when_the_protocol_has_no_supplemental_dose() -> None:
+    s = session(PSILOCYBIN, baseline(-15), dose(0, 25), schedule(until=95), now=95)
+    decision = decide(s)
+    assert decision.reasons == ("the protocol allows no supplemental dose at DOSE",)
+    assert decision.rule_ids == ()
+
+
+def test_closed_for_a_visit_without_dosing() -> None:
+    decision = decide(ready(), visit_code="PREP1")
+    assert decision.reasons == (
+        "visit PREP1 is not a dosing session of protocol mdma-ptsd-phase3 1.0",
+    )
+
+
+def test_closed_once_the_supplemental_dose_was_given() -> None:
+    decision = decide(ready(95, supplemental(92, 60)))
+    assert decision.reasons == (
+        "a supplemental dose (60 mg) was already given at 10:32 UTC; the protocol allows one",
+        "the supplemental 60 mg would bring the session total to 240 mg, above the maximum of "
+        "180 mg",
+    )
+
+
+def test_closed_when_the_dose_would_pass_the_session_maximum() -> None:
+    # 150 mg initial was a recorded deviation; half of it on top would make 225 mg
+    decision = decide(ready(initial_mg=150))
+    assert decision.reasons == (
+        "the supplemental 75 mg would bring the session total to 225 mg, above the maximum of "
+        "180 mg",
+    )
+
+
+def test_closed_after_the_session_ended() -> None:
+    s = ready()
+    decision = decide(s, ended_at=at(93))
+    assert decision.reasons == ("the session ended at 10:33 UTC",)
+
+
+@pytest.mark.parametrize(
+    ("severity", "is_open"), [("info", True), ("warning", True), ("critical", False)]
+)
+def test_an_open_alert_at_or_above_critical_closes_it(severity: str, is_open: bool) -> None:
+    decision = decide(ready(), open_alerts=[OpenAlert("hypertensive-crisis", severity)])  # type: ignore[arg-type]
+    assert decision.open is is_open
+    if not is_open:
+        assert decision.reasons == ("an open critical alert (hypertensive-crisis) blocks it",)
+
+
+@pytest.mark.parametrize(("age", "is_open"), [(30, True), (31, False)])
+def test_readings_must_be_at_most_30_minutes_old(age: int, is_open: bool) -> None:
+    s = session(MDMA, baseline(-15), dose(0, 120), routine(60), now=60 + age)
+    decision = decide(s)
+    assert decision.open is is_open
+    if not is_open:
+        assert len(decision.reasons) == 4  # SYSBP, DIABP, PULSE and TEMP, all from T+60
+        assert decision.reasons[0] == (
+            "the latest systolic BP (10:00 UTC) is 31 min old; the gate needs one at most 30 min "
+            "old"
+        )
+
+
+def test_a_measure_never_taken_closes_it() -> None:
+    s = session(MDMA, dose(0, 120), vitals(90, SYSBP=120, DIABP=80, PULSE=80), now=95)
+    assert decide(s).reasons == ("temperature has not been measured in this session",)
+
+
+@pytest.mark.parametrize(
+    ("values", "reason"),
+    [
+        ({"SYSBP": 160}, "systolic BP 160 mmHg is at or above 160 mmHg at 10:30 UTC"),
+        ({"DIABP": 100}, "diastolic BP 100 mmHg is at or above 100 mmHg at 10:30 UTC"),
+        ({"PULSE": 110}, "pulse 110 beats/min is at or above 110 beats/min at 10:30 UTC"),
+        ({"TEMP": 38.0}, "temperature 38.0 C is at or above 38.0 C at 10:30 UTC"),
+    ],
+)
+def test_each_block_if_condition_closes_it(values: dict[str, Any], reason: str) -> None:
+    assert decide(ready(95, vitals(90, **values))).reasons == (reason,)
+
+
+def test_the_latest_value_of_each_measure_may_come_from_different_readings() -> None:
+    s = session(
+        MDMA,
+        dose(0, 120),
+        vitals(70, TEMP=38.2),
+        vitals(88, SYSBP=130, DIABP=80, PULSE=90),
+        now=95,
+    )
+    assert decide(s).reasons == ("temperature 38.2 C is at or above 38.0 C at 10:10 UTC",)
+    cooler = session(
+        MDMA,
+        dose(0, 120),
+        vitals(70, TEMP=38.2),
+        vitals(80, TEMP=37.6),
+        vitals(88, SYSBP=130, DIABP=80, PULSE=90),
+        now=95,
+    )
+    assert decide(cooler).open
+
+
+def test_every_reason_is_listed() -> None:
+    s = session(MDMA, dose(0, 150), vitals(20, SYSBP=170, DIABP=80, PULSE=120), now=60)
+    decision = decide(s, open_alerts=[OpenAlert("hypertensive-crisis", "critical")])
+    assert decision.reasons == (
+        "the supplemental 75 mg would bring the session total to 225 mg, above the maximum of "
+        "180 mg",
+        "the supplemental window opens at 10:30 UTC (90 min after the initial dose)",
+        "an open critical alert (hypertensive-crisis) blocks it",
+        "the latest systolic BP (09:20 UTC) is 40 min old; the gate needs one at most 30 min old",
+        "the latest diastolic BP (09:20 UTC) is 40 min old; the gate needs one at most 30 min old",
+        "the latest pulse (09:20 UTC) is 40 min old; the gate needs one at most 30 min old",
+        "temperature has not been measured in this session",
+        "systolic BP 170 mmHg is at or above 160 mmHg at 09:20 UTC",
+        "pulse 120 beats/min is at or above 110 beats/min at 09:20 UTC",
+    )
+
+
+# --- the finding: a supplemental dose given while the gate was closed --------------------------
+
+
+def test_a_supplemental_dose_given_through_an_open_gate_is_no_finding() -> None:
+    s = ready(100, supplemental(95, 60))
+    assert evaluate_rule(MDMA, GATE, s.snapshot()) == []
+
+
+def test_a_supplemental_dose_given_too_early_is_a_finding() -> None:
+    s = session(
+        MDMA,
+        baseline(-15),
+        dose(0, 120),
+        schedule(until=90),
+        supplemental(75, 60),
+        vitals(70, TEMP=37.0),
+        now=90,
+    )
+    [finding] = evaluate_rule(MDMA, GATE, s.snapshot())
+    assert finding.at == at(75)
+    assert finding.variant == "given-while-closed"
+    assert finding.severity == "warning"
+    assert finding.dedup_key == "S1:supplemental-dose-gate:d-supplemental"
+    assert finding.message == (
+        "Supplemental dose 60 mg given at 10:15 UTC (T+75 min) while the dose gate was closed: "
+        "the supplemental window opens at 10:30 UTC (90 min after the initial dose)."
+    )
+    assert finding.evidence[0] == "d-supplemental"
+
+
+def test_the_gate_at_the_dose_is_judged_on_what_was_known_before_it() -> None:
+    """A high pulse measured after the dose does not make the dose a finding."""
+    s = ready(120, supplemental(95, 60), vitals(100, PULSE=125))
+    assert evaluate_rule(MDMA, GATE, s.snapshot()) == []
+
+
+def test_open_alerts_do_not_make_a_past_dose_a_finding() -> None:
+    """Which alerts were open at the dose is the alerts service's history, not the snapshot's."""
+    s = ready(100, supplemental(95, 60))
+    snapshot = replace(s.snapshot(), open_alerts=[OpenAlert("hypertensive-crisis", "critical")])
+    assert evaluate_rule(MDMA, GATE, snapshot) == []

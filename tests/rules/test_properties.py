@@ -1,0 +1,322 @@
+"""Properties of the engine over generated sessions (hypothesis), under both shipped protocols."""
+
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from app.protocols.schema import Condition, Protocol, SustainedRule, ThresholdRule
+from app.rules import (
+    AdverseEvent,
+    CssrsScreen,
+    Dose,
+    Finding,
+    Reading,
+    SessionSnapshot,
+    evaluate,
+    evaluate_rule,
+    replay,
+)
+from app.vitals.measures import MEASURES
+from tests.rules.dsl import at, protocol
+from tests.rules.reference import NEWS2_STEP, news2_zero_band
+
+MDMA = protocol("mdma-ptsd-phase3")
+PSILOCYBIN = protocol("psilocybin-single-session")
+PROTOCOLS = {"mdma": MDMA, "psilocybin": PSILOCYBIN}
+CODES = list(MEASURES)
+CLOCK_VARIANTS = {"deadline-near", "deadline-passed"}
+property_test = settings(database=None, deadline=None, max_examples=60)
+
+# Values that cross the shipped protocols' limits often.
+INTERESTING = {
+    "SYSBP": (80.0, 200.0),
+    "DIABP": (50.0, 130.0),
+    "PULSE": (35.0, 150.0),
+    "RESP": (6.0, 30.0),
+    "OXYSAT": (85.0, 100.0),
+    "TEMP": (34.5, 40.5),
+}
+Ranges = dict[str, tuple[float, float]]
+
+
+def resolution(code: str) -> float:
+    return 0.1 if MEASURES[code].decimals else 1.0
+
+
+def value_in(code: str, low: float, high: float) -> st.SearchStrategy[float]:
+    step = resolution(code)
+    return st.integers(round(low / step), round(high / step)).map(lambda n: round(n * step, 1))
+
+
+@st.composite
+def readings(draw: st.DrawFn, ranges: Ranges, flags: bool = True) -> list[Reading]:
+    seconds = draw(st.lists(st.integers(-60 * 60, 480 * 60), max_size=20))
+    out = []
+    for i, second in enumerate(seconds):
+        codes = draw(st.sets(st.sampled_from(CODES), min_size=1))
+        values = {code: draw(value_in(code, *ranges[code])) for code in CODES if code in codes}
+        oxygen = flags and draw(st.integers(0, 9)) == 0
+        confusion = flags and draw(st.integers(0, 9)) == 0
+        out.append(
+            Reading(
+                f"r{i}",
+                at(0) + timedelta(seconds=second),
+                values,
+                supplemental_oxygen=oxygen,
+                new_confusion=confusion,
+            )
+        )
+    return out
+
+
+TERMS = ["Syncope", "headache", "Chest pain", "nausea", "EUPHORIC MOOD", "Psychosis", "seizures"]
+
+
+@st.composite
+def sessions(
+    draw: st.DrawFn, protocol_: Protocol, ranges: Ranges = INTERESTING, flags: bool = True
+) -> SessionSnapshot:
+    definition = protocol_.dosing.sessions[-1]
+    doses = []
+    dose_minute = draw(st.none() | st.integers(-10, 30))
+    if dose_minute is not None:
+        doses.append(Dose("d1", "initial", definition.initial_mg[0], at(dose_minute)))
+        if definition.supplemental is not None and draw(st.booleans()):
+            mg = definition.supplemental_mg(definition.initial_mg[0])
+            assert mg is not None
+            doses.append(Dose("d2", "supplemental", mg, at(draw(st.integers(40, 200)))))
+    events = []
+    for i in range(draw(st.integers(0, 3))):
+        aware = draw(st.integers(0, 600))
+        reported = draw(st.none() | st.integers(aware, aware + 2000))
+        events.append(
+            AdverseEvent(
+                f"ae{i}",
+                draw(st.sampled_from(TERMS)),
+                draw(st.booleans()),
+                draw(st.none() | st.integers(1, 5)),
+                at(aware - 10),
+                at(aware),
+                None if reported is None else at(reported),
+            )
+        )
+    screens = [
+        CssrsScreen(f"c{i}", at(draw(st.integers(0, 480))), draw(st.frozensets(st.integers(1, 6))))
+        for i in range(draw(st.integers(0, 2)))
+    ]
+    ended = draw(st.none() | st.integers(60, 520))
+    return SessionSnapshot(
+        dosing_session_id="S1",
+        visit_code=definition.visit,
+        now=at(
+            draw(st.integers(0, 3000)) if ended is None else max(ended, draw(st.integers(0, 3000)))
+        ),
+        started_at=at(-90),
+        ended_at=None if ended is None else at(ended),
+        readings=draw(readings(ranges, flags)),
+        doses=doses,
+        adverse_events=events,
+        cssrs_screens=screens,
+    )
+
+
+def keys(findings: list[Finding], rule_ids: set[str]) -> set[tuple[str, Any, tuple[str, ...]]]:
+    return {(f.rule_id, f.at, f.evidence) for f in findings if f.rule_id in rule_ids}
+
+
+def protocol_and_session(**kwargs: Any) -> st.SearchStrategy[tuple[Protocol, SessionSnapshot]]:
+    return st.sampled_from(list(PROTOCOLS.values())).flatmap(
+        lambda p: st.tuples(st.just(p), sessions(p, **kwargs))
+    )
+
+
+# --- determinism and order --------------------------------------------------------------------
+
+
+@property_test
+@given(case=protocol_and_session(), data=st.data())
+def test_same_input_same_findings_whatever_the_order_given(case, data) -> None:
+    protocol_, snapshot = case
+    findings = evaluate(protocol_, snapshot)
+    assert evaluate(protocol_, snapshot) == findings
+    shuffled = replace(
+        snapshot,
+        readings=data.draw(st.permutations(snapshot.readings)),
+        doses=data.draw(st.permutations(snapshot.doses)),
+        adverse_events=data.draw(st.permutations(snapshot.adverse_events)),
+        cssrs_screens=data.draw(st.permutations(snapshot.cssrs_screens)),
+    )
+    assert evaluate(protocol_, shuffled) == findings
+
+
+@property_test
+@given(case=protocol_and_session())
+def test_findings_are_sorted_and_well_formed(case) -> None:
+    protocol_, snapshot = case
+    findings = evaluate(protocol_, snapshot)
+    assert findings == sorted(findings, key=Finding.sort_key)
+    info = protocol_.protocol
+    for f in findings:
+        rule = protocol_.rule(f.rule_id)
+        assert (f.protocol_id, f.protocol_version, f.kind) == (info.id, info.version, rule.kind)
+        assert f.dedup_key.startswith(f"S1:{f.rule_id}")
+        assert f.message and f.message[0].isupper() and f.message.endswith(".")
+        if f.kind == "overdue_measurement" or f.variant in CLOCK_VARIANTS:
+            assert f.at < snapshot.now  # a clock finding fires once now is past its moment
+
+
+# --- the timeline: evaluating as known at t is the prefix, replay is stepping -----------------
+
+
+@property_test
+@given(case=protocol_and_session(), minute=st.integers(-100, 3000))
+def test_what_was_known_at_t_gives_the_findings_up_to_t(case, minute) -> None:
+    protocol_, snapshot = case
+    t = at(minute)
+    whole = evaluate(protocol_, replace(snapshot, now=t))
+    assert evaluate(protocol_, snapshot.as_of(t)) == [f for f in whole if f.at <= t]
+
+
+@settings(database=None, deadline=None, max_examples=25)
+@given(case=protocol_and_session())
+def test_replay_is_stepping_now_through_the_session(case) -> None:
+    protocol_, snapshot = case
+    snapshot = replace(
+        snapshot, ended_at=snapshot.ended_at or at(500), now=max(snapshot.now, at(500))
+    )
+    seen: dict[str, Finding] = {}
+    moment = at(-90)
+    while moment <= snapshot.now:
+        for f in evaluate(protocol_, snapshot.as_of(moment)):
+            seen.setdefault(f.occurrence_key, f)
+        moment += timedelta(minutes=13)
+    last = moment - timedelta(minutes=13)
+    replayed = [f for f in replay(protocol_, snapshot) if f.at <= last]
+    stepped = sorted(seen.values(), key=Finding.sort_key)
+    # a clock finding is seen by a step only once now is past it; the replay sees it at `last`
+    assert [f.occurrence_key for f in stepped] == [
+        f.occurrence_key
+        for f in replayed
+        if not ((f.kind == "overdue_measurement" or f.variant in CLOCK_VARIANTS) and f.at == last)
+    ]
+
+
+# --- monotonicity -----------------------------------------------------------------------------
+
+
+def _direction(rule: ThresholdRule | SustainedRule) -> str | None:
+    ops = {c.op for c in rule.when.conditions}
+    if ops <= {">", ">="}:
+        return "up"
+    if ops <= {"<", "<="}:
+        return "down"
+    return None
+
+
+@pytest.mark.parametrize("name", sorted(PROTOCOLS))
+def test_the_shipped_protocols_have_rules_in_both_directions_or_up(name: str) -> None:
+    directions = {
+        _direction(r) for r in PROTOCOLS[name].rules if isinstance(r, ThresholdRule | SustainedRule)
+    }
+    assert "up" in directions and None not in directions
+
+
+@property_test
+@given(case=protocol_and_session(), data=st.data())
+def test_moving_a_value_past_a_limit_never_removes_a_finding(case, data) -> None:
+    """Raising a value keeps every finding of the >=/> rules; lowering keeps the <=/< ones'."""
+    protocol_, snapshot = case
+    if not snapshot.readings:
+        return
+    index = data.draw(st.integers(0, len(snapshot.readings) - 1))
+    reading = snapshot.readings[index]
+    code = data.draw(st.sampled_from(list(reading.values)))
+    measure, direction = MEASURES[code], data.draw(st.sampled_from(["up", "down"]))
+    delta = data.draw(st.floats(0.1, 60)) * (1 if direction == "up" else -1)
+    moved = min(max(reading.values[code] + delta, measure.possible_min), measure.possible_max)
+    changed = replace(reading, values={**reading.values, code: round(moved, 1)})
+    readings = [*snapshot.readings[:index], changed, *snapshot.readings[index + 1 :]]
+    rules = {
+        r.id
+        for r in protocol_.rules
+        if isinstance(r, ThresholdRule | SustainedRule) and _direction(r) == direction
+    }
+    before = keys(evaluate(protocol_, snapshot), rules)
+    after = keys(evaluate(protocol_, replace(snapshot, readings=readings)), rules)
+    assert before <= after
+
+
+@property_test
+@given(
+    pulses=st.lists(st.integers(100, 140), min_size=3, max_size=12),
+    index=st.integers(0, 11),
+    raise_by=st.integers(1, 40),
+)
+def test_raising_a_pulse_never_breaks_a_sustained_run(pulses, index, raise_by) -> None:
+    rule = MDMA.rule("sustained-tachycardia")
+    index %= len(pulses)
+    raised = [*pulses[:index], pulses[index] + raise_by, *pulses[index + 1 :]]
+
+    def found(values: list[int]) -> set[tuple[str, Any, tuple[str, ...]]]:
+        readings = [Reading(f"r{i}", at(5 * i), {"PULSE": v}) for i, v in enumerate(values)]
+        snapshot = SessionSnapshot("S1", "EXP2", now=at(100), readings=readings)
+        return keys(evaluate_rule(MDMA, rule, snapshot), {rule.id})
+
+    assert found(pulses) <= found(raised)
+
+
+# --- a session inside every limit is quiet ----------------------------------------------------
+
+
+def normal_ranges(protocol_: Protocol) -> Ranges:
+    """Where no threshold or sustained condition holds and every NEWS2 parameter scores 0."""
+    ranges = {}
+    for code, measure in MEASURES.items():
+        low, high = news2_zero_band(code) if code in NEWS2_STEP else (-1e9, 1e9)
+        ranges[code] = (max(low, measure.possible_min), min(high, measure.possible_max))
+    conditions: list[Condition] = [
+        c
+        for r in protocol_.rules
+        if isinstance(r, ThresholdRule | SustainedRule)
+        for c in r.when.conditions
+    ]
+    for c in conditions:
+        low, high = ranges[c.measure]
+        step = resolution(c.measure)
+        if c.op == ">=":
+            high = min(high, c.value - step)
+        elif c.op == ">":
+            high = min(high, c.value)
+        elif c.op == "<=":
+            low = max(low, c.value + step)
+        else:
+            low = max(low, c.value)
+        ranges[c.measure] = (low, high)
+    return ranges
+
+
+def test_the_normal_region_of_the_mdma_protocol() -> None:
+    assert normal_ranges(MDMA) == {
+        "SYSBP": (111, 159),
+        "DIABP": (15, 99),
+        "PULSE": (51, 90),
+        "RESP": (12, 20),
+        "TEMP": (36.1, 37.9),
+        "OXYSAT": (96, 100),
+    }
+
+
+@property_test
+@given(
+    case=st.sampled_from(list(PROTOCOLS.values())).flatmap(
+        lambda p: st.tuples(st.just(p), sessions(p, ranges=normal_ranges(p), flags=False))
+    )
+)
+def test_readings_within_every_limit_raise_no_vitals_finding(case) -> None:
+    protocol_, snapshot = case
+    vitals_kinds = {"threshold", "sustained", "composite_score"}
+    assert [f for f in evaluate(protocol_, snapshot) if f.kind in vitals_kinds] == []

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from datetime import datetime, timedelta
 from types import SimpleNamespace
+from unittest.mock import patch
 
 import pytest
 from fastapi import FastAPI
@@ -43,7 +44,7 @@ from app.auth import tokens
 from app.auth.permissions import ALL_SITES_ROLES, ROLE_PERMISSIONS, UNBLINDED_ROLES
 from app.db import get_session, make_engine
 from app.main import create_app
-from app.models import Dose, Site, Study, User, user_sites
+from app.models import Dose, DosingSession, Site, Study, User, VitalReading, user_sites
 from app.notes import service as notes
 from app.notes.schemas import NoteCreate
 from app.participants import service as participants
@@ -271,13 +272,8 @@ def make_person(session: Session, username: str, role: Role, sites: Sequence[Sit
     return user
 
 
-def _site_with_records(session: Session, study: Study, code: str, number: str) -> SimpleNamespace:
-    site = make_site(session, study, code)
-    participant = make_participant(session, site, f"{number}-001", stage="randomised")
-    therapist = make_person(session, f"therapist-{code.lower()}", Role.THERAPIST, [site])
-    co_therapist = make_person(session, f"co-therapist-{code.lower()}", Role.THERAPIST, [site])
-    dosing_session = make_dosing_session(session, participant, started_at=T0, initial_dose_mg=80)
-    reading, _ = vitals.ingest_one(
+def _seed_reading(session: Session, dosing_session: DosingSession) -> tuple[VitalReading, bool]:
+    return vitals.ingest_one(
         session,
         dosing_session,
         {
@@ -291,6 +287,18 @@ def _site_with_records(session: Session, study: Study, code: str, number: str) -
         },
         "seed",
     )
+
+
+def _site_with_records(session: Session, study: Study, code: str, number: str) -> SimpleNamespace:
+    site = make_site(session, study, code)
+    participant = make_participant(session, site, f"{number}-001", stage="randomised")
+    therapist = make_person(session, f"therapist-{code.lower()}", Role.THERAPIST, [site])
+    co_therapist = make_person(session, f"co-therapist-{code.lower()}", Role.THERAPIST, [site])
+    dosing_session = make_dosing_session(session, participant, started_at=T0, initial_dose_mg=80)
+    # The world holds exactly the alert made below: the engine's findings on this seed reading
+    # (e.g. measurements overdue months after T0) are left out of it.
+    with patch.object(vitals.evaluation, "raise_alerts", return_value=[]):
+        reading, _ = _seed_reading(session, dosing_session)
     event = adverse_events.create(
         session,
         participant,

@@ -43,11 +43,13 @@ def _update(
     message: str,
     finding: dict[str, Any],
     found_at: datetime,
+    occurrences: int | None = None,
 ) -> None:
-    """A repeated finding: count it, keep the latest explanation, raise (never lower) severity."""
+    """A repeated finding: count it, keep the latest explanation, raise (never lower) severity.
+    ``occurrences``, when the caller counts distinct occurrences itself, replaces the +1."""
     with change_reason(session, f"rule {alert.rule_id} found again", "update"):
         alert.last_found_at = max(alert.last_found_at, found_at)
-        alert.occurrences += 1
+        alert.occurrences = alert.occurrences + 1 if occurrences is None else occurrences
         alert.message, alert.finding = message, finding
         if _RANK[severity] > _RANK[AlertSeverity(alert.severity)]:
             alert.severity = severity.value
@@ -73,14 +75,18 @@ def upsert_from_finding(
     message: str,
     finding: dict[str, Any],
     found_at: datetime,
+    occurrences: int | None = None,
 ) -> tuple[Alert, bool]:
     """The alert of a finding and whether it is new: a not-yet-resolved alert with the same
     dedup key (rule and session) is updated, otherwise a new open alert is created. Runs in the
-    caller's transaction, beside the reading or event that caused the finding."""
+    caller's transaction, beside the reading or event that caused the finding.
+
+    ``occurrences``: the caller's count of distinct occurrences (set as is); without it an
+    update adds one and a new alert starts at one."""
     severity = AlertSeverity(severity)
     existing = _unresolved(session, dedup_key)
     if existing is not None:
-        _update(session, existing, severity, message, finding, found_at)
+        _update(session, existing, severity, message, finding, found_at, occurrences)
         return existing, False
     alert = Alert(
         participant_id=participant.id,
@@ -97,7 +103,7 @@ def upsert_from_finding(
         finding=finding,
         first_found_at=found_at,
         last_found_at=found_at,
-        occurrences=1,
+        occurrences=1 if occurrences is None else occurrences,
         acknowledge_by=_acknowledge_by(session, protocol_version_id, severity, found_at),
         escalation_level=SITE_CLINICIAN,
     )
@@ -110,7 +116,7 @@ def upsert_from_finding(
         existing = _unresolved(session, dedup_key)
         if existing is None:
             raise
-        _update(session, existing, severity, message, finding, found_at)
+        _update(session, existing, severity, message, finding, found_at, occurrences)
         return existing, False
     return alert, True
 

@@ -156,7 +156,11 @@ class _Builder:
             DoseCreate(kind="initial", amount_mg=initial_mg, administered_at=dosed_at),
         )
         end = start + timedelta(hours=8) if finished else self.now
+        minutes = int((end - dosed_at).total_seconds() // 60)
+        count = max(0, minutes // 30)
         if supplemental:
+            # quiet readings up to the dose, so the dose gate has fresh vitals and opens
+            self.readings(ds, dosed_at + timedelta(minutes=30), dosed_at, 3, excursion_chance=0)
             dosing.record_dose(
                 self.session,
                 ds,
@@ -166,8 +170,9 @@ class _Builder:
                     administered_at=dosed_at + timedelta(minutes=105),
                 ),
             )
-        minutes = int((end - dosed_at).total_seconds() // 60)
-        self.readings(ds, dosed_at + timedelta(minutes=30), dosed_at, count=max(0, minutes // 30))
+            self.readings(ds, dosed_at + timedelta(minutes=120), dosed_at, max(0, count - 3))
+        else:
+            self.readings(ds, dosed_at + timedelta(minutes=30), dosed_at, count)
         if finished:
             dosing.end(self.session, ds, end)
             dosing.attest_baseline(
@@ -179,7 +184,15 @@ class _Builder:
             )
         return ds
 
-    def readings(self, ds: DosingSession, first: datetime, dosed_at: datetime, count: int) -> None:
+    def readings(
+        self,
+        ds: DosingSession,
+        first: datetime,
+        dosed_at: datetime,
+        count: int,
+        *,
+        excursion_chance: float = 0.05,
+    ) -> None:
         batch = []
         for i in range(count):
             at = first + timedelta(minutes=30 * i)
@@ -188,7 +201,9 @@ class _Builder:
                     "id": str(uuid.uuid4()),
                     "measured_at": at.isoformat(),
                     "observations": observations(
-                        (at - dosed_at).total_seconds() / 60, self.rng, excursion_chance=0.05
+                        (at - dosed_at).total_seconds() / 60,
+                        self.rng,
+                        excursion_chance=excursion_chance,
                     ),
                 }
             )

@@ -3,6 +3,8 @@ import uuid
 from fastapi import APIRouter, Depends, status
 from sqlalchemy import select
 
+from app import clock
+from app.alerts import evaluation
 from app.auth.permissions import Permission
 from app.auth.principal import Authorize, CurrentPrincipal
 from app.auth.scope import (
@@ -18,6 +20,7 @@ from app.dosing.schemas import (
     BaselineAttestation,
     Dose,
     DoseCreate,
+    DoseGate,
     DosingSession,
     DosingSessionCreate,
     DosingSessionStatus,
@@ -29,6 +32,7 @@ from app.dosing.schemas import (
 from app.models import Dose as DoseRow
 from app.models import DosingSession as DosingSessionRow
 from app.pagination import Page, PageDep, paginate
+from app.users.service import Role
 
 router = APIRouter(tags=["dosing"])
 
@@ -153,9 +157,39 @@ def attest_baseline(
     status_code=status.HTTP_201_CREATED,
     dependencies=[Depends(Authorize(Permission.DOSE_RECORD))],
 )
-def record_dose(session: SessionDep, dosing_session: DosingSessionDep, data: DoseCreate) -> DoseRow:
-    """Record a dose the protocol allows; one that deviates needs `deviation_reason`."""
-    return service.record_dose(session, dosing_session, data)
+def record_dose(
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    dosing_session: DosingSessionDep,
+    data: DoseCreate,
+) -> DoseRow:
+    """Record a dose the protocol allows; one that deviates needs `deviation_reason`. A
+    supplemental dose while the dose gate is closed is refused (409) unless a clinician sends
+    `gate_override_reason`."""
+    return service.record_dose(
+        session,
+        dosing_session,
+        data,
+        overridden_by_clinician=principal.role == Role.CLINICIAN,
+    )
+
+
+@router.get(
+    "/dosing-sessions/{dosing_session_id}/supplemental-dose-gate",
+    response_model=DoseGate,
+    dependencies=[Depends(Authorize(Permission.SESSION_READ))],
+)
+def supplemental_dose_gate(session: SessionDep, dosing_session: DosingSessionDep) -> DoseGate:
+    """May the supplemental dose be given now? Every reason it may not, and its window."""
+    decision = evaluation.dose_gate(session, dosing_session, clock.utcnow())
+    return DoseGate(
+        open=decision.open,
+        reasons=list(decision.reasons),
+        opens_at=decision.opens_at,
+        closes_at=decision.closes_at,
+        supplemental_mg=decision.supplemental_mg,
+        evaluated_at=decision.evaluated_at,
+    )
 
 
 @router.get(

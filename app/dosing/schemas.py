@@ -57,6 +57,11 @@ class DoseCreate(WriteModel):
         description="why a dose that contradicts the protocol was given; without it such a "
         "dose is refused",
     )
+    gate_override_reason: Reason | None = Field(
+        default=None,
+        description="why a supplemental dose is given while the dose gate is closed; a "
+        "clinician only; kept with the dose as deviation_reason 'gate override: ...'",
+    )
 
 
 class EnteredInError(WriteModel):
@@ -114,3 +119,12 @@ class DosingSession(ReadModel):
     signatures: list[SignatureRead] = Field(
         description="every e-signature of the record, voided ones included, oldest first"
     )
+
+
+class DoseGate(ReadModel):
+    open: bool
+    reasons: list[str] = Field(description="why the gate is closed; empty when open")
+    opens_at: datetime | None
+    closes_at: datetime | None
+    supplemental_mg: float | None
+    evaluated_at: datetime

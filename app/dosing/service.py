@@ -15,7 +15,7 @@ from app.audit.recorder import change_reason
 from app.config import get_settings
 from app.dosing import rules, schemas
 from app.dosing.schemas import DoseCreate, DosingSessionStatus, RecordStatus
-from app.errors import Conflict, InvalidInput, NotFound, ProtocolViolation
+from app.errors import Conflict, Forbidden, InvalidInput, NotFound, ProtocolViolation
 from app.models import Dose, DosingSession, Participant, User, Visit, user_sites
 from app.participants import service as participants
 from app.protocols import service as protocols
@@ -322,8 +322,25 @@ def attest_baseline(
 # --- doses --------------------------------------------------------------------------------------
 
 
-def record_dose(session: Session, dosing_session: DosingSession, data: DoseCreate) -> Dose:
-    """Record a dose if the protocol allows it, or as a deviation when a reason is given."""
+GATE_OVERRIDE = "gate override: "
+
+
+def record_dose(
+    session: Session,
+    dosing_session: DosingSession,
+    data: DoseCreate,
+    *,
+    overridden_by_clinician: bool = False,
+) -> Dose:
+    """Record a dose if the protocol allows it, or as a deviation when a reason is given.
+
+    A supplemental dose is also judged by the dose gate as known at its administered_at: while
+    the gate's rules (readings, open alerts) close it, the dose is refused (409) unless a
+    clinician overrides it with gate_override_reason. The window, amount and dose-count reasons
+    of the gate are the protocol checks above, answered by deviation_reason.
+    """
+    from app.alerts import evaluation  # the alerts package builds on this service
+
     _lock(session, dosing_session)
     if dosing_session.status != S.IN_PROGRESS.value:
         raise Conflict(
@@ -363,26 +380,77 @@ def record_dose(session: Session, dosing_session: DosingSession, data: DoseCreat
             "deviation_reason",
             "the dose follows the protocol, so there is no deviation to explain; leave it out",
         )
+    gate_reasons: list[str] = []
+    if data.kind.value == "supplemental":
+        gate_reasons = evaluation.clinical_gate_reasons(
+            session, dosing_session, data.administered_at
+        )
+    _check_gate_override(gate_reasons, data, overridden_by_clinician)
+    stored_reason = "; ".join(
+        reason
+        for reason in (
+            GATE_OVERRIDE + data.gate_override_reason if data.gate_override_reason else None,
+            data.deviation_reason,
+        )
+        if reason
+    )
     dose = Dose(
         dosing_session_id=dosing_session.id,
         kind=data.kind.value,
         amount_mg=data.amount_mg,
         administered_at=data.administered_at,
         recorded_at=clock.utcnow(),
-        deviation_reason=data.deviation_reason,
+        deviation_reason=stored_reason or None,
     )
+    audit_reasons = []
     if problems:
-        reason = (
+        audit_reasons.append(
             "protocol deviation: "
             + "; ".join(p.message for p in problems)
             + f". Reason given: {data.deviation_reason}"
         )
-        with change_reason(session, reason):
+    if gate_reasons:
+        audit_reasons.append(
+            "supplemental dose given while the dose gate was closed ("
+            + "; ".join(gate_reasons)
+            + f"); clinician's override: {data.gate_override_reason}"
+        )
+    if audit_reasons:
+        with change_reason(session, " ".join(audit_reasons)):
             session.add(dose)
     else:
         session.add(dose)
         session.flush()
+    # the dose and the alerts it causes (e.g. given while the gate was closed) commit together
+    evaluation.raise_alerts(session, dosing_session, clock.utcnow())
     return dose
+
+
+def _check_gate_override(
+    gate_reasons: list[str], data: DoseCreate, overridden_by_clinician: bool
+) -> None:
+    """A closed gate needs a clinician's override reason; an open one needs none."""
+    if not gate_reasons:
+        if data.gate_override_reason:
+            raise _field_error(
+                "gate_override_reason",
+                "the dose gate is open (or this is not a supplemental dose), so there is "
+                "nothing to override; leave it out",
+            )
+        return
+    if not data.gate_override_reason:
+        raise Conflict(
+            "the supplemental dose gate is closed: "
+            + "; ".join(gate_reasons)
+            + ". A clinician may give it anyway with gate_override_reason",
+            errors=[{"field": "gate", "message": reason} for reason in gate_reasons],
+        )
+    if not overridden_by_clinician:
+        raise Forbidden(
+            "only a clinician may override the closed supplemental dose gate ("
+            + "; ".join(gate_reasons)
+            + ")"
+        )
 
 
 def enter_dose_in_error(session: Session, dose: Dose, reason: str) -> Dose:

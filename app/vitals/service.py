@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app import clock
+from app.alerts import evaluation
 from app.audit.recorder import change_reason
 from app.config import get_settings
 from app.dosing import service as dosing
@@ -349,6 +350,9 @@ def _ingest(
         if retried:
             raise
         return _ingest(session, dosing_session, items, source_default, retried=True)
+    # One evaluation per batch, in this transaction: the readings and their alerts commit
+    # together or not at all.
+    evaluation.raise_alerts(session, dosing_session, received_at)
     return result
 
 

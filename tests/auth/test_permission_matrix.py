@@ -386,6 +386,8 @@ CONFLICTS = {
     "POST /participants/{participant_id}/screen-failure",
     "POST /participants/{participant_id}/complete",  # randomised, not in treatment
     "POST /dosing-sessions/{dosing_session_id}/start",  # in progress
+    # the supplemental dose gate is closed: the world's open critical alert, no fresh readings
+    "POST /dosing-sessions/{dosing_session_id}/doses",
 }
 OURS = set(BODIES) | CONFLICTS | {r.name for r in ROUTES if r.method == "GET"}
 

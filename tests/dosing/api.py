@@ -1,5 +1,6 @@
 """Calls the dosing tests make through the HTTP API."""
 
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -46,3 +47,23 @@ def give(client, session_id, kind: str, amount_mg: float, minutes: float, **extr
 
 def parse(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def fresh_normal_reading(client, session_id, minutes: float) -> dict[str, Any]:
+    """A quiet, complete reading at ``minutes`` after the start, so the dose gate has fresh
+    vitals (the MDMA protocol wants them at most 30 min old before a supplemental dose)."""
+    response = client.post(
+        f"/api/v1/dosing-sessions/{session_id}/vital-readings",
+        json={
+            "id": str(uuid.uuid4()),
+            "measured_at": at(minutes),
+            "observations": [
+                {"code": "SYSBP", "value": 122, "unit": "mmHg"},
+                {"code": "DIABP", "value": 78, "unit": "mmHg"},
+                {"code": "PULSE", "value": 76, "unit": "beats/min"},
+                {"code": "TEMP", "value": 36.8, "unit": "C"},
+            ],
+        },
+    )
+    assert response.status_code == 201, response.text
+    return response.json()

@@ -4,7 +4,7 @@ from sqlalchemy import select
 
 from app.clock import utcnow
 from app.models import AuditRecord
-from tests.dosing.api import create_session, give, started_session
+from tests.dosing.api import create_session, fresh_normal_reading, give, started_session
 
 
 def _audit(db, dose_id):
@@ -36,6 +36,7 @@ def test_later_sessions_allow_either_listed_initial_amount(client, participant):
     wrong_half = give(client, sid, "supplemental", 60, 110)
     assert wrong_half.status_code == 422
     assert "is not 0.5 x the 80 mg initial dose (40 mg)" in wrong_half.json()["detail"]
+    fresh_normal_reading(client, sid, 105)  # the dose gate wants fresh, quiet vitals
     assert give(client, sid, "supplemental", 40, 110).status_code == 201
     assert client.get(f"/api/v1/dosing-sessions/{sid}").json()["total_mg"] == 120
 
@@ -59,6 +60,7 @@ def test_supplemental_outside_the_window_is_refused_with_the_window(client, part
     late = give(client, sid, "supplemental", 40, 10 + 151)
     assert late.status_code == 422
     assert "151 min" in late.json()["detail"]
+    fresh_normal_reading(client, sid, 10 + 145)  # the dose gate wants fresh, quiet vitals
     at_edges = give(client, sid, "supplemental", 40, 10 + 150)
     assert at_edges.status_code == 201, at_edges.text
 
@@ -67,6 +69,7 @@ def test_a_deviation_is_recorded_with_its_reason_and_audited(client, db, partici
     sid = started_session(client, participant.id)["id"]
     assert give(client, sid, "initial", 80, 10).status_code == 201
     reason = "participant anxious; site physician authorised an earlier supplemental dose"
+    fresh_normal_reading(client, sid, 10 + 70)  # the dose gate wants fresh, quiet vitals
     response = give(client, sid, "supplemental", 40, 10 + 75, deviation_reason=reason)
     assert response.status_code == 201, response.text
     assert response.json()["deviation_reason"] == reason
@@ -90,6 +93,7 @@ def test_a_deviation_reason_on_a_dose_that_follows_the_protocol_is_refused(clien
 def test_total_and_count_limits_can_only_be_passed_as_deviations(client, participant):
     sid = started_session(client, participant.id)["id"]
     give(client, sid, "initial", 80, 0)
+    fresh_normal_reading(client, sid, 95)  # the dose gate wants fresh, quiet vitals
     assert give(client, sid, "supplemental", 40, 100).status_code == 201
     second = give(client, sid, "supplemental", 40, 120)
     assert second.status_code == 422

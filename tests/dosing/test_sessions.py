@@ -2,7 +2,15 @@ from datetime import timedelta
 
 from app.clock import utcnow
 from app.models import Study
-from tests.dosing.api import at, create_session, give, parse, started_session, visit_id
+from tests.dosing.api import (
+    at,
+    create_session,
+    fresh_normal_reading,
+    give,
+    parse,
+    started_session,
+    visit_id,
+)
 from tests.dosing.conftest import make_user
 from tests.factories.trial import make_participant, make_site
 
@@ -38,6 +46,7 @@ def test_a_session_runs_from_plan_to_baseline_attestation(client, participant, t
     window = client.get(f"/api/v1/dosing-sessions/{sid}").json()["supplemental_window"]
     assert parse(window["opens_at"]) == parse(at(15 + 90))
     assert parse(window["closes_at"]) == parse(at(15 + 150))
+    fresh_normal_reading(client, sid, 15 + 115)  # the dose gate wants fresh, quiet vitals
     assert give(client, sid, "supplemental", 40, 15 + 120).status_code == 201
 
     ended = client.post(f"/api/v1/dosing-sessions/{sid}/end", json={"ended_at": at(480)})

@@ -1,0 +1,257 @@
+"""From the database to the rules engine and back: the snapshot of a dosing session, its findings
+turned into alerts in the caller's transaction, and the supplemental dose gate.
+
+The engine reports every occurrence that has become true by ``now``, history included, so an
+evaluation repeats earlier occurrences. The alerts of a session remember the occurrence keys they
+have handled (``finding["occurrence_keys"]``): findings are grouped by ``dedup_key`` and one alert
+is upserted per key, only when the key has occurrences no alert of the session has handled yet,
+and ``occurrences`` is the number of distinct occurrence keys the alert has seen. Re-evaluating
+the same readings therefore changes nothing, and a resolved alert's occurrences never reopen it.
+"""
+
+import uuid
+from collections import defaultdict
+from dataclasses import replace
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from app.alerts import service as alerts
+from app.alerts.schemas import AlertSeverity, AlertStatus
+from app.assessments.cssrs import ITEMS as CSSRS_ITEMS
+from app.dosing import service as dosing
+from app.models import AdverseEvent as AdverseEventRow
+from app.models import (
+    Alert,
+    Assessment,
+    Dose,
+    DosingSession,
+    Participant,
+    Visit,
+    VitalReading,
+)
+from app.rules import (
+    AdverseEvent,
+    CssrsScreen,
+    Finding,
+    GateDecision,
+    OpenAlert,
+    Reading,
+    SessionSnapshot,
+    evaluate,
+    evaluate_dose_gate,
+)
+from app.rules import Dose as SnapshotDose
+from app.rules.dose_gate import decide
+from app.vitals.measures import MEASURES
+
+VALID = "valid"
+RAISED = (AlertSeverity.WARNING.value, AlertSeverity.CRITICAL.value)
+_RANK = {
+    AlertSeverity.INFO.value: 0,
+    AlertSeverity.WARNING.value: 1,
+    AlertSeverity.CRITICAL.value: 2,
+}
+
+
+def _readings(session: Session, dosing_session: DosingSession) -> list[Reading]:
+    stmt = select(VitalReading).where(
+        VitalReading.dosing_session_id == dosing_session.id,
+        VitalReading.record_status == VALID,
+    )
+    readings = []
+    for row in session.scalars(stmt):
+        values = {}
+        for code, measure in MEASURES.items():
+            value = getattr(row, measure.column)
+            if value is not None:
+                values[code] = value
+        if values:
+            readings.append(Reading(id=str(row.id), measured_at=row.measured_at, values=values))
+    return readings
+
+
+def _doses(session: Session, dosing_session: DosingSession) -> list[SnapshotDose]:
+    stmt = select(Dose).where(
+        Dose.dosing_session_id == dosing_session.id, Dose.record_status == VALID
+    )
+    return [
+        SnapshotDose(
+            id=str(row.id),
+            kind=row.kind,  # type: ignore[arg-type]
+            amount_mg=row.amount_mg,
+            administered_at=row.administered_at,
+        )
+        for row in session.scalars(stmt)
+    ]
+
+
+def _belongs(
+    column: InstrumentedAttribute[datetime],
+    dosing_session_column: InstrumentedAttribute[uuid.UUID | None],
+    dosing_session: DosingSession,
+    now: datetime,
+) -> ColumnElement[bool]:
+    """Linked to the session, or dated within its time span (start to end, or to now)."""
+    linked = dosing_session_column == dosing_session.id
+    if dosing_session.started_at is None:
+        return linked
+    end = dosing_session.ended_at or now
+    return or_(linked, column.between(dosing_session.started_at, end))
+
+
+def _adverse_events(
+    session: Session, dosing_session: DosingSession, now: datetime
+) -> list[AdverseEvent]:
+    stmt = select(AdverseEventRow).where(
+        AdverseEventRow.participant_id == dosing_session.participant_id,
+        AdverseEventRow.record_status == VALID,
+        _belongs(AdverseEventRow.onset_at, AdverseEventRow.dosing_session_id, dosing_session, now),
+    )
+    return [
+        AdverseEvent(
+            id=str(row.id),
+            verbatim_term=row.verbatim_term,
+            serious=row.serious,
+            ctcae_grade=row.ctcae_grade,
+            onset_at=row.onset_at,
+            site_aware_at=row.site_aware_at,
+            sponsor_reported_at=row.sponsor_reported_at,
+        )
+        for row in session.scalars(stmt)
+    ]
+
+
+def _cssrs_screens(
+    session: Session, dosing_session: DosingSession, now: datetime
+) -> list[CssrsScreen]:
+    stmt = select(Assessment).where(
+        Assessment.participant_id == dosing_session.participant_id,
+        Assessment.kind == "cssrs_screen",
+        Assessment.record_status == VALID,
+        _belongs(Assessment.administered_at, Assessment.dosing_session_id, dosing_session, now),
+    )
+    return [
+        CssrsScreen(
+            id=str(row.id),
+            administered_at=row.administered_at,
+            positive_items=frozenset(
+                item for item, field in CSSRS_ITEMS.items() if row.data.get(field) is True
+            ),
+        )
+        for row in session.scalars(stmt)
+    ]
+
+
+def _session_alerts(session: Session, dosing_session: DosingSession) -> list[Alert]:
+    stmt = select(Alert).where(Alert.dosing_session_id == dosing_session.id)
+    return list(session.scalars(stmt.order_by(Alert.first_found_at, Alert.id)))
+
+
+def snapshot_of(session: Session, dosing_session: DosingSession, now: datetime) -> SessionSnapshot:
+    """The session as stored: valid records only, canonical units, ids as strings; the open
+    alerts are those not resolved and first found by ``now``."""
+    session.flush()
+    visit_code = session.scalar(select(Visit.code).where(Visit.id == dosing_session.visit_id))
+    assert visit_code is not None
+    open_alerts = [
+        OpenAlert(rule_id=alert.rule_id, severity=alert.severity)  # type: ignore[arg-type]
+        for alert in _session_alerts(session, dosing_session)
+        if alert.status != AlertStatus.RESOLVED.value and alert.first_found_at <= now
+    ]
+    return SessionSnapshot(
+        dosing_session_id=str(dosing_session.id),
+        visit_code=visit_code,
+        now=now,
+        started_at=dosing_session.started_at,
+        ended_at=dosing_session.ended_at,
+        readings=_readings(session, dosing_session),
+        doses=_doses(session, dosing_session),
+        adverse_events=_adverse_events(session, dosing_session, now),
+        cssrs_screens=_cssrs_screens(session, dosing_session, now),
+        open_alerts=open_alerts,
+    )
+
+
+def _handled(alert: Alert) -> set[str]:
+    keys = (alert.finding or {}).get("occurrence_keys") or []
+    return {str(key) for key in keys}
+
+
+def raise_alerts(session: Session, dosing_session: DosingSession, now: datetime) -> list[Alert]:
+    """Evaluate the session at ``now`` and open or update one alert per dedup key that has
+    warning or critical occurrences not handled yet; returns the alerts opened or updated."""
+    protocol = dosing.protocol_of(session, dosing_session)
+    findings = [
+        f
+        for f in evaluate(protocol, snapshot_of(session, dosing_session, now))
+        if f.severity in RAISED
+    ]
+    if not findings:
+        return []
+    by_key: dict[str, list[Finding]] = defaultdict(list)
+    for finding in findings:
+        by_key[finding.dedup_key].append(finding)
+    handled: dict[str, set[str]] = defaultdict(set)
+    unresolved: dict[str, Alert] = {}
+    for alert in _session_alerts(session, dosing_session):
+        handled[alert.dedup_key] |= _handled(alert)
+        if alert.status != AlertStatus.RESOLVED.value:
+            unresolved[alert.dedup_key] = alert
+    participant = session.get(Participant, dosing_session.participant_id)
+    assert participant is not None
+    raised = []
+    for dedup_key, group in by_key.items():
+        new = [f for f in group if f.occurrence_key not in handled[dedup_key]]
+        if not new:
+            continue
+        worst = max(new, key=lambda f: (_RANK[f.severity], f.at, f.sort_key()))
+        open_alert = unresolved.get(dedup_key)
+        seen = _handled(open_alert) if open_alert is not None else set()
+        keys = sorted(seen | {f.occurrence_key for f in new})
+        alert, _ = alerts.upsert_from_finding(
+            session,
+            participant=participant,
+            dosing_session=dosing_session,
+            protocol_version_id=dosing_session.protocol_version_id,
+            rule_id=worst.rule_id,
+            kind=worst.kind,
+            severity=worst.severity,
+            dedup_key=dedup_key,
+            title=worst.title,
+            message=worst.message,
+            finding={**worst.as_dict(), "occurrence_keys": keys},
+            found_at=worst.at,
+            occurrences=len(keys),
+        )
+        raised.append(alert)
+    return raised
+
+
+# --- the supplemental dose gate -----------------------------------------------------------------
+
+
+def dose_gate(session: Session, dosing_session: DosingSession, now: datetime) -> GateDecision:
+    """May the supplemental dose be given at ``now``? Judged on what was known by ``now``."""
+    protocol = dosing.protocol_of(session, dosing_session)
+    return evaluate_dose_gate(protocol, _known_at(session, dosing_session, now))
+
+
+def _known_at(session: Session, dosing_session: DosingSession, at: datetime) -> SessionSnapshot:
+    snapshot = snapshot_of(session, dosing_session, at)
+    # as_of leaves out open alerts (it cannot date them); those first found by `at` still count
+    return replace(snapshot.as_of(at), open_alerts=snapshot.open_alerts)
+
+
+def clinical_gate_reasons(
+    session: Session, dosing_session: DosingSession, at: datetime
+) -> list[str]:
+    """Why the gate's dose_gate rules (readings, open alerts) close it at ``at``; the structural
+    reasons (window, amounts, doses already given) are the dosing service's protocol checks,
+    which a deviation reason answers."""
+    protocol = dosing.protocol_of(session, dosing_session)
+    snapshot = _known_at(session, dosing_session, at)
+    full = decide(protocol, snapshot, protocol.rules_of_kind("dose_gate"))
+    structural = set(decide(protocol, snapshot, ()).reasons)
+    return [reason for reason in full.reasons if reason not in structural]

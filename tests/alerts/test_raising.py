@@ -1,0 +1,243 @@
+"""Findings become alerts in the transaction of the readings (or dose) that caused them, and the
+supplemental dose gate, all through HTTP with the clock pinned."""
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+from unittest.mock import patch
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from app import clock
+from app.alerts import evaluation
+from app.models import DosingSession, Site
+from app.users.service import Role
+from tests.factories.dosing import T0, make_dosing_session
+from tests.factories.trial import make_participant, make_site, make_study
+
+API = "/api/v1"
+DOSED_AT = T0 + timedelta(minutes=30)  # the factory's initial dose, 80 mg
+NORMAL = {"SYSBP": 122, "DIABP": 78, "PULSE": 76, "TEMP": 36.8}
+UNITS = {"SYSBP": "mmHg", "DIABP": "mmHg", "PULSE": "beats/min", "TEMP": "C"}
+
+
+class Clock:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.now = T0
+        monkeypatch.setattr(clock, "utcnow", lambda: self.now)
+
+    def at(self, when: datetime) -> None:
+        self.now = when
+
+
+@pytest.fixture
+def pinned(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    return Clock(monkeypatch)
+
+
+@pytest.fixture
+def site(db: Session) -> Site:
+    return make_site(db, make_study(db))
+
+
+@pytest.fixture
+def undosed(db: Session, site: Site) -> DosingSession:
+    """In progress since T0, no dose yet: nothing can be overdue, no trend has a baseline."""
+    return make_dosing_session(db, make_participant(db, site, stage="randomised"))
+
+
+@pytest.fixture
+def dosed(db: Session, site: Site) -> DosingSession:
+    participant = make_participant(db, site, "01-002", stage="randomised")
+    return make_dosing_session(db, participant, initial_dose_mg=80)
+
+
+def reading(when: datetime, **values: float) -> dict[str, Any]:
+    values = {**NORMAL, **values}
+    return {
+        "id": str(uuid.uuid4()),
+        "measured_at": when.isoformat(),
+        "observations": [
+            {"code": code, "value": value, "unit": UNITS[code]} for code, value in values.items()
+        ],
+    }
+
+
+def post_batch(client, dosing_session: DosingSession, *readings: dict[str, Any]):
+    response = client.post(
+        f"{API}/dosing-sessions/{dosing_session.id}/vital-readings/batch",
+        json={"readings": list(readings)},
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def alerts_of(client, dosing_session: DosingSession) -> dict[str, dict[str, Any]]:
+    response = client.get(f"{API}/alerts", params={"dosing_session_id": str(dosing_session.id)})
+    assert response.status_code == 200, response.text
+    return {alert["rule_id"]: alert for alert in response.json()["items"]}
+
+
+def test_a_hypertensive_batch_opens_one_warning_alert_and_a_replay_adds_nothing(
+    client, pinned, undosed
+):
+    pinned.at(T0 + timedelta(minutes=60))
+    batch = [reading(T0 + timedelta(minutes=20), SYSBP=172), reading(T0 + timedelta(minutes=25))]
+    assert post_batch(client, undosed, *batch)["accepted"] == 2
+
+    alerts = alerts_of(client, undosed)
+    assert list(alerts) == ["hypertension-grade-3"]
+    alert = alerts["hypertension-grade-3"]
+    assert (alert["severity"], alert["status"], alert["occurrences"]) == ("warning", "open", 1)
+    assert "172 mmHg" in alert["message"]
+
+    replay = post_batch(client, undosed, *batch)
+    assert replay["duplicates"] == 2
+    assert alerts_of(client, undosed)["hypertension-grade-3"]["occurrences"] == 1
+    # a quiet later reading evaluates the session again: still no new occurrence
+    post_batch(client, undosed, reading(T0 + timedelta(minutes=40)))
+    assert alerts_of(client, undosed)["hypertension-grade-3"]["occurrences"] == 1
+
+
+def test_a_crisis_reading_raises_its_own_critical_alert(client, pinned, undosed):
+    pinned.at(T0 + timedelta(minutes=60))
+    post_batch(client, undosed, reading(T0 + timedelta(minutes=20), SYSBP=172))
+    post_batch(client, undosed, reading(T0 + timedelta(minutes=35), SYSBP=185))
+
+    alerts = alerts_of(client, undosed)
+    assert set(alerts) == {"hypertension-grade-3", "hypertensive-crisis"}
+    grade_3, crisis = alerts["hypertension-grade-3"], alerts["hypertensive-crisis"]
+    assert (grade_3["severity"], grade_3["occurrences"]) == ("warning", 2)
+    assert "185 mmHg" in grade_3["message"]
+    assert (crisis["severity"], crisis["occurrences"]) == ("critical", 1)
+    # the MDMA protocol: a critical alert is acknowledged within 10 minutes of the finding
+    assert datetime.fromisoformat(crisis["acknowledge_by"]) == T0 + timedelta(minutes=45)
+
+
+def test_a_quiet_batch_opens_nothing(client, pinned, undosed):
+    pinned.at(T0 + timedelta(minutes=60))
+    quiet = [reading(T0 + timedelta(minutes=m)) for m in (10, 20, 30, 40)]
+    assert post_batch(client, undosed, *quiet)["accepted"] == 4
+    assert alerts_of(client, undosed) == {}
+
+
+def test_an_alert_commits_with_its_reading_or_not_at_all(client, pinned, undosed):
+    pinned.at(T0 + timedelta(minutes=60))
+    failing = TestClient(client.app, raise_server_exceptions=False, headers=client.headers)
+    with patch.object(
+        evaluation.alerts, "upsert_from_finding", side_effect=RuntimeError("alert store down")
+    ):
+        response = failing.post(
+            f"{API}/dosing-sessions/{undosed.id}/vital-readings/batch",
+            json={"readings": [reading(T0 + timedelta(minutes=20), SYSBP=172)]},
+        )
+    assert response.status_code == 500
+    listed = client.get(f"{API}/dosing-sessions/{undosed.id}/vital-readings")
+    assert listed.json()["items"] == []
+    assert alerts_of(client, undosed) == {}
+
+
+def test_an_entered_in_error_reading_does_not_count_at_the_next_evaluation(client, pinned, undosed):
+    pinned.at(T0 + timedelta(minutes=60))
+    first = reading(T0 + timedelta(minutes=10), PULSE=115)
+    second = reading(T0 + timedelta(minutes=15), PULSE=115)
+    post_batch(client, undosed, first, second)
+    assert "sustained-tachycardia" not in alerts_of(client, undosed)  # two in a row, not three
+
+    marked = client.post(
+        f"{API}/vital-readings/{second['id']}/entered-in-error",
+        json={"reason": "pulse of the wrong participant"},
+    )
+    assert marked.status_code == 200, marked.text
+    post_batch(client, undosed, reading(T0 + timedelta(minutes=20), PULSE=115))
+    assert "sustained-tachycardia" not in alerts_of(client, undosed)  # still two valid ones
+
+    post_batch(client, undosed, reading(T0 + timedelta(minutes=25), PULSE=115))
+    sustained = alerts_of(client, undosed)["sustained-tachycardia"]
+    assert sustained["severity"] == "warning"
+    assert second["id"] not in sustained["finding"]["evidence"]
+
+
+def gate(client, dosing_session: DosingSession) -> dict[str, Any]:
+    response = client.get(f"{API}/dosing-sessions/{dosing_session.id}/supplemental-dose-gate")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_the_gate_is_closed_before_the_window_and_open_inside_it_with_fresh_quiet_vitals(
+    client, pinned, dosed
+):
+    pinned.at(DOSED_AT + timedelta(minutes=60))
+    post_batch(client, dosed, reading(DOSED_AT + timedelta(minutes=55)))
+    early = gate(client, dosed)
+    assert early["open"] is False
+    assert any("window opens" in reason for reason in early["reasons"]), early["reasons"]
+    assert datetime.fromisoformat(early["opens_at"]) == DOSED_AT + timedelta(minutes=90)
+    assert datetime.fromisoformat(early["closes_at"]) == DOSED_AT + timedelta(minutes=150)
+    assert early["supplemental_mg"] == 40
+    assert datetime.fromisoformat(early["evaluated_at"]) == DOSED_AT + timedelta(minutes=60)
+
+    pinned.at(DOSED_AT + timedelta(minutes=100))
+    stale = gate(client, dosed)
+    assert stale["open"] is False
+    assert any("min old" in reason for reason in stale["reasons"]), stale["reasons"]
+
+    post_batch(client, dosed, reading(DOSED_AT + timedelta(minutes=95)))
+    inside = gate(client, dosed)
+    assert inside == {**inside, "open": True, "reasons": []}
+
+
+def test_a_supplemental_dose_through_a_closed_gate_needs_a_clinicians_override(
+    db, client_as, pinned, site, dosed
+):
+    pinned.at(DOSED_AT + timedelta(minutes=100))
+    clinician = client_as(Role.CLINICIAN, sites=[site])
+    therapist = client_as(Role.THERAPIST, sites=[site])
+    # the latest vitals are high: the gate is closed
+    post_batch(clinician, dosed, reading(DOSED_AT + timedelta(minutes=95), SYSBP=165))
+    dose = {
+        "kind": "supplemental",
+        "amount_mg": 40,
+        "administered_at": (DOSED_AT + timedelta(minutes=100)).isoformat(),
+    }
+    url = f"{API}/dosing-sessions/{dosed.id}/doses"
+
+    refused = clinician.post(url, json=dose)
+    assert refused.status_code == 409, refused.text
+    body = refused.json()
+    assert "dose gate is closed" in body["detail"]
+    assert "Systolic BP 165 mmHg" in body["detail"] or "165" in body["detail"]
+    assert body["errors"] and all(error["field"] == "gate" for error in body["errors"])
+
+    reason = "BP 165 settled to 150 on manual recheck; physician judges it safe"
+    by_therapist = therapist.post(url, json={**dose, "gate_override_reason": reason})
+    assert by_therapist.status_code == 403, by_therapist.text
+    assert "clinician" in by_therapist.json()["detail"]
+
+    overridden = clinician.post(url, json={**dose, "gate_override_reason": reason})
+    assert overridden.status_code == 201, overridden.text
+    assert overridden.json()["deviation_reason"] == f"gate override: {reason}"
+    shown = clinician.get(f"{API}/dosing-sessions/{dosed.id}").json()
+    assert [d["deviation_reason"] for d in shown["doses"]] == [None, f"gate override: {reason}"]
+    # the engine notes the dose given while the gate was closed, in the same transaction
+    given_while_closed = alerts_of(clinician, dosed)["supplemental-dose-gate"]
+    assert given_while_closed["severity"] == "warning"
+
+
+def test_an_override_reason_with_an_open_gate_is_refused(client_as, pinned, site, dosed):
+    pinned.at(DOSED_AT + timedelta(minutes=100))
+    clinician = client_as(Role.CLINICIAN, sites=[site])
+    post_batch(clinician, dosed, reading(DOSED_AT + timedelta(minutes=95)))
+    response = clinician.post(
+        f"{API}/dosing-sessions/{dosed.id}/doses",
+        json={
+            "kind": "supplemental",
+            "amount_mg": 40,
+            "administered_at": (DOSED_AT + timedelta(minutes=100)).isoformat(),
+            "gate_override_reason": "just in case",
+        },
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "gate_override_reason"

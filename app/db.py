@@ -1,6 +1,6 @@
 """Engine, session factory and the request unit of work (one transaction per request)."""
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Annotated, Any
@@ -58,11 +58,6 @@ def get_sessionmaker() -> sessionmaker[Session]:
     return sessionmaker(get_engine(), expire_on_commit=False)
 
 
-def run_after_commit(session: Session, callback: Callable[[], None]) -> None:
-    """Queue a side effect that leaves the process; a rollback drops it."""
-    session.info.setdefault("after_commit", []).append(callback)
-
-
 @contextmanager
 def unit_of_work(actor: str, request_id: str | None = None) -> Iterator[Session]:
     """One transaction: commit once on success, roll back on any exception."""
@@ -76,8 +71,6 @@ def unit_of_work(actor: str, request_id: str | None = None) -> Iterator[Session]
             raise
         else:
             session.commit()
-            for callback in session.info.pop("after_commit", []):
-                callback()
 
 
 def get_session(request: Request) -> Iterator[Session]:

@@ -149,15 +149,23 @@ def _session_alerts(session: Session, dosing_session: DosingSession) -> list[Ale
     return list(session.scalars(stmt.order_by(Alert.first_found_at, Alert.id)))
 
 
-def snapshot_of(session: Session, dosing_session: DosingSession, now: datetime) -> SessionSnapshot:
+def snapshot_of(
+    session: Session,
+    dosing_session: DosingSession,
+    now: datetime,
+    session_alerts: list[Alert] | None = None,
+) -> SessionSnapshot:
     """The session as stored: valid records only, canonical units, ids as strings; the open
-    alerts are those not resolved and first found by ``now``."""
+    alerts are those not resolved and first found by ``now`` (pass ``session_alerts`` when they
+    are already loaded)."""
     session.flush()
+    if session_alerts is None:
+        session_alerts = _session_alerts(session, dosing_session)
     visit_code = session.scalar(select(Visit.code).where(Visit.id == dosing_session.visit_id))
     assert visit_code is not None
     open_alerts = [
         OpenAlert(rule_id=alert.rule_id, severity=alert.severity)  # type: ignore[arg-type]
-        for alert in _session_alerts(session, dosing_session)
+        for alert in session_alerts
         if alert.status != AlertStatus.RESOLVED.value and alert.first_found_at <= now
     ]
     return SessionSnapshot(
@@ -183,11 +191,10 @@ def raise_alerts(session: Session, dosing_session: DosingSession, now: datetime)
     """Evaluate the session at ``now`` and open or update one alert per dedup key that has
     warning or critical occurrences not handled yet; returns the alerts opened or updated."""
     protocol = dosing.protocol_of(session, dosing_session)
-    findings = [
-        f
-        for f in evaluate(protocol, snapshot_of(session, dosing_session, now))
-        if f.severity in RAISED
-    ]
+    session.flush()  # the alerts query below must see this transaction's alerts
+    session_alerts = _session_alerts(session, dosing_session)
+    snapshot = snapshot_of(session, dosing_session, now, session_alerts)
+    findings = [f for f in evaluate(protocol, snapshot) if f.severity in RAISED]
     if not findings:
         return []
     by_key: dict[str, list[Finding]] = defaultdict(list)
@@ -195,7 +202,7 @@ def raise_alerts(session: Session, dosing_session: DosingSession, now: datetime)
         by_key[finding.dedup_key].append(finding)
     handled: dict[str, set[str]] = defaultdict(set)
     unresolved: dict[str, Alert] = {}
-    for alert in _session_alerts(session, dosing_session):
+    for alert in session_alerts:
         handled[alert.dedup_key] |= _handled(alert)
         if alert.status != AlertStatus.RESOLVED.value:
             unresolved[alert.dedup_key] = alert

@@ -39,13 +39,6 @@ def get(session: Session, dosing_session_id: uuid.UUID) -> DosingSession:
     return dosing_session
 
 
-def get_dose(session: Session, dose_id: uuid.UUID) -> Dose:
-    dose = session.get(Dose, dose_id)
-    if dose is None:
-        raise NotFound(f"dose {dose_id} does not exist")
-    return dose
-
-
 def sessions_of(session: Session, participant: Participant) -> list[DosingSession]:
     stmt = (
         select(DosingSession)

@@ -41,10 +41,3 @@ def create_site(session: Session, study: Study, data: SiteCreate) -> Site:
     session.add(site)
     session.flush()
     return site
-
-
-def get_site(session: Session, site_id: uuid.UUID) -> Site:
-    site = session.get(Site, site_id)
-    if site is None:
-        raise NotFound(f"site {site_id} does not exist")
-    return site

@@ -26,7 +26,7 @@ from app.alerts import evaluation
 from app.audit.recorder import change_reason
 from app.config import get_settings
 from app.dosing import service as dosing
-from app.errors import Conflict, InvalidInput, NotFound, VigilError
+from app.errors import Conflict, InvalidInput, VigilError
 from app.models import DosingSession, VitalReading
 from app.protocols.schema import Protocol
 from app.vitals.measures import MEASURES
@@ -365,13 +365,6 @@ def _stored(session: Session, ids: set[uuid.UUID]) -> dict[uuid.UUID, VitalReadi
 
 
 # --- reading back, correcting -------------------------------------------------------------------
-
-
-def get_reading(session: Session, reading_id: uuid.UUID) -> VitalReading:
-    reading = session.get(VitalReading, reading_id)
-    if reading is None:
-        raise NotFound(f"vital reading {reading_id} does not exist")
-    return reading
 
 
 def _encode_cursor(row: VitalReading) -> str:

@@ -9,6 +9,7 @@ vigil device create NAME --site CODE [--study CODE]
 vigil token revoke ID --reason TEXT
 vigil demo [--reset] [--with-tablet/--no-tablet]
 vigil tablet [--session-id ID] [--base-url URL] [--interval SECONDS]
+vigil rules replay SESSION_ID --protocol-version VERSION [--min-severity S] [--json]
 """
 
 import logging
@@ -19,7 +20,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Literal, NoReturn
 
 import typer
 from pydantic import ValidationError
@@ -598,6 +599,56 @@ def token_revoke(
         username = owner.username if owner else "?"
     label = f" ({token.label})" if token.label else ""
     typer.echo(f"revoked {token.kind} token {token.id}{label} of {username}")
+
+
+# --- rules --------------------------------------------------------------------------------------
+
+rules_cli = typer.Typer(help="See what the rules engine finds.")
+cli.add_typer(rules_cli, name="rules", no_args_is_help=True)
+
+
+@rules_cli.command("replay")
+def rules_replay(
+    session_id: Annotated[
+        uuid.UUID,
+        typer.Argument(help="Id of a finished (ended) dosing session", show_default=False),
+    ],
+    protocol_version: Annotated[
+        str,
+        typer.Option(
+            "--protocol-version",
+            help="The version to replay under: its id, a sha256 prefix (6+ hex digits), a version "
+            "label of the session's protocol, or 'latest'",
+            show_default=False,
+        ),
+    ],
+    min_severity: Annotated[
+        Literal["info", "warning", "critical"] | None,
+        typer.Option("--min-severity", help="Leave out findings below this severity"),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the API's JSON instead of the table")
+    ] = False,
+) -> None:
+    """Replay a finished session under another protocol version and compare the findings with
+    the version it ran under (+ only under the target, - only under its own, = both). Read-only;
+    the replay is audited."""
+    from app import clock
+    from app.db import unit_of_work
+    from app.replay import service as replay
+    from app.replay.table import render
+
+    with _database_errors(), unit_of_work(actor=CLI_ACTOR) as session:
+        dosing_session = replay.get_dosing_session(session, session_id)
+        target = replay.find_version(session, dosing_session, protocol_version)
+        report = replay.replay_session(
+            session,
+            dosing_session,
+            target,
+            now=clock.utcnow(),
+            min_severity=min_severity,
+        )
+    typer.echo(report.model_dump_json(indent=2) if as_json else render(report))
 
 
 if __name__ == "__main__":

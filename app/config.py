@@ -45,6 +45,13 @@ class Settings(BaseSettings):
     # Largest request body accepted; a batch of 1000 vital readings is about 0.3 MiB.
     max_request_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
 
+    # --- time-driven safety checks and live alerts
+    # Seconds between scheduler ticks (overdue measurements, escalation, SAE reporting clocks);
+    # 0 turns the scheduler off in this process.
+    scheduler_interval_seconds: float = Field(default=10.0, ge=0)
+    # Seconds between the live alert feed's reads of the event log when nothing woke it.
+    alert_feed_poll_seconds: float = Field(default=5.0, gt=0)
+
     @field_validator("login_lockout_minutes", "cors_origins", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:

@@ -41,21 +41,46 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+def make_reader_engine(url: str) -> Engine:
+    """An engine for read-only work beside the writers (the live alert feed). On SQLite its
+    transactions begin deferred and take no write lock (WAL lets readers run beside the one
+    writer) and refuse to write; elsewhere it is a plain engine."""
+    if make_url(url).get_backend_name() != "sqlite":
+        return make_engine(url)
+    engine = create_engine(url, connect_args={"check_same_thread": False})
+    event.listen(engine, "connect", _sqlite_pragmas)
+    event.listen(engine, "connect", lambda conn, _: conn.execute("PRAGMA query_only=ON"))
+    return engine
+
+
 @lru_cache
 def get_engine() -> Engine:
     return make_engine(get_settings().database_url)
 
 
+@lru_cache
+def get_reader_engine() -> Engine:
+    url = get_settings().database_url
+    return get_engine() if make_url(url).get_backend_name() != "sqlite" else make_reader_engine(url)
+
+
 def dispose_engines() -> None:
-    if get_engine.cache_info().currsize:
-        get_engine().dispose()
-        get_engine.cache_clear()
+    for cached in (get_reader_engine, get_engine):
+        if cached.cache_info().currsize:
+            cached().dispose()  # the same engine twice on PostgreSQL: harmless
+            cached.cache_clear()
     get_sessionmaker.cache_clear()
+    get_reader_sessionmaker.cache_clear()
 
 
 @lru_cache
 def get_sessionmaker() -> sessionmaker[Session]:
     return sessionmaker(get_engine(), expire_on_commit=False)
+
+
+@lru_cache
+def get_reader_sessionmaker() -> sessionmaker[Session]:
+    return sessionmaker(get_reader_engine(), expire_on_commit=False)
 
 
 @contextmanager

@@ -2,12 +2,15 @@
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
+from anyio import to_thread
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 
 from app.adverse_events.endpoints import router as adverse_events_router
 from app.alerts.endpoints import router as alerts_router
+from app.alerts.stream import router as alert_stream_router
 from app.assessments.endpoints import router as assessments_router
 from app.audit import recorder as _audit_recorder  # noqa: F401 - registers the audit listener
 from app.audit.endpoints import router as audit_router
@@ -16,10 +19,14 @@ from app.auth.endpoints import router as auth_router
 from app.auth.permissions import Permission
 from app.auth.principal import Authorize
 from app.config import get_settings
+from app.db import get_sessionmaker
 from app.dosing.endpoints import router as dosing_router
 from app.errors import install_error_handlers
+from app.events.feed import AlertFeed
 from app.notes.endpoints import router as notes_router
 from app.participants.endpoints import router as participants_router
+from app.replay.endpoints import router as replay_router
+from app.scheduler import Scheduler
 from app.security import install_security
 from app.signatures.endpoints import router as signatures_router
 from app.studies.endpoints import router as studies_router
@@ -29,17 +36,36 @@ from app.vitals.endpoints import router as vitals_router
 log = logging.getLogger("vigil.http")
 
 
+@asynccontextmanager
+async def lifespan(application: FastAPI) -> AsyncIterator[None]:
+    """Start the scheduler (unless VIGIL_SCHEDULER_INTERVAL_SECONDS is 0); stop it and the live
+    alert feed at shutdown."""
+    interval = get_settings().scheduler_interval_seconds
+    scheduler = Scheduler(get_sessionmaker(), interval) if interval > 0 else None
+    if scheduler is not None:
+        scheduler.start()
+    try:
+        yield
+    finally:
+        if scheduler is not None:
+            await to_thread.run_sync(scheduler.stop)
+        await application.state.alert_feed.stop()
+
+
 def create_app() -> FastAPI:
+    settings = get_settings()
     application = FastAPI(
         title="Vigil",
         version="0.1.0",
         summary="Session protocol and safety monitoring for psychedelic-assisted therapy trials",
         docs_url="/docs",
         openapi_url="/api/v1/openapi.json",
+        lifespan=lifespan,
     )
+    application.state.alert_feed = AlertFeed(poll_seconds=settings.alert_feed_poll_seconds)
     install_error_handlers(application)
     # security headers (around everything, 500s included), CORS, the request body size limit
-    install_security(application, get_settings())
+    install_security(application, settings)
 
     @application.middleware("http")
     async def request_id(
@@ -57,6 +83,7 @@ def create_app() -> FastAPI:
         dosing_router,
         vitals_router,
         adverse_events_router,
+        alert_stream_router,  # before alerts_router: /alerts/stream is not an id
         alerts_router,
         assessments_router,
         notes_router,
@@ -65,6 +92,7 @@ def create_app() -> FastAPI:
         audit_router,
         auth_router,
         users_router,
+        replay_router,
     ):
         api.include_router(router)
 

@@ -13,8 +13,13 @@ in that transaction, resolved by the app like any other):
 - ``anonymous_client``: no credentials at all.
 """
 
-import itertools
 import os
+
+# The apps that tests build run no scheduler of their own; its tests start one where they need
+# it. Set before app modules are imported: app.main builds an app (and reads settings) on import.
+os.environ.setdefault("VIGIL_SCHEDULER_INTERVAL_SECONDS", "0")
+
+import itertools
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack

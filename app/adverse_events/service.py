@@ -18,6 +18,7 @@ from app.adverse_events.schemas import (
     Outcome,
     SeriousnessCriterion,
 )
+from app.alerts import record_alerts
 from app.assessments.records import (
     EnteredInError,
     Problems,
@@ -164,6 +165,7 @@ def create(session: Session, participant: Participant, data: AdverseEventCreate)
     event = AdverseEvent(participant_id=participant.id, **values)
     session.add(event)
     session.flush()
+    record_alerts.raise_for_adverse_event(session, event, clock.utcnow())
     return event
 
 
@@ -181,11 +183,15 @@ def correct(session: Session, event: AdverseEvent, data: AdverseEventCorrection)
     with change_reason(session, data.reason, "correct"):
         for field, value in changed.items():
             setattr(event, field, value)
+    # judged again as corrected: a new match opens an alert, a changed one adds an occurrence;
+    # an alert the correction no longer matches stays for a clinician to resolve
+    record_alerts.raise_for_adverse_event(session, event, clock.utcnow())
     return event
 
 
 def enter_in_error(session: Session, event: AdverseEvent, data: EnteredInError) -> AdverseEvent:
     mark_entered_in_error(session, event, "adverse event", data)
+    record_alerts.resolve_for_entered_in_error(session, event, "adverse event", data.reason)
     return event
 
 

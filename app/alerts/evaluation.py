@@ -2,16 +2,22 @@
 turned into alerts in the caller's transaction, and the supplemental dose gate.
 
 The engine reports every occurrence that has become true by ``now``, history included, so an
-evaluation repeats earlier occurrences. The alerts of a session remember the occurrence keys they
-have handled (``finding["occurrence_keys"]``): findings are grouped by ``dedup_key`` and one alert
-is upserted per key, only when the key has occurrences no alert of the session has handled yet,
-and ``occurrences`` is the number of distinct occurrence keys the alert has seen. Re-evaluating
-the same readings therefore changes nothing, and a resolved alert's occurrences never reopen it.
+evaluation repeats earlier occurrences. Alerts remember the occurrence keys they have handled
+(``finding["occurrence_keys"]``): findings are grouped by alert key and one alert is upserted per
+key, only when the key has occurrences no alert with that key has handled yet, and
+``occurrences`` is the number of distinct occurrence keys the alert has seen. Re-evaluating the
+same data therefore changes nothing, and a resolved alert's occurrences never reopen it.
+
+Alert keys are the engine's dedup keys, except for findings about one record (an adverse event,
+a C-SSRS screen), which are scoped to the record rather than to the session that was evaluated
+(:class:`Keyed`): the same record judged by its own write, by its session or by the sweep, in or
+outside a session, updates one alert per rule. See docs/alerts.md.
 """
 
 import uuid
 from collections import defaultdict
-from dataclasses import replace
+from collections.abc import Collection
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, or_, select
@@ -41,6 +47,7 @@ from app.rules import (
     SessionSnapshot,
     evaluate,
     evaluate_dose_gate,
+    evaluate_rule,
 )
 from app.rules import Dose as SnapshotDose
 from app.rules.dose_gate import decide
@@ -87,6 +94,28 @@ def _doses(session: Session, dosing_session: DosingSession) -> list[SnapshotDose
     ]
 
 
+def adverse_event_of(row: AdverseEventRow) -> AdverseEvent:
+    return AdverseEvent(
+        id=str(row.id),
+        verbatim_term=row.verbatim_term,
+        serious=row.serious,
+        ctcae_grade=row.ctcae_grade,
+        onset_at=row.onset_at,
+        site_aware_at=row.site_aware_at,
+        sponsor_reported_at=row.sponsor_reported_at,
+    )
+
+
+def cssrs_screen_of(row: Assessment) -> CssrsScreen:
+    return CssrsScreen(
+        id=str(row.id),
+        administered_at=row.administered_at,
+        positive_items=frozenset(
+            item for item, field in CSSRS_ITEMS.items() if row.data.get(field) is True
+        ),
+    )
+
+
 def _belongs(
     column: InstrumentedAttribute[datetime],
     dosing_session_column: InstrumentedAttribute[uuid.UUID | None],
@@ -109,18 +138,7 @@ def _adverse_events(
         AdverseEventRow.record_status == VALID,
         _belongs(AdverseEventRow.onset_at, AdverseEventRow.dosing_session_id, dosing_session, now),
     )
-    return [
-        AdverseEvent(
-            id=str(row.id),
-            verbatim_term=row.verbatim_term,
-            serious=row.serious,
-            ctcae_grade=row.ctcae_grade,
-            onset_at=row.onset_at,
-            site_aware_at=row.site_aware_at,
-            sponsor_reported_at=row.sponsor_reported_at,
-        )
-        for row in session.scalars(stmt)
-    ]
+    return [adverse_event_of(row) for row in session.scalars(stmt)]
 
 
 def _cssrs_screens(
@@ -132,19 +150,10 @@ def _cssrs_screens(
         Assessment.record_status == VALID,
         _belongs(Assessment.administered_at, Assessment.dosing_session_id, dosing_session, now),
     )
-    return [
-        CssrsScreen(
-            id=str(row.id),
-            administered_at=row.administered_at,
-            positive_items=frozenset(
-                item for item, field in CSSRS_ITEMS.items() if row.data.get(field) is True
-            ),
-        )
-        for row in session.scalars(stmt)
-    ]
+    return [cssrs_screen_of(row) for row in session.scalars(stmt)]
 
 
-def _session_alerts(session: Session, dosing_session: DosingSession) -> list[Alert]:
+def session_alerts_of(session: Session, dosing_session: DosingSession) -> list[Alert]:
     stmt = select(Alert).where(Alert.dosing_session_id == dosing_session.id)
     return list(session.scalars(stmt.order_by(Alert.first_found_at, Alert.id)))
 
@@ -160,7 +169,7 @@ def snapshot_of(
     are already loaded)."""
     session.flush()
     if session_alerts is None:
-        session_alerts = _session_alerts(session, dosing_session)
+        session_alerts = session_alerts_of(session, dosing_session)
     visit_code = session.scalar(select(Visit.code).where(Visit.id == dosing_session.visit_id))
     assert visit_code is not None
     open_alerts = [
@@ -187,53 +196,145 @@ def _handled(alert: Alert) -> set[str]:
     return {str(key) for key in keys}
 
 
-def raise_alerts(session: Session, dosing_session: DosingSession, now: datetime) -> list[Alert]:
-    """Evaluate the session at ``now`` and open or update one alert per dedup key that has
-    warning or critical occurrences not handled yet; returns the alerts opened or updated."""
-    protocol = dosing.protocol_of(session, dosing_session)
-    session.flush()  # the alerts query below must see this transaction's alerts
-    session_alerts = _session_alerts(session, dosing_session)
-    snapshot = snapshot_of(session, dosing_session, now, session_alerts)
-    findings = [f for f in evaluate(protocol, snapshot) if f.severity in RAISED]
-    if not findings:
-        return []
-    by_key: dict[str, list[Finding]] = defaultdict(list)
+# --- the alert a finding belongs to ---------------------------------------------------------------
+
+# Findings about one record (an adverse event, a C-SSRS screen) rather than about the session.
+RECORD_KINDS = ("adverse_event", "cssrs")
+
+
+@dataclass(frozen=True)
+class Keyed:
+    """A finding with the keys of the alert it belongs to.
+
+    The engine scopes every dedup key to its snapshot's session (``session:rule[:...]``). A
+    finding about an adverse event or a C-SSRS screen is the same problem whichever path judged
+    it (the record's own write, the session it falls in, the sweep, or no session at all), so its
+    alert key is scoped to the record instead: ``record-id:rule`` and
+    ``record-id:rule:reporting`` for a reporting clock. Other findings keep the engine's key.
+    """
+
+    finding: Finding
+    dedup_key: str
+    occurrence_key: str
+
+
+def record_key_prefix(record_id: uuid.UUID | str) -> str:
+    """What every alert key of a record's findings starts with."""
+    return f"{record_id}:"
+
+
+def alert_key(finding: Finding, snapshot: SessionSnapshot) -> str:
+    if finding.kind not in RECORD_KINDS:
+        return finding.dedup_key
+    (record_id,) = finding.evidence
+    engine_key = f"{snapshot.dosing_session_id}:{finding.rule_id}:{record_id}"
+    if not finding.dedup_key.startswith(engine_key):
+        raise ValueError(f"unexpected dedup key {finding.dedup_key!r} for {engine_key!r}")
+    suffix = finding.dedup_key.removeprefix(engine_key)  # "" or ":reporting"
+    return f"{record_key_prefix(record_id)}{finding.rule_id}{suffix}"
+
+
+def keyed(findings: list[Finding], snapshot: SessionSnapshot) -> list[Keyed]:
+    """The warning and critical findings with their alert keys."""
+    out = []
     for finding in findings:
-        by_key[finding.dedup_key].append(finding)
+        if finding.severity not in RAISED:
+            continue
+        key = alert_key(finding, snapshot)
+        occurrence = f"{key}@{finding.at.isoformat()}#{','.join(finding.evidence)}"
+        out.append(Keyed(finding, key, occurrence))
+    return out
+
+
+def upsert_alerts(
+    session: Session,
+    found: list[Keyed],
+    *,
+    participant: Participant,
+    dosing_session: DosingSession | None,
+    protocol_version_id: uuid.UUID,
+    known: list[Alert],
+) -> list[Alert]:
+    """Open or update one alert per dedup key that has occurrences no alert has handled yet;
+    returns the alerts opened or updated. ``known`` are alerts already loaded (a session's);
+    those of other keys found are looked up by key, so a record's alert opened by another path
+    (or outside any session) is recognised."""
+    if not found:
+        return []
+    by_key: dict[str, list[Keyed]] = defaultdict(list)
+    for each in found:
+        by_key[each.dedup_key].append(each)
+    missing = set(by_key) - {alert.dedup_key for alert in known}
+    if missing:
+        stmt = select(Alert).where(Alert.dedup_key.in_(sorted(missing)))
+        known = [*known, *session.scalars(stmt.order_by(Alert.first_found_at, Alert.id))]
     handled: dict[str, set[str]] = defaultdict(set)
     unresolved: dict[str, Alert] = {}
-    for alert in session_alerts:
+    for alert in known:
         handled[alert.dedup_key] |= _handled(alert)
         if alert.status != AlertStatus.RESOLVED.value:
             unresolved[alert.dedup_key] = alert
-    participant = session.get(Participant, dosing_session.participant_id)
-    assert participant is not None
     raised = []
     for dedup_key, group in by_key.items():
-        new = [f for f in group if f.occurrence_key not in handled[dedup_key]]
+        new = [each for each in group if each.occurrence_key not in handled[dedup_key]]
         if not new:
             continue
-        worst = max(new, key=lambda f: (_RANK[f.severity], f.at, f.sort_key()))
+        worst = max(
+            new, key=lambda e: (_RANK[e.finding.severity], e.finding.at, e.finding.sort_key())
+        ).finding
         open_alert = unresolved.get(dedup_key)
         seen = _handled(open_alert) if open_alert is not None else set()
-        keys = sorted(seen | {f.occurrence_key for f in new})
+        keys = sorted(seen | {each.occurrence_key for each in new})
         alert, _ = alerts.upsert_from_finding(
             session,
             participant=participant,
             dosing_session=dosing_session,
-            protocol_version_id=dosing_session.protocol_version_id,
+            protocol_version_id=protocol_version_id,
             rule_id=worst.rule_id,
             kind=worst.kind,
             severity=worst.severity,
             dedup_key=dedup_key,
             title=worst.title,
             message=worst.message,
-            finding={**worst.as_dict(), "occurrence_keys": keys},
+            finding={**worst.as_dict(), "dedup_key": dedup_key, "occurrence_keys": keys},
             found_at=worst.at,
             occurrences=len(keys),
         )
         raised.append(alert)
     return raised
+
+
+def raise_alerts(
+    session: Session,
+    dosing_session: DosingSession,
+    now: datetime,
+    kinds: Collection[str] | None = None,
+) -> list[Alert]:
+    """Evaluate the session at ``now`` (only the rules of ``kinds`` when given) and open or
+    update one alert per dedup key that has warning or critical occurrences not handled yet;
+    returns the alerts opened or updated."""
+    protocol = dosing.protocol_of(session, dosing_session)
+    session.flush()  # the alerts query below must see this transaction's alerts
+    session_alerts = session_alerts_of(session, dosing_session)
+    snapshot = snapshot_of(session, dosing_session, now, session_alerts)
+    if kinds is None:
+        findings = evaluate(protocol, snapshot)
+    else:
+        rules = [rule for rule in protocol.rules if rule.kind in kinds]
+        findings = [f for rule in rules for f in evaluate_rule(protocol, rule, snapshot)]
+    found = keyed(findings, snapshot)
+    if not found:
+        return []
+    participant = session.get(Participant, dosing_session.participant_id)
+    assert participant is not None
+    return upsert_alerts(
+        session,
+        found,
+        participant=participant,
+        dosing_session=dosing_session,
+        protocol_version_id=dosing_session.protocol_version_id,
+        known=session_alerts,
+    )
 
 
 # --- the supplemental dose gate -----------------------------------------------------------------

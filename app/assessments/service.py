@@ -7,6 +7,8 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
+from app import clock
+from app.alerts import record_alerts
 from app.assessments import cssrs
 from app.assessments.records import (
     EnteredInError,
@@ -65,6 +67,7 @@ def create(
     )
     session.add(assessment)
     session.flush()
+    record_alerts.raise_for_cssrs_screen(session, assessment, clock.utcnow())
     return assessment
 
 
@@ -117,6 +120,7 @@ def get(session: Session, assessment_id: uuid.UUID) -> Assessment:
 
 def enter_in_error(session: Session, assessment: Assessment, data: EnteredInError) -> Assessment:
     mark_entered_in_error(session, assessment, "assessment", data)
+    record_alerts.resolve_for_entered_in_error(session, assessment, "assessment", data.reason)
     return assessment
 
 

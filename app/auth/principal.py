@@ -50,7 +50,7 @@ class Principal:
         return self.all_sites or site_id in self.site_ids
 
 
-def _credential(request: Request) -> tuple[str, bool] | None:
+def credential(request: Request) -> tuple[str, bool] | None:
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
@@ -64,10 +64,10 @@ def authenticate(session: Session, request: Request) -> Principal:
     known = getattr(request.state, "principal", None)
     if known is not None:
         return known
-    credential = _credential(request)
-    if credential is None:
+    found_credential = credential(request)
+    if found_credential is None:
         raise Unauthenticated("sign in first: send 'Authorization: Bearer <token>'")
-    plaintext, via_cookie = credential
+    plaintext, via_cookie = found_credential
     found = tokens.resolve(session, plaintext)
     if found is None:
         raise Unauthenticated("the token is unknown, expired or revoked; sign in again")

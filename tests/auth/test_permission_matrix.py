@@ -268,10 +268,10 @@ def call(world: World, http: TestClient, route: Route, role: Role | None, site: 
     assert not unknown, f"{route.name}: give the matrix a value for {unknown} in World.params"
     url = route.path.format(**world.params(role, site))
     body = BODIES.get(route.name, lambda _w: {})(world) if route.method != "GET" else None
+    headers = {**(world.headers[role] if role else {}), **HEADERS.get(route.name, {})}
     try:
-        return http.request(
-            route.method, url, json=body, headers=world.headers[role] if role else {}
-        )
+        query = QUERIES.get(route.name, lambda _w: {})(world)
+        return http.request(route.method, url, json=body, params=query, headers=headers)
     finally:
         session.close()
         savepoint.rollback()
@@ -388,7 +388,18 @@ CONFLICTS = {
     "POST /dosing-sessions/{dosing_session_id}/start",  # in progress
     # the supplemental dose gate is closed: the world's open critical alert, no fresh readings
     "POST /dosing-sessions/{dosing_session_id}/doses",
+    "GET /dosing-sessions/{dosing_session_id}/replay",  # the session is in progress, not ended
 }
+# Required query parameters, so an allowed caller gets past validation.
+QUERIES: dict[str, Callable[[World], dict[str, str]]] = {
+    "GET /dosing-sessions/{dosing_session_id}/replay": lambda w: {
+        "protocol_version_id": str(w.trial.version.id)
+    },
+}
+# An open alert stream never ends, so the matrix sends it a Last-Event-ID that is not an event id:
+# the stream refuses that (422) only after the policy has let the caller through.
+HEADERS = {"GET /alerts/stream": {"Last-Event-ID": "not-an-event-id"}}
+REFUSED_INPUT = set(HEADERS)
 OURS = set(BODIES) | CONFLICTS | {r.name for r in ROUTES if r.method == "GET"}
 
 
@@ -415,6 +426,8 @@ def test_role_gets_what_the_table_says(world: World, http: TestClient, route: Ro
     assert status not in {401, 403, 404, 405} and status < 500, _explain(route, role, response)
     if route.name in CONFLICTS:
         assert status == 409, _explain(route, role, response)
+    elif route.name in REFUSED_INPUT:
+        assert status == 422, _explain(route, role, response)
     elif route.name in OURS:
         assert 200 <= status < 300, _explain(route, role, response)
 

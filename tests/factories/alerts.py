@@ -1,9 +1,13 @@
-"""An alert as the rules engine's findings will open it (the engine is wired in later)."""
+"""An alert as a finding opens it, a pinned clock, and the alerts the API lists."""
 
 from datetime import datetime
+from typing import Any
 
+import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from app import clock
 from app.alerts import service as alerts
 from app.models import Alert, DosingSession, Participant
 
@@ -31,3 +35,22 @@ def make_alert(
         finding={"rule_id": rule_id, "observed": {"SYSBP": systolic}, "threshold": 180},
         found_at=found_at,
     )
+
+
+class PinnedClock:
+    """``app.clock.utcnow`` held at ``now``, moved by ``at``: what the services think is now."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, now: datetime) -> None:
+        self.now = now
+        monkeypatch.setattr(clock, "utcnow", lambda: self.now)
+
+    def at(self, when: datetime) -> None:
+        self.now = when
+
+
+def alerts_of(client: TestClient, **params: str) -> list[dict[str, Any]]:
+    """The alerts the API lists for the filters (``participant_id=...``), oldest first."""
+    response = client.get("/api/v1/alerts", params={**params, "limit": "500"})
+    assert response.status_code == 200, response.text
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items

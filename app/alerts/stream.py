@@ -1,0 +1,179 @@
+"""GET /api/v1/alerts/stream: new alerts and alert state changes as Server-Sent Events.
+
+An event's id is the sequence of the alert change's audit record (app/events/history.py). A client
+that reconnects sends the last id it saw (``Last-Event-ID``, which a browser's EventSource does by
+itself, or ``?after=``) and first receives every event after it from the log, then live ones:
+nothing is lost across a reconnect, a server restart or a reconnect to another process. The first
+event of every stream, ``ready``, carries the id the stream starts from, so a client that has seen
+no alert yet can resume from there too.
+
+The stream shows the alerts of the caller's sites (every site for the study-wide roles). The
+caller's token is checked again every ``RECHECK_SECONDS``: a revoked or expired token, a disabled
+account or a role without alert:read ends the stream with an ``error`` event (a problem+json
+body); a change of the caller's sites applies from that check on.
+"""
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.concurrency import run_in_threadpool
+
+from app.auth import tokens
+from app.auth.permissions import ALL_SITES_ROLES, Permission, allows
+from app.auth.principal import Authorize, CurrentPrincipal, credential
+from app.db import SessionDep, get_reader_sessionmaker
+from app.errors import InvalidInput
+from app.events.feed import AlertFeed, Subscription
+from app.events.history import AlertEvent
+from app.users.service import Role, site_ids_of
+
+router = APIRouter(tags=["alerts"])
+
+RECHECK_SECONDS = 30.0
+RETRY_MILLISECONDS = 2000  # how soon a browser reconnects after losing the stream
+EVENT_TYPES = (
+    "ready, alert.opened, alert.updated, alert.acknowledged, alert.resolved, alert.escalated, error"
+)
+
+
+def _event(event: AlertEvent) -> ServerSentEvent:
+    return ServerSentEvent(
+        data=json.dumps(event.payload(), separators=(",", ":")), event=event.type, id=str(event.id)
+    )
+
+
+def _problem(detail: str) -> ServerSentEvent:
+    body = {"type": "about:blank", "title": "Stream ended", "status": 401, "detail": detail}
+    return ServerSentEvent(data=json.dumps(body), event="error")
+
+
+def _visible_sites(role: Role, site_ids: frozenset[uuid.UUID]) -> frozenset[uuid.UUID] | None:
+    return None if role in ALL_SITES_ROLES else site_ids
+
+
+def _recheck(plaintext: str) -> tuple[str | None, frozenset[uuid.UUID] | None]:
+    """(why the stream must end, or None; the sites the caller sees now)."""
+    with get_reader_sessionmaker()() as session:
+        found = tokens.resolve(session, plaintext)
+        if found is None:
+            return "the token has expired or was revoked, or the account was disabled", None
+        _, user = found
+        role = Role(user.role)
+        if not allows(role, Permission.ALERT_READ):
+            return f"a {role.value} may no longer read alerts", None
+        return None, _visible_sites(role, frozenset(site_ids_of(session, user.id)))
+
+
+def _resume_point(last_event_id: str | None, after: int | None) -> int | None:
+    if after is not None:
+        return after
+    if last_event_id is None or not last_event_id.strip():
+        return None
+    try:
+        value = int(last_event_id)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise InvalidInput(
+            f"Last-Event-ID {last_event_id!r} is not an event id of this stream (a whole number)"
+        )
+    return value
+
+
+async def _events(
+    feed: AlertFeed,
+    subscription: Subscription,
+    resume_from: int | None,
+    plaintext: str,
+) -> AsyncIterator[ServerSentEvent]:
+    try:
+        last = subscription.since if resume_from is None else resume_from
+        yield ServerSentEvent(
+            data=json.dumps({"last_event_id": last}),
+            event="ready",
+            id=str(last),
+            retry=RETRY_MILLISECONDS,
+        )
+        if resume_from is not None:
+            after, more = resume_from, True
+            while more:
+                page = await feed.run(feed.read, after, subscription.site_ids)
+                for logged in page.events:
+                    yield _event(logged)
+                    last = logged.id
+                after, more = page.cursor, page.more
+        recheck_at = time.monotonic() + RECHECK_SECONDS
+        while True:
+            try:
+                event: AlertEvent | None = await asyncio.wait_for(
+                    subscription.queue.get(), max(0.0, recheck_at - time.monotonic())
+                )
+            except TimeoutError:
+                reason, sites = await feed.run(_recheck, plaintext)
+                if reason is not None:
+                    yield _problem(f"{reason}; sign in again")
+                    return
+                subscription.site_ids = sites
+                recheck_at = time.monotonic() + RECHECK_SECONDS
+                continue
+            if event is None:  # cut off (fell too far behind) or the server is stopping
+                return  # the client reconnects with Last-Event-ID and catches up from the log
+            if event.id <= last or not subscription.sees(event):
+                continue
+            yield _event(event)
+            last = event.id
+    finally:
+        feed.unsubscribe(subscription)
+
+
+@router.get(
+    "/alerts/stream",
+    dependencies=[Depends(Authorize(Permission.ALERT_READ))],
+    response_class=EventSourceResponse,
+    responses={
+        200: {
+            "description": f"text/event-stream; event types: {EVENT_TYPES}. Each alert event's "
+            "data is JSON: event_id, type, occurred_at, actor, changes (the fields the change "
+            "set) and alert (the alert as GET /alerts/{id} shows it when the event is sent).",
+            "content": {"text/event-stream": {}},
+        }
+    },
+)
+async def alert_stream(
+    request: Request,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    last_event_id: Annotated[
+        str | None, Header(description="the id of the last event received (set by EventSource)")
+    ] = None,
+    after: Annotated[
+        int | None,
+        Query(ge=0, description="resume after this event id (for clients that cannot set headers)"),
+    ] = None,
+) -> EventSourceResponse:
+    """Alerts of the caller's sites as they open and change, resumable with Last-Event-ID."""
+    resume_from = _resume_point(last_event_id, after)
+    found = credential(request)
+    assert found is not None  # the policy above authenticated the caller
+    # End the request's transaction now: a stream lasts hours, a transaction must not.
+    await run_in_threadpool(session.commit)
+    feed: AlertFeed = request.app.state.alert_feed
+    subscription = await feed.subscribe(_visible_sites(principal.role, principal.site_ids))
+    if resume_from is not None and resume_from > subscription.since:
+        newest = await feed.run(feed.head)
+        if resume_from > newest:
+            feed.unsubscribe(subscription)
+            raise InvalidInput(
+                f"Last-Event-ID {resume_from} is ahead of this server's event log (latest "
+                f"{newest}); reconnect without it and reload the alerts (GET /alerts)"
+            )
+    return EventSourceResponse(
+        _events(feed, subscription, resume_from, found[0]),
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,78 @@
+"""Alert changes announce themselves once their transaction commits.
+
+A flush that writes an audit record of an alert marks its session. On PostgreSQL, a marked
+transaction runs ``NOTIFY vigil_alerts`` just before it commits; the server delivers it to every
+listening process only when the commit succeeds. After a commit the process wakes its own
+alert feeds directly, without the round trip through the server.
+
+A wake-up carries no data: the feeds read what changed from the audit trail, in the order it was
+committed (app/events/feed.py). A spurious wake-up costs one query; a lost one is caught by the
+feed's next poll.
+"""
+
+import threading
+from collections.abc import Callable
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session, UOWTransaction
+
+from app.models.audit import AuditRecord
+
+CHANNEL = "vigil_alerts"
+ALERTS = "alerts"  # the audit records' entity_type for alerts
+_MARK = "alerts_changed"
+
+_wakers: set[Callable[[], None]] = set()
+_wakers_lock = threading.Lock()
+
+
+def add_waker(wake: Callable[[], None]) -> None:
+    """Call ``wake`` (from any thread) after every commit that changed an alert."""
+    with _wakers_lock:
+        _wakers.add(wake)
+
+
+def remove_waker(wake: Callable[[], None]) -> None:
+    with _wakers_lock:
+        _wakers.discard(wake)
+
+
+def wake_all() -> None:
+    with _wakers_lock:
+        wakers = list(_wakers)
+    for wake in wakers:
+        wake()
+
+
+@event.listens_for(Session, "after_flush")
+def _mark_alert_changes(session: Session, _flush: UOWTransaction) -> None:
+    if any(isinstance(o, AuditRecord) and o.entity_type == ALERTS for o in session.new):
+        session.info[_MARK] = True
+
+
+# A savepoint's release or rollback dispatches the same events as the transaction's: only the
+# outermost transaction's count. A rolled-back savepoint may leave the mark set for nothing,
+# which costs one spurious wake-up.
+
+
+@event.listens_for(Session, "before_commit")
+def _notify_other_processes(session: Session) -> None:
+    if session.in_nested_transaction():
+        return
+    session.flush()  # what the commit would flush, so that its alert changes are marked
+    if session.info.get(_MARK):
+        connection = session.connection()
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql(f"NOTIFY {CHANNEL}")  # delivered at commit
+
+
+@event.listens_for(Session, "after_commit")
+def _announce(session: Session) -> None:
+    if not session.in_nested_transaction() and session.info.pop(_MARK, False):
+        wake_all()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget(session: Session) -> None:
+    if not session.in_nested_transaction():
+        session.info.pop(_MARK, None)

@@ -1,0 +1,255 @@
+"""The scheduler: the safety checks that fire by the clock alone, run every few seconds.
+
+Each tick: critical alerts not acknowledged in time escalate from the site clinician to the
+medical monitor (app.alerts.service.escalate_overdue), and the sweep (app.alerts.sweep) judges the
+dosing sessions in progress (overdue measurements) and the adverse events whose reporting clock
+runs, each step in a transaction of its own. Alerts it opens or changes reach the live streams
+like any other (app/events/).
+
+Several processes may serve Vigil from one database; only the leader ticks. On PostgreSQL the
+leader is the process holding a session-level advisory lock on a connection of its own: if the
+process dies or the connection drops, the server releases the lock and another process takes over
+at its next attempt (each interval). On SQLite the leader holds an exclusive lock on a file beside
+the database (several workers on one machine). A step that fails is logged and rolled back; the
+others go on, and the next tick tries it again.
+"""
+
+import contextlib
+import fcntl
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+from typing import IO, Protocol, TypeVar
+
+from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
+
+from app import clock
+from app.models import AdverseEvent, DosingSession
+
+log = logging.getLogger("vigil.scheduler")
+
+SCHEDULER_LOCK = 0x5649474C  # "VIGL": the advisory lock of the scheduler's leader
+ACTOR = "system:scheduler"
+T = TypeVar("T")
+
+
+def _sweep_session(session: Session, dosing_session_id: uuid.UUID, now: datetime) -> int:
+    from app.alerts import sweep
+
+    dosing_session = session.get(DosingSession, dosing_session_id)
+    return 0 if dosing_session is None else len(sweep.sweep_session(session, dosing_session, now))
+
+
+def _sweep_adverse_event(session: Session, event_id: uuid.UUID, now: datetime) -> int:
+    from app.alerts import sweep
+
+    event = session.get(AdverseEvent, event_id)
+    return 0 if event is None else len(sweep.sweep_adverse_event(session, event, now))
+
+
+class Leadership(Protocol):
+    def acquire(self) -> bool:
+        """Lead now? Takes the lock if free, or confirms it is still held."""
+
+    def release(self) -> None: ...
+
+
+class PostgresLeadership:
+    """A session-level advisory lock on a dedicated connection (outside the pool)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = create_engine(engine.url, poolclass=NullPool)
+        self._connection: Connection | None = None
+
+    def acquire(self) -> bool:
+        try:
+            if self._connection is not None:
+                self._connection.exec_driver_sql("SELECT 1")  # still connected: still the lock
+                return True
+            connection = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            taken = connection.execute(
+                text("SELECT pg_try_advisory_lock(:key)"), {"key": SCHEDULER_LOCK}
+            ).scalar()
+            if taken:
+                self._connection = connection
+                return True
+            connection.close()
+            return False
+        except DBAPIError as exc:
+            log.warning("scheduler: lost the database connection (%s); not leading", exc)
+            self._close()
+            return False
+
+    def _close(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(DBAPIError):
+                self._connection.close()
+            self._connection = None
+
+    def release(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(DBAPIError):
+                self._connection.execute(
+                    text("SELECT pg_advisory_unlock(:key)"), {"key": SCHEDULER_LOCK}
+                )
+        self._close()
+        self._engine.dispose()
+
+
+class FileLeadership:
+    """An exclusive lock on a file beside the SQLite database: one leader per machine."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: IO[bytes] | None = None
+
+    def acquire(self) -> bool:
+        if self._file is not None:
+            return True
+        handle = self.path.open("ab")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return False
+        self._file = handle
+        return True
+
+    def release(self) -> None:
+        if self._file is not None:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
+
+
+class AlwaysLeader:
+    """An in-memory database belongs to one process."""
+
+    def acquire(self) -> bool:
+        return True
+
+    def release(self) -> None:
+        pass
+
+
+def leadership_for(engine: Engine) -> Leadership:
+    if engine.dialect.name == "postgresql":
+        return PostgresLeadership(engine)
+    database = engine.url.database
+    if database and database != ":memory:":
+        return FileLeadership(Path(f"{database}.scheduler-lock"))
+    return AlwaysLeader()
+
+
+@dataclass(frozen=True)
+class Tick:
+    at: datetime
+    escalated: int  # alerts escalated to the medical monitor
+    raised: int  # alerts opened or updated by the sweep
+    failed: int = 0  # candidates whose step failed (rolled back; tried again next tick)
+
+
+class Scheduler:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        interval_seconds: float,
+        *,
+        leadership: Leadership | None = None,
+        now: Callable[[], datetime] = clock.utcnow,
+    ) -> None:
+        engine = sessions.kw["bind"]
+        self._sessions = sessions
+        self.interval_seconds = interval_seconds
+        self.leadership = leadership or leadership_for(engine)
+        self._now = now
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.leading = False
+        self.ticks = 0
+
+    def _in_transaction(self, step: Callable[[Session], T]) -> T:
+        with self._sessions() as session:
+            session.info["actor"] = ACTOR
+            try:
+                result = step(session)
+                session.commit()
+            except Exception:
+                session.rollback()
+                raise
+            return result
+
+    def tick(self) -> Tick:
+        """One pass of the time-driven checks. Each step is a transaction of its own (the
+        escalations, then each candidate of the sweep), so a tick never holds the database for
+        long: ingest goes on between the steps, and one failing step spoils no other."""
+        from app.alerts import service as alerts
+        from app.alerts import sweep
+
+        now = self._now()
+        escalated = self._in_transaction(lambda s: len(alerts.escalate_overdue(s, now)))
+        session_ids, event_ids = self._in_transaction(
+            lambda s: (
+                [d.id for d in sweep.in_progress(s, now)],
+                [e.id for e in sweep.reporting_clocks(s)],
+            )
+        )
+        steps: list[Callable[[Session], int]] = [
+            *(partial(_sweep_session, dosing_session_id=i, now=now) for i in session_ids),
+            *(partial(_sweep_adverse_event, event_id=i, now=now) for i in event_ids),
+        ]
+        raised = failed = 0
+        for step in steps:
+            try:
+                raised += self._in_transaction(step)
+            except Exception:
+                failed += 1
+                log.exception("scheduler: a sweep step failed; trying again next tick")
+        self.ticks += 1
+        if escalated or raised or failed:
+            log.info(
+                "scheduler: %d alert(s) escalated, %d opened or updated, %d step(s) failed",
+                escalated,
+                raised,
+                failed,
+            )
+        return Tick(at=now, escalated=escalated, raised=raised, failed=failed)
+
+    def run_once(self) -> Tick | None:
+        """Tick if this process leads; None if another one does."""
+        leading = self.leadership.acquire()
+        if leading != self.leading:
+            log.info("scheduler: %s (pid %d)", "leading" if leading else "standing by", os.getpid())
+            self.leading = leading
+        if not leading:
+            return None
+        return self.tick()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+            except Exception:
+                log.exception("scheduler: the tick failed; trying again next interval")
+            self._stop.wait(self.interval_seconds)
+        self.leadership.release()
+        self.leading = False
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="scheduler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None

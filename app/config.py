@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     # Largest request body accepted; a batch of 1000 vital readings is about 0.3 MiB.
     max_request_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
 
+    # Requests of one process inside a database transaction at once (the others wait their turn).
+    db_concurrency: int = Field(default=4, ge=1)
+
     # --- time-driven safety checks and live alerts
     # Seconds between scheduler ticks (overdue measurements, escalation, SAE reporting clocks);
     # 0 turns the scheduler off in this process.

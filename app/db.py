@@ -1,5 +1,6 @@
 """Engine, session factory and the request unit of work (one transaction per request)."""
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -11,6 +12,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import get_settings
+from app.errors import Busy
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -71,6 +73,7 @@ def dispose_engines() -> None:
             cached.cache_clear()
     get_sessionmaker.cache_clear()
     get_reader_sessionmaker.cache_clear()
+    _transaction_slots.cache_clear()
 
 
 @lru_cache
@@ -98,12 +101,56 @@ def unit_of_work(actor: str, request_id: str | None = None) -> Iterator[Session]
             session.commit()
 
 
+SLOT_WAIT_SECONDS = 30
+
+
+class _Slot:
+    """A place among the requests allowed inside a transaction at once; released once."""
+
+    def __init__(self, semaphore: threading.BoundedSemaphore) -> None:
+        if not semaphore.acquire(timeout=SLOT_WAIT_SECONDS):
+            raise Busy(
+                f"the server waited {SLOT_WAIT_SECONDS} s for the database without getting a "
+                "turn; nothing was recorded: send the request again"
+            )
+        self._semaphore: threading.BoundedSemaphore | None = semaphore
+
+    def release(self) -> None:
+        semaphore, self._semaphore = self._semaphore, None
+        if semaphore is not None:
+            semaphore.release()
+
+
+@lru_cache
+def _transaction_slots() -> threading.BoundedSemaphore:
+    """At most VIGIL_DB_CONCURRENCY requests of this process are inside a transaction at once.
+
+    Writers are serialised anyway: by SQLite's write lock, and on PostgreSQL by the audit
+    chain's advisory lock, held from a transaction's first audited write to its commit. More
+    requests inside at once only contend for that lock and for the interpreter, so the one
+    holding the lock runs slower and every request waits longer (measured in bench/).
+    """
+    return threading.BoundedSemaphore(get_settings().db_concurrency)
+
+
 def get_session(request: Request) -> Iterator[Session]:
     actor = getattr(request.state, "actor", "anonymous")
     request_id = getattr(request.state, "request_id", None)
-    with unit_of_work(actor, request_id) as session:
-        session.info["client_address"] = request.client.host if request.client else None
-        yield session
+    slot = _Slot(_transaction_slots())
+    try:
+        with unit_of_work(actor, request_id) as session:
+            session.info["client_address"] = request.client.host if request.client else None
+            session.info["slot"] = slot
+            yield session
+    finally:
+        slot.release()
+
+
+def release_slot(session: Session) -> None:
+    """For a request that has committed and goes on without the database (a live stream)."""
+    slot = session.info.pop("slot", None)
+    if slot is not None:
+        slot.release()
 
 
 SessionDep = Annotated[Session, Depends(get_session)]

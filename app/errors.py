@@ -55,6 +55,14 @@ class ProtocolViolation(VigilError):
     slug = "protocol-violation"
 
 
+class Busy(VigilError):
+    """Too many requests waited too long for the database; nothing was done."""
+
+    status_code = 503
+    title = "Service busy"
+    slug = "busy"
+
+
 def problem(
     status: int, title: str, detail: str, slug: str, instance: str, **extra: Any
 ) -> JSONResponse:

@@ -62,20 +62,26 @@ _RANK = {
 }
 
 
+_MEASURE_COLUMNS = [(code, getattr(VitalReading, m.column)) for code, m in MEASURES.items()]
+
+
 def _readings(session: Session, dosing_session: DosingSession) -> list[Reading]:
-    stmt = select(VitalReading).where(
+    """Plain rows, not ORM objects: a session's readings are loaded at every evaluation."""
+    stmt = select(
+        VitalReading.id, VitalReading.measured_at, *(column for _, column in _MEASURE_COLUMNS)
+    ).where(
         VitalReading.dosing_session_id == dosing_session.id,
         VitalReading.record_status == VALID,
     )
     readings = []
-    for row in session.scalars(stmt):
-        values = {}
-        for code, measure in MEASURES.items():
-            value = getattr(row, measure.column)
-            if value is not None:
-                values[code] = value
+    for row in session.execute(stmt):
+        values = {
+            code: value
+            for (code, _), value in zip(_MEASURE_COLUMNS, row[2:], strict=True)
+            if value is not None
+        }
         if values:
-            readings.append(Reading(id=str(row.id), measured_at=row.measured_at, values=values))
+            readings.append(Reading(id=str(row[0]), measured_at=row[1], values=values))
     return readings
 
 
@@ -309,19 +315,22 @@ def raise_alerts(
     dosing_session: DosingSession,
     now: datetime,
     kinds: Collection[str] | None = None,
+    since: datetime | None = None,
 ) -> list[Alert]:
-    """Evaluate the session at ``now`` (only the rules of ``kinds`` when given) and open or
-    update one alert per dedup key that has warning or critical occurrences not handled yet;
-    returns the alerts opened or updated."""
+    """Evaluate the session at ``now`` and open or update one alert per dedup key that has
+    warning or critical occurrences not handled yet; returns the alerts opened or updated.
+
+    ``kinds``: only the rules of these kinds. ``since``: only the findings at or after it, for
+    a caller that knows nothing before it has changed (new readings, all measured since)."""
     protocol = dosing.protocol_of(session, dosing_session)
     session.flush()  # the alerts query below must see this transaction's alerts
     session_alerts = session_alerts_of(session, dosing_session)
     snapshot = snapshot_of(session, dosing_session, now, session_alerts)
     if kinds is None:
-        findings = evaluate(protocol, snapshot)
+        findings = evaluate(protocol, snapshot, since)
     else:
         rules = [rule for rule in protocol.rules if rule.kind in kinds]
-        findings = [f for rule in rules for f in evaluate_rule(protocol, rule, snapshot)]
+        findings = [f for rule in rules for f in evaluate_rule(protocol, rule, snapshot, since)]
     found = keyed(findings, snapshot)
     if not found:
         return []

@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from app.auth import tokens
 from app.auth.permissions import ALL_SITES_ROLES, Permission, allows
 from app.auth.principal import Authorize, CurrentPrincipal, credential
-from app.db import SessionDep, get_reader_sessionmaker
+from app.db import SessionDep, get_reader_sessionmaker, release_slot
 from app.errors import InvalidInput
 from app.events.feed import AlertFeed, Subscription
 from app.events.history import AlertEvent
@@ -163,6 +163,7 @@ async def alert_stream(
     assert found is not None  # the policy above authenticated the caller
     # End the request's transaction now: a stream lasts hours, a transaction must not.
     await run_in_threadpool(session.commit)
+    release_slot(session)
     feed: AlertFeed = request.app.state.alert_feed
     subscription = await feed.subscribe(_visible_sites(principal.role, principal.site_ids))
     if resume_from is not None and resume_from > subscription.since:

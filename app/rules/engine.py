@@ -13,6 +13,7 @@ same call as a live evaluation. The alerts service keeps the occurrences it has 
 
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import datetime
 
 from app.protocols.schema import (
     AdverseEventRule,
@@ -60,18 +61,39 @@ def _rule_findings(ctx: RuleContext) -> Iterator[Finding]:
     raise TypeError(f"no evaluator for rule kind {rule.kind!r}")  # fail closed
 
 
-def evaluate_rule(protocol: Protocol, rule: AnyRule, snapshot: SessionSnapshot) -> list[Finding]:
-    """The findings of one rule (which must be one of the protocol's), sorted."""
+def _wanted(ctx: RuleContext) -> Iterator[Finding]:
+    found = _rule_findings(ctx)
+    since = ctx.since
+    return found if since is None else (f for f in found if f.at >= since)
+
+
+def evaluate_rule(
+    protocol: Protocol,
+    rule: AnyRule,
+    snapshot: SessionSnapshot,
+    since: datetime | None = None,
+) -> list[Finding]:
+    """The findings of one rule (which must be one of the protocol's), sorted; only those at or
+    after ``since`` when given."""
     if rule not in protocol.rules:
         raise ValueError(f"rule {rule.id!r} is not a rule of protocol {protocol.protocol.id}")
-    return sort_findings(list(_rule_findings(RuleContext(protocol, rule, snapshot))))
+    return sort_findings(list(_wanted(RuleContext(protocol, rule, snapshot, since))))
 
 
-def evaluate(protocol: Protocol, snapshot: SessionSnapshot) -> list[Finding]:
-    """Every finding of every rule of ``protocol`` on ``snapshot``, sorted."""
+def evaluate(
+    protocol: Protocol, snapshot: SessionSnapshot, since: datetime | None = None
+) -> list[Finding]:
+    """Every finding of every rule of ``protocol`` on ``snapshot``, sorted.
+
+    With ``since``, only the findings at or after it: exactly those of the whole evaluation
+    (a property test holds the engine to it), found without judging again the readings before
+    it where a rule allows. After new readings arrive, nothing before the earliest of them can
+    have changed (a finding depends only on what happened by its moment), so the alerts service
+    asks for the findings since then.
+    """
     found: list[Finding] = []
     for rule in protocol.rules:
-        found.extend(_rule_findings(RuleContext(protocol, rule, snapshot)))
+        found.extend(_wanted(RuleContext(protocol, rule, snapshot, since)))
     return sort_findings(found)
 
 

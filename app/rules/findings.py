@@ -83,6 +83,13 @@ class RuleContext:
     protocol: Protocol
     rule: AnyRule
     snapshot: SessionSnapshot
+    # Only findings at or after ``since`` are wanted (None: all). Evaluators may skip the work of
+    # earlier ones (``settled``); the engine drops any that are still made.
+    since: datetime | None = None
+
+    def settled(self, at: datetime) -> bool:
+        """A finding at ``at`` is not wanted: it is before ``since``."""
+        return self.since is not None and at < self.since
 
     def dedup_key(self, *parts: str) -> str:
         return ":".join((self.snapshot.dosing_session_id, self.rule.id, *parts))

@@ -95,6 +95,8 @@ def composite_findings(ctx: RuleContext, rule: CompositeScoreRule) -> Iterator[F
     if rule.any_single_parameter_3 is not None:
         thresholds.append(f"any single parameter scoring 3: {rule.any_single_parameter_3}")
     for reading in ctx.snapshot.readings:
+        if ctx.settled(reading.measured_at):
+            continue
         score = news2(reading)
         reached = [level for level in levels if score.total >= level.at_least]
         severities: list[Severity] = [reached[-1].severity] if reached else []

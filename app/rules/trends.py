@@ -76,6 +76,8 @@ def change_from_baseline_findings(
     for reading in ctx.snapshot.readings:
         if reading.measured_at <= initial.administered_at or code not in reading.values:
             continue
+        if ctx.settled(reading.measured_at):
+            continue
         value = reading.values[code]
         move = _move(rule.direction, base_value, value)
         percent = move / base_value * 100
@@ -112,9 +114,14 @@ def rate_of_change_findings(ctx: RuleContext, rule: RateOfChangeRule) -> Iterato
     by = wording.with_unit(code, rule.by)
     threshold = f"{code} {rule.direction} >= {by} within {rule.within_minutes} min"
     series = [r for r in ctx.snapshot.readings if code in r.values]
+    first = 0  # the earliest reading within the window of the current one (readings are sorted)
     for i, reading in enumerate(series):
+        while reading.measured_at - series[first].measured_at > window:
+            first += 1
+        if ctx.settled(reading.measured_at):
+            continue
         value = reading.values[code]
-        earlier = [r for r in series[:i] if reading.measured_at - r.measured_at <= window]
+        earlier = series[first:i]
         if not earlier:
             continue
         # the largest move; among equal moves, the earliest reading

@@ -22,6 +22,8 @@ def _held_text(result: GroupResult) -> str:
 def threshold_findings(ctx: RuleContext, rule: ThresholdRule) -> Iterator[Finding]:
     thresholds = [wording.condition(c) for c in rule.when.conditions]
     for reading in ctx.snapshot.readings:
+        if ctx.settled(reading.measured_at):
+            continue
         result = judge(rule.when, reading.values)
         if not result.met:
             continue
@@ -70,6 +72,8 @@ def sustained_findings(ctx: RuleContext, rule: SustainedRule) -> Iterator[Findin
                 continue
             used = run
             span = f"for {wording.duration(span_minutes)} ({len(run)} readings in a row)"
+        if ctx.settled(reading.measured_at):
+            continue  # the run goes on; only its wording is skipped
         start = ctx.moment(first.measured_at, finding_at=reading.measured_at)
         end = ctx.moment(reading.measured_at)
         latest = wording.and_list(

@@ -351,8 +351,9 @@ def _ingest(
             raise
         return _ingest(session, dosing_session, items, source_default, retried=True)
     # One evaluation per batch, in this transaction: the readings and their alerts commit
-    # together or not at all.
-    evaluation.raise_alerts(session, dosing_session, received_at)
+    # together or not at all. Findings before the earliest new reading cannot have changed.
+    since = min(row.measured_at for row in new_rows)
+    evaluation.raise_alerts(session, dosing_session, received_at, since=since)
     return result
 
 

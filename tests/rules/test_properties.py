@@ -181,6 +181,23 @@ def test_what_was_known_at_t_gives_the_findings_up_to_t(case, minute) -> None:
     assert evaluate(protocol_, snapshot.as_of(t)) == [f for f in whole if f.at <= t]
 
 
+@property_test
+@given(case=protocol_and_session(), minute=st.integers(-100, 3000), data=st.data())
+def test_the_findings_since_t_are_those_of_the_whole_evaluation_from_t_on(
+    case, minute, data
+) -> None:
+    """What the alerts service asks after new readings: no finding from t on is lost or
+    changed by skipping the readings before t. t is any time, or exactly a reading's."""
+    protocol_, snapshot = case
+    moments = [r.measured_at for r in snapshot.readings]
+    t = data.draw(st.sampled_from(moments)) if moments and data.draw(st.booleans()) else at(minute)
+    whole = evaluate(protocol_, snapshot)
+    assert evaluate(protocol_, snapshot, since=t) == [f for f in whole if f.at >= t]
+    for rule in protocol_.rules:
+        every = evaluate_rule(protocol_, rule, snapshot)
+        assert evaluate_rule(protocol_, rule, snapshot, since=t) == [f for f in every if f.at >= t]
+
+
 @settings(database=None, deadline=None, max_examples=25)
 @given(case=protocol_and_session())
 def test_replay_is_stepping_now_through_the_session(case) -> None:

@@ -1,0 +1,104 @@
+"""The request unit of work: at most VIGIL_DB_CONCURRENCY requests of a process inside a
+transaction at once, the others waiting their turn, and a live stream holding no place."""
+
+import threading
+import time
+from collections.abc import Iterator
+from types import SimpleNamespace
+
+import httpx
+import pytest
+
+from app import config, db, migrations
+from app.errors import Busy
+from tests.alerts.test_stream import _build
+from tests.live_server import live_server, open_stream
+
+
+@pytest.fixture
+def two_places(monkeypatch: pytest.MonkeyPatch, tmp_path) -> Iterator[None]:
+    monkeypatch.setenv("VIGIL_DATABASE_URL", f"sqlite:///{tmp_path / 'vigil.db'}")
+    monkeypatch.setenv("VIGIL_DB_CONCURRENCY", "2")
+    db.dispose_engines()
+    config.get_settings.cache_clear()
+    yield
+    db.dispose_engines()
+    config.get_settings.cache_clear()
+
+
+def _request() -> SimpleNamespace:
+    return SimpleNamespace(state=SimpleNamespace(), client=None)
+
+
+def test_a_third_request_waits_until_one_of_two_leaves(two_places: None):
+    inside: list[str] = []
+    leave = threading.Event()
+
+    def handle(name: str) -> None:
+        sessions = db.get_session(_request())  # type: ignore[arg-type]
+        next(sessions)
+        inside.append(name)
+        leave.wait(10)
+        with pytest.raises(StopIteration):
+            next(sessions)
+
+    first, second = (threading.Thread(target=handle, args=(n,)) for n in ("first", "second"))
+    first.start(), second.start()
+    while len(inside) < 2:
+        time.sleep(0.01)
+    third = threading.Thread(target=handle, args=("third",))
+    third.start()
+    time.sleep(0.3)
+    assert inside == ["first", "second"] or inside == ["second", "first"]
+    leave.set()
+    for thread in (first, second, third):
+        thread.join(10)
+    assert inside[-1] == "third"
+
+
+def test_a_request_that_fails_gives_its_place_back(two_places: None):
+    for _ in range(3):  # more failures than places: none is lost
+        sessions = db.get_session(_request())  # type: ignore[arg-type]
+        next(sessions)
+        with pytest.raises(RuntimeError):
+            sessions.throw(RuntimeError("the handler failed"))
+    sessions = db.get_session(_request())  # type: ignore[arg-type]
+    next(sessions)
+    sessions.close()
+
+
+def test_open_alert_streams_hold_no_place(tmp_path):
+    """With one place per process, two open streams still leave room for a tablet's post."""
+    url = f"sqlite:///{tmp_path / 'vigil.db'}"
+    migrations.upgrade(url)
+    built = _build(url)
+    try:
+        with (
+            live_server(url, db_concurrency="1") as base,
+            open_stream(base, built["clinician_a"]) as first,
+            open_stream(base, built["monitor"]) as second,
+        ):
+            first.next_of("ready"), second.next_of("ready")
+            response = httpx.get(
+                f"{base}/dosing-sessions/{built['session_a']}",
+                headers={"Authorization": f"Bearer {built['clinician_a']}"},
+                timeout=5,
+            )
+            assert response.status_code == 200
+    finally:
+        built["engine"].dispose()
+
+
+def test_a_request_that_waits_too_long_is_told_the_server_is_busy(
+    two_places: None, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(db, "SLOT_WAIT_SECONDS", 0.2)
+    held = [db.get_session(_request()) for _ in range(2)]  # type: ignore[arg-type]
+    for sessions in held:
+        next(sessions)
+    with pytest.raises(Busy) as refused:
+        next(db.get_session(_request()))  # type: ignore[arg-type]
+    assert refused.value.status_code == 503
+    assert "nothing was recorded" in refused.value.detail
+    for sessions in held:
+        sessions.close()

@@ -133,6 +133,17 @@ def _transaction_slots() -> threading.BoundedSemaphore:
     return threading.BoundedSemaphore(get_settings().db_concurrency)
 
 
+@contextmanager
+def transaction_slot() -> Iterator[None]:
+    """Wait for a place among this process's transactions (for work outside requests, such as
+    the scheduler's), so that it queues with the requests instead of racing them for locks."""
+    slot = _Slot(_transaction_slots())
+    try:
+        yield
+    finally:
+        slot.release()
+
+
 def get_session(request: Request) -> Iterator[Session]:
     actor = getattr(request.state, "actor", "anonymous")
     request_id = getattr(request.state, "request_id", None)

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from app import clock
+from app.db import transaction_slot
 from app.models import AdverseEvent, DosingSession
 
 log = logging.getLogger("vigil.scheduler")
@@ -178,7 +179,7 @@ class Scheduler:
         self.ticks = 0
 
     def _in_transaction(self, step: Callable[[Session], T]) -> T:
-        with self._sessions() as session:
+        with transaction_slot(), self._sessions() as session:
             session.info["actor"] = ACTOR
             try:
                 result = step(session)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import psycopg
 from sqlalchemy.engine import URL
 
-from app.events.signals import CHANNEL
+from app.events.signals import CHANNEL, ORIGIN
 
 log = logging.getLogger("vigil.events")
 
@@ -42,8 +42,9 @@ class Listener:
                     pause = 0.5
                     self._wake()
                     while not self._stop.is_set():
-                        for _ in conn.notifies(timeout=1.0):
-                            self._wake()
+                        for notification in conn.notifies(timeout=1.0):
+                            if notification.payload != ORIGIN:  # not our own commits
+                                self._wake()
             except psycopg.Error as exc:
                 self.connected.clear()
                 log.warning("alert listener: %s; reconnecting in %.1f s", exc, pause)

@@ -1,8 +1,9 @@
 """Alert changes announce themselves once their transaction commits.
 
 A flush that writes an audit record of an alert marks its session. On PostgreSQL, a marked
-transaction runs ``NOTIFY vigil_alerts`` just before it commits; the server delivers it to every
-listening process only when the commit succeeds. After a commit the process wakes its own
+transaction notifies channel ``vigil_alerts`` just before it commits, with the process's
+``ORIGIN`` as payload; the server delivers it to every listening process only when the commit
+succeeds, and each listener ignores its own process's. After a commit the process wakes its own
 alert feeds directly, without the round trip through the server.
 
 A wake-up carries no data: the feeds read what changed from the audit trail, in the order it was
@@ -11,14 +12,17 @@ feed's next poll.
 """
 
 import threading
+import uuid
 from collections.abc import Callable
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.orm import Session, UOWTransaction
 
 from app.models.audit import AuditRecord
 
 CHANNEL = "vigil_alerts"
+# This process's name in its notifications: its own commits have woken its feeds already.
+ORIGIN = uuid.uuid4().hex
 ALERTS = "alerts"  # the audit records' entity_type for alerts
 _MARK = "alerts_changed"
 
@@ -63,7 +67,10 @@ def _notify_other_processes(session: Session) -> None:
     if session.info.get(_MARK):
         connection = session.connection()
         if connection.dialect.name == "postgresql":
-            connection.exec_driver_sql(f"NOTIFY {CHANNEL}")  # delivered at commit
+            # delivered at commit; notifications of one transaction are folded into one
+            connection.execute(
+                text("SELECT pg_notify(:channel, :origin)"), {"channel": CHANNEL, "origin": ORIGIN}
+            )
 
 
 @event.listens_for(Session, "after_commit")

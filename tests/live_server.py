@@ -15,9 +15,12 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from fastapi import FastAPI
 
 from app import config, db
 from app.main import create_app
+
+APPS: dict[str, FastAPI] = {}  # the app behind each running test server's base URL
 
 
 def _clear_caches() -> None:
@@ -37,10 +40,9 @@ def live_server(database_url: str, **settings: str) -> Iterator[str]:
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
+        app = create_app()
         server = uvicorn.Server(
-            uvicorn.Config(
-                create_app(), log_level="warning", lifespan="on", timeout_graceful_shutdown=5
-            )
+            uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=5)
         )
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
         thread.start()
@@ -50,8 +52,11 @@ def live_server(database_url: str, **settings: str) -> Iterator[str]:
                     break
                 thread.join(0.05)
             assert server.started, "the test server did not start"
-            yield f"http://127.0.0.1:{port}/api/v1"
+            base = f"http://127.0.0.1:{port}/api/v1"
+            APPS[base] = app
+            yield base
         finally:
+            APPS.pop(f"http://127.0.0.1:{port}/api/v1", None)
             server.should_exit = True
             thread.join(15)
             sock.close()

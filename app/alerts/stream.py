@@ -29,7 +29,7 @@ from app.auth.permissions import ALL_SITES_ROLES, Permission, allows
 from app.auth.principal import Authorize, CurrentPrincipal, credential
 from app.db import SessionDep, get_reader_sessionmaker, release_slot
 from app.errors import InvalidInput
-from app.events.feed import AlertFeed, Subscription
+from app.events.feed import AlertFeed
 from app.events.history import AlertEvent
 from app.users.service import Role, site_ids_of
 
@@ -88,10 +88,13 @@ def _resume_point(last_event_id: str | None, after: int | None) -> int | None:
 
 async def _events(
     feed: AlertFeed,
-    subscription: Subscription,
+    site_ids: frozenset[uuid.UUID] | None,
     resume_from: int | None,
     plaintext: str,
 ) -> AsyncIterator[ServerSentEvent]:
+    # Subscribed here, not in the endpoint: a generator that never starts (the client left at
+    # once) never runs its finally, and its subscription would stay behind.
+    subscription = await feed.subscribe(site_ids)
     try:
         last = subscription.since if resume_from is None else resume_from
         yield ServerSentEvent(
@@ -165,16 +168,15 @@ async def alert_stream(
     await run_in_threadpool(session.commit)
     release_slot(session)
     feed: AlertFeed = request.app.state.alert_feed
-    subscription = await feed.subscribe(_visible_sites(principal.role, principal.site_ids))
-    if resume_from is not None and resume_from > subscription.since:
+    if resume_from is not None:
         newest = await feed.run(feed.head)
         if resume_from > newest:
-            feed.unsubscribe(subscription)
             raise InvalidInput(
                 f"Last-Event-ID {resume_from} is ahead of this server's event log (latest "
                 f"{newest}); reconnect without it and reload the alerts (GET /alerts)"
             )
+    sites = _visible_sites(principal.role, principal.site_ids)
     return EventSourceResponse(
-        _events(feed, subscription, resume_from, found[0]),
+        _events(feed, sites, resume_from, found[0]),
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

@@ -5,6 +5,7 @@ while the stream lasts, and (PostgreSQL) alerts committed by another process."""
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from app.users.service import Role
 from tests.conftest import BACKENDS, TEST_PASSWORD
 from tests.factories.dosing import make_dosing_session
 from tests.factories.trial import make_participant, make_site, make_study
-from tests.live_server import live_server, open_stream
+from tests.live_server import APPS, live_server, open_stream
 
 DANGEROUS = {"SYSBP": 186, "DIABP": 104, "PULSE": 96, "TEMP": 37.1}
 UNITS = {"SYSBP": "mmHg", "DIABP": "mmHg", "PULSE": "beats/min", "TEMP": "C"}
@@ -259,6 +260,17 @@ def test_a_device_may_not_listen_and_nobody_anonymous(world: World):
     )
     assert device.status_code == 403
     assert httpx.get(f"{world.base}/alerts/stream").status_code == 401
+
+
+def test_streams_that_end_leave_nothing_behind(world: World):
+    for _ in range(3):
+        with open_stream(world.base, world.clinician_a) as stream:
+            stream.next_of("ready")
+    feed = APPS[world.base].state.alert_feed
+    deadline = time.monotonic() + 5
+    while feed.subscribers:
+        assert time.monotonic() < deadline, f"{feed.subscribers} subscriptions left behind"
+        time.sleep(0.05)
 
 
 def test_a_revoked_token_ends_the_stream(world: World, monkeypatch: pytest.MonkeyPatch):

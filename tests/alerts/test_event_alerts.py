@@ -11,10 +11,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.alerts.sweep import sweep
-from app.models import AuditRecord, DosingSession, Participant, Site
+from app.models import AuditRecord, DosingSession, Participant
 from tests.factories.alerts import PinnedClock, alerts_of
 from tests.factories.dosing import T0, make_dosing_session
-from tests.factories.trial import make_participant, make_site, make_study
 
 API = "/api/v1"
 NOW = T0 + timedelta(hours=2)  # the session started at T0, dosed at T0+30 min
@@ -23,16 +22,6 @@ NOW = T0 + timedelta(hours=2)  # the session started at T0, dosed at T0+30 min
 @pytest.fixture
 def pinned(monkeypatch: pytest.MonkeyPatch) -> PinnedClock:
     return PinnedClock(monkeypatch, NOW)
-
-
-@pytest.fixture
-def site(db: Session) -> Site:
-    return make_site(db, make_study(db))
-
-
-@pytest.fixture
-def participant(db: Session, site: Site) -> Participant:
-    return make_participant(db, site, stage="randomised")
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from app.alerts import evaluation
 from app.models import DosingSession, Site
 from app.users.service import Role
 from tests.factories.dosing import T0, make_dosing_session
-from tests.factories.trial import make_participant, make_site, make_study
+from tests.factories.trial import make_participant
 
 API = "/api/v1"
 DOSED_AT = T0 + timedelta(minutes=30)  # the factory's initial dose, 80 mg
@@ -35,11 +35,6 @@ class Clock:
 @pytest.fixture
 def pinned(monkeypatch: pytest.MonkeyPatch) -> Clock:
     return Clock(monkeypatch)
-
-
-@pytest.fixture
-def site(db: Session) -> Site:
-    return make_site(db, make_study(db))
 
 
 @pytest.fixture

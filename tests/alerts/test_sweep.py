@@ -5,16 +5,15 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy.orm import Session
 
 from app.alerts import evaluation
 from app.alerts.sweep import in_progress, reporting_clocks, sweep
 from app.dosing import service as dosing
-from app.models import DosingSession, Participant, Site
+from app.models import DosingSession, Participant
 from app.rules import evaluate
 from tests.factories.alerts import PinnedClock, alerts_of
 from tests.factories.dosing import T0, make_dosing_session
-from tests.factories.trial import make_participant, make_site, make_study
+from tests.factories.trial import make_participant
 
 API = "/api/v1"
 NOW = T0 + timedelta(hours=2)
@@ -27,16 +26,6 @@ MINUTE = timedelta(minutes=1)
 @pytest.fixture
 def pinned(monkeypatch: pytest.MonkeyPatch) -> PinnedClock:
     return PinnedClock(monkeypatch, NOW)
-
-
-@pytest.fixture
-def site(db: Session) -> Site:
-    return make_site(db, make_study(db))
-
-
-@pytest.fixture
-def participant(db: Session, site: Site) -> Participant:
-    return make_participant(db, site, stage="randomised")
 
 
 def post_sae(client, participant: Participant, **fields: Any) -> dict[str, Any]:

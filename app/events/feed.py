@@ -30,6 +30,10 @@ log = logging.getLogger("vigil.events")
 T = TypeVar("T")
 
 
+def _reader_threads() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=4, thread_name_prefix="alert-feed")
+
+
 class Subscription:
     """One stream's queue. ``site_ids`` None: every site. A stream that falls ``maxsize`` events
     behind is cut off (``None`` is queued); its client reconnects and catches up from the log."""
@@ -77,7 +81,7 @@ class AlertFeed:
         self._starting = asyncio.Lock()
         # The feed's reads run on threads of its own: under load the shared worker threads are
         # all busy with requests, and a live event must not wait for one of them.
-        self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="alert-feed")
+        self._executor = _reader_threads()
 
     async def run(self, function: Callable[..., T], *args: Any) -> T:
         """Run a blocking read on the feed's threads."""
@@ -115,6 +119,8 @@ class AlertFeed:
         self._subscriptions.clear()
         self._loop = self._wakeup = None
         self._starting = asyncio.Lock()
+        self._executor.shutdown(wait=False)
+        self._executor = _reader_threads()
 
     def wake(self) -> None:
         """Thread-safe: something may have changed; read the log soon."""

@@ -23,7 +23,6 @@ class Listener:
         self._wake = wake
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="alert-listener", daemon=True)
-        self.connected = threading.Event()
 
     def start(self) -> None:
         self._thread.start()
@@ -38,7 +37,6 @@ class Listener:
             try:
                 with psycopg.connect(self._conninfo, autocommit=True) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
-                    self.connected.set()
                     pause = 0.5
                     self._wake()
                     while not self._stop.is_set():
@@ -46,7 +44,6 @@ class Listener:
                             if notification.payload != ORIGIN:  # not our own commits
                                 self._wake()
             except psycopg.Error as exc:
-                self.connected.clear()
                 log.warning("alert listener: %s; reconnecting in %.1f s", exc, pause)
                 self._stop.wait(pause)
                 pause = min(pause * 2, 30.0)

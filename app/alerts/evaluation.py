@@ -68,7 +68,11 @@ _MEASURE_COLUMNS = [(code, getattr(VitalReading, m.column)) for code, m in MEASU
 def _readings(session: Session, dosing_session: DosingSession) -> list[Reading]:
     """Plain rows, not ORM objects: a session's readings are loaded at every evaluation."""
     stmt = select(
-        VitalReading.id, VitalReading.measured_at, *(column for _, column in _MEASURE_COLUMNS)
+        VitalReading.id,
+        VitalReading.measured_at,
+        VitalReading.supplemental_oxygen,
+        VitalReading.new_confusion,
+        *(column for _, column in _MEASURE_COLUMNS),
     ).where(
         VitalReading.dosing_session_id == dosing_session.id,
         VitalReading.record_status == VALID,
@@ -77,11 +81,19 @@ def _readings(session: Session, dosing_session: DosingSession) -> list[Reading]:
     for row in session.execute(stmt):
         values = {
             code: value
-            for (code, _), value in zip(_MEASURE_COLUMNS, row[2:], strict=True)
+            for (code, _), value in zip(_MEASURE_COLUMNS, row[4:], strict=True)
             if value is not None
         }
         if values:
-            readings.append(Reading(id=str(row[0]), measured_at=row[1], values=values))
+            readings.append(
+                Reading(
+                    id=str(row[0]),
+                    measured_at=row[1],
+                    values=values,
+                    supplemental_oxygen=bool(row[2]),
+                    new_confusion=bool(row[3]),
+                )
+            )
     return readings
 
 

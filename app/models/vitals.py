@@ -27,6 +27,9 @@ class VitalReading(Audited, Base):
     resp_rate_per_min: Mapped[float | None]
     temp_c: Mapped[float | None]
     spo2_pct: Mapped[float | None]
+    # The NEWS2 observations that are not measures; None: not recorded with this reading.
+    supplemental_oxygen: Mapped[bool | None]
+    new_confusion: Mapped[bool | None]
     reported: Mapped[dict[str, Any]]
     record_status: Mapped[str] = mapped_column(String(20), default="valid")
     error_reason: Mapped[str | None] = mapped_column(Text)

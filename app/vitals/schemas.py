@@ -92,6 +92,14 @@ class ReadingIn(WriteModel):
     id: uuid.UUID = Field(description="client-generated UUID; a retry sends the same id")
     measured_at: OffsetDatetime = Field(description="device time, ISO 8601 with offset")
     observations: list[ObservationIn] = Field(min_length=1)
+    supplemental_oxygen: bool | None = Field(
+        default=None,
+        description="breathing supplemental oxygen (NEWS2 scores 2); omit if not recorded",
+    )
+    new_confusion: bool | None = Field(
+        default=None,
+        description="new confusion, ACVPU 'C' or worse (NEWS2 scores 3); omit if not recorded",
+    )
     source: str | None = Field(default=None, min_length=1, max_length=100)
 
 
@@ -120,6 +128,8 @@ class VitalReading(ReadModel):
     resp_rate_per_min: float | None
     temp_c: float | None
     spo2_pct: float | None
+    supplemental_oxygen: bool | None
+    new_confusion: bool | None
     reported: dict[str, Any] = Field(description="measured_at and observations as sent")
     record_status: Literal["valid", "entered_in_error"]
     error_reason: str | None

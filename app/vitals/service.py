@@ -212,6 +212,11 @@ def _differences(row: VitalReading, dosing_session: DosingSession, reading: Read
     given = _observations_key(_reported(reading)["observations"])
     if _observations_key(row.reported.get("observations", [])) != given:
         differences.append("observations")
+    differences += [
+        name
+        for name in ("supplemental_oxygen", "new_confusion")
+        if getattr(row, name) != getattr(reading, name)
+    ]
     return differences
 
 
@@ -228,6 +233,8 @@ def _row(
         received_at=received_at,
         source=reading.source or source[:100],
         reported=_reported(reading),
+        supplemental_oxygen=reading.supplemental_oxygen,
+        new_confusion=reading.new_confusion,
         **canonical,
     )
 

@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
 
     # Requests of one process inside a database transaction at once (the others wait their turn).
-    db_concurrency: int = Field(default=4, ge=1)
+    db_concurrency: int = Field(default=2, ge=1)
 
     # --- time-driven safety checks and live alerts
     # Seconds between scheduler ticks (overdue measurements, escalation, SAE reporting clocks);

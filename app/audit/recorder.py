@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import event, inspect, select, text
-from sqlalchemy.orm import Session, UOWTransaction
+from sqlalchemy.orm import Session, SessionTransaction, UOWTransaction
 
 from app.audit.chain import GENESIS_HASH, link
 from app.audit.values import jsonable
@@ -133,8 +133,65 @@ def _audit_before_flush(session: Session, _flush: UOWTransaction, _instances: An
             if after:
                 records.append(_record(session, action, obj, before, after))
     if records:
+        # Written and chained when the transaction commits (see _append_at_commit); a record
+        # that record_event added leaves the session until then.
+        for record in records:
+            if record in session:
+                session.expunge(record)
+        _pending(session).extend(records)
+
+
+_PENDING = "audit_pending"
+_MARKS = "audit_savepoint_marks"
+_RELEASED = "audit_savepoints_released"
+
+
+def _pending(session: Session) -> list[AuditRecord]:
+    pending: list[AuditRecord] = session.info.setdefault(_PENDING, [])
+    return pending
+
+
+@event.listens_for(Session, "after_transaction_create")
+def _mark_savepoint(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.nested:
+        session.info.setdefault(_MARKS, {})[id(transaction)] = len(_pending(session))
+
+
+@event.listens_for(Session, "after_commit")
+def _note_released_savepoint(session: Session) -> None:
+    nested = session.get_nested_transaction()
+    if nested is not None:  # a savepoint released (its changes stay)
+        session.info.setdefault(_RELEASED, set()).add(id(nested))
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _drop_rolled_back(session: Session, transaction: SessionTransaction) -> None:
+    """The records of changes a rollback undid go with them: a savepoint that ends without
+    being released was rolled back (a failed flush inside it rolls it back without saying)."""
+    if transaction.nested:
+        mark = session.info.get(_MARKS, {}).pop(id(transaction), None)
+        released = session.info.get(_RELEASED, set())
+        if id(transaction) in released:
+            released.discard(id(transaction))
+        elif mark is not None:
+            del _pending(session)[mark:]
+    elif transaction.parent is None:
+        for key in (_PENDING, _MARKS, _RELEASED):
+            session.info.pop(key, None)
+
+
+@event.listens_for(Session, "before_commit")
+def _append_at_commit(session: Session) -> None:
+    """Chain and write the transaction's audit records, last thing before it commits: the lock
+    that serialises appends to the chain is then held for the append and the commit only."""
+    if session.in_nested_transaction():
+        return
+    session.flush()  # the last changes' records join the pending ones
+    records = session.info.pop(_PENDING, None)
+    if records:
         _chain(session, records)
         session.add_all(records)
+        session.flush()
 
 
 def _chain(session: Session, records: list[AuditRecord]) -> None:

@@ -2,6 +2,7 @@
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -12,6 +13,7 @@ from app.auth.permissions import ALL_SITES_ROLES, UNBLINDED_ROLES, Permission, a
 from app.clock import utcnow
 from app.db import SessionDep
 from app.errors import Forbidden, VigilError
+from app.models import AccessToken
 from app.users.service import Role, site_ids_of
 
 SESSION_COOKIE = "vigil_session"
@@ -59,6 +61,18 @@ def credential(request: Request) -> tuple[str, bool] | None:
     return (cookie, True) if cookie else None
 
 
+# A token's last_seen_at is kept to the minute. Writing it on every request made every request of
+# one token (a bedside tablet posting for several sessions) wait for that token's row until the
+# request before it had committed.
+LAST_SEEN_PRECISION = timedelta(minutes=1)
+
+
+def _seen(token: AccessToken, now: datetime, address: str | None) -> None:
+    stale = token.last_seen_at is None or now - token.last_seen_at >= LAST_SEEN_PRECISION
+    if stale or token.last_seen_address != address:
+        token.last_seen_at, token.last_seen_address = now, address
+
+
 def authenticate(session: Session, request: Request) -> Principal:
     """The caller of this request (resolved once, then kept on request.state)."""
     known = getattr(request.state, "principal", None)
@@ -75,8 +89,7 @@ def authenticate(session: Session, request: Request) -> Principal:
     unsafe = request.method not in {"GET", "HEAD", "OPTIONS"}
     if via_cookie and unsafe and request.headers.get(CSRF_HEADER) != "1":
         raise Forbidden(f"a cookie-authenticated change needs the header {CSRF_HEADER}: 1")
-    token.last_seen_at = utcnow()
-    token.last_seen_address = request.client.host if request.client else None
+    _seen(token, utcnow(), request.client.host if request.client else None)
     principal = Principal(
         user_id=user.id,
         username=user.username,

@@ -1,6 +1,6 @@
 """Alert changes announce themselves once their transaction commits.
 
-A flush that writes an audit record of an alert marks its session. On PostgreSQL, a marked
+A flush that writes an alert marks its session. On PostgreSQL, a marked
 transaction notifies channel ``vigil_alerts`` just before it commits, with the process's
 ``ORIGIN`` as payload; the server delivers it to every listening process only when the commit
 succeeds, and each listener ignores its own process's. After a commit the process wakes its own
@@ -18,7 +18,7 @@ from collections.abc import Callable
 from sqlalchemy import event, text
 from sqlalchemy.orm import Session, UOWTransaction
 
-from app.models.audit import AuditRecord
+from app.models.alert import Alert
 
 CHANNEL = "vigil_alerts"
 # This process's name in its notifications: its own commits have woken its feeds already.
@@ -50,7 +50,7 @@ def wake_all() -> None:
 
 @event.listens_for(Session, "after_flush")
 def _mark_alert_changes(session: Session, _flush: UOWTransaction) -> None:
-    if any(isinstance(o, AuditRecord) and o.entity_type == ALERTS for o in session.new):
+    if any(isinstance(o, Alert) for o in (*session.new, *session.dirty)):
         session.info[_MARK] = True
 
 

@@ -1,8 +1,9 @@
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from app.audit.recorder import HardDeleteRefused, change_reason
-from app.models import AuditRecord
+from app.models import AuditRecord, Site
 from tests.factories.trial import make_site, make_study
 
 
@@ -14,12 +15,14 @@ def _records(db, entity_id):
 def test_create_and_change_are_recorded_with_before_after_and_reason(db):
     study = make_study(db)
     site = make_site(db, study)
+    db.commit()  # the records are chained and written as the transaction commits
     created = _records(db, site.id)
     assert [r.action for r in created] == ["create"]
     assert created[0].after["name"] == "Site S01"
     assert created[0].after["id"] == str(site.id)
     with change_reason(db, "site renamed by sponsor", "rename"):
         site.name = "Boulder"
+    db.commit()
     records = _records(db, site.id)
     assert [r.action for r in records] == ["create", "rename"]
     assert records[1].before == {"name": "Site S01"}
@@ -38,8 +41,34 @@ def test_hard_delete_of_trial_data_is_refused(db):
 
 def test_audit_records_cannot_be_changed_through_the_orm(db):
     study = make_study(db)
+    db.commit()
     record = _records(db, study.id)[0]
     record.reason = "rewritten"
     with pytest.raises(HardDeleteRefused):
         db.flush()
     db.rollback()
+
+
+def test_the_records_of_undone_changes_are_undone_with_them(db):
+    """A savepoint rolled back (a failed flush inside it included) takes its changes' records
+    with it; one released keeps them; all are written when the transaction commits."""
+    study = make_study(db)
+    kept = make_site(db, study, "S01")
+    with db.begin_nested():
+        released = make_site(db, study, "S02")
+    savepoint = db.begin_nested()
+    undone = make_site(db, study, "S03")
+    undone_id = undone.id
+    savepoint.rollback()
+    with pytest.raises(IntegrityError), db.begin_nested():
+        db.add(Site(study_id=study.id, code="S01", name="Twice"))  # the same code: refused
+        db.flush()
+    db.commit()
+    assert [r.action for r in _records(db, kept.id)] == ["create"]
+    assert [r.action for r in _records(db, released.id)] == ["create"]
+    assert _records(db, undone_id) == []
+    codes = [
+        r.after["code"]
+        for r in db.scalars(select(AuditRecord).where(AuditRecord.entity_type == "sites"))
+    ]
+    assert sorted(codes) == ["S01", "S02"]

@@ -71,6 +71,7 @@ def test_the_medical_monitor_sees_every_site_with_the_arms_masked(client_as, db,
 
 def test_the_sponsors_audit_trail_masks_the_arms_it_holds(client_as, db, two_sites):
     participant = two_sites.b.participant
+    db.commit()
     stored = db.scalars(
         select(AuditRecord).where(AuditRecord.entity_id == str(participant.id))
     ).all()

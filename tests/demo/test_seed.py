@@ -24,6 +24,7 @@ def test_demo_study_has_every_stage_and_a_live_session(db, client):
     readings = db.scalar(select(func.count()).where(VitalReading.dosing_session_id == live.id))
     assert readings >= 2
     # what the seed wrote is audited like any other write
+    db.commit()
     assert db.scalar(select(func.count()).select_from(AuditRecord)) > 100
     # and the API serves it: the tablet finds the live session the same way
     page = client.get("/api/v1/dosing-sessions", params={"status": "in_progress"}).json()

@@ -5,7 +5,7 @@ each backend, prove the check can fail, and walk the migrations down to base and
 """
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -16,12 +16,16 @@ from sqlalchemy import inspect, text
 from sqlalchemy.orm import Session
 
 from app import migrations
+from app.alerts.evaluation import occurrence_hash
 from app.audit.verify import verify_chain
 from app.config import ROOT
 from app.db import make_engine
 from app.ids import new_id
-from app.models import AuditRecord, Base
+from app.models import AlertOccurrence, AuditRecord, Base
 from app.models.base import UTCDateTime
+from tests.factories.alerts import make_alert
+from tests.factories.dosing import T0, make_dosing_session
+from tests.factories.trial import make_participant, make_site, make_study
 
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -129,3 +133,44 @@ def test_upgrade_chains_the_audit_records_written_before_the_chain(fresh_databas
     assert result.intact, result.broken
     assert result.records_checked == 5
     assert chained == [(ids[n], n + 1) for n in range(5)]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_upgrade_moves_the_occurrence_lists_of_alerts_into_rows(fresh_database_url, backend):
+    """0005 turns each alert's finding.occurrence_keys into alert_occurrences rows (a hash of
+    the key and the moment in it), so the alerts raised before it stay idempotent."""
+    url = fresh_database_url(backend)
+    migrations.upgrade(url)
+    engine = make_engine(url)
+    try:
+        with Session(engine) as session:
+            session.info["actor"] = "test"
+            site = make_site(session, make_study(session))
+            dosing = make_dosing_session(
+                session, make_participant(session, site, stage="randomised")
+            )
+            alert, _ = make_alert(session, dosing, found_at=T0)
+            session.commit()
+            alert_id = alert.id
+        command.downgrade(migrations.alembic_config(url), "0004")
+        keys = [f"k:rule@{(T0 + timedelta(minutes=m)).isoformat()}#r{m}" for m in (5, 10)]
+        with engine.begin() as connection:
+            alerts = sa.table("alerts", sa.column("id", sa.Uuid()), sa.column("finding", sa.JSON()))
+            connection.execute(
+                sa.update(alerts)
+                .where(alerts.c.id == alert_id)
+                .values(finding={"rule_id": "k", "occurrence_keys": keys})
+            )
+        migrations.upgrade(url)
+        with Session(engine) as session:
+            rows = session.execute(
+                sa.select(AlertOccurrence.occurrence_hash, AlertOccurrence.found_at).where(
+                    AlertOccurrence.alert_id == alert_id
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    assert sorted(rows) == sorted(
+        (occurrence_hash(key), T0 + timedelta(minutes=m))
+        for key, m in zip(keys, (5, 10), strict=True)
+    )

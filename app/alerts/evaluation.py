@@ -2,9 +2,9 @@
 turned into alerts in the caller's transaction, and the supplemental dose gate.
 
 The engine reports every occurrence that has become true by ``now``, history included, so an
-evaluation repeats earlier occurrences. Alerts remember the occurrence keys they have handled
-(``finding["occurrence_keys"]``): findings are grouped by alert key and one alert is upserted per
-key, only when the key has occurrences no alert with that key has handled yet, and
+evaluation repeats earlier occurrences. Alerts remember the occurrences they have taken in
+(``AlertOccurrence``, one row each): findings are grouped by alert key and one alert is upserted
+per key, only when the key has occurrences no alert with that key has taken in yet, and
 ``occurrences`` is the number of distinct occurrence keys the alert has seen. Re-evaluating the
 same data therefore changes nothing, and a resolved alert's occurrences never reopen it.
 
@@ -14,6 +14,7 @@ a C-SSRS screen), which are scoped to the record rather than to the session that
 outside a session, updates one alert per rule. See docs/alerts.md.
 """
 
+import hashlib
 import uuid
 from collections import defaultdict
 from collections.abc import Collection
@@ -21,6 +22,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from app.alerts import service as alerts
@@ -30,6 +33,7 @@ from app.dosing import service as dosing
 from app.models import AdverseEvent as AdverseEventRow
 from app.models import (
     Alert,
+    AlertOccurrence,
     Assessment,
     Dose,
     DosingSession,
@@ -209,9 +213,41 @@ def snapshot_of(
     )
 
 
-def _handled(alert: Alert) -> set[str]:
-    keys = (alert.finding or {}).get("occurrence_keys") or []
-    return {str(key) for key in keys}
+def occurrence_hash(occurrence_key: str) -> str:
+    return hashlib.sha256(occurrence_key.encode()).hexdigest()
+
+
+def _handled(
+    session: Session, alerts: list[Alert], since: datetime | None
+) -> dict[uuid.UUID, set[str]]:
+    """The occurrences (hashes) each alert has taken in; from ``since`` on when given, which is
+    all an evaluation since then can find again."""
+    handled: dict[uuid.UUID, set[str]] = defaultdict(set)
+    if not alerts:
+        return handled
+    stmt = select(AlertOccurrence.alert_id, AlertOccurrence.occurrence_hash).where(
+        AlertOccurrence.alert_id.in_([alert.id for alert in alerts])
+    )
+    if since is not None:
+        stmt = stmt.where(AlertOccurrence.found_at >= since)
+    for alert_id, hashed in session.execute(stmt):
+        handled[alert_id].add(hashed)
+    return handled
+
+
+def _remember(session: Session, alert: Alert, taken: list["Keyed"]) -> None:
+    """Record the occurrences an alert took in. A concurrent writer may have recorded one
+    already (both judged before either committed): that row stands."""
+    rows = [
+        {
+            "alert_id": alert.id,
+            "occurrence_hash": occurrence_hash(each.occurrence_key),
+            "found_at": each.finding.at,
+        }
+        for each in taken
+    ]
+    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    session.execute(insert(AlertOccurrence).values(rows).on_conflict_do_nothing())
 
 
 # --- the alert a finding belongs to ---------------------------------------------------------------
@@ -272,11 +308,12 @@ def upsert_alerts(
     dosing_session: DosingSession | None,
     protocol_version_id: uuid.UUID,
     known: list[Alert],
+    since: datetime | None = None,
 ) -> list[Alert]:
     """Open or update one alert per dedup key that has occurrences no alert has handled yet;
     returns the alerts opened or updated. ``known`` are alerts already loaded (a session's);
     those of other keys found are looked up by key, so a record's alert opened by another path
-    (or outside any session) is recognised."""
+    (or outside any session) is recognised. ``since``: the findings are all from then on."""
     if not found:
         return []
     by_key: dict[str, list[Keyed]] = defaultdict(list)
@@ -286,23 +323,27 @@ def upsert_alerts(
     if missing:
         stmt = select(Alert).where(Alert.dedup_key.in_(sorted(missing)))
         known = [*known, *session.scalars(stmt.order_by(Alert.first_found_at, Alert.id))]
+    relevant = [alert for alert in known if alert.dedup_key in by_key]
+    taken_in = _handled(session, relevant, since)
     handled: dict[str, set[str]] = defaultdict(set)
     unresolved: dict[str, Alert] = {}
-    for alert in known:
-        handled[alert.dedup_key] |= _handled(alert)
+    for alert in relevant:
+        handled[alert.dedup_key] |= taken_in[alert.id]
         if alert.status != AlertStatus.RESOLVED.value:
             unresolved[alert.dedup_key] = alert
     raised = []
     for dedup_key, group in by_key.items():
-        new = [each for each in group if each.occurrence_key not in handled[dedup_key]]
+        distinct = {each.occurrence_key: each for each in group}
+        new = [
+            each for key, each in distinct.items() if occurrence_hash(key) not in handled[dedup_key]
+        ]
         if not new:
             continue
         worst = max(
             new, key=lambda e: (_RANK[e.finding.severity], e.finding.at, e.finding.sort_key())
         ).finding
         open_alert = unresolved.get(dedup_key)
-        seen = _handled(open_alert) if open_alert is not None else set()
-        keys = sorted(seen | {each.occurrence_key for each in new})
+        count = (open_alert.occurrences if open_alert is not None else 0) + len(new)
         alert, _ = alerts.upsert_from_finding(
             session,
             participant=participant,
@@ -314,10 +355,11 @@ def upsert_alerts(
             dedup_key=dedup_key,
             title=worst.title,
             message=worst.message,
-            finding={**worst.as_dict(), "dedup_key": dedup_key, "occurrence_keys": keys},
+            finding={**worst.as_dict(), "dedup_key": dedup_key},
             found_at=worst.at,
-            occurrences=len(keys),
+            occurrences=count,
         )
+        _remember(session, alert, new)
         raised.append(alert)
     return raised
 
@@ -355,6 +397,7 @@ def raise_alerts(
         dosing_session=dosing_session,
         protocol_version_id=dosing_session.protocol_version_id,
         known=session_alerts,
+        since=since,
     )
 
 

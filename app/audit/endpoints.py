@@ -18,14 +18,15 @@ from app.db import SessionDep
 from app.errors import NotFound
 from app.models import AuditRecord as AuditRow
 from app.models import Base
+from app.models.base import Audited
 from app.pagination import Page, PageDep, paginate
 
 router = APIRouter(tags=["audit"])
 
 AUDITED_TABLES = sorted(
-    mapper.class_.__tablename__
+    mapper.tables[0].name
     for mapper in Base.registry.mappers
-    if mapper.class_.__name__ != "AuditRecord"
+    if issubclass(mapper.class_, Audited)
 )
 
 

@@ -56,3 +56,16 @@ class Alert(HasId, Timestamped, Audited, Base):
     resolution: Mapped[str | None] = mapped_column(Text)
     escalation_level: Mapped[int] = mapped_column(default=0)  # 0 site clinician, 1 medical monitor
     escalated_at: Mapped[datetime | None]
+
+
+class AlertOccurrence(Base):
+    """One occurrence an alert has taken in: the memory that makes a repeated evaluation change
+    nothing. Written once with its alert's change, never changed; the alert's audit records show
+    the change (occurrences, the latest finding). ``occurrence_hash`` is the SHA-256 of the
+    finding's occurrence key, which names every record behind it and has no bound on length."""
+
+    __tablename__ = "alert_occurrences"
+
+    alert_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("alerts.id"), primary_key=True)
+    occurrence_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    found_at: Mapped[datetime]  # the finding's moment: an evaluation since t needs those from t on

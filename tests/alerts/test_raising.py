@@ -8,11 +8,12 @@ from unittest.mock import patch
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import clock
 from app.alerts import evaluation
-from app.models import DosingSession, Site
+from app.models import AlertOccurrence, DosingSession, Site
 from app.users.service import Role
 from tests.factories.dosing import T0, make_dosing_session
 from tests.factories.trial import make_participant
@@ -236,3 +237,20 @@ def test_an_override_reason_with_an_open_gate_is_refused(client_as, pinned, site
     )
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "gate_override_reason"
+
+
+def test_an_alert_remembers_its_occurrences_in_rows_not_in_its_finding(client, db, pinned, undosed):
+    """The memory of what an alert has taken in does not grow the alert (nor, with it, every
+    audit record of its changes): one row per occurrence."""
+    pinned.at(T0 + timedelta(minutes=60))
+    for minutes in (20, 25, 30):
+        post_batch(client, undosed, reading(T0 + timedelta(minutes=minutes), SYSBP=172))
+    alert = alerts_of(client, undosed)["hypertension-grade-3"]
+    assert alert["occurrences"] == 3
+    assert "occurrence_keys" not in alert["finding"]
+    rows = db.scalars(
+        select(AlertOccurrence.found_at).where(AlertOccurrence.alert_id == uuid.UUID(alert["id"]))
+    ).all()
+    assert sorted(rows) == [T0 + timedelta(minutes=m) for m in (20, 25, 30)]
+    post_batch(client, undosed, reading(T0 + timedelta(minutes=35), SYSBP=175))
+    assert alerts_of(client, undosed)["hypertension-grade-3"]["occurrences"] == 4

@@ -24,9 +24,7 @@ from app.pagination import Page, PageDep, paginate
 router = APIRouter(tags=["audit"])
 
 AUDITED_TABLES = sorted(
-    mapper.tables[0].name
-    for mapper in Base.registry.mappers
-    if issubclass(mapper.class_, Audited)
+    mapper.tables[0].name for mapper in Base.registry.mappers if issubclass(mapper.class_, Audited)
 )
 
 

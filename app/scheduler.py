@@ -33,6 +33,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from app import clock
+from app.alerts import service as alerts
+from app.alerts import sweep
 from app.db import transaction_slot
 from app.models import AdverseEvent, DosingSession
 
@@ -44,15 +46,11 @@ T = TypeVar("T")
 
 
 def _sweep_session(session: Session, dosing_session_id: uuid.UUID, now: datetime) -> int:
-    from app.alerts import sweep
-
     dosing_session = session.get(DosingSession, dosing_session_id)
     return 0 if dosing_session is None else len(sweep.sweep_session(session, dosing_session, now))
 
 
 def _sweep_adverse_event(session: Session, event_id: uuid.UUID, now: datetime) -> int:
-    from app.alerts import sweep
-
     event = session.get(AdverseEvent, event_id)
     return 0 if event is None else len(sweep.sweep_adverse_event(session, event, now))
 
@@ -193,9 +191,6 @@ class Scheduler:
         """One pass of the time-driven checks. Each step is a transaction of its own (the
         escalations, then each candidate of the sweep), so a tick never holds the database for
         long: ingest goes on between the steps, and one failing step spoils no other."""
-        from app.alerts import service as alerts
-        from app.alerts import sweep
-
         now = self._now()
         escalated = self._in_transaction(lambda s: len(alerts.escalate_overdue(s, now)))
         session_ids, event_ids = self._in_transaction(

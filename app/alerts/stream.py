@@ -29,6 +29,7 @@ from app.auth.permissions import ALL_SITES_ROLES, Permission, allows
 from app.auth.principal import Authorize, CurrentPrincipal, credential
 from app.db import SessionDep, get_reader_sessionmaker, release_slot
 from app.errors import InvalidInput
+from app.events import history
 from app.events.feed import AlertFeed
 from app.events.history import AlertEvent
 from app.users.service import Role, site_ids_of
@@ -37,9 +38,7 @@ router = APIRouter(tags=["alerts"])
 
 RECHECK_SECONDS = 30.0
 RETRY_MILLISECONDS = 2000  # how soon a browser reconnects after losing the stream
-EVENT_TYPES = (
-    "ready, alert.opened, alert.updated, alert.acknowledged, alert.resolved, alert.escalated, error"
-)
+EVENT_TYPES = ", ".join(["ready", *history.EVENT_TYPES.values(), "error"])
 
 
 def _event(event: AlertEvent) -> ServerSentEvent:

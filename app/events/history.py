@@ -16,9 +16,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.alerts.schemas import Alert as AlertView
-from app.events.signals import ALERTS
 from app.models import Alert, AuditRecord
 
+ALERTS = "alerts"  # the audit records' entity_type for alerts
 # the audit action of an alert change -> the event type a client sees
 EVENT_TYPES = {
     "create": "alert.opened",

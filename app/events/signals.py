@@ -23,7 +23,6 @@ from app.models.alert import Alert
 CHANNEL = "vigil_alerts"
 # This process's name in its notifications: its own commits have woken its feeds already.
 ORIGIN = uuid.uuid4().hex
-ALERTS = "alerts"  # the audit records' entity_type for alerts
 _MARK = "alerts_changed"
 
 _wakers: set[Callable[[], None]] = set()

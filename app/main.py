@@ -1,5 +1,6 @@
 """The ASGI application: `app.main:app`, built by `create_app()`."""
 
+import gc
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -44,6 +45,10 @@ async def lifespan(application: FastAPI) -> AsyncIterator[None]:
     scheduler = Scheduler(get_sessionmaker(), interval) if interval > 0 else None
     if scheduler is not None:
         scheduler.start()
+    # What is alive once the app has started (modules, routes, schemas, the protocol cache)
+    # lives as long as the process: keep it out of the cyclic collector, whose full passes
+    # over it would otherwise stop every request for ~90 ms every few seconds under load.
+    gc.freeze()
     try:
         yield
     finally:

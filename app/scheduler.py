@@ -45,9 +45,13 @@ ACTOR = "system:scheduler"
 T = TypeVar("T")
 
 
-def _sweep_session(session: Session, dosing_session_id: uuid.UUID, now: datetime) -> int:
+def _sweep_session(
+    session: Session, dosing_session_id: uuid.UUID, now: datetime, since: datetime | None
+) -> int:
     dosing_session = session.get(DosingSession, dosing_session_id)
-    return 0 if dosing_session is None else len(sweep.sweep_session(session, dosing_session, now))
+    if dosing_session is None:
+        return 0
+    return len(sweep.sweep_session(session, dosing_session, now, since))
 
 
 def _sweep_adverse_event(session: Session, event_id: uuid.UUID, now: datetime) -> int:
@@ -175,6 +179,9 @@ class Scheduler:
         self._thread: threading.Thread | None = None
         self.leading = False
         self.ticks = 0
+        # Each session in progress: the ``now`` of its last sweep (this process's memory; a new
+        # leader starts without it and sweeps every session whole once).
+        self._swept_until: dict[uuid.UUID, datetime] = {}
 
     def _in_transaction(self, step: Callable[[Session], T]) -> T:
         with transaction_slot(), self._sessions() as session:
@@ -187,29 +194,50 @@ class Scheduler:
                 raise
             return result
 
+    def _step(self, step: Callable[[Session], int]) -> int | None:
+        """One candidate of the sweep in a transaction of its own: the alerts it opened or
+        updated, or None if it failed (logged, rolled back)."""
+        try:
+            return self._in_transaction(step)
+        except Exception:
+            log.exception("scheduler: a sweep step failed; trying again next tick")
+            return None
+
     def tick(self) -> Tick:
         """One pass of the time-driven checks. Each step is a transaction of its own (the
         escalations, then each candidate of the sweep), so a tick never holds the database for
-        long: ingest goes on between the steps, and one failing step spoils no other."""
+        long: ingest goes on between the steps, and one failing step spoils no other. A session
+        is swept from its last sweep on, and only when a measurement may have become overdue
+        since then (app.alerts.sweep.plan); a failed one is tried again from the same point."""
         now = self._now()
         escalated = self._in_transaction(lambda s: len(alerts.escalate_overdue(s, now)))
-        session_ids, event_ids = self._in_transaction(
+        plan, event_ids = self._in_transaction(
             lambda s: (
-                [d.id for d in sweep.in_progress(s, now)],
+                sweep.plan(s, now, self._swept_until),
                 [e.id for e in sweep.reporting_clocks(s)],
             )
         )
-        steps: list[Callable[[Session], int]] = [
-            *(partial(_sweep_session, dosing_session_id=i, now=now) for i in session_ids),
-            *(partial(_sweep_adverse_event, event_id=i, now=now) for i in event_ids),
-        ]
+        # the sessions with nothing to look for are judged up to now as they stand
+        swept = {i: now for i in plan.running if i not in plan.to_sweep}
         raised = failed = 0
-        for step in steps:
-            try:
-                raised += self._in_transaction(step)
-            except Exception:
+        for session_id, since in plan.to_sweep.items():
+            done = self._step(
+                partial(_sweep_session, dosing_session_id=session_id, now=now, since=since)
+            )
+            if done is not None:
+                raised += done
+                swept[session_id] = now
+            else:
                 failed += 1
-                log.exception("scheduler: a sweep step failed; trying again next tick")
+                if since is not None:
+                    swept[session_id] = since
+        for event_id in event_ids:
+            done = self._step(partial(_sweep_adverse_event, event_id=event_id, now=now))
+            if done is not None:
+                raised += done
+            else:
+                failed += 1
+        self._swept_until = swept
         self.ticks += 1
         if escalated or raised or failed:
             log.info(

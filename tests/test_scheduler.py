@@ -229,12 +229,14 @@ def test_a_failing_step_is_rolled_back_and_tried_again_at_the_next_tick(
     failures = []
     real_step = sweep_module.sweep_session
 
-    def failing_once(session: Session, dosing_session: DosingSession, now: datetime) -> list[Alert]:
+    def failing_once(
+        session: Session, dosing_session: DosingSession, now: datetime, since: datetime | None
+    ) -> list[Alert]:
         if dosing_session.id == silent.id and not failures:
             failures.append(now)
-            real_step(session, dosing_session, now)  # its alerts are flushed, then lost
+            real_step(session, dosing_session, now, since)  # its alerts are flushed, then lost
             raise RuntimeError("the database went away")
-        return real_step(session, dosing_session, now)
+        return real_step(session, dosing_session, now, since)
 
     monkeypatch.setattr(sweep_module, "sweep_session", failing_once)
     scheduler = Scheduler(trial.sessions, 60, now=lambda: NOW)

@@ -224,7 +224,7 @@ def listing(
 
 def _report_hours(session: Session, protocol_version_id: uuid.UUID) -> int:
     """The protocol's deadline for reporting a serious event to the sponsor, else 24 h."""
-    protocol = protocols.definition(protocols.get_version(session, protocol_version_id))
+    protocol = protocols.definition_of(session, protocol_version_id)
     deadlines = [
         rule.reporting_deadline_hours
         for rule in protocol.rules_of_kind("adverse_event")

@@ -26,7 +26,7 @@ def _acknowledge_by(
     session: Session, protocol_version_id: uuid.UUID, severity: AlertSeverity, found_at: datetime
 ) -> datetime | None:
     """found_at + the protocol's acknowledgement time for the severity; None for info alerts."""
-    alerting = protocols.definition(protocols.get_version(session, protocol_version_id)).alerting
+    alerting = protocols.definition_of(session, protocol_version_id).alerting
     minutes = alerting.acknowledge_within_minutes.get(severity.value)  # type: ignore[call-overload]
     return None if minutes is None else found_at + timedelta(minutes=minutes)
 

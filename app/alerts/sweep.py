@@ -6,8 +6,18 @@ during a session in progress) and an adverse event's reporting deadline ("deadli
 :func:`app.alerts.service.escalate_overdue`; the sweep only looks at the candidates (sessions in
 progress, adverse events whose reporting clock runs), never at a whole study. Occurrence keys make
 it idempotent: a second sweep at the same ``now`` finds only occurrences already handled.
+
+A session's sweep can also start where the last one stopped (:func:`plan`): what the clock alone
+makes overdue between two sweeps can only begin at the moments the protocol's schedule fixes
+(:func:`app.rules.overdue_moments`), and every other change (a reading, a dose, a record entered
+in error) is judged by the write that makes it. So a session with no such moment since its last
+sweep is left alone, and the others are judged from there on.
 """
 
+import uuid
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, and_, func, or_, select, true
@@ -15,22 +25,76 @@ from sqlalchemy.orm import Session
 
 from app.alerts import evaluation, record_alerts
 from app.dosing.schemas import DosingSessionStatus
-from app.models import AdverseEvent, Alert, DosingSession, ProtocolVersion
+from app.models import AdverseEvent, Alert, Dose, DosingSession, ProtocolVersion
 from app.protocols import service as protocols
 from app.protocols.schema import AdverseEventRule
+from app.rules import overdue_moments
 
 VALID = "valid"
 
 
-def in_progress(session: Session, now: datetime) -> list[DosingSession]:
-    """Dosing sessions running at ``now``: started by then and not ended."""
-    stmt = select(DosingSession).where(
+def _running(now: datetime) -> ColumnElement[bool]:
+    return and_(
         DosingSession.status == DosingSessionStatus.IN_PROGRESS.value,
         DosingSession.started_at.is_not(None),
         DosingSession.started_at <= now,
         DosingSession.ended_at.is_(None),
     )
+
+
+def in_progress(session: Session, now: datetime) -> list[DosingSession]:
+    """Dosing sessions running at ``now``: started by then and not ended."""
+    stmt = select(DosingSession).where(_running(now))
     return list(session.scalars(stmt.order_by(DosingSession.started_at, DosingSession.id)))
+
+
+@dataclass
+class SweepPlan:
+    """The sessions in progress at ``now``, and those of them a sweep must judge, each with the
+    moment its sweep starts from (None: the whole session)."""
+
+    running: list[uuid.UUID] = field(default_factory=list)
+    to_sweep: dict[uuid.UUID, datetime | None] = field(default_factory=dict)
+
+
+def plan(session: Session, now: datetime, swept_until: Mapping[uuid.UUID, datetime]) -> SweepPlan:
+    """Which sessions in progress at ``now`` a sweep must judge, given when each was last swept
+    (``swept_until``, that sweep's ``now``): one never swept, whole; one with a moment when a
+    measurement may become overdue in [last sweep, ``now``), from its last sweep on; the rest
+    not at all (nothing can have become overdue by the clock since)."""
+    stmt = (
+        select(DosingSession.id, DosingSession.protocol_version_id, Dose.administered_at)
+        .outerjoin(
+            Dose,
+            and_(
+                Dose.dosing_session_id == DosingSession.id,
+                Dose.kind == "initial",
+                Dose.record_status == VALID,
+            ),
+        )
+        .where(_running(now))
+        .order_by(DosingSession.started_at, DosingSession.id)
+    )
+    initial_doses: dict[uuid.UUID, list[datetime]] = defaultdict(list)
+    versions: dict[uuid.UUID, uuid.UUID] = {}
+    for session_id, version_id, dosed_at in session.execute(stmt):
+        versions[session_id] = version_id
+        if dosed_at is not None:
+            initial_doses[session_id].append(dosed_at)
+    result = SweepPlan(running=list(versions))
+    for session_id, version_id in versions.items():
+        since = swept_until.get(session_id)
+        if since is None:
+            result.to_sweep[session_id] = None
+            continue
+        protocol = protocols.definition_of(session, version_id)
+        if any(
+            since <= moment < now
+            for dosed_at in initial_doses[session_id]
+            for moment in overdue_moments(protocol, dosed_at)
+        ):
+            result.to_sweep[session_id] = since
+    return result
 
 
 def _deadline_rules(session: Session) -> list[AdverseEventRule]:
@@ -75,9 +139,15 @@ def reporting_clocks(session: Session) -> list[AdverseEvent]:
 CLOCK_KINDS = frozenset({"overdue_measurement"})
 
 
-def sweep_session(session: Session, dosing_session: DosingSession, now: datetime) -> list[Alert]:
-    """A session in progress: its overdue measurements at ``now``."""
-    return evaluation.raise_alerts(session, dosing_session, now, kinds=CLOCK_KINDS)
+def sweep_session(
+    session: Session,
+    dosing_session: DosingSession,
+    now: datetime,
+    since: datetime | None = None,
+) -> list[Alert]:
+    """A session in progress: its overdue measurements at ``now`` (only those from ``since`` on,
+    when given)."""
+    return evaluation.raise_alerts(session, dosing_session, now, kinds=CLOCK_KINDS, since=since)
 
 
 def sweep_adverse_event(session: Session, event: AdverseEvent, now: datetime) -> list[Alert]:

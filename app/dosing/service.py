@@ -60,7 +60,7 @@ def doses_of(session: Session, dosing_session: DosingSession) -> list[Dose]:
 
 
 def protocol_of(session: Session, dosing_session: DosingSession) -> Protocol:
-    return protocols.definition(protocols.get_version(session, dosing_session.protocol_version_id))
+    return protocols.definition_of(session, dosing_session.protocol_version_id)
 
 
 def dosing_definition(session: Session, dosing_session: DosingSession) -> DosingSessionDefinition:
@@ -448,12 +448,17 @@ def _check_gate_override(
 
 def enter_dose_in_error(session: Session, dose: Dose, reason: str) -> Dose:
     """Mark a dose entered in error: kept forever, left out of totals and window checks."""
-    _lock(session, get(session, dose.dosing_session_id))
+    dosing_session = get(session, dose.dosing_session_id)
+    _lock(session, dosing_session)
     if dose.record_status == RecordStatus.ENTERED_IN_ERROR.value:
         raise Conflict(f"dose {dose.id} is already marked entered in error ({dose.error_reason})")
     with change_reason(session, reason, "entered_in_error"):
         dose.record_status = RecordStatus.ENTERED_IN_ERROR.value
         dose.error_reason = reason
+    # the schedule and the limits count from the doses: judge the whole session again
+    from app.alerts import evaluation  # the alerts package builds on this service
+
+    evaluation.raise_alerts(session, dosing_session, clock.utcnow())
     return dose
 
 

@@ -122,7 +122,7 @@ def randomise(session: Session, participant: Participant) -> Participant:
             Participant.arm_code.is_not(None),
         )
     )
-    protocol = protocols.definition(protocols.get_version(session, participant.protocol_version_id))
+    protocol = protocols.definition_of(session, participant.protocol_version_id)
     stratum = f"{participant.study_id}:{participant.site_id}"
     participant.arm_code = randomisation.allocate(
         protocol, get_settings().secret_key, stratum, already or 0

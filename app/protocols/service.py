@@ -12,6 +12,7 @@ from app.protocols.loader import LoadedProtocol, load_protocol_file
 from app.protocols.schema import Protocol
 
 _parsed: dict[str, Protocol] = {}
+_by_version_id: dict[uuid.UUID, Protocol] = {}
 
 
 def store(session: Session, loaded: LoadedProtocol) -> tuple[ProtocolVersion, bool]:
@@ -50,6 +51,15 @@ def definition(version: ProtocolVersion) -> Protocol:
     protocol = _parsed.get(version.sha256)
     if protocol is None:
         protocol = _parsed[version.sha256] = Protocol.model_validate(version.definition)
+    return protocol
+
+
+def definition_of(session: Session, version_id: uuid.UUID) -> Protocol:
+    """The validated protocol of a version id. A version never changes, so each id is looked up
+    once per process: every reading's evaluation asks for its session's protocol."""
+    protocol = _by_version_id.get(version_id)
+    if protocol is None:
+        protocol = _by_version_id[version_id] = definition(get_version(session, version_id))
     return protocol
 
 

@@ -9,13 +9,17 @@ ends included; a reading may meet more than one due time. A due time not met is 
 D + g, which is the finding's ``at``, once ``now`` is past it, and only if the session was in
 progress then (started, not yet ended). Nothing is due before the initial dose. The measures of
 one rule that are missed at the same due time make one finding.
+
+So an overdue finding can only begin at one of a few moments fixed by the initial dose
+(:func:`overdue_moments`): a sweep that already judged the session up to ``t`` has nothing new
+to look for until the clock passes the next of them.
 """
 
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from app.protocols.schema import OverdueMeasurementRule, VitalsSchedule
+from app.protocols.schema import OverdueMeasurementRule, Protocol, VitalsSchedule
 from app.rules import wording
 from app.rules.findings import Finding, RuleContext
 
@@ -40,6 +44,18 @@ def due_times(schedule: VitalsSchedule, measures: list[str]) -> list[DueTime]:
                 key = (code, minute)
                 graces[key] = max(graces.get(key, 0), interval.grace_minutes)
     return sorted(DueTime(minute, grace, code) for (code, minute), grace in graces.items())
+
+
+def overdue_moments(protocol: Protocol, initial_dose_at: datetime) -> list[datetime]:
+    """Every moment at which one of the protocol's overdue rules may find a measurement overdue
+    (a due time plus its grace, counted from the initial dose), sorted; an overdue finding's
+    ``at`` is always one of them."""
+    moments = {
+        initial_dose_at + timedelta(minutes=due.minute + due.grace_minutes)
+        for rule in protocol.rules_of_kind("overdue_measurement")
+        for due in due_times(protocol.vitals_schedule, rule.measures)
+    }
+    return sorted(moments)
 
 
 def _measured(ctx: RuleContext, code: str, start: datetime, end: datetime) -> bool:

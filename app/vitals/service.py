@@ -423,4 +423,8 @@ def enter_in_error(session: Session, reading: VitalReading, reason: str) -> Vita
     with change_reason(session, reason, "entered_in_error"):
         reading.record_status = "entered_in_error"
         reading.error_reason = reason
+    # Without the reading the session's timeline changes all along (a due time it met is now
+    # missed, a run of readings it broke is now unbroken): judge the whole session again.
+    dosing_session = dosing.get(session, reading.dosing_session_id)
+    evaluation.raise_alerts(session, dosing_session, clock.utcnow())
     return reading

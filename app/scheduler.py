@@ -159,6 +159,7 @@ class Tick:
     escalated: int  # alerts escalated to the medical monitor
     raised: int  # alerts opened or updated by the sweep
     failed: int = 0  # candidates whose step failed (rolled back; tried again next tick)
+    swept: int = 0  # sessions in progress judged (the others had nothing that could be overdue)
 
 
 class Scheduler:
@@ -220,6 +221,7 @@ class Scheduler:
         # the sessions with nothing to look for are judged up to now as they stand
         swept = {i: now for i in plan.running if i not in plan.to_sweep}
         raised = failed = 0
+        swept_sessions = 0
         for session_id, since in plan.to_sweep.items():
             done = self._step(
                 partial(_sweep_session, dosing_session_id=session_id, now=now, since=since)
@@ -227,6 +229,7 @@ class Scheduler:
             if done is not None:
                 raised += done
                 swept[session_id] = now
+                swept_sessions += 1
             else:
                 failed += 1
                 if since is not None:
@@ -241,12 +244,15 @@ class Scheduler:
         self.ticks += 1
         if escalated or raised or failed:
             log.info(
-                "scheduler: %d alert(s) escalated, %d opened or updated, %d step(s) failed",
+                "scheduler: %d alert(s) escalated, %d opened or updated, %d step(s) failed; "
+                "%d of %d session(s) in progress swept",
                 escalated,
                 raised,
                 failed,
+                swept_sessions,
+                len(plan.running),
             )
-        return Tick(at=now, escalated=escalated, raised=raised, failed=failed)
+        return Tick(at=now, escalated=escalated, raised=raised, failed=failed, swept=swept_sessions)
 
     def run_once(self) -> Tick | None:
         """Tick if this process leads; None if another one does."""

@@ -208,6 +208,45 @@ def test_a_tick_opens_the_overdue_measurement_alert_of_a_silent_session(trial: T
         scheduler.leadership.release()
 
 
+def test_after_its_first_sweep_a_session_is_swept_again_once_a_due_time_passes_its_grace(
+    trial: Trial,
+):
+    """Every session here was dosed 90 min before NOW; blood pressure and pulse are due every
+    30 min (10 min of grace), so after a tick at dose+80 min nothing can become overdue before
+    dose+100 min. A tick in between judges no session; the one after counts the missed one."""
+    dosed = NOW - timedelta(minutes=90)
+    clock = [dosed + timedelta(minutes=80)]
+    scheduler = Scheduler(trial.sessions, 60, now=lambda: clock[0])
+
+    def overdue() -> int:
+        with trial.sessions() as session:
+            alert = session.scalar(
+                select(Alert).where(
+                    Alert.dosing_session_id == trial.dosing_session_id,
+                    Alert.rule_id == "overdue-bp-pulse",
+                )
+            )
+            return 0 if alert is None else alert.occurrences
+
+    try:
+        first = scheduler.run_once()
+        assert first is not None and first.swept >= 1
+        before = overdue()
+        assert before >= 3  # due at the dose, 30 and 60 min after it, all missed
+
+        clock[0] = dosed + timedelta(minutes=95)
+        quiet = scheduler.run_once()
+        assert quiet is not None and (quiet.swept, quiet.raised) == (0, 0)
+        assert overdue() == before
+
+        clock[0] = dosed + timedelta(minutes=101)
+        due = scheduler.run_once()
+        assert due is not None and due.swept == first.swept and due.raised >= 1
+        assert overdue() == before + 1  # due 90 min after the dose
+    finally:
+        scheduler.leadership.release()
+
+
 def test_a_failing_step_is_rolled_back_and_tried_again_at_the_next_tick(
     trial: Trial, monkeypatch: pytest.MonkeyPatch
 ):

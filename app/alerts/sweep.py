@@ -9,7 +9,7 @@ it idempotent: a second sweep at the same ``now`` finds only occurrences already
 
 A session's sweep can also start where the last one stopped (:func:`plan`): what the clock alone
 makes overdue between two sweeps can only begin at the moments the protocol's schedule fixes
-(:func:`app.rules.overdue_moments`), and every other change (a reading, a dose, a record entered
+(:func:`app.rules.overdue_between`), and every other change (a reading, a dose, a record entered
 in error) is judged by the write that makes it. So a session with no such moment since its last
 sweep is left alone, and the others are judged from there on.
 """
@@ -28,7 +28,7 @@ from app.dosing.schemas import DosingSessionStatus
 from app.models import AdverseEvent, Alert, Dose, DosingSession, ProtocolVersion
 from app.protocols import service as protocols
 from app.protocols.schema import AdverseEventRule
-from app.rules import overdue_moments
+from app.rules import overdue_between
 
 VALID = "valid"
 
@@ -89,9 +89,8 @@ def plan(session: Session, now: datetime, swept_until: Mapping[uuid.UUID, dateti
             continue
         protocol = protocols.definition_of(session, version_id)
         if any(
-            since <= moment < now
+            overdue_between(protocol, dosed_at, since, now)
             for dosed_at in initial_doses[session_id]
-            for moment in overdue_moments(protocol, dosed_at)
         ):
             result.to_sweep[session_id] = since
     return result

@@ -448,17 +448,12 @@ def _check_gate_override(
 
 def enter_dose_in_error(session: Session, dose: Dose, reason: str) -> Dose:
     """Mark a dose entered in error: kept forever, left out of totals and window checks."""
-    dosing_session = get(session, dose.dosing_session_id)
-    _lock(session, dosing_session)
+    _lock(session, get(session, dose.dosing_session_id))
     if dose.record_status == RecordStatus.ENTERED_IN_ERROR.value:
         raise Conflict(f"dose {dose.id} is already marked entered in error ({dose.error_reason})")
     with change_reason(session, reason, "entered_in_error"):
         dose.record_status = RecordStatus.ENTERED_IN_ERROR.value
         dose.error_reason = reason
-    # the schedule and the limits count from the doses: judge the whole session again
-    from app.alerts import evaluation  # the alerts package builds on this service
-
-    evaluation.raise_alerts(session, dosing_session, clock.utcnow())
     return dose
 
 

@@ -9,7 +9,7 @@ from app.rules.dose_gate import GateDecision, evaluate_dose_gate
 from app.rules.engine import evaluate, evaluate_rule, replay
 from app.rules.findings import Finding
 from app.rules.news2 import News2Score, band_score, news2
-from app.rules.overdue import overdue_moments
+from app.rules.overdue import overdue_between, overdue_moments
 from app.rules.snapshot import (
     AdverseEvent,
     CssrsScreen,
@@ -34,6 +34,7 @@ __all__ = [
     "evaluate_dose_gate",
     "evaluate_rule",
     "news2",
+    "overdue_between",
     "overdue_moments",
     "replay",
 ]

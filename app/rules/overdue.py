@@ -58,6 +58,14 @@ def overdue_moments(protocol: Protocol, initial_dose_at: datetime) -> list[datet
     return sorted(moments)
 
 
+def overdue_between(
+    protocol: Protocol, initial_dose_at: datetime, since: datetime, now: datetime
+) -> bool:
+    """May an overdue finding begin in [since, now)? Only then can a sweep at ``now`` find one
+    that a sweep at ``since`` did not (with the same records)."""
+    return any(since <= moment < now for moment in overdue_moments(protocol, initial_dose_at))
+
+
 def _measured(ctx: RuleContext, code: str, start: datetime, end: datetime) -> bool:
     return any(code in r.values and start <= r.measured_at <= end for r in ctx.snapshot.readings)
 

@@ -156,6 +156,50 @@ def test_an_entered_in_error_reading_does_not_count_at_the_next_evaluation(clien
     assert second["id"] not in sustained["finding"]["evidence"]
 
 
+def enter_in_error(client, body: dict[str, Any], reason: str) -> None:
+    marked = client.post(
+        f"{API}/vital-readings/{body['id']}/entered-in-error", json={"reason": reason}
+    )
+    assert marked.status_code == 200, marked.text
+
+
+def test_a_reading_entered_in_error_that_broke_a_run_opens_the_runs_alert_at_once(
+    client, pinned, undosed
+):
+    pinned.at(T0 + timedelta(minutes=60))
+    calm = reading(T0 + timedelta(minutes=15), PULSE=80)
+    post_batch(
+        client,
+        undosed,
+        reading(T0 + timedelta(minutes=10), PULSE=115),
+        calm,
+        reading(T0 + timedelta(minutes=20), PULSE=115),
+        reading(T0 + timedelta(minutes=25), PULSE=115),
+    )
+    assert "sustained-tachycardia" not in alerts_of(client, undosed)  # the calm one broke the run
+
+    enter_in_error(client, calm, "taken from the wrong participant")
+    sustained = alerts_of(client, undosed)["sustained-tachycardia"]  # no new reading needed
+    assert sustained["severity"] == "warning"
+    assert calm["id"] not in sustained["finding"]["evidence"]
+
+
+def test_a_reading_entered_in_error_that_met_a_due_time_makes_it_overdue_at_once(
+    client, pinned, dosed
+):
+    """Dosed at T0+30: blood pressure, pulse and temperature are due at the dose and 30 min
+    later (grace 10 min; 15 for temperature, due hourly). Both were met; then one was not."""
+    pinned.at(DOSED_AT + timedelta(minutes=50))
+    at_dose = reading(DOSED_AT)
+    half_hour = reading(DOSED_AT + timedelta(minutes=30))
+    post_batch(client, dosed, at_dose, half_hour)
+    assert "overdue-bp-pulse" not in alerts_of(client, dosed)
+
+    enter_in_error(client, half_hour, "cuff not on the arm")
+    overdue = alerts_of(client, dosed)["overdue-bp-pulse"]
+    assert overdue["finding"]["observed"]["due_minute"] == 30
+
+
 def gate(client, dosing_session: DosingSession) -> dict[str, Any]:
     response = client.get(f"{API}/dosing-sessions/{dosing_session.id}/supplemental-dose-gate")
     assert response.status_code == 200, response.text

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from app.alerts import evaluation
-from app.alerts.sweep import in_progress, reporting_clocks, sweep
+from app.alerts.sweep import in_progress, plan, reporting_clocks, sweep
 from app.dosing import service as dosing
 from app.models import DosingSession, Participant
 from app.rules import evaluate
@@ -176,3 +176,30 @@ def test_the_sweep_leaves_ended_and_planned_sessions_alone(db, client, pinned, s
     assert in_progress(db, later) == []
     assert sweep(db, later) == []
     assert by_rule(client, ended) == {} and by_rule(client, planned) == {}
+
+
+# --- sweeping from the last sweep on ------------------------------------------------------------
+
+
+def test_a_session_is_swept_whole_first_then_only_once_a_due_time_has_passed_its_grace(
+    db, participant
+):
+    """Dosed at T0+30: blood pressure and pulse are due every 30 min with 10 min of grace, so
+    after a sweep at dose+41 min the next moment one can become overdue is dose+70 min."""
+    running = make_dosing_session(db, participant, initial_dose_mg=80)
+    dosed = T0 + timedelta(minutes=30)
+    first = plan(db, dosed + timedelta(minutes=41), {})
+    assert (first.running, first.to_sweep) == ([running.id], {running.id: None})
+
+    swept = {running.id: dosed + timedelta(minutes=41)}
+    assert plan(db, dosed + timedelta(minutes=69), swept).to_sweep == {}
+    assert plan(db, dosed + timedelta(minutes=70), swept).to_sweep == {}  # not yet past it
+    later = plan(db, dosed + timedelta(minutes=71), swept)
+    assert later.running == [running.id]
+    assert later.to_sweep == {running.id: dosed + timedelta(minutes=41)}
+
+
+def test_a_session_with_no_initial_dose_has_nothing_to_sweep_after_its_first_sweep(db, participant):
+    undosed = make_dosing_session(db, participant)
+    assert plan(db, NOW, {}).to_sweep == {undosed.id: None}
+    assert plan(db, NOW + timedelta(hours=3), {undosed.id: NOW}).to_sweep == {}

@@ -1,7 +1,7 @@
 """Properties of the engine over generated sessions (hypothesis), under both shipped protocols."""
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -18,6 +18,8 @@ from app.rules import (
     SessionSnapshot,
     evaluate,
     evaluate_rule,
+    overdue_between,
+    overdue_moments,
     replay,
 )
 from app.vitals.measures import MEASURES
@@ -196,6 +198,53 @@ def test_the_findings_since_t_are_those_of_the_whole_evaluation_from_t_on(
     for rule in protocol_.rules:
         every = evaluate_rule(protocol_, rule, snapshot)
         assert evaluate_rule(protocol_, rule, snapshot, since=t) == [f for f in every if f.at >= t]
+
+
+@property_test
+@given(case=protocol_and_session())
+def test_an_overdue_finding_begins_only_at_a_moment_the_schedule_fixes(case) -> None:
+    protocol_, snapshot = case
+    overdue = [f for f in evaluate(protocol_, snapshot) if f.kind == "overdue_measurement"]
+    initial = snapshot.initial_dose()
+    if initial is None:
+        assert overdue == []
+        return
+    assert {f.at for f in overdue} <= set(overdue_moments(protocol_, initial.administered_at))
+
+
+@property_test
+@given(case=protocol_and_session(), steps=st.lists(st.integers(0, 400), min_size=1, max_size=8))
+def test_sweeping_from_the_last_sweep_on_finds_what_one_sweep_at_the_end_finds(case, steps) -> None:
+    """What the scheduler does with the same data as the clock moves: a first sweep of the whole
+    session, then each one from the last on, skipped when no overdue moment lies between. A step
+    of 0 sweeps exactly at the next moment, where an off-by-one would lose a finding."""
+    protocol_, snapshot = case
+    rules = protocol_.rules_of_kind("overdue_measurement")
+    initial = snapshot.initial_dose()
+    moments = [] if initial is None else overdue_moments(protocol_, initial.administered_at)
+
+    def found(now: datetime, since: datetime | None) -> set[str]:
+        known = replace(snapshot, now=now)
+        return {
+            f.occurrence_key for rule in rules for f in evaluate_rule(protocol_, rule, known, since)
+        }
+
+    swept_until = at(-90)
+    seen = found(swept_until, None)
+    for minutes in steps:
+        upcoming = [moment for moment in moments if moment > swept_until]
+        if minutes == 0 and upcoming:
+            now = upcoming[0]
+        else:
+            now = swept_until + timedelta(minutes=max(minutes, 1))
+        if initial is not None and overdue_between(
+            protocol_, initial.administered_at, swept_until, now
+        ):
+            seen |= found(now, swept_until)
+        else:
+            assert found(now, swept_until) == set()  # skipping it misses nothing
+        swept_until = now
+    assert seen == found(swept_until, None)
 
 
 @settings(database=None, deadline=None, max_examples=25)

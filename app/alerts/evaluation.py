@@ -235,16 +235,16 @@ def _handled(
     return handled
 
 
-def _remember(session: Session, alert: Alert, taken: list["Keyed"]) -> None:
-    """Record the occurrences an alert took in. A concurrent writer may have recorded one
-    already (both judged before either committed): that row stands."""
+def _remember(session: Session, taken: list[tuple[Alert, "Keyed"]]) -> None:
+    """Record the occurrences alerts took in, in one statement. A concurrent writer may have
+    recorded one already (both judged before either committed): that row stands."""
     rows = [
         {
             "alert_id": alert.id,
             "occurrence_hash": occurrence_hash(each.occurrence_key),
             "found_at": each.finding.at,
         }
-        for each in taken
+        for alert, each in taken
     ]
     insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     session.execute(insert(AlertOccurrence).values(rows).on_conflict_do_nothing())
@@ -331,14 +331,20 @@ def upsert_alerts(
         handled[alert.dedup_key] |= taken_in[alert.id]
         if alert.status != AlertStatus.RESOLVED.value:
             unresolved[alert.dedup_key] = alert
-    raised = []
+    news = {}
     for dedup_key, group in by_key.items():
         distinct = {each.occurrence_key: each for each in group}
         new = [
             each for key, each in distinct.items() if occurrence_hash(key) not in handled[dedup_key]
         ]
-        if not new:
-            continue
+        if new:
+            news[dedup_key] = new
+    if not news:
+        return []
+    locked = alerts.lock_unresolved(session, list(news))
+    raised = []
+    taken: list[tuple[Alert, Keyed]] = []
+    for dedup_key, new in news.items():
         worst = max(
             new, key=lambda e: (_RANK[e.finding.severity], e.finding.at, e.finding.sort_key())
         ).finding
@@ -358,9 +364,11 @@ def upsert_alerts(
             finding={**worst.as_dict(), "dedup_key": dedup_key},
             found_at=worst.at,
             occurrences=count,
+            unresolved=locked,
         )
-        _remember(session, alert, new)
+        taken.extend((alert, each) for each in new)
         raised.append(alert)
+    _remember(session, taken)
     return raised
 
 

@@ -2,6 +2,7 @@
 critical alert waits too long. Every change is audited with its reason."""
 
 import uuid
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,9 +32,12 @@ def _acknowledge_by(
     return None if minutes is None else found_at + timedelta(minutes=minutes)
 
 
-def _unresolved(session: Session, dedup_key: str) -> Alert | None:
-    stmt = select(Alert).where(Alert.dedup_key == dedup_key, Alert.status != RESOLVED)
-    return session.scalars(stmt.with_for_update()).first()
+def lock_unresolved(session: Session, dedup_keys: Sequence[str]) -> dict[str, Alert]:
+    """The alerts not yet resolved with these dedup keys, by key, locked for this transaction
+    (FOR UPDATE on PostgreSQL; in id order, one statement for all)."""
+    stmt = select(Alert).where(Alert.dedup_key.in_(dedup_keys), Alert.status != RESOLVED)
+    alerts = session.scalars(stmt.order_by(Alert.id).with_for_update())
+    return {alert.dedup_key: alert for alert in alerts}
 
 
 def _update(
@@ -76,15 +80,18 @@ def upsert_from_finding(
     finding: dict[str, Any],
     found_at: datetime,
     occurrences: int | None = None,
+    unresolved: Mapping[str, Alert] | None = None,
 ) -> tuple[Alert, bool]:
     """The alert of a finding and whether it is new: a not-yet-resolved alert with the same
     dedup key (rule and session) is updated, otherwise a new open alert is created. Runs in the
     caller's transaction, beside the reading or event that caused the finding.
 
     ``occurrences``: the caller's count of distinct occurrences (set as is); without it an
-    update adds one and a new alert starts at one."""
+    update adds one and a new alert starts at one. ``unresolved``: the caller's
+    :func:`lock_unresolved` of several keys at once, this one among them."""
     severity = AlertSeverity(severity)
-    existing = _unresolved(session, dedup_key)
+    locked = unresolved if unresolved is not None else lock_unresolved(session, [dedup_key])
+    existing = locked.get(dedup_key)
     if existing is not None:
         _update(session, existing, severity, message, finding, found_at, occurrences)
         return existing, False
@@ -113,7 +120,7 @@ def upsert_from_finding(
         with session.begin_nested(), change_reason(session, f"rule {rule_id} found", "create"):
             session.add(alert)
     except IntegrityError:
-        existing = _unresolved(session, dedup_key)
+        existing = lock_unresolved(session, [dedup_key]).get(dedup_key)
         if existing is None:
             raise
         _update(session, existing, severity, message, finding, found_at, occurrences)

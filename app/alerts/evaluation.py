@@ -326,11 +326,8 @@ def upsert_alerts(
     relevant = [alert for alert in known if alert.dedup_key in by_key]
     taken_in = _handled(session, relevant, since)
     handled: dict[str, set[str]] = defaultdict(set)
-    unresolved: dict[str, Alert] = {}
     for alert in relevant:
         handled[alert.dedup_key] |= taken_in[alert.id]
-        if alert.status != AlertStatus.RESOLVED.value:
-            unresolved[alert.dedup_key] = alert
     news = {}
     for dedup_key, group in by_key.items():
         distinct = {each.occurrence_key: each for each in group}
@@ -348,8 +345,6 @@ def upsert_alerts(
         worst = max(
             new, key=lambda e: (_RANK[e.finding.severity], e.finding.at, e.finding.sort_key())
         ).finding
-        open_alert = unresolved.get(dedup_key)
-        count = (open_alert.occurrences if open_alert is not None else 0) + len(new)
         alert, _ = alerts.upsert_from_finding(
             session,
             participant=participant,
@@ -363,7 +358,7 @@ def upsert_alerts(
             message=worst.message,
             finding={**worst.as_dict(), "dedup_key": dedup_key},
             found_at=worst.at,
-            occurrences=count,
+            new_occurrences=len(new),
             unresolved=locked,
         )
         taken.extend((alert, each) for each in new)

@@ -34,9 +34,11 @@ def _acknowledge_by(
 
 def lock_unresolved(session: Session, dedup_keys: Sequence[str]) -> dict[str, Alert]:
     """The alerts not yet resolved with these dedup keys, by key, locked for this transaction
-    (FOR UPDATE on PostgreSQL; in id order, one statement for all)."""
+    (FOR UPDATE on PostgreSQL; in id order, one statement for all) and read as they are now:
+    a concurrent writer may have changed one since this session loaded it."""
     stmt = select(Alert).where(Alert.dedup_key.in_(dedup_keys), Alert.status != RESOLVED)
-    alerts = session.scalars(stmt.order_by(Alert.id).with_for_update())
+    stmt = stmt.order_by(Alert.id).with_for_update().execution_options(populate_existing=True)
+    alerts = session.scalars(stmt)
     return {alert.dedup_key: alert for alert in alerts}
 
 
@@ -47,13 +49,13 @@ def _update(
     message: str,
     finding: dict[str, Any],
     found_at: datetime,
-    occurrences: int | None = None,
+    new_occurrences: int,
 ) -> None:
-    """A repeated finding: count it, keep the latest explanation, raise (never lower) severity.
-    ``occurrences``, when the caller counts distinct occurrences itself, replaces the +1."""
+    """A repeated finding: count its occurrences, keep the latest explanation, raise (never
+    lower) severity. ``alert`` is locked and current, so concurrent counts add up."""
     with change_reason(session, f"rule {alert.rule_id} found again", "update"):
         alert.last_found_at = max(alert.last_found_at, found_at)
-        alert.occurrences = alert.occurrences + 1 if occurrences is None else occurrences
+        alert.occurrences += new_occurrences
         alert.message, alert.finding = message, finding
         if _RANK[severity] > _RANK[AlertSeverity(alert.severity)]:
             alert.severity = severity.value
@@ -79,21 +81,21 @@ def upsert_from_finding(
     message: str,
     finding: dict[str, Any],
     found_at: datetime,
-    occurrences: int | None = None,
+    new_occurrences: int = 1,
     unresolved: Mapping[str, Alert] | None = None,
 ) -> tuple[Alert, bool]:
     """The alert of a finding and whether it is new: a not-yet-resolved alert with the same
     dedup key (rule and session) is updated, otherwise a new open alert is created. Runs in the
     caller's transaction, beside the reading or event that caused the finding.
 
-    ``occurrences``: the caller's count of distinct occurrences (set as is); without it an
-    update adds one and a new alert starts at one. ``unresolved``: the caller's
+    ``new_occurrences``: how many occurrences not counted yet the finding stands for; a new
+    alert starts at it, an update adds it. ``unresolved``: the caller's
     :func:`lock_unresolved` of several keys at once, this one among them."""
     severity = AlertSeverity(severity)
     locked = unresolved if unresolved is not None else lock_unresolved(session, [dedup_key])
     existing = locked.get(dedup_key)
     if existing is not None:
-        _update(session, existing, severity, message, finding, found_at, occurrences)
+        _update(session, existing, severity, message, finding, found_at, new_occurrences)
         return existing, False
     alert = Alert(
         participant_id=participant.id,
@@ -110,7 +112,7 @@ def upsert_from_finding(
         finding=finding,
         first_found_at=found_at,
         last_found_at=found_at,
-        occurrences=1 if occurrences is None else occurrences,
+        occurrences=new_occurrences,
         acknowledge_by=_acknowledge_by(session, protocol_version_id, severity, found_at),
         escalation_level=SITE_CLINICIAN,
     )
@@ -123,7 +125,7 @@ def upsert_from_finding(
         existing = lock_unresolved(session, [dedup_key]).get(dedup_key)
         if existing is None:
             raise
-        _update(session, existing, severity, message, finding, found_at, occurrences)
+        _update(session, existing, severity, message, finding, found_at, new_occurrences)
         return existing, False
     return alert, True
 

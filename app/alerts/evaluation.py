@@ -16,7 +16,7 @@ outside a session, updates one alert per rule. See docs/alerts.md.
 
 import hashlib
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Collection
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -29,6 +29,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from app.alerts import service as alerts
 from app.alerts.schemas import AlertSeverity, AlertStatus
 from app.assessments.cssrs import ITEMS as CSSRS_ITEMS
+from app.audit.recorder import change_reason
 from app.dosing import service as dosing
 from app.models import AdverseEvent as AdverseEventRow
 from app.models import (
@@ -237,7 +238,8 @@ def _handled(
 
 def _remember(session: Session, taken: list[tuple[Alert, "Keyed"]]) -> None:
     """Record the occurrences alerts took in, in one statement. A concurrent writer may have
-    recorded one already (both judged before either committed): that row stands."""
+    recorded (and counted) one already, both having judged before either committed: that row
+    stands, and the alert's count gives back what this writer added for it."""
     rows = [
         {
             "alert_id": alert.id,
@@ -247,7 +249,15 @@ def _remember(session: Session, taken: list[tuple[Alert, "Keyed"]]) -> None:
         for alert, each in taken
     ]
     insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    session.execute(insert(AlertOccurrence).values(rows).on_conflict_do_nothing())
+    stmt = insert(AlertOccurrence).values(rows).on_conflict_do_nothing()
+    recorded = Counter(session.scalars(stmt.returning(AlertOccurrence.alert_id)))
+    alerts_by_id = {alert.id: alert for alert, _ in taken}
+    for alert_id, added in Counter(alert.id for alert, _ in taken).items():
+        counted_elsewhere = added - recorded[alert_id]
+        if counted_elsewhere:
+            alert = alerts_by_id[alert_id]
+            with change_reason(session, "occurrences counted by a concurrent evaluation", "update"):
+                alert.occurrences -= counted_elsewhere
 
 
 # --- the alert a finding belongs to ---------------------------------------------------------------

@@ -5,9 +5,10 @@ writer in at a time, so there the second simply follows the first."""
 
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from app import migrations
 from app.alerts import service as alerts
+from app.alerts import sweep
 from app.clock import utcnow
 from app.db import make_engine
 from app.models import Alert, AlertOccurrence, DosingSession
@@ -74,11 +76,18 @@ def post(running: Running, reading: dict[str, Any]) -> None:
         session.commit()
 
 
-def post_both_at_once(running: Running, monkeypatch: pytest.MonkeyPatch, *readings) -> None:
-    """Each reading in a transaction of its own, in two threads. On PostgreSQL both wait, having
-    judged their reading, until the other has too, then lock."""
+def sweep_session(running: Running) -> None:
+    with Session(running.engine) as session:
+        session.info["actor"] = "system:scheduler"
+        sweep.sweep_session(session, session.get_one(DosingSession, running.dosing_session_id), NOW)
+        session.commit()
+
+
+def all_at_once(running: Running, monkeypatch: pytest.MonkeyPatch, *steps) -> None:
+    """Each step in a transaction of its own, in threads of their own. On PostgreSQL each waits,
+    having judged, until the others have too, then locks."""
     if running.backend == "postgresql":
-        judged = threading.Barrier(len(readings), timeout=20)
+        judged = threading.Barrier(len(steps), timeout=20)
         real_lock = alerts.lock_unresolved
         waited = threading.local()
 
@@ -91,13 +100,13 @@ def post_both_at_once(running: Running, monkeypatch: pytest.MonkeyPatch, *readin
         monkeypatch.setattr(alerts, "lock_unresolved", lock_once_both_have_judged)
     errors: list[BaseException] = []
 
-    def run(reading: dict[str, Any]) -> None:
+    def run(step: Callable[[], None]) -> None:
         try:
-            post(running, reading)
+            step()
         except BaseException as exc:  # reported below, in the test's thread
             errors.append(exc)
 
-    threads = [threading.Thread(target=run, args=(reading,)) for reading in readings]
+    threads = [threading.Thread(target=run, args=(step,)) for step in steps]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -105,16 +114,19 @@ def post_both_at_once(running: Running, monkeypatch: pytest.MonkeyPatch, *readin
     assert errors == []
 
 
-def crisis_alerts(running: Running) -> list[Alert]:
+def alerts_of_rule(running: Running, rule_id: str) -> list[Alert]:
     with Session(running.engine) as session:
         return list(
             session.scalars(
                 select(Alert).where(
-                    Alert.dosing_session_id == running.dosing_session_id,
-                    Alert.rule_id == "hypertensive-crisis",
+                    Alert.dosing_session_id == running.dosing_session_id, Alert.rule_id == rule_id
                 )
             )
         )
+
+
+def crisis_alerts(running: Running) -> list[Alert]:
+    return alerts_of_rule(running, "hypertensive-crisis")
 
 
 def occurrence_rows(running: Running, alert: Alert) -> int:
@@ -123,11 +135,11 @@ def occurrence_rows(running: Running, alert: Alert) -> int:
 
 
 def test_two_first_crises_at_once_open_one_alert_that_counts_both(running, monkeypatch):
-    post_both_at_once(
+    all_at_once(
         running,
         monkeypatch,
-        crisis_reading(NOW - timedelta(minutes=5)),
-        crisis_reading(NOW - timedelta(minutes=4)),
+        partial(post, running, crisis_reading(NOW - timedelta(minutes=5))),
+        partial(post, running, crisis_reading(NOW - timedelta(minutes=4))),
     )
     (alert,) = crisis_alerts(running)
     assert (alert.status, alert.severity, alert.occurrences) == ("open", "critical", 2)
@@ -138,13 +150,25 @@ def test_two_crises_at_once_on_an_open_alert_both_add_to_its_count(running, monk
     post(running, crisis_reading(NOW - timedelta(minutes=10)))
     (before,) = crisis_alerts(running)
     assert before.occurrences == 1
-    post_both_at_once(
+    all_at_once(
         running,
         monkeypatch,
-        crisis_reading(NOW - timedelta(minutes=5)),
-        crisis_reading(NOW - timedelta(minutes=4)),
+        partial(post, running, crisis_reading(NOW - timedelta(minutes=5))),
+        partial(post, running, crisis_reading(NOW - timedelta(minutes=4))),
     )
     (after,) = crisis_alerts(running)
     assert after.id == before.id
     assert after.occurrences == 3
     assert occurrence_rows(running, after) == 3
+
+
+def test_two_sweeps_at_once_count_each_missed_due_time_once(running, monkeypatch):
+    """Dosed 90 min ago and silent since: blood pressure and pulse due at the dose, 30 and 60
+    min after it were missed. Two evaluations that find the same occurrences at the same time
+    (a batch and the sweep can) record and count each of them once."""
+    all_at_once(
+        running, monkeypatch, partial(sweep_session, running), partial(sweep_session, running)
+    )
+    (alert,) = alerts_of_rule(running, "overdue-bp-pulse")
+    assert occurrence_rows(running, alert) == 3
+    assert alert.occurrences == 3

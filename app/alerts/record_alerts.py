@@ -86,7 +86,7 @@ def _judge(
         )
     if dosing_sessions:
         return raised
-    version = protocols.get_version(session, participant.protocol_version_id)
+    protocol = protocols.definition_of(session, participant.protocol_version_id)
     snapshot = SessionSnapshot(
         dosing_session_id=NO_SESSION,
         visit_code="",  # no visit: only event rules are judged, and they read no dosing
@@ -96,10 +96,10 @@ def _judge(
     )
     return evaluation.upsert_alerts(
         session,
-        evaluation.keyed(_findings(protocols.definition(version), kind, snapshot), snapshot),
+        evaluation.keyed(_findings(protocol, kind, snapshot), snapshot),
         participant=participant,
         dosing_session=None,
-        protocol_version_id=version.id,
+        protocol_version_id=participant.protocol_version_id,
         known=[],
     )
 

@@ -73,7 +73,8 @@ def dispose_engines() -> None:
             cached.cache_clear()
     get_sessionmaker.cache_clear()
     get_reader_sessionmaker.cache_clear()
-    _transaction_slots.cache_clear()
+    with _slots_made:
+        _slots.clear()
 
 
 @lru_cache
@@ -121,7 +122,10 @@ class _Slot:
             semaphore.release()
 
 
-@lru_cache
+_slots: list[threading.BoundedSemaphore] = []  # the process's one semaphore, once made
+_slots_made = threading.Lock()
+
+
 def _transaction_slots() -> threading.BoundedSemaphore:
     """At most VIGIL_DB_CONCURRENCY requests of this process are inside a transaction at once.
 
@@ -129,8 +133,14 @@ def _transaction_slots() -> threading.BoundedSemaphore:
     chain's advisory lock, held from a transaction's first audited write to its commit. More
     requests inside at once only contend for that lock and for the interpreter, so the one
     holding the lock runs slower and every request waits longer (measured in bench/).
+
+    Made under a lock: the first requests arrive together, and two semaphores (as an
+    ``lru_cache`` can make when two threads miss at once) would let more requests in.
     """
-    return threading.BoundedSemaphore(get_settings().db_concurrency)
+    with _slots_made:
+        if not _slots:
+            _slots.append(threading.BoundedSemaphore(get_settings().db_concurrency))
+        return _slots[0]
 
 
 @contextmanager

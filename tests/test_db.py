@@ -56,6 +56,33 @@ def test_a_third_request_waits_until_one_of_two_leaves(two_places: None):
     assert inside[-1] == "third"
 
 
+def test_requests_arriving_together_share_one_set_of_places(
+    two_places: None, monkeypatch: pytest.MonkeyPatch
+):
+    """The first requests of a process arrive at once; they must all count against the same
+    VIGIL_DB_CONCURRENCY places (two sets would let twice as many in)."""
+    settings = config.get_settings()
+
+    def slow_settings() -> config.Settings:
+        time.sleep(0.05)  # every thread is inside before any has made the places
+        return settings
+
+    monkeypatch.setattr(db, "get_settings", slow_settings)
+    start = threading.Barrier(4)
+    seen: list[object] = []
+
+    def arrive() -> None:
+        start.wait(5)
+        seen.append(db._transaction_slots())
+
+    threads = [threading.Thread(target=arrive) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert len(seen) == 4 and len({id(places) for places in seen}) == 1
+
+
 def test_a_request_that_fails_gives_its_place_back(two_places: None):
     for _ in range(3):  # more failures than places: none is lost
         sessions = db.get_session(_request())  # type: ignore[arg-type]

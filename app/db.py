@@ -155,23 +155,20 @@ def transaction_slot() -> Iterator[None]:
 
 
 def get_session(request: Request) -> Iterator[Session]:
+    """The request's transaction. Function-scoped (``SessionDep``): it commits when the handler
+    has returned and its response is built, before the status line is sent, so a 2xx means
+    stored; a commit that fails answers an error instead. It also gives the place among the
+    transactions back then, so a response that streams for hours (the live alert stream) holds
+    none."""
     actor = getattr(request.state, "actor", "anonymous")
     request_id = getattr(request.state, "request_id", None)
     slot = _Slot(_transaction_slots())
     try:
         with unit_of_work(actor, request_id) as session:
             session.info["client_address"] = request.client.host if request.client else None
-            session.info["slot"] = slot
             yield session
     finally:
         slot.release()
 
 
-def release_slot(session: Session) -> None:
-    """For a request that has committed and goes on without the database (a live stream)."""
-    slot = session.info.pop("slot", None)
-    if slot is not None:
-        slot.release()
-
-
-SessionDep = Annotated[Session, Depends(get_session)]
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]

@@ -22,12 +22,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
-from starlette.concurrency import run_in_threadpool
 
 from app.auth import tokens
 from app.auth.permissions import ALL_SITES_ROLES, Permission, allows
 from app.auth.principal import Authorize, CurrentPrincipal, credential
-from app.db import SessionDep, get_reader_sessionmaker, release_slot
+from app.db import get_reader_sessionmaker
 from app.errors import InvalidInput
 from app.events import history
 from app.events.feed import AlertFeed
@@ -149,7 +148,6 @@ async def _events(
 )
 async def alert_stream(
     request: Request,
-    session: SessionDep,
     principal: CurrentPrincipal,
     last_event_id: Annotated[
         str | None, Header(description="the id of the last event received (set by EventSource)")
@@ -163,9 +161,6 @@ async def alert_stream(
     resume_from = _resume_point(last_event_id, after)
     found = credential(request)
     assert found is not None  # the policy above authenticated the caller
-    # End the request's transaction now: a stream lasts hours, a transaction must not.
-    await run_in_threadpool(session.commit)
-    release_slot(session)
     feed: AlertFeed = request.app.state.alert_feed
     if resume_from is not None:
         newest = await feed.run(feed.head)

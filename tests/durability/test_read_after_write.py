@@ -1,0 +1,70 @@
+"""A 2xx means stored: a client that is told its write succeeded finds it on its very next
+request. Through a real server on a committed database (a TestClient cannot see the order of
+the commit and the response), on SQLite and PostgreSQL."""
+
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+
+import httpx
+import pytest
+
+from app import migrations
+from app.clock import utcnow
+from tests.conftest import BACKENDS
+from tests.durability.world import Trial, seed_trial
+from tests.live_server import live_server
+
+ROUNDS = 100
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def served(request: pytest.FixtureRequest, fresh_database_url) -> Iterator[tuple[str, Trial]]:
+    url = fresh_database_url(request.param)
+    migrations.upgrade(url)
+    trial = seed_trial(url)
+    with live_server(url) as base:
+        yield base, trial
+
+
+def test_a_token_from_a_login_works_on_the_next_request(served: tuple[str, Trial]):
+    base, trial = served
+    unknown = []
+    with httpx.Client(base_url=base, timeout=10) as http:
+        for _ in range(ROUNDS):
+            login = http.post(
+                "/auth/login", json={"username": trial.clinician, "password": trial.password}
+            )
+            assert login.status_code == 200, login.text
+            token = login.json()["access_token"]
+            me = http.get("/auth/me", headers={"Authorization": f"Bearer {token}"})
+            if me.status_code != 200:
+                unknown.append(me.status_code)
+    assert unknown == [], f"{len(unknown)} of {ROUNDS} fresh tokens were unknown at once"
+
+
+def test_a_stored_reading_is_found_on_the_next_request(served: tuple[str, Trial]):
+    base, trial = served
+    missing = []
+    start = utcnow() - timedelta(minutes=90)
+    device = {"Authorization": f"Bearer {trial.device_token}"}
+    with httpx.Client(base_url=base, timeout=10) as http:
+        login = http.post(
+            "/auth/login", json={"username": trial.clinician, "password": trial.password}
+        )
+        clinician = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        for n in range(ROUNDS):
+            reading_id = str(uuid.uuid4())
+            posted = http.post(
+                f"/dosing-sessions/{trial.dosing_session_id}/vital-readings",
+                json={
+                    "id": reading_id,
+                    "measured_at": (start + timedelta(seconds=n)).isoformat(),
+                    "observations": [{"code": "PULSE", "value": 80, "unit": "beats/min"}],
+                },
+                headers=device,
+            )
+            assert posted.status_code == 201, posted.text
+            if http.get(f"/vital-readings/{reading_id}", headers=clinician).status_code != 200:
+                missing.append(reading_id)
+    assert missing == [], f"{len(missing)} of {ROUNDS} acknowledged readings were not found"

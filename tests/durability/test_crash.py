@@ -1,0 +1,199 @@
+"""A 2xx survives a crash. A bedside tablet posts batches of readings while the server process
+is killed with SIGKILL and started again, several times; the tablet resends only what was not
+acknowledged, as a real one does after a 2xx (it throws its copy away). Afterwards every
+acknowledged reading is stored exactly once with its one audit record, the alerts are those the
+rules engine finds in what was stored (none missing, none doubled) and the audit chain verifies.
+
+Half of the kills land the moment an acknowledgement arrives: a server that answered before
+committing loses that batch every time. The others land at random moments in the stream of
+posts. On SQLite and PostgreSQL."""
+
+import random
+import threading
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app import migrations
+from app.alerts.evaluation import keyed, occurrence_hash, snapshot_of
+from app.audit.verify import verify_chain
+from app.clock import utcnow
+from app.db import make_engine
+from app.models import Alert, AlertOccurrence, AuditRecord, DosingSession, VitalReading
+from app.protocols.service import definition_of
+from app.rules.engine import evaluate
+from tests.conftest import BACKENDS
+from tests.durability.world import Trial, seed_trial
+from tests.server_process import ServerProcess
+
+pytestmark = pytest.mark.slow
+
+KILLS = 8
+BATCH = 20
+READINGS_AFTER_LAST_KILL = 60
+TIME_DRIVEN = {"overdue_measurement"}  # judged by the clock too, not by the readings alone
+
+
+class Tablet:
+    """Readings a minute apart in measured time, one in seven dangerous; ``pending`` is what was
+    sent without an acknowledgement (or not yet sent), ``acknowledged`` what the server took."""
+
+    def __init__(self, trial: Trial, base: str) -> None:
+        self.trial = trial
+        self.http = httpx.Client(
+            base_url=base,
+            timeout=httpx.Timeout(10.0, connect=2.0),
+            headers={"Authorization": f"Bearer {trial.device_token}"},
+        )
+        self.start = utcnow() - timedelta(minutes=110)
+        self.made = 0
+        self.pending: list[dict[str, Any]] = []
+        self.acknowledged: dict[str, dict[str, Any]] = {}
+
+    def _new(self) -> dict[str, Any]:
+        self.made += 1
+        dangerous = self.made % 7 == 0
+        return {
+            "id": str(uuid.uuid4()),
+            "measured_at": (self.start + timedelta(seconds=6 * self.made)).isoformat(),
+            "observations": [
+                {"code": "SYSBP", "value": 186 if dangerous else 128, "unit": "mmHg"},
+                {"code": "DIABP", "value": 104 if dangerous else 82, "unit": "mmHg"},
+                {"code": "PULSE", "value": 88, "unit": "beats/min"},
+                {"code": "TEMP", "value": 37.0, "unit": "C"},
+            ],
+        }
+
+    def post(self) -> bool:
+        """Send the next batch (what is pending first); whether it was acknowledged."""
+        while len(self.pending) < BATCH:
+            self.pending.append(self._new())
+        batch = self.pending[:BATCH]
+        try:
+            response = self.http.post(
+                f"/dosing-sessions/{self.trial.dosing_session_id}/vital-readings/batch",
+                json={"readings": batch},
+            )
+        except httpx.TransportError:
+            return False
+        if response.status_code >= 500:
+            return False
+        assert response.status_code == 200, response.text
+        outcome = response.json()
+        assert outcome["rejected"] == 0, outcome
+        for reading, result in zip(batch, outcome["results"], strict=True):
+            assert result["id"] == reading["id"] and result["status"] in ("accepted", "duplicate")
+            self.acknowledged[reading["id"]] = reading
+        del self.pending[:BATCH]
+        return True
+
+    def drain(self) -> None:
+        while self.pending:
+            assert self.post(), "the server refused a batch after its last restart"
+
+
+@pytest.fixture(params=BACKENDS)
+def database(request: pytest.FixtureRequest, fresh_database_url) -> Iterator[str]:
+    url = fresh_database_url(request.param)
+    migrations.upgrade(url)
+    yield url
+
+
+def _run(server: ServerProcess, tablet: Tablet, seed: int) -> None:
+    chance = random.Random(seed)
+    server.start()
+    for kill in range(KILLS):
+        if kill % 2 == 0:
+            while not tablet.post():
+                pass
+            server.kill()  # at once: the acknowledgement has just arrived
+        else:
+            timer = threading.Timer(chance.uniform(0.05, 0.6), server.kill)
+            timer.start()
+            while timer.is_alive():
+                tablet.post()
+            timer.join()
+        server.start()
+    for _ in range(READINGS_AFTER_LAST_KILL // BATCH):
+        assert tablet.post()
+    tablet.drain()
+    server.stop()
+
+
+def _expected_occurrences(session: Session, dosing: DosingSession) -> dict[str, set[str]]:
+    """What the engine finds in the stored session, judged whole: occurrence hashes by alert key,
+    for the rules judged by the readings alone."""
+    snapshot = snapshot_of(session, dosing, utcnow())
+    findings = evaluate(definition_of(session, dosing.protocol_version_id), snapshot)
+    expected: dict[str, set[str]] = defaultdict(set)
+    for found in keyed(findings, snapshot):
+        if found.finding.kind not in TIME_DRIVEN:
+            expected[found.dedup_key].add(occurrence_hash(found.occurrence_key))
+    return expected
+
+
+def test_every_acknowledged_reading_survives_kills_exactly_once(
+    database: str, tmp_path: Path
+) -> None:
+    trial = seed_trial(database)
+    server = ServerProcess(database, tmp_path / "server.log")
+    tablet = Tablet(trial, server.base)
+    try:
+        _run(server, tablet, seed=KILLS)
+    finally:
+        server.stop()
+        tablet.http.close()
+    assert server.starts == KILLS + 1
+
+    engine = make_engine(database)
+    try:
+        with Session(engine) as session:
+            stored = {str(i) for i in session.scalars(select(VitalReading.id))}
+            missing = set(tablet.acknowledged) - stored
+            assert not missing, f"{len(missing)} acknowledged readings were lost"
+            assert stored == set(tablet.acknowledged)  # nothing stored that was never sent
+
+            created = Counter(
+                session.scalars(
+                    select(AuditRecord.entity_id).where(
+                        AuditRecord.entity_type == "vital_readings",
+                        AuditRecord.action == "create",
+                    )
+                )
+            )
+            assert set(created) == stored and set(created.values()) == {1}
+
+            dosing = session.get_one(DosingSession, trial.dosing_session_id)
+            expected = _expected_occurrences(session, dosing)
+            assert expected, "the dangerous readings raised no alert to check"
+            alerts = [
+                alert for alert in session.scalars(select(Alert)) if alert.kind not in TIME_DRIVEN
+            ]
+            by_key = Counter(alert.dedup_key for alert in alerts)
+            assert by_key == Counter(set(expected)), "alerts missing or doubled"
+            for alert in alerts:
+                remembered = set(
+                    session.scalars(
+                        select(AlertOccurrence.occurrence_hash).where(
+                            AlertOccurrence.alert_id == alert.id
+                        )
+                    )
+                )
+                assert remembered == expected[alert.dedup_key], alert.dedup_key
+                assert alert.occurrences == len(expected[alert.dedup_key]), alert.dedup_key
+
+            result = verify_chain(session)
+            assert result.intact, result.broken
+            assert result.records_checked == session.scalar(
+                select(func.count()).select_from(AuditRecord)
+            )
+    finally:
+        engine.dispose()

@@ -2,15 +2,20 @@
 request. Through a real server on a committed database (a TestClient cannot see the order of
 the commit and the response), on SQLite and PostgreSQL."""
 
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 
 import httpx
 import pytest
+from sqlalchemy import func, select, text
 
 from app import migrations
+from app.audit.recorder import AUDIT_CHAIN_LOCK
 from app.clock import utcnow
+from app.db import make_engine
+from app.models import VitalReading
 from tests.conftest import BACKENDS
 from tests.durability.world import Trial, seed_trial
 from tests.live_server import live_server
@@ -68,3 +73,54 @@ def test_a_stored_reading_is_found_on_the_next_request(served: tuple[str, Trial]
             if http.get(f"/vital-readings/{reading_id}", headers=clinician).status_code != 200:
                 missing.append(reading_id)
     assert missing == [], f"{len(missing)} of {ROUNDS} acknowledged readings were not found"
+
+
+def test_the_answer_waits_for_the_commit(fresh_database_url):
+    """PostgreSQL: while another connection holds the audit chain's lock, a post that must append
+    to the chain cannot commit, so it is not answered; once the lock is free it commits and is
+    answered. (Before, it answered 200 at once and committed afterwards, or never.)"""
+    url = fresh_database_url("postgresql")
+    migrations.upgrade(url)
+    trial = seed_trial(url)
+    engine = make_engine(url)
+    answered: list[httpx.Response] = []
+    reading = {
+        "id": str(uuid.uuid4()),
+        "measured_at": (utcnow() - timedelta(minutes=5)).isoformat(),
+        "observations": [{"code": "PULSE", "value": 80, "unit": "beats/min"}],
+    }
+    try:
+        with live_server(url) as base, engine.connect() as holder:
+            holder.execute(text("SELECT pg_advisory_lock(:key)"), {"key": AUDIT_CHAIN_LOCK})
+            post = threading.Thread(
+                target=lambda: answered.append(
+                    httpx.post(
+                        f"{base}/dosing-sessions/{trial.dosing_session_id}/vital-readings",
+                        json=reading,
+                        headers={"Authorization": f"Bearer {trial.device_token}"},
+                        timeout=30,
+                    )
+                )
+            )
+            post.start()
+            while not holder.scalar(WAITING_FOR_THE_CHAIN, {"key": AUDIT_CHAIN_LOCK}):
+                post.join(0.05)
+                assert post.is_alive(), answered
+            post.join(1.0)  # an answer sent before the commit would arrive in this time
+            assert answered == []
+            holder.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": AUDIT_CHAIN_LOCK})
+            post.join(30)
+            assert answered[0].status_code == 201, answered[0].text
+            stored = holder.scalar(
+                select(func.count()).where(VitalReading.id == uuid.UUID(reading["id"]))
+            )
+            assert stored == 1
+    finally:
+        engine.dispose()
+
+
+WAITING_FOR_THE_CHAIN = text(
+    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+    "AND objid = :key AND database = (SELECT oid FROM pg_database "
+    "WHERE datname = current_database())"
+)

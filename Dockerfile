@@ -30,8 +30,10 @@ RUN mkdir var && chown vigil:vigil var
 
 USER vigil
 EXPOSE 8000
+# Liveness (/healthz): the process answers. A database outage must not mark the container
+# unhealthy (a restart would not help); readiness for traffic is /readyz.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/api/v1/health', timeout=2)"]
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]
 
 # VIGIL_ENVIRONMENT=production refuses to start without a real VIGIL_SECRET_KEY.
 CMD ["sh", "-c", "vigil migrate && vigil protocol load && exec vigil serve --host 0.0.0.0"]

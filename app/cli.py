@@ -166,12 +166,12 @@ def _run_demo_tablet(base_url: str, interval_seconds: float, stop: threading.Eve
     deadline = time.monotonic() + 60
     while not stop.is_set():
         try:
-            if httpx.get(f"{base_url}/api/v1/health", timeout=2).status_code == 200:
+            if httpx.get(f"{base_url}/readyz", timeout=2).status_code == 200:
                 break
         except httpx.HTTPError:
             pass
         if time.monotonic() > deadline:
-            log.warning("demo tablet not started: %s did not answer within 60 s", base_url)
+            log.warning("demo tablet not started: %s was not ready within 60 s", base_url)
             return
         stop.wait(0.25)
     if stop.is_set():

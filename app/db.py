@@ -42,7 +42,9 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    # A database that does not answer fails a request (503) within seconds instead of holding it.
+    connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": 5}
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
 
 
 def make_reader_engine(url: str) -> Engine:

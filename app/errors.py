@@ -6,7 +6,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.outages import is_outage
 
 log = logging.getLogger("vigil.errors")
 PROBLEM_JSON = "application/problem+json"
@@ -55,12 +58,26 @@ class ProtocolViolation(VigilError):
     slug = "protocol-violation"
 
 
-class Busy(VigilError):
-    """Too many requests waited too long for the database; nothing was done."""
+class TryLater(VigilError):
+    """Nothing was done, and the same request sent again in a few seconds may succeed: 503 with
+    a Retry-After header."""
 
     status_code = 503
+    retry_after_seconds = 5
+
+
+class Busy(TryLater):
+    """Too many requests waited too long for the database; nothing was done."""
+
     title = "Service busy"
     slug = "busy"
+
+
+class DatabaseUnavailable(TryLater):
+    """The database is not answering (app/outages.py); nothing was done."""
+
+    title = "Database unavailable"
+    slug = "database-unavailable"
 
 
 def problem(
@@ -82,12 +99,50 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "/".join(str(p) for p in loc)
 
 
+def _domain_problem(request: Request, exc: VigilError) -> JSONResponse:
+    response = problem(
+        exc.status_code, exc.title, exc.detail, exc.slug, request.url.path, errors=exc.errors
+    )
+    if isinstance(exc, TryLater):
+        response.headers["Retry-After"] = str(exc.retry_after_seconds)
+    return response
+
+
+def _internal_error(request: Request, exc: Exception) -> JSONResponse:
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem(
+        500,
+        "Internal error",
+        "Vigil failed to handle this request; nothing was saved. "
+        "Retrying is safe; if it persists, report the request id.",
+        "internal-error",
+        request.url.path,
+        request_id=getattr(request.state, "request_id", None),
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(VigilError)
     async def _vigil(request: Request, exc: VigilError) -> JSONResponse:
-        return problem(
-            exc.status_code, exc.title, exc.detail, exc.slug, request.url.path, errors=exc.errors
+        return _domain_problem(request, exc)
+
+    @app.exception_handler(SQLAlchemyError)
+    async def _database(request: Request, exc: SQLAlchemyError) -> JSONResponse:
+        if not is_outage(exc):
+            return _internal_error(request, exc)
+        # The driver's own words (no statement, no parameters: no personal data).
+        cause = getattr(exc, "orig", None) or exc
+        log.warning(
+            "database not answering on %s %s: %s",
+            request.method,
+            request.url.path,
+            str(cause).partition("\n")[0] or type(cause).__name__,
         )
+        unavailable = DatabaseUnavailable(
+            "the database is not answering; nothing was recorded; send the request again "
+            f"in {DatabaseUnavailable.retry_after_seconds} s"
+        )
+        return _domain_problem(request, unavailable)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -109,13 +164,4 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem(
-            500,
-            "Internal error",
-            "Vigil failed to handle this request; nothing was saved. "
-            "Retrying is safe; if it persists, report the request id.",
-            "internal-error",
-            request.url.path,
-            request_id=getattr(request.state, "request_id", None),
-        )
+        return _internal_error(request, exc)

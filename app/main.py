@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from anyio import to_thread
-from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 
 from app.adverse_events.endpoints import router as adverse_events_router
 from app.alerts.endpoints import router as alerts_router
@@ -17,13 +17,13 @@ from app.audit import recorder as _audit_recorder  # noqa: F401 - registers the 
 from app.audit.endpoints import router as audit_router
 from app.audit.verify_endpoints import router as audit_verify_router
 from app.auth.endpoints import router as auth_router
-from app.auth.permissions import Permission
-from app.auth.principal import Authorize
 from app.config import get_settings
 from app.db import get_sessionmaker
 from app.dosing.endpoints import router as dosing_router
 from app.errors import install_error_handlers
 from app.events.feed import AlertFeed
+from app.health import api_router as health_api_router
+from app.health import router as health_router
 from app.notes.endpoints import router as notes_router
 from app.participants.endpoints import router as participants_router
 from app.replay.endpoints import router as replay_router
@@ -98,14 +98,12 @@ def create_app() -> FastAPI:
         auth_router,
         users_router,
         replay_router,
+        health_api_router,
     ):
         api.include_router(router)
 
-    @api.get("/health", tags=["health"], dependencies=[Depends(Authorize(Permission.PUBLIC))])
-    def health() -> dict[str, str]:
-        return {"status": "ok"}
-
     application.include_router(api)
+    application.include_router(health_router)  # /healthz and /readyz, at the root
     return application
 
 

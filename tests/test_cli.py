@@ -395,7 +395,7 @@ def test_serve_answers_on_the_given_port(tmp_path: Path):
         while True:
             assert process.poll() is None, process.stderr.read() if process.stderr else ""
             try:
-                response = httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1)
+                response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
                 break
             except httpx.TransportError:
                 assert time.monotonic() < deadline, "vigil serve did not answer within 30 s"

@@ -111,8 +111,9 @@ def current_principal(session: SessionDep, request: Request) -> Principal:
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
-class Authorize:
-    """A route's policy: ``dependencies=[Depends(Authorize(Permission.X))]`` on the decorator.
+class Policy:
+    """A route's declared policy: ``dependencies=[Depends(Authorize(Permission.X))]`` on the
+    decorator.
 
     The permission is kept on the dependency so the permission-matrix test can read every
     route's declared policy; a route without one fails that test.
@@ -120,6 +121,21 @@ class Authorize:
 
     def __init__(self, permission: Permission) -> None:
         self.permission = permission
+
+
+class Anyone(Policy):
+    """No credentials and no database session: the health probes, which must answer at once
+    however many requests wait for a turn at the database (app/db.py)."""
+
+    def __init__(self) -> None:
+        super().__init__(Permission.PUBLIC)
+
+    def __call__(self) -> None:
+        return None
+
+
+class Authorize(Policy):
+    """The caller's credentials (in the request's session), checked against the permission."""
 
     def __call__(self, session: SessionDep, request: Request) -> Principal | None:
         if self.permission is Permission.PUBLIC:

@@ -27,10 +27,10 @@ from sqlalchemy.orm import Session
 from app.audit.endpoints import AUDITED_TABLES
 from app.auth import tokens
 from app.auth.permissions import ALL_SITES_ROLES, ROLE_PERMISSIONS, Permission
-from app.auth.principal import Authorize
+from app.auth.principal import Policy
 from app.auth.scope import RECORD_READ_PERMISSION
 from app.clock import utcnow
-from app.db import get_session
+from app.db import get_reader_engine, get_session, make_reader_engine
 from app.main import create_app
 from app.users.service import Role
 from tests.conftest import T0, build_two_site_trial, make_person
@@ -58,7 +58,7 @@ class Route:
         return [
             d.dependency.permission
             for d in self.route.dependencies
-            if isinstance(d.dependency, Authorize)
+            if isinstance(d.dependency, Policy)
         ]
 
     @property
@@ -87,25 +87,31 @@ ROUTES = _routes(APP)
 ROLES = list(Role)
 
 
-def _authorizers(dependant: Dependant) -> list[Authorize]:
-    found = [dependant.call] if isinstance(dependant.call, Authorize) else []
+def _policies(dependant: Dependant) -> list[Policy]:
+    found = [dependant.call] if isinstance(dependant.call, Policy) else []
     for sub in dependant.dependencies:
-        found += _authorizers(sub)
+        found += _policies(sub)
     return found
 
 
 def test_the_app_has_the_routes_the_matrix_walks():
     names = {route.name for route in ROUTES}
     assert len(ROUTES) >= 57
-    assert {"GET /health", "GET /participants/{participant_id}", "GET /audit-records"} <= names
+    assert {
+        "GET /health",
+        "GET /healthz",
+        "GET /readyz",
+        "GET /participants/{participant_id}",
+        "GET /audit-records",
+    } <= names
 
 
 @pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.name)
 def test_every_route_declares_exactly_one_policy(route: Route):
-    """One Authorize in the decorator's dependencies (readable by this test), and none hidden
+    """One policy in the decorator's dependencies (readable by this test), and none hidden
     elsewhere in the route's dependency tree."""
     assert len(route.policies) == 1, f"{route.name} declares {route.policies or 'no policy'}"
-    assert len(_authorizers(route.route.dependant)) == 1, f"{route.name}: a second Authorize"
+    assert len(_policies(route.route.dependant)) == 1, f"{route.name}: a second policy"
 
 
 # --- the permission table against DESIGN.md section 2 -------------------------------------------
@@ -240,10 +246,14 @@ def world(engine: Engine) -> Iterator[World]:
 
 
 @pytest.fixture(scope="module")
-def http() -> Iterator[TestClient]:
+def http(database_url: str) -> Iterator[TestClient]:
+    """The app; its readiness probe reads the (migrated) test database on its own connection."""
+    probe_engine = make_reader_engine(database_url)
+    APP.dependency_overrides[get_reader_engine] = lambda: probe_engine
     with TestClient(APP, raise_server_exceptions=False) as client:
         yield client
     APP.dependency_overrides.clear()
+    probe_engine.dispose()
 
 
 def call(world: World, http: TestClient, route: Route, role: Role | None, site: str = "a"):

@@ -27,7 +27,8 @@ class ServerProcess:
 
     def __init__(self, database_url: str, log_path: Path, **settings: str) -> None:
         self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}/api/v1"
+        self.root = f"http://127.0.0.1:{self.port}"
+        self.base = f"{self.root}/api/v1"
         self.log_path = log_path
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")},
@@ -53,7 +54,7 @@ class ServerProcess:
             if self.process.poll() is not None:
                 raise AssertionError(f"the server exited: {self.log_path.read_text()[-2000:]}")
             try:
-                if httpx.get(f"{self.base}/health", timeout=1).status_code == 200:
+                if httpx.get(f"{self.root}/readyz", timeout=1).status_code == 200:
                     return
             except httpx.TransportError:
                 pass

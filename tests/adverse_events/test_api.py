@@ -131,8 +131,8 @@ def test_a_serious_event_must_reach_the_sponsor_within_24_hours_of_site_awarenes
 @pytest.mark.parametrize(
     ("overrides", "field", "message"),
     [
-        ({"end_at": "2026-02-02T09:00:00Z"}, "end_at", "end_at is before onset_at"),
-        ({"onset_at": "2999-01-01T00:00:00Z"}, "onset_at", "onset_at is in the future"),
+        ({"end_at": "2026-02-02T09:00:00Z"}, "end_at", "is before onset_at"),
+        ({"onset_at": "2999-01-01T00:00:00Z"}, "onset_at", "in the future"),
         (
             {"ctcae_grade": 2, "ctcae_version": None},
             "ctcae_version",
@@ -156,7 +156,7 @@ def test_a_serious_event_must_reach_the_sponsor_within_24_hours_of_site_awarenes
         (
             {"site_aware_at": "2026-02-01T00:00:00Z"},
             "site_aware_at",
-            "site_aware_at is before onset_at",
+            "is before onset_at: the site cannot have learned",
         ),
         ({"severity": "life_threatening"}, "severity", "Input should be"),
         ({"ctcae_grade": 6}, "ctcae_grade", "less than or equal to 5"),

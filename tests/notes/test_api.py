@@ -103,7 +103,7 @@ def test_a_therapist_or_clinician_writes_a_note_about_a_session(client, trial):
         ("nobody", "author_id", "does not exist"),
         ("their_session", "dosing_session_id", "participant 01-001 has no dosing session"),
         ("their_visit", "visit_id", "participant 01-001 has no visit"),
-        ("future", "written_at", "written_at is in the future"),
+        ("future", "written_at", "is after now (in the future"),
         ("empty", "text", "at least 1 character"),
         ("naive", "written_at", "must carry a timezone offset"),
     ],

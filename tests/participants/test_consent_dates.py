@@ -74,20 +74,29 @@ def test_an_implausible_consent_date_is_refused_and_nothing_is_stored(
     assert _stored(db) == (0, 0)
 
 
-@pytest.mark.parametrize("days_ago", [0, MAX_AGE_DAYS])
-def test_consent_today_or_exactly_the_longest_span_ago_is_accepted(client, site, days_ago):
-    consented_on = (TODAY - timedelta(days=days_ago)).isoformat()
-    response = _post(client, site, consented_on)
+@pytest.mark.parametrize(
+    ("accepted", "refused"),
+    [
+        (TODAY, TODAY + timedelta(days=1)),
+        (TODAY - timedelta(days=MAX_AGE_DAYS), TODAY - timedelta(days=MAX_AGE_DAYS + 1)),
+    ],
+    ids=["today", "the longest span ago"],
+)
+def test_consent_is_accepted_up_to_each_end_of_its_range_and_refused_a_day_beyond(
+    client, site, accepted, refused
+):
+    _refused(_post(client, site, refused.isoformat()), "consented_on")
+    response = _post(client, site, accepted.isoformat())
     assert response.status_code == 201, response.text
-    assert response.json()["consented_on"] == consented_on
+    assert response.json()["consented_on"] == accepted.isoformat()
 
 
 def test_today_is_the_site_calendar_day(client, db, site):
-    # at noon UTC it is already tomorrow in Kiritimati (UTC+14)
+    # at noon UTC it is already tomorrow in Kiritimati (UTC+14), but not the day after
     site.timezone = "Pacific/Kiritimati"
     db.flush()
-    tomorrow = (TODAY + timedelta(days=1)).isoformat()
-    assert _post(client, site, tomorrow).status_code == 201
+    _refused(_post(client, site, (TODAY + timedelta(days=2)).isoformat()), "consented_on")
+    assert _post(client, site, (TODAY + timedelta(days=1)).isoformat()).status_code == 201
 
 
 def test_enrolment_and_visits_are_dated_between_consent_and_today(client, db, site):

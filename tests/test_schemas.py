@@ -3,7 +3,7 @@
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
@@ -32,6 +32,8 @@ def test_a_number_is_neither_a_time_nor_a_date(number):
 
 
 @given(moment=st.datetimes(timezones=offsets))
+@example(moment=datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1))))
+@example(moment=datetime(9999, 12, 31, 23, 59, tzinfo=timezone(timedelta(hours=-1))))
 def test_any_time_with_an_offset_is_read_as_the_same_instant_or_refused_as_out_of_range(moment):
     try:
         expected = moment.astimezone(UTC)

@@ -13,4 +13,7 @@ def as_utc(value: datetime) -> datetime:
         raise ValueError(
             "datetime must carry a timezone offset (ISO 8601, e.g. 2026-01-31T09:00:00Z)"
         )
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise ValueError(f"{value.isoformat()} is outside the years 1-9999 in UTC") from None

@@ -23,8 +23,10 @@ class Settings(BaseSettings):
     port: int = 8000
     log_level: str = "info"
     batch_size_max: int = 1000
-    # A reading may carry a device clock a little ahead of the server's.
-    clock_skew_seconds: int = 300
+    # A clinical time may carry a client's clock a little ahead of the server's.
+    clock_skew_seconds: int = Field(default=300, ge=0)
+    # The oldest consent date a new participant may have, in days before today (10 years).
+    consent_max_age_days: int = Field(default=3653, ge=1)
 
     # --- accounts and credentials
     # A login (web cookie or bearer) lasts this long; then the user signs in again.

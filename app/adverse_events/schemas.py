@@ -66,7 +66,7 @@ class Outcome(StrEnum):
 VerbatimTerm = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)
 ]
-CtcaeGrade = Annotated[int, Field(ge=1, le=5)]
+CtcaeGrade = Annotated[int, Field(strict=True, ge=1, le=5)]
 CtcaeVersion = Annotated[
     str, StringConstraints(strip_whitespace=True, pattern=r"^\d{1,3}\.\d{1,3}$")
 ]

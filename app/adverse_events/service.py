@@ -24,7 +24,7 @@ from app.assessments.records import (
     Problems,
     RecordStatus,
     check_links,
-    check_not_in_future,
+    check_time,
     mark_entered_in_error,
     refuse,
     refuse_if_entered_in_error,
@@ -32,9 +32,11 @@ from app.assessments.records import (
 from app.audit.recorder import change_reason
 from app.errors import InvalidInput, NotFound
 from app.models import AdverseEvent, Participant
+from app.participants.service import consent_time
 from app.protocols import service as protocols
 from app.signatures import service as signatures
 from app.signatures.schemas import SignatureRead
+from app.time_bounds import Bound
 
 # The investigator-to-sponsor SAE deadline when the protocol sets none (DESIGN.md: sponsor
 # convention, 21 CFR 312.64(b) says "immediately").
@@ -78,25 +80,20 @@ def _settle(values: dict[str, Any], given: set[str]) -> None:
         values["ctcae_version"] = DEFAULT_CTCAE_VERSION
 
 
-def _problems(values: dict[str, Any]) -> Problems:
+def _problems(values: dict[str, Any], consent: Bound[datetime] | None) -> Problems:
     """Every inconsistency of a complete set of adverse event values, field by field."""
     problems: Problems = []
     onset, end, aware = values["onset_at"], values["end_at"], values["site_aware_at"]
-    reported = values["sponsor_reported_at"]
-    for field in ("onset_at", "end_at", "site_aware_at", "sponsor_reported_at"):
-        check_not_in_future(problems, field, values[field])
-    if end is not None and end < onset:
-        problems.append(("end_at", "end_at is before onset_at"))
-    if aware < onset:
-        problems.append(
-            (
-                "site_aware_at",
-                "site_aware_at is before onset_at; the site cannot have learned "
-                "of the event before it began",
-            )
-        )
-    if reported is not None and reported < aware:
-        problems.append(("sponsor_reported_at", "sponsor_reported_at is before site_aware_at"))
+    check_time(problems, "onset_at", onset, consent)
+    check_time(problems, "end_at", end, Bound(onset, "onset_at"))
+    began = "onset_at: the site cannot have learned of the event before it began"
+    check_time(problems, "site_aware_at", aware, Bound(onset, began))
+    check_time(
+        problems,
+        "sponsor_reported_at",
+        values["sponsor_reported_at"],
+        Bound(aware, "site_aware_at"),
+    )
 
     grade, outcome, criteria = (
         values["ctcae_grade"],
@@ -152,7 +149,7 @@ def _problems(values: dict[str, Any]) -> Problems:
 
 def _check(session: Session, participant: Participant, values: dict[str, Any]) -> None:
     problems = check_links(session, participant, dosing_session_id=values["dosing_session_id"])
-    refuse(problems + _problems(values))
+    refuse(problems + _problems(values, consent_time(session, participant)))
 
 
 def create(session: Session, participant: Participant, data: AdverseEventCreate) -> AdverseEvent:

@@ -6,17 +6,16 @@ listed field by field.
 """
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy.orm import Session
 
-from app import clock
 from app.audit.recorder import change_reason
-from app.config import get_settings
 from app.errors import Conflict, InvalidInput
 from app.models import AdverseEvent, Assessment, DosingSession, Participant, TherapistNote, Visit
 from app.schemas import Reason, WriteModel
+from app.time_bounds import Bound, ImplausibleTime, check_within, not_in_future
 
 ClinicalRecord = AdverseEvent | Assessment | TherapistNote
 Problems = list[tuple[str, str]]  # (field, message)
@@ -40,14 +39,16 @@ def refuse(problems: Problems) -> None:
         )
 
 
-def latest_allowed_time() -> datetime:
-    """Now, plus the clock skew tolerated between a client and the server."""
-    return clock.utcnow() + timedelta(seconds=get_settings().clock_skew_seconds)
-
-
-def check_not_in_future(problems: Problems, field: str, value: datetime | None) -> None:
-    if value is not None and value > latest_allowed_time():
-        problems.append((field, f"{field} is in the future; record what has already happened"))
+def check_time(
+    problems: Problems, field: str, value: datetime | None, earliest: Bound[datetime] | None
+) -> None:
+    """Add a problem if ``value`` is before ``earliest`` or later than now (plus clock skew)."""
+    if value is None:
+        return
+    try:
+        check_within(value, earliest=earliest, latest=not_in_future())
+    except ImplausibleTime as exc:
+        problems.append((field, str(exc)))
 
 
 def check_links(

@@ -3,7 +3,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from app.assessments.cssrs import RecallPeriod, Risk
 from app.assessments.records import RecordStatus
@@ -35,25 +35,27 @@ class _Links(WriteModel):
 
 
 class CssrsAnswers(BaseModel):
-    wish_to_be_dead: bool = Field(description="item 1: wish to be dead")
-    suicidal_thoughts: bool = Field(description="item 2: non-specific active suicidal thoughts")
-    ideation_with_methods: bool | None = Field(
+    wish_to_be_dead: StrictBool = Field(description="item 1: wish to be dead")
+    suicidal_thoughts: StrictBool = Field(
+        description="item 2: non-specific active suicidal thoughts"
+    )
+    ideation_with_methods: StrictBool | None = Field(
         default=None,
         description="item 3: active ideation with any methods, without intent to act; "
         "answered only if item 2 is yes",
     )
-    ideation_with_intent: bool | None = Field(
+    ideation_with_intent: StrictBool | None = Field(
         default=None,
         description="item 4: active ideation with some intent to act, without a specific plan; "
         "answered only if item 2 is yes",
     )
-    ideation_with_plan_and_intent: bool | None = Field(
+    ideation_with_plan_and_intent: StrictBool | None = Field(
         default=None,
         description="item 5: active ideation with a specific plan and intent; answered only if "
         "item 2 is yes",
     )
-    suicidal_behaviour: bool = Field(description="item 6: suicidal behaviour")
-    behaviour_within_3_months: bool | None = Field(
+    suicidal_behaviour: StrictBool = Field(description="item 6: suicidal behaviour")
+    behaviour_within_3_months: StrictBool | None = Field(
         default=None, description="answered only if item 6 is yes"
     )
     recall_period: RecallPeriod
@@ -75,7 +77,7 @@ class BlindingGuessCreate(_Links):
         description="an arm code of the participant's protocol version, or 'unsure'",
     )
     confidence_pct: int | None = Field(
-        default=None, ge=0, le=100, description="either this or confidence_level"
+        default=None, strict=True, ge=0, le=100, description="either this or confidence_level"
     )
     confidence_level: ConfidenceLevel | None = Field(
         default=None, description="either this or confidence_pct"

@@ -15,7 +15,7 @@ from app.assessments.records import (
     Problems,
     RecordStatus,
     check_links,
-    check_not_in_future,
+    check_time,
     mark_entered_in_error,
     refuse,
 )
@@ -30,6 +30,7 @@ from app.assessments.schemas import (
 )
 from app.errors import Conflict, NotFound
 from app.models import Assessment, Participant
+from app.participants.service import consent_time
 from app.protocols import service as protocols
 
 ANSWER_FIELDS = tuple(CssrsAnswers.model_fields)
@@ -42,7 +43,9 @@ def create(
     problems = check_links(
         session, participant, dosing_session_id=data.dosing_session_id, visit_id=data.visit_id
     )
-    check_not_in_future(problems, "administered_at", data.administered_at)
+    check_time(
+        problems, "administered_at", data.administered_at, consent_time(session, participant)
+    )
     if isinstance(data, CssrsScreenCreate):
         problems += cssrs.inconsistencies(_answers(data))
         payload = data.model_dump(mode="json", include=set(ANSWER_FIELDS))

@@ -50,7 +50,7 @@ class BaselineAttestation(WriteModel):
 
 class DoseCreate(WriteModel):
     kind: DoseKind
-    amount_mg: FiniteFloat = Field(gt=0, le=10000)
+    amount_mg: FiniteFloat = Field(strict=True, gt=0, le=10000)
     administered_at: AwareDatetime
     deviation_reason: Reason | None = Field(
         default=None,

@@ -4,7 +4,7 @@ protocol version the session runs under."""
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -12,7 +12,6 @@ from sqlalchemy.orm import Session
 
 from app import clock
 from app.audit.recorder import change_reason
-from app.config import get_settings
 from app.dosing import rules, schemas
 from app.dosing.schemas import DoseCreate, DosingSessionStatus, RecordStatus
 from app.errors import Conflict, Forbidden, InvalidInput, NotFound, ProtocolViolation
@@ -22,6 +21,7 @@ from app.protocols import service as protocols
 from app.protocols.schema import DosingSessionDefinition, Protocol
 from app.signatures import service as signatures
 from app.signatures.schemas import SignatureRead
+from app.time_bounds import Bound, ImplausibleTime, check_within, not_in_future
 from app.users.service import Role
 
 S = DosingSessionStatus
@@ -83,13 +83,21 @@ def _valid(doses: Sequence[Dose]) -> list[Dose]:
     return [dose for dose in doses if dose.record_status == RecordStatus.VALID.value]
 
 
-def _not_in_future(value: datetime, field: str) -> None:
-    now = clock.utcnow()
-    if value > now + timedelta(seconds=get_settings().clock_skew_seconds):
-        raise InvalidInput(
-            f"{field} {value.isoformat()} is in the future (server time {now.isoformat()})",
-            errors=[{"field": field, "message": "is in the future"}],
-        )
+def _check_time(field: str, value: datetime, earliest: Bound[datetime] | None) -> None:
+    """Refuse a time before ``earliest`` or later than now (plus clock skew), naming the field."""
+    try:
+        check_within(value, earliest=earliest, latest=not_in_future())
+    except ImplausibleTime as exc:
+        raise _field_error(field, str(exc)) from None
+
+
+def _after_doses(dosing_session: DosingSession, doses: Sequence[Dose]) -> Bound[datetime]:
+    """The start of the session, or its last valid dose once one is given."""
+    assert dosing_session.started_at is not None
+    last = max((d.administered_at for d in doses), default=None)
+    if last is None:
+        return Bound(dosing_session.started_at, "the session started")
+    return Bound(last, "the last dose")
 
 
 def _field_error(field: str, message: str) -> InvalidInput:
@@ -154,7 +162,7 @@ def start(session: Session, dosing_session: DosingSession, started_at: datetime)
         )
     participant = participants.get(session, dosing_session.participant_id)
     _require_dosable(participant)
-    _not_in_future(started_at, "started_at")
+    _check_time("started_at", started_at, participants.consent_time(session, participant))
     running = session.scalar(
         select(DosingSession.id).where(
             DosingSession.participant_id == participant.id,
@@ -179,21 +187,8 @@ def end(session: Session, dosing_session: DosingSession, ended_at: datetime) -> 
         raise Conflict(
             f"dosing session is {dosing_session.status}; only a session in progress can end"
         )
-    assert dosing_session.started_at is not None
-    if ended_at < dosing_session.started_at:
-        raise _field_error(
-            "ended_at",
-            f"{ended_at.isoformat()} is before the session started "
-            f"({dosing_session.started_at.isoformat()})",
-        )
-    last_dose = max(
-        (d.administered_at for d in _valid(doses_of(session, dosing_session))), default=None
-    )
-    if last_dose is not None and ended_at < last_dose:
-        raise _field_error(
-            "ended_at", f"{ended_at.isoformat()} is before the last dose ({last_dose.isoformat()})"
-        )
-    _not_in_future(ended_at, "ended_at")
+    doses = _valid(doses_of(session, dosing_session))
+    _check_time("ended_at", ended_at, _after_doses(dosing_session, doses))
     dosing_session.status = S.ENDED.value
     dosing_session.ended_at = ended_at
     session.flush()
@@ -264,7 +259,7 @@ def attest_therapists(
             ("co_therapist_id", "the co-therapist must be a different person from the lead")
         )
     _refuse(problems)
-    _not_in_future(present_at, "present_at")
+    _check_time("present_at", present_at, participants.consent_time(session, participant))
     with change_reason(session, "co-therapist pair present", "attest_therapists"):
         dosing_session.lead_therapist_id = lead_therapist_id
         dosing_session.co_therapist_id = co_therapist_id
@@ -296,15 +291,8 @@ def attest_baseline(
     participant = participants.get(session, dosing_session.participant_id)
     problem = _user_problem(session, attested_by_id, BASELINE_ATTESTERS, participant.site_id)
     _refuse([("attested_by_id", problem)] if problem else [])
-    assert dosing_session.started_at is not None
     doses = _valid(doses_of(session, dosing_session))
-    earliest = max([dosing_session.started_at, *(d.administered_at for d in doses)])
-    if attested_at < earliest:
-        what = "the last dose" if doses else "the session started"
-        raise _field_error(
-            "attested_at", f"{attested_at.isoformat()} is before {what} ({earliest.isoformat()})"
-        )
-    _not_in_future(attested_at, "attested_at")
+    _check_time("attested_at", attested_at, _after_doses(dosing_session, doses))
     with change_reason(session, note or "vitals back near baseline", "attest_baseline"):
         dosing_session.baseline_attested_by_id = attested_by_id
         dosing_session.baseline_attested_at = attested_at
@@ -340,13 +328,8 @@ def record_dose(
             f"dosing session is {dosing_session.status}; doses are recorded while it is in progress"
         )
     assert dosing_session.started_at is not None
-    if data.administered_at < dosing_session.started_at:
-        raise _field_error(
-            "administered_at",
-            f"{data.administered_at.isoformat()} is before the session started "
-            f"({dosing_session.started_at.isoformat()})",
-        )
-    _not_in_future(data.administered_at, "administered_at")
+    started = Bound(dosing_session.started_at, "the session started")
+    _check_time("administered_at", data.administered_at, started)
     if dosing_session.baseline_attested_at is not None:
         raise Conflict(
             "return to baseline was attested at "

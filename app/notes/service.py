@@ -11,7 +11,7 @@ from app.assessments.records import (
     Problems,
     RecordStatus,
     check_links,
-    check_not_in_future,
+    check_time,
     mark_entered_in_error,
     refuse,
     refuse_if_entered_in_error,
@@ -21,6 +21,7 @@ from app.errors import InvalidInput, NotFound
 from app.models import Participant, TherapistNote, User
 from app.notes import schemas
 from app.notes.schemas import NoteCorrection, NoteCreate
+from app.participants.service import consent_time
 from app.signatures import service as signatures
 from app.users.service import Role, site_ids_of
 
@@ -57,7 +58,7 @@ def create(session: Session, participant: Participant, data: NoteCreate) -> Ther
     problems += check_links(
         session, participant, dosing_session_id=data.dosing_session_id, visit_id=data.visit_id
     )
-    check_not_in_future(problems, "written_at", data.written_at)
+    check_time(problems, "written_at", data.written_at, consent_time(session, participant))
     refuse(problems)
     note = TherapistNote(
         participant_id=participant.id,

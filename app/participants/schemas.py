@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from app.schemas import ReadModel, Reason, WriteModel
+from app.schemas import ClinicalDate, ReadModel, Reason, WriteModel
 
 
 class ParticipantStatus(StrEnum):
@@ -49,8 +49,8 @@ class ParticipantCreate(WriteModel):
         description="Pseudonymous subject id, e.g. 01-003; never a name or record number",
     )
     sex: Literal["F", "M", "U"]
-    age_years: int = Field(ge=18, le=100)
-    consented_on: date
+    age_years: int = Field(strict=True, ge=18, le=100)
+    consented_on: ClinicalDate
 
 
 class Participant(ReadModel):
@@ -72,7 +72,7 @@ class Participant(ReadModel):
 
 
 class Enrolment(WriteModel):
-    enrolled_on: date
+    enrolled_on: ClinicalDate
 
 
 class Withdrawal(WriteModel):
@@ -126,13 +126,13 @@ class Visit(ReadModel):
 
 
 class VisitReschedule(WriteModel):
-    scheduled_on: date
+    scheduled_on: ClinicalDate
     reason: Reason
 
 
 class VisitOutcome(WriteModel):
     status: Literal["completed", "missed"]
-    occurred_on: date | None = None
+    occurred_on: ClinicalDate | None = None
     reason: Reason | None = Field(default=None, description="required for a missed visit")
 
     @model_validator(mode="after")

@@ -1,7 +1,7 @@
 """Participants: the status lifecycle, enrolment with its visit schedule, randomisation."""
 
 import uuid
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -22,6 +22,7 @@ from app.participants.schemas import (
     Withdrawal,
 )
 from app.protocols import service as protocols
+from app.time_bounds import Bound, ImplausibleTime, check_within, start_of_day, today_at
 
 S = ParticipantStatus
 TRANSITIONS: dict[S, set[S]] = {
@@ -44,6 +45,14 @@ def create(session: Session, study: Study, data: ParticipantCreate) -> Participa
     )
     if session.scalar(taken) is not None:
         raise Conflict(f"subject id {data.subject_id} is already used in study {study.code}")
+    today = today_at(site.timezone)
+    max_age = get_settings().consent_max_age_days
+    oldest = Bound(
+        today.at - timedelta(days=max_age),
+        f"the oldest consent date allowed, {max_age} days before today "
+        "(VIGIL_CONSENT_MAX_AGE_DAYS)",
+    )
+    _check_date("consented_on", data.consented_on, oldest, today)
     version = protocols.latest_version(session, study.protocol_key)
     participant = Participant(
         study_id=study.id,
@@ -58,6 +67,40 @@ def create(session: Session, study: Study, data: ParticipantCreate) -> Participa
     session.add(participant)
     session.flush()
     return participant
+
+
+def _check_date(
+    field: str, value: date, earliest: Bound[date] | None, latest: Bound[date] | None = None
+) -> None:
+    """Refuse a clinical date outside [earliest, latest] with a 422 naming the field."""
+    try:
+        check_within(value, earliest=earliest, latest=latest)
+    except ImplausibleTime as exc:
+        raise InvalidInput(
+            f"{field}: {exc}", errors=[{"field": field, "message": str(exc)}]
+        ) from None
+
+
+def _today_at_site(session: Session, participant: Participant) -> Bound[date]:
+    return today_at(session.get_one(Site, participant.site_id).timezone)
+
+
+def consent_date(participant: Participant) -> Bound[date] | None:
+    """The day the participant consented: nothing is recorded of them before it."""
+    if participant.consented_on is None:
+        return None
+    return Bound(participant.consented_on, "the participant's consent date")
+
+
+def consent_time(session: Session, participant: Participant) -> Bound[datetime] | None:
+    """When the participant's consent day began at their site: the earliest clinical time."""
+    if participant.consented_on is None:
+        return None
+    timezone = session.get_one(Site, participant.site_id).timezone
+    return Bound(
+        start_of_day(participant.consented_on, timezone),
+        f"the participant's consent date {participant.consented_on} (site time {timezone})",
+    )
 
 
 def get(session: Session, participant_id: uuid.UUID) -> Participant:
@@ -80,8 +123,12 @@ def _move(participant: Participant, target: S) -> None:
 
 def enrol(session: Session, participant: Participant, data: Enrolment) -> list[Visit]:
     """Enrol and lay out the visit schedule of the protocol version in force."""
-    if participant.consented_on and data.enrolled_on < participant.consented_on:
-        raise InvalidInput("enrolled_on cannot be before consented_on")
+    _check_date(
+        "enrolled_on",
+        data.enrolled_on,
+        consent_date(participant),
+        _today_at_site(session, participant),
+    )
     _move(participant, S.ENROLLED)
     participant.enrolled_on = data.enrolled_on
     version = protocols.latest_version(
@@ -176,6 +223,8 @@ def visits_of(session: Session, participant: Participant) -> list[Visit]:
 def reschedule(session: Session, visit: Visit, data: VisitReschedule) -> Visit:
     if visit.status != "scheduled":
         raise Conflict(f"visit {visit.code} is {visit.status}; only a scheduled visit moves")
+    participant = session.get_one(Participant, visit.participant_id)
+    _check_date("scheduled_on", data.scheduled_on, consent_date(participant))
     with change_reason(session, data.reason, "reschedule"):
         visit.scheduled_on = data.scheduled_on
         visit.reschedule_reason = data.reason
@@ -185,6 +234,14 @@ def reschedule(session: Session, visit: Visit, data: VisitReschedule) -> Visit:
 def record_outcome(session: Session, visit: Visit, data: VisitOutcome) -> Visit:
     if visit.status != "scheduled":
         raise Conflict(f"visit {visit.code} is already {visit.status}")
+    if data.occurred_on is not None:
+        participant = session.get_one(Participant, visit.participant_id)
+        _check_date(
+            "occurred_on",
+            data.occurred_on,
+            consent_date(participant),
+            _today_at_site(session, participant),
+        )
     with change_reason(session, data.reason or f"visit {data.status}", data.status):
         visit.status = data.status
         visit.occurred_on = data.occurred_on

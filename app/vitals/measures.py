@@ -103,12 +103,17 @@ def accepted_units(code: str) -> list[str]:
     return list(_UNIT_ALIASES[get_measure(code).code])
 
 
-def to_canonical(code: str, value: float, unit: str) -> float:
-    """Convert ``value`` in ``unit`` to the measure's canonical unit, refusing unknown units."""
+def exact_canonical(code: str, value: float, unit: str) -> float:
+    """``value`` in ``unit`` converted to the measure's canonical unit, unrounded."""
     measure = get_measure(code)
     convert = _UNIT_ALIASES[measure.code].get(unit)
     if convert is None:
         raise UnknownUnit(
             f"unit {unit!r} is not a unit of {code}; use one of {', '.join(accepted_units(code))}"
         )
-    return round(convert(value), measure.decimals + 1)
+    return convert(value)
+
+
+def to_canonical(code: str, value: float, unit: str) -> float:
+    """The canonical value as stored: one decimal more than the measure's resolution."""
+    return round(exact_canonical(code, value, unit), get_measure(code).decimals + 1)

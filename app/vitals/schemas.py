@@ -7,16 +7,26 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     Field,
     FiniteFloat,
+    StrictBool,
     ValidationInfo,
     computed_field,
     field_validator,
 )
 from pydantic_core import PydanticCustomError
 
-from app.schemas import ReadModel, Reason, WriteModel
-from app.vitals.measures import MEASURES, UnknownMeasure, accepted_units, get_measure, to_canonical
+from app.clock import as_utc
+from app.schemas import ReadModel, Reason, WriteModel, datetime_text
+from app.vitals.measures import (
+    MEASURES,
+    UnknownMeasure,
+    accepted_units,
+    exact_canonical,
+    get_measure,
+    to_canonical,
+)
 
 
 def _has_offset(value: datetime) -> datetime:
@@ -26,10 +36,11 @@ def _has_offset(value: datetime) -> datetime:
             "naive_datetime",
             "measured_at must carry a timezone offset (ISO 8601, e.g. 2026-01-31T09:00:00+01:00)",
         )
+    as_utc(value)  # refuses a time that has no UTC equivalent
     return value
 
 
-OffsetDatetime = Annotated[datetime, AfterValidator(_has_offset)]
+OffsetDatetime = Annotated[datetime, BeforeValidator(datetime_text), AfterValidator(_has_offset)]
 
 
 class ObservationIn(WriteModel):
@@ -37,7 +48,12 @@ class ObservationIn(WriteModel):
 
     code: str = Field(description="SDTM VSTESTCD: SYSBP, DIABP, PULSE, RESP, TEMP, OXYSAT")
     unit: str = Field(description="SDTM or UCUM unit, e.g. mmHg, beats/min, C, F, %")
-    value: FiniteFloat = Field(strict=True)
+    value: FiniteFloat = Field(
+        strict=True,
+        description="a JSON number; stored in the canonical unit to one decimal more than the "
+        "measure's resolution, after the physiologically possible range is checked on the "
+        "value as sent",
+    )
 
     @field_validator("code")
     @classmethod
@@ -68,14 +84,15 @@ class ObservationIn(WriteModel):
         if code is None or unit is None:
             return value
         measure = MEASURES[code]
-        canonical = to_canonical(code, value, unit)
+        canonical = exact_canonical(code, value, unit)  # before the stored rounding
         if not measure.possible_min <= canonical <= measure.possible_max:
-            converted = "" if unit == measure.unit else f" ({canonical:g} {measure.unit})"
+            shown = round(canonical, measure.decimals + 1)
+            converted = "" if unit == measure.unit else f" ({shown:g} {measure.unit})"
             raise PydanticCustomError(
                 "impossible_value",
                 "{reason}",
                 {
-                    "reason": f"{code} {value:g} {unit}{converted} is outside the "
+                    "reason": f"{code} {value:.15g} {unit}{converted} is outside the "
                     "physiologically possible range "
                     f"{measure.possible_min:g}-{measure.possible_max:g} {measure.unit}"
                 },
@@ -92,11 +109,11 @@ class ReadingIn(WriteModel):
     id: uuid.UUID = Field(description="client-generated UUID; a retry sends the same id")
     measured_at: OffsetDatetime = Field(description="device time, ISO 8601 with offset")
     observations: list[ObservationIn] = Field(min_length=1)
-    supplemental_oxygen: bool | None = Field(
+    supplemental_oxygen: StrictBool | None = Field(
         default=None,
         description="breathing supplemental oxygen (NEWS2 scores 2); omit if not recorded",
     )
-    new_confusion: bool | None = Field(
+    new_confusion: StrictBool | None = Field(
         default=None,
         description="new confusion, ACVPU 'C' or worse (NEWS2 scores 3); omit if not recorded",
     )

@@ -29,6 +29,7 @@ from app.dosing import service as dosing
 from app.errors import Conflict, InvalidInput, VigilError
 from app.models import DosingSession, VitalReading
 from app.protocols.schema import Protocol
+from app.time_bounds import Bound, ImplausibleTime, check_within
 from app.vitals.measures import MEASURES
 from app.vitals.schemas import ReadingIn
 
@@ -164,32 +165,29 @@ def _context_problems(
 ) -> list[dict[str, str]]:
     """Whether a reading taken at measured_at can belong to this session."""
     assert dosing_session.started_at is not None
-    measured_at = reading.measured_at.astimezone(UTC)
-    problems = []
-
-    def refuse(message: str) -> None:
-        problems.append({"field": "measured_at", "message": message})
-
     skew = get_settings().clock_skew_seconds
-    if measured_at > received_at + timedelta(seconds=skew):
-        refuse(
-            f"{measured_at.isoformat()} is after the server received the reading "
-            f"({received_at.isoformat()}) by more than the allowed clock skew of {skew} s"
+    window = protocol.vitals_schedule.baseline.within_minutes_before_dose
+    earliest = Bound(
+        dosing_session.started_at - timedelta(minutes=window),
+        f"the session's start less the protocol's baseline window of {window} min, so it "
+        "cannot belong to this session",
+    )
+    latest = Bound(
+        received_at + timedelta(seconds=skew),
+        f"the time the server received it plus the allowed clock skew of {skew} s",
+    )
+    if dosing_session.ended_at is not None:
+        late = Bound(
+            dosing_session.ended_at + timedelta(minutes=LATE_READING_MINUTES),
+            f"the session's end plus {LATE_READING_MINUTES} min for late readings, so it "
+            "cannot belong to this session",
         )
-    before_start = protocol.vitals_schedule.baseline.within_minutes_before_dose
-    if measured_at < dosing_session.started_at - timedelta(minutes=before_start):
-        refuse(
-            f"{measured_at.isoformat()} is more than {before_start} min (the protocol's "
-            f"baseline window) before the session started "
-            f"({dosing_session.started_at.isoformat()}); it cannot belong to this session"
-        )
-    ended_at = dosing_session.ended_at
-    if ended_at is not None and measured_at > ended_at + timedelta(minutes=LATE_READING_MINUTES):
-        refuse(
-            f"{measured_at.isoformat()} is more than {LATE_READING_MINUTES} min after the "
-            f"session ended ({ended_at.isoformat()}); it cannot belong to this session"
-        )
-    return problems
+        latest = min(latest, late, key=lambda bound: bound.at)
+    try:
+        check_within(reading.measured_at, earliest=earliest, latest=latest)
+    except ImplausibleTime as exc:
+        return [{"field": "measured_at", "message": str(exc)}]
+    return []
 
 
 def _observations_key(observations: Sequence[Mapping[str, Any]]) -> list[tuple[str, float, str]]:

@@ -131,8 +131,8 @@ def test_a_serious_event_must_reach_the_sponsor_within_24_hours_of_site_awarenes
 @pytest.mark.parametrize(
     ("overrides", "field", "message"),
     [
-        ({"end_at": "2026-02-02T09:00:00Z"}, "end_at", "end_at is before onset_at"),
-        ({"onset_at": "2999-01-01T00:00:00Z"}, "onset_at", "onset_at is in the future"),
+        ({"end_at": "2026-02-02T09:00:00Z"}, "end_at", "is before onset_at"),
+        ({"onset_at": "2999-01-01T00:00:00Z"}, "onset_at", "in the future"),
         (
             {"ctcae_grade": 2, "ctcae_version": None},
             "ctcae_version",
@@ -156,7 +156,7 @@ def test_a_serious_event_must_reach_the_sponsor_within_24_hours_of_site_awarenes
         (
             {"site_aware_at": "2026-02-01T00:00:00Z"},
             "site_aware_at",
-            "site_aware_at is before onset_at",
+            "is before onset_at: the site cannot have learned",
         ),
         ({"severity": "life_threatening"}, "severity", "Input should be"),
         ({"ctcae_grade": 6}, "ctcae_grade", "less than or equal to 5"),
@@ -309,3 +309,40 @@ def test_entered_in_error_keeps_the_row_and_freezes_it(client, db, trial):
         "record_status": "entered_in_error",
         "error_reason": "Wrong participant",
     }
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "why"),
+    [
+        ({"onset_at": "1900-01-01T00:00:00Z"}, "onset_at", "before the participant's consent"),
+        ({"onset_at": "2026-01-01T23:59:59Z"}, "onset_at", "before the participant's consent"),
+        ({"onset_at": 1700000000}, "onset_at", "give ISO 8601 text"),
+        ({"ctcae_grade": "3"}, "ctcae_grade", "Input should be a valid integer"),
+        ({"ctcae_grade": True}, "ctcae_grade", "Input should be a valid integer"),
+        (
+            {"end_at": "2026-02-02T09:14:59Z"},
+            "end_at",
+            "allowed: from 2026-02-02T09:15:00+00:00 to ",
+        ),
+    ],
+)
+def test_an_event_before_consent_or_with_loosely_typed_values_is_refused_and_not_stored(
+    client, db, trial, overrides, field, why
+):
+    response = _post(client, trial.participant, **overrides)
+    assert response.status_code == 422, response.text
+    errors = response.json()["errors"]
+    assert [e["field"] for e in errors] == [field], errors
+    assert why in errors[0]["message"]
+    listed = client.get(f"/api/v1/participants/{trial.participant.id}/adverse-events").json()
+    assert listed["items"] == []
+    audited = select(AuditRecord).where(AuditRecord.entity_type == "adverse_events")
+    assert db.scalars(audited).all() == []
+
+
+def test_an_event_may_begin_on_the_consent_day_not_before(client, trial):
+    # make_participant consents on 2026-01-02 at a UTC site
+    the_eve = _post(client, trial.participant, onset_at="2026-01-01T23:59:59Z")
+    assert the_eve.status_code == 422
+    created = _create(client, trial.participant, onset_at="2026-01-02T00:00:00Z")
+    assert created["onset_at"] == "2026-01-02T00:00:00Z"

@@ -176,6 +176,15 @@ def test_screen_triage_follows_the_riskiest_yes(client, trial, answers, positive
             "cssrs_screen.administered_at",
             "in the future",
         ),
+        # a "no" that lax parsing would have read as False, a 1 read as True
+        ({"suicidal_thoughts": "no"}, "cssrs_screen.suicidal_thoughts", "valid boolean"),
+        ({"wish_to_be_dead": 1}, "cssrs_screen.wish_to_be_dead", "valid boolean"),
+        (
+            {"administered_at": "2025-12-31T12:00:00Z"},
+            "cssrs_screen.administered_at",
+            "is before the participant's consent date 2026-01-02",
+        ),
+        ({"administered_at": 1767355200}, "cssrs_screen.administered_at", "give ISO 8601 text"),
     ],
 )
 def test_answers_the_screener_skips_or_requires_are_refused(client, trial, answers, field, message):

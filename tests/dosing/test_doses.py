@@ -181,3 +181,13 @@ def test_entered_in_error_needs_a_reason(client, participant):
     response = client.post(f"/api/v1/doses/{dose_id}/entered-in-error", json={})
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "reason"
+
+
+def test_a_dose_amount_is_a_json_number(client, db, participant):
+    sid = started_session(client, participant.id, "EXP1")["id"]
+    for amount in ("80", True):
+        response = give(client, sid, "initial", amount, 10)
+        assert response.status_code == 422, response.text
+        assert response.json()["errors"][0]["field"] == "amount_mg"
+    assert client.get(f"/api/v1/dosing-sessions/{sid}/doses").json() == []
+    assert db.scalars(select(AuditRecord).where(AuditRecord.entity_type == "doses")).all() == []

@@ -274,3 +274,20 @@ def test_unknown_session_is_404(client):
     response = client.get("/api/v1/dosing-sessions/0190a0a0-0000-7000-8000-000000000000")
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_a_session_cannot_start_before_the_participant_consented(client, participant):
+    sid = create_session(client, participant.id)["id"]
+    # make_participant consents on 2026-01-02 at a UTC site
+    early = client.post(
+        f"/api/v1/dosing-sessions/{sid}/start", json={"started_at": "2026-01-01T23:00:00Z"}
+    )
+    assert early.status_code == 422, early.text
+    assert early.json()["errors"][0]["field"] == "started_at"
+    assert "before the participant's consent date 2026-01-02" in early.json()["detail"]
+    assert client.get(f"/api/v1/dosing-sessions/{sid}").json()["status"] == "planned"
+    as_number = client.post(
+        f"/api/v1/dosing-sessions/{sid}/start", json={"started_at": parse(at(0)).timestamp()}
+    )
+    assert as_number.status_code == 422, as_number.text
+    assert client.get(f"/api/v1/dosing-sessions/{sid}").json()["status"] == "planned"

@@ -1,9 +1,11 @@
+from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import select
 
-from app.models import AuditRecord
+from app import clock
+from app.models import AuditRecord, Site
 from app.protocols import service as protocols
 from app.protocols.loader import load_protocol_file
 from app.studies import service as studies
@@ -103,7 +105,7 @@ def test_a_therapist_or_clinician_writes_a_note_about_a_session(client, trial):
         ("nobody", "author_id", "does not exist"),
         ("their_session", "dosing_session_id", "participant 01-001 has no dosing session"),
         ("their_visit", "visit_id", "participant 01-001 has no visit"),
-        ("future", "written_at", "written_at is in the future"),
+        ("future", "written_at", "is after now (in the future"),
         ("empty", "text", "at least 1 character"),
         ("naive", "written_at", "must carry a timezone offset"),
     ],
@@ -178,3 +180,63 @@ def test_a_note_entered_in_error_is_kept_but_cannot_be_edited(client, db, trial)
     assert edit.status_code == 409
     assert "entered in error" in edit.json()["detail"]
     assert [r.action for r in _audit(db, created["id"])] == ["create", "entered_in_error"]
+
+
+def _refused_and_nothing_stored(client, db, participant, response, field):
+    assert response.status_code == 422, response.text
+    errors = response.json()["errors"]
+    assert [e["field"] for e in errors] == [field], errors
+    listed = client.get(f"/api/v1/participants/{participant.id}/notes").json()
+    assert listed["items"] == []
+    audited = select(AuditRecord).where(AuditRecord.entity_type == "therapist_notes")
+    assert db.scalars(audited).all() == []
+    return errors[0]["message"]
+
+
+@pytest.mark.parametrize(
+    ("written_at", "why"),
+    [
+        ("0001-01-01T00:00:00Z", "is before the participant's consent date 2026-01-02"),
+        ("2026-01-01T23:59:59Z", "is before the participant's consent date 2026-01-02"),
+        ("0001-01-01T00:00:00+01:00", "is outside the years 1-9999 in UTC"),  # was a 500
+        (1700000000, "give ISO 8601 text, e.g. 2026-01-31T09:00:00Z, not the number 1700000000"),
+        ("1700000000", "give ISO 8601 text"),
+    ],
+)
+def test_a_note_dated_before_consent_or_not_as_a_time_is_refused(
+    client, db, trial, written_at, why
+):
+    response = _post(client, trial.participant, _note(trial.therapist, written_at=written_at))
+    message = _refused_and_nothing_stored(client, db, trial.participant, response, "written_at")
+    assert why in message
+
+
+def test_consent_begins_at_midnight_at_the_participant_site(client, db, trial):
+    db.get(Site, trial.participant.site_id).timezone = "America/Denver"
+    db.flush()
+    eve = _post(
+        client, trial.participant, _note(trial.therapist, written_at="2026-01-01T23:59:59-07:00")
+    )
+    message = _refused_and_nothing_stored(client, db, trial.participant, eve, "written_at")
+    assert "consent date 2026-01-02 (site time America/Denver)" in message
+    assert "allowed: from 2026-01-02T07:00:00+00:00 to " in message
+    _create(
+        client, trial.participant, _note(trial.therapist, written_at="2026-01-02T00:00:00-07:00")
+    )
+
+
+def test_a_note_may_be_dated_up_to_the_clock_skew_ahead_of_the_server(
+    client, db, trial, monkeypatch
+):
+    now = clock.utcnow().replace(microsecond=0)
+    monkeypatch.setattr(clock, "utcnow", lambda: now)
+    beyond = now + timedelta(seconds=300, milliseconds=1)
+    ahead = _post(client, trial.participant, _note(trial.therapist, written_at=beyond.isoformat()))
+    message = _refused_and_nothing_stored(client, db, trial.participant, ahead, "written_at")
+    assert "in the future, beyond the allowed clock skew of 300 s" in message
+    assert (
+        f"allowed: from 2026-01-02T00:00:00+00:00 to {(now + timedelta(seconds=300)).isoformat()}"
+        in message
+    )
+    at_skew = (now + timedelta(seconds=300)).isoformat()
+    assert _create(client, trial.participant, _note(trial.therapist, written_at=at_skew))

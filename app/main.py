@@ -17,6 +17,7 @@ from app.audit.verify_endpoints import router as audit_verify_router
 from app.auth.endpoints import router as auth_router
 from app.auth.permissions import Permission
 from app.auth.principal import Authorize
+from app.checked_input import CheckedRoute
 from app.config import get_settings
 from app.db import get_sessionmaker
 from app.dosing.endpoints import router as dosing_router
@@ -71,7 +72,7 @@ def create_app() -> FastAPI:
 
     application.add_middleware(RequestIds)  # outermost: every answer carries the id
 
-    api = APIRouter(prefix="/api/v1")
+    api = APIRouter(prefix="/api/v1", route_class=CheckedRoute)
     for router in (
         studies_router,
         participants_router,

@@ -27,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from app.auth import tokens
 from app.auth.permissions import ALL_SITES_ROLES, Permission, allows
 from app.auth.principal import Authorize, CurrentPrincipal, credential
+from app.checked_input import CheckedRoute
 from app.db import SessionDep, get_reader_sessionmaker, release_slot
 from app.errors import InvalidInput
 from app.events import history
@@ -34,7 +35,7 @@ from app.events.feed import AlertFeed
 from app.events.history import AlertEvent
 from app.users.service import Role, site_ids_of
 
-router = APIRouter(tags=["alerts"])
+router = APIRouter(tags=["alerts"], route_class=CheckedRoute)
 
 RECHECK_SECONDS = 30.0
 RETRY_MILLISECONDS = 2000  # how soon a browser reconnects after losing the stream

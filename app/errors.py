@@ -8,6 +8,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.outages import is_outage
 
@@ -94,6 +95,55 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
 
 
+def internal_error(path: str, request_id: str | None) -> JSONResponse:
+    return problem(
+        500,
+        "Internal error",
+        "Vigil failed to handle this request; nothing was saved. "
+        "Retrying is safe; if it persists, report the request id.",
+        "internal-error",
+        path,
+        request_id=request_id,
+    )
+
+
+class UnexpectedErrors:
+    """Answer an exception that no handler took with the 500 problem+json, from inside the app.
+
+    Starlette's ServerErrorMiddleware answers too, but then raises the exception on to the
+    server, which drops the connection: every client of a keep-alive connection (a tablet, a
+    load balancer) would pay for one request's failure. Once part of an answer is out, the
+    exception goes on (the handler below logs it): only closing the connection can tell the
+    client that the answer is broken."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_noting_start(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noting_start)
+        except Exception:
+            if started:
+                raise
+            request_id = scope.get("state", {}).get("request_id")
+            _log_unexpected(scope["method"], scope["path"], request_id)
+            await internal_error(scope["path"], request_id)(scope, receive, send)
+
+
+def _log_unexpected(method: str, path: str, request_id: str | None) -> None:
+    log.exception("unhandled error on %s %s (request id %s)", method, path, request_id)
+
+
 def _field_path(loc: tuple[Any, ...]) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path")]
     return ".".join(parts) or "/".join(str(p) for p in loc)
@@ -109,19 +159,22 @@ def _domain_problem(request: Request, exc: VigilError) -> JSONResponse:
 
 
 def _internal_error(request: Request, exc: Exception) -> JSONResponse:
-    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return problem(
-        500,
-        "Internal error",
-        "Vigil failed to handle this request; nothing was saved. "
-        "Retrying is safe; if it persists, report the request id.",
-        "internal-error",
+    request_id = getattr(request.state, "request_id", None)
+    log.error(
+        "unhandled error on %s %s (request id %s)",
+        request.method,
         request.url.path,
-        request_id=getattr(request.state, "request_id", None),
+        request_id,
+        exc_info=exc,
     )
+    return internal_error(request.url.path, request_id)
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    """The handlers, and UnexpectedErrors as the innermost middleware (install it first), so
+    that its 500 passes through the others (request id, CORS, security headers)."""
+    app.add_middleware(UnexpectedErrors)
+
     @app.exception_handler(VigilError)
     async def _vigil(request: Request, exc: VigilError) -> JSONResponse:
         return _domain_problem(request, exc)
@@ -164,4 +217,6 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        """What ServerErrorMiddleware answers for an error outside UnexpectedErrors (in a
+        middleware) or after an answer began."""
         return _internal_error(request, exc)

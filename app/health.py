@@ -17,14 +17,20 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.auth.principal import Anyone
+from app.checked_input import CheckedRoute
 from app.db import get_reader_engine
 from app.errors import PROBLEM_JSON, DatabaseUnavailable, TryLater
 from app.migrations import SchemaState, code_heads, schema_state
 from app.outages import is_outage
 from app.schemas import ReadModel
 
-router = APIRouter(tags=["health"], dependencies=[Depends(Anyone())])
-api_router = APIRouter(tags=["health"], dependencies=[Depends(Anyone())])  # under /api/v1
+_probes: dict[str, Any] = {
+    "tags": ["health"],
+    "dependencies": [Depends(Anyone())],
+    "route_class": CheckedRoute,
+}
+router = APIRouter(**_probes)
+api_router = APIRouter(**_probes)  # under /api/v1
 ProbeEngine = Annotated[Engine, Depends(get_reader_engine)]
 NOT_READY: dict[int | str, dict[str, Any]] = {
     503: {"description": "Not ready (problem+json)", "content": {PROBLEM_JSON: {}}}

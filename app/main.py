@@ -1,13 +1,11 @@
 """The ASGI application: `app.main:app`, built by `create_app()`."""
 
 import gc
-import logging
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from anyio import to_thread
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI
 
 from app.adverse_events.endpoints import router as adverse_events_router
 from app.alerts.endpoints import router as alerts_router
@@ -17,6 +15,7 @@ from app.audit import recorder as _audit_recorder  # noqa: F401 - registers the 
 from app.audit.endpoints import router as audit_router
 from app.audit.verify_endpoints import router as audit_verify_router
 from app.auth.endpoints import router as auth_router
+from app.checked_input import CheckedRoute
 from app.config import get_settings
 from app.db import get_sessionmaker
 from app.dosing.endpoints import router as dosing_router
@@ -27,14 +26,13 @@ from app.health import router as health_router
 from app.notes.endpoints import router as notes_router
 from app.participants.endpoints import router as participants_router
 from app.replay.endpoints import router as replay_router
+from app.request_ids import RequestIds
 from app.scheduler import Scheduler
 from app.security import install_security
 from app.signatures.endpoints import router as signatures_router
 from app.studies.endpoints import router as studies_router
 from app.users.endpoints import router as users_router
 from app.vitals.endpoints import router as vitals_router
-
-log = logging.getLogger("vigil.http")
 
 
 @asynccontextmanager
@@ -72,16 +70,9 @@ def create_app() -> FastAPI:
     # security headers (around everything, 500s included), CORS, the request body size limit
     install_security(application, settings)
 
-    @application.middleware("http")
-    async def request_id(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        request.state.request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        response = await call_next(request)
-        response.headers["X-Request-ID"] = request.state.request_id
-        return response
+    application.add_middleware(RequestIds)  # outermost: every answer carries the id
 
-    api = APIRouter(prefix="/api/v1")
+    api = APIRouter(prefix="/api/v1", route_class=CheckedRoute)
     for router in (
         studies_router,
         participants_router,

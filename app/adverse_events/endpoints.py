@@ -8,11 +8,12 @@ from app.assessments.records import EnteredInError
 from app.auth.permissions import Permission
 from app.auth.principal import Authorize, CurrentPrincipal
 from app.auth.scope import ScopedAdverseEvent, ScopedParticipant, only_visible_participants
+from app.checked_input import CheckedRoute
 from app.db import SessionDep
 from app.models import AdverseEvent as AdverseEventRow
 from app.pagination import Page, PageDep, paginate
 
-router = APIRouter(tags=["adverse events"])
+router = APIRouter(tags=["adverse events"], route_class=CheckedRoute)
 
 
 @router.post(

@@ -7,11 +7,12 @@ from app.alerts.schemas import Alert, AlertAcknowledge, AlertResolve, AlertSever
 from app.auth.permissions import Permission
 from app.auth.principal import Authorize, CurrentPrincipal
 from app.auth.scope import ScopedAlert, only_visible_sites
+from app.checked_input import CheckedRoute
 from app.db import SessionDep
 from app.models import Alert as AlertRow
 from app.pagination import Page, PageDep, paginate
 
-router = APIRouter(tags=["alerts"])
+router = APIRouter(tags=["alerts"], route_class=CheckedRoute)
 
 
 @router.get(

@@ -26,6 +26,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from app.auth import tokens
 from app.auth.permissions import ALL_SITES_ROLES, Permission, allows
 from app.auth.principal import Authorize, CurrentPrincipal, credential
+from app.checked_input import CheckedRoute
 from app.db import get_reader_sessionmaker
 from app.errors import InvalidInput
 from app.events import history
@@ -33,7 +34,7 @@ from app.events.feed import AlertFeed
 from app.events.history import AlertEvent
 from app.users.service import Role, site_ids_of
 
-router = APIRouter(tags=["alerts"])
+router = APIRouter(tags=["alerts"], route_class=CheckedRoute)
 
 RECHECK_SECONDS = 30.0
 RETRY_MILLISECONDS = 2000  # how soon a browser reconnects after losing the stream

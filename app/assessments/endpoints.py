@@ -13,11 +13,12 @@ from app.assessments.schemas import (
 from app.auth.permissions import Permission
 from app.auth.principal import Authorize
 from app.auth.scope import ScopedAssessment, ScopedParticipant
+from app.checked_input import CheckedRoute
 from app.db import SessionDep
 from app.models import Assessment as AssessmentRow
 from app.pagination import PageDep, paginate
 
-router = APIRouter(tags=["assessments"])
+router = APIRouter(tags=["assessments"], route_class=CheckedRoute)
 
 
 @router.post(

@@ -14,6 +14,7 @@ from app.auth import blinding
 from app.auth.permissions import Permission
 from app.auth.principal import Authorize, CurrentPrincipal
 from app.auth.scope import ScopedHistory
+from app.checked_input import CheckedRoute
 from app.db import SessionDep
 from app.errors import NotFound
 from app.models import AuditRecord as AuditRow
@@ -21,7 +22,7 @@ from app.models import Base
 from app.models.base import Audited
 from app.pagination import Page, PageDep, paginate
 
-router = APIRouter(tags=["audit"])
+router = APIRouter(tags=["audit"], route_class=CheckedRoute)
 
 AUDITED_TABLES = sorted(
     mapper.tables[0].name for mapper in Base.registry.mappers if issubclass(mapper.class_, Audited)

@@ -11,13 +11,14 @@ from sqlalchemy import select
 from app.audit.verify import Damage, Head, verify_chain
 from app.auth.permissions import Permission
 from app.auth.principal import Authorize
+from app.checked_input import CheckedRoute
 from app.config import get_settings
 from app.db import SessionDep
 from app.errors import InvalidInput
 from app.models import AuditRecord
 from app.schemas import ReadModel
 
-router = APIRouter(tags=["audit"])
+router = APIRouter(tags=["audit"], route_class=CheckedRoute)
 
 
 class ChainHead(ReadModel):

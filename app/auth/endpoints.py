@@ -25,6 +25,7 @@ from app.auth.schemas import (
     TokenInfo,
     UserSummary,
 )
+from app.checked_input import CheckedRoute
 from app.clock import utcnow
 from app.config import get_settings
 from app.db import SessionDep
@@ -33,7 +34,7 @@ from app.models import AccessToken
 from app.pagination import Page, PageDep, paginate
 from app.users import service as users
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = APIRouter(prefix="/auth", tags=["auth"], route_class=CheckedRoute)
 
 PUBLIC = [Depends(Authorize(Permission.PUBLIC))]
 SIGNED_IN = [Depends(Authorize(Permission.AUTHENTICATED))]

@@ -13,6 +13,7 @@ from app.auth.scope import (
     only_visible_participants,
     referenced_visit,
 )
+from app.checked_input import CheckedRoute
 from app.db import SessionDep
 from app.dosing import service
 from app.dosing.deps import DosingSessionDep
@@ -34,7 +35,7 @@ from app.models import DosingSession as DosingSessionRow
 from app.pagination import Page, PageDep, paginate
 from app.users.service import Role
 
-router = APIRouter(tags=["dosing"])
+router = APIRouter(tags=["dosing"], route_class=CheckedRoute)
 
 
 @router.post(

@@ -4,13 +4,14 @@ from app.assessments.records import EnteredInError
 from app.auth.permissions import Permission
 from app.auth.principal import Authorize
 from app.auth.scope import ScopedNote, ScopedParticipant
+from app.checked_input import CheckedRoute
 from app.db import SessionDep
 from app.models import TherapistNote
 from app.notes import service
 from app.notes.schemas import Note, NoteCorrection, NoteCreate
 from app.pagination import Page, PageDep, paginate
 
-router = APIRouter(tags=["notes"])
+router = APIRouter(tags=["notes"], route_class=CheckedRoute)
 
 
 @router.post(

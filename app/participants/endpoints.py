@@ -13,6 +13,7 @@ from app.auth.scope import (
     only_visible_sites,
     referenced_site,
 )
+from app.checked_input import CheckedRoute
 from app.db import SessionDep
 from app.models import Participant as ParticipantRow
 from app.models import Visit as VisitRow
@@ -31,7 +32,7 @@ from app.participants.schemas import (
     Withdrawal,
 )
 
-router = APIRouter(tags=["participants"])
+router = APIRouter(tags=["participants"], route_class=CheckedRoute)
 
 # Every participant leaves through blinding.participant_view(s): the arm is masked for blinded
 # callers, and an unblinded caller's read of it is audited.

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from app import clock
 from app.auth.permissions import Permission
 from app.auth.principal import Authorize
+from app.checked_input import CheckedRoute
 from app.db import SessionDep
 from app.dosing.deps import DosingSessionDep
 from app.protocols import service as protocols
@@ -17,7 +18,7 @@ from app.protocols.rule_schema import Severity
 from app.replay import service
 from app.replay.schemas import ReplayReport
 
-router = APIRouter(tags=["replay"])
+router = APIRouter(tags=["replay"], route_class=CheckedRoute)
 
 
 @router.get(

@@ -8,13 +8,14 @@ from sqlalchemy.orm import Session
 from app.auth.permissions import Permission
 from app.auth.principal import Authorize, CurrentPrincipal, Principal
 from app.auth.scope import ScopedAdverseEvent, ScopedDosingSession, ScopedNote
+from app.checked_input import CheckedRoute
 from app.db import SessionDep
 from app.errors import PROBLEM_JSON, problem
 from app.models import AdverseEvent, DosingSession, TherapistNote
 from app.signatures import service
 from app.signatures.schemas import SignatureCreate, SignatureRead
 
-router = APIRouter(tags=["signatures"])
+router = APIRouter(tags=["signatures"], route_class=CheckedRoute)
 
 Signer = CurrentPrincipal  # the route's policy (SIGN) is declared on the decorator
 

@@ -6,6 +6,7 @@ from sqlalchemy import select
 from app.auth.permissions import Permission
 from app.auth.principal import Authorize, CurrentPrincipal
 from app.auth.scope import ScopedSite, ScopedStudy, only_visible_sites, only_visible_studies
+from app.checked_input import CheckedRoute
 from app.db import SessionDep
 from app.models import ProtocolVersion
 from app.models import Site as SiteRow
@@ -22,7 +23,7 @@ from app.studies.schemas import (
     StudyCreate,
 )
 
-router = APIRouter(tags=["studies"])
+router = APIRouter(tags=["studies"], route_class=CheckedRoute)
 
 
 @router.get(

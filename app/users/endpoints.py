@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from app.auth.permissions import Permission
 from app.auth.principal import Authorize, CurrentPrincipal
 from app.auth.schemas import TokenInfo
+from app.checked_input import CheckedRoute
 from app.db import SessionDep
 from app.models import User as UserRow
 from app.pagination import Page, PageDep, paginate
@@ -25,7 +26,7 @@ from app.users.schemas import (
 )
 from app.users.service import Role
 
-router = APIRouter(tags=["users"])
+router = APIRouter(tags=["users"], route_class=CheckedRoute)
 MANAGE = [Depends(Authorize(Permission.USER_MANAGE))]
 
 

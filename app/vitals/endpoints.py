@@ -3,11 +3,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
 
 from app.auth.permissions import Permission
 from app.auth.principal import Authorize
 from app.auth.scope import ScopedReading
+from app.checked_input import CheckedRoute, Refusal
 from app.db import SessionDep
 from app.dosing.deps import DosingSessionDep
 from app.models import VitalReading as VitalReadingRow
@@ -23,7 +23,7 @@ from app.vitals.schemas import (
 )
 
 
-class ReadingRoute(APIRoute):
+class ReadingRoute(CheckedRoute):
     """Names refused fields the way batch results do (``observations[0].value``)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
@@ -40,7 +40,34 @@ class ReadingRoute(APIRoute):
         return route_handler
 
 
+class ReadingBatchRoute(ReadingRoute):
+    """A reading holding a control character or a duplicate key is refused on its own, like any
+    other refused reading of the batch; the others are stored."""
+
+    def take_refusals(self, value: Any, refusals: list[Refusal]) -> tuple[Any, list[Refusal]]:
+        readings = value.get("readings") if isinstance(value, dict) else None
+        if not isinstance(readings, list):
+            return value, refusals
+        of_reading: dict[int, list[Refusal]] = {}
+        rest = []
+        for refusal in refusals:
+            match refusal.loc:
+                case ("readings", int(i), *_):
+                    of_reading.setdefault(i, []).append(refusal)
+                case _:
+                    rest.append(refusal)
+        for i, found in of_reading.items():
+            inside = [{"loc": r.loc[2:], "msg": r.message} for r in found]  # past readings.<i>
+            id_refused = any(r.loc[2:3] == ("id",) for r in found)
+            readings[i] = service.RefusedReading(
+                None if id_refused else service.id_as_sent(readings[i]),
+                service.validation_error(inside),
+            )
+        return value, rest
+
+
 router = APIRouter(tags=["vitals"], route_class=ReadingRoute)
+batch_router = APIRouter(tags=["vitals"], route_class=ReadingBatchRoute)
 
 
 def _source_default(session: SessionDep) -> str:
@@ -67,7 +94,7 @@ def post_reading(
     return row
 
 
-@router.post(
+@batch_router.post(
     "/dosing-sessions/{dosing_session_id}/vital-readings/batch",
     response_model=BatchOutcome,
     responses={413: {"description": "more readings than VIGIL_BATCH_SIZE_MAX"}},
@@ -77,7 +104,8 @@ def post_batch(
     session: SessionDep, dosing_session: DosingSessionDep, data: ReadingBatchIn
 ) -> BatchOutcome:
     """Store a burst of readings, each validated on its own: a refused reading never costs the
-    others, a replayed batch yields only duplicates."""
+    others, a replayed batch yields only duplicates. A control character or a key given twice
+    inside a reading refuses that reading; outside any reading, the whole batch (422)."""
     result = service.ingest_batch(session, dosing_session, data.readings, _source_default(session))
     return BatchOutcome(
         accepted=result.accepted,
@@ -124,3 +152,6 @@ def enter_reading_in_error(
 ) -> VitalReadingRow:
     """Mark a reading entered in error; it is kept forever and audited with the reason."""
     return service.enter_in_error(session, reading, data.reason)
+
+
+router.include_router(batch_router)

@@ -248,7 +248,15 @@ def _require_started(dosing_session: DosingSession) -> None:
         )
 
 
-def _raw_id(raw: Any) -> str | None:
+@dataclass(frozen=True)
+class RefusedReading:
+    """A reading of a batch refused as it was decoded (a control character, a key twice)."""
+
+    id: str | None  # as sent, unless the id itself was refused
+    error: InvalidInput
+
+
+def id_as_sent(raw: Any) -> str | None:
     value = raw.get("id") if isinstance(raw, Mapping) else None
     return value if isinstance(value, str) else None
 
@@ -270,10 +278,13 @@ def ingest_batch(
     _require_started(dosing_session)
     items: list[tuple[str | None, ReadingIn | VigilError]] = []
     for raw in raw_readings:
+        if isinstance(raw, RefusedReading):
+            items.append((raw.id, raw.error))
+            continue
         try:
             reading = parse_reading(raw)
         except InvalidInput as exc:
-            items.append((_raw_id(raw), exc))
+            items.append((id_as_sent(raw), exc))
         else:
             items.append((str(reading.id), reading))
     return _ingest(session, dosing_session, items, source_default)

@@ -25,6 +25,7 @@ from app.dosing.endpoints import router as dosing_router
 from app.errors import install_error_handlers
 from app.events.feed import AlertFeed
 from app.notes.endpoints import router as notes_router
+from app.openapi import install_openapi
 from app.participants.endpoints import router as participants_router
 from app.replay.endpoints import router as replay_router
 from app.scheduler import Scheduler
@@ -106,6 +107,7 @@ def create_app() -> FastAPI:
         return {"status": "ok"}
 
     application.include_router(api)
+    install_openapi(application, settings)
     return application
 
 

@@ -37,7 +37,6 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 
 PUBLIC = [Depends(Authorize(Permission.PUBLIC))]
 SIGNED_IN = [Depends(Authorize(Permission.AUTHENTICATED))]
-PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 
 
 def _cookie_options() -> dict[str, Any]:
@@ -54,8 +53,8 @@ def _cookie_options() -> dict[str, Any]:
     response_model=LoginResult,
     dependencies=PUBLIC,
     responses={
-        401: {"description": "Wrong username or password", **PROBLEM},
-        429: {"description": "Locked after repeated failures; see Retry-After", **PROBLEM},
+        401: {"description": "Wrong username or password"},
+        429: {"description": "Locked after repeated failures; see Retry-After"},
     },
 )
 def login(

@@ -4,7 +4,8 @@ FastAPI documents each route's success and a 422 of its own shape. Vigil answers
 an RFC 9457 problem (app/errors.py), so the document is completed here, once for all routes:
 - every problem status a route can give, under ``application/problem+json`` with the Problem
   schema: the statuses every request can meet (400, 413, 500, 503), 401 and 403 where the
-  route's declared permission needs credentials, 404 where the path names a record, 409 on
+  route's declared permission needs credentials, 404 where the path or the body names a record
+  (a body names sites, users, protocols), 409 on
   writes, 422 where there is input to refuse (replacing FastAPI's ``HTTPValidationError``);
   a route's own ``responses=`` keep their descriptions;
 - the bearer scheme, on every route whose permission is not PUBLIC;
@@ -74,7 +75,8 @@ def complete(document: dict[str, Any], app: FastAPI, settings: Settings) -> None
         responses = operation.setdefault("responses", {})
         if responses.get("422", {}).get("description") == "Validation Error":  # FastAPI's
             responses["422"]["description"] = PROBLEMS[422]
-        for status in _statuses(path, method, permission, has_input="422" in responses):
+        names_records = "{" in path or "requestBody" in operation
+        for status in _statuses(method, permission, names_records, has_input="422" in responses):
             responses.setdefault(str(status), {"description": PROBLEMS[status]})
         for status, response in responses.items():
             if status.startswith(("4", "5")):
@@ -86,11 +88,13 @@ def complete(document: dict[str, Any], app: FastAPI, settings: Settings) -> None
             choice["maximum"] = settings.api_token_max_ttl_days
 
 
-def _statuses(path: str, method: str, permission: Permission, *, has_input: bool) -> list[int]:
+def _statuses(
+    method: str, permission: Permission, names_records: bool, *, has_input: bool
+) -> list[int]:
     statuses = list(EVERY_REQUEST)
     if permission is not Permission.PUBLIC:
         statuses += [401, 403]
-    if "{" in path:
+    if names_records:
         statuses.append(404)
     if method not in SAFE_METHODS:
         statuses.append(409)

@@ -47,7 +47,7 @@ from tests.live_server import live_server
 
 pytestmark = pytest.mark.slow
 ROLES = ("admin", "coordinator")
-EXAMPLES_PER_OPERATION = 10
+EXAMPLES_PER_OPERATION = 8
 # positive_data_acceptance expects every schema-valid request to succeed; Vigil's rules go beyond
 # what a schema can say (a cursor is one it issued, a dose within the protocol's limits, a time
 # not in the future), and refusing those with a 422 is the documented answer.

@@ -6,6 +6,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -79,6 +82,35 @@ class DatabaseUnavailable(TryLater):
 
     title = "Database unavailable"
     slug = "database-unavailable"
+
+
+class FieldProblem(BaseModel):
+    field: str = Field(description="The input refused, e.g. observations.0.value")
+    message: str
+
+
+def _absent_not_null(schema: dict[str, Any]) -> None:
+    """The optional members are left out of a problem, never sent as null."""
+    for member in schema["properties"].values():
+        member.pop("default", None)
+
+
+class Problem(BaseModel):
+    """An error as every route answers it (RFC 9457 problem+json)."""
+
+    model_config = ConfigDict(json_schema_extra=_absent_not_null)
+
+    type: str = Field(description="A URI naming the kind of problem")
+    title: str
+    status: int
+    detail: str = Field(description="What went wrong with this request, for a person to act on")
+    instance: str = Field(description="The request's path")
+    errors: list[FieldProblem] | SkipJsonSchema[None] = Field(
+        default=None, description="Each input refused, when the problem is about input"
+    )
+    request_id: str | SkipJsonSchema[None] = Field(
+        default=None, description="On an internal error: quote it when reporting the problem"
+    )
 
 
 def problem(
@@ -170,6 +202,18 @@ def _internal_error(request: Request, exc: Exception) -> JSONResponse:
     return internal_error(request.url.path, request_id)
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """The methods of every route whose path matches the request's (Starlette's own 405 names
+    only the first such route's, and a path's methods are often split over several routes)."""
+    path = request.url.path
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(path) and route.methods:
+            methods |= route.methods
+    return sorted(methods)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """The handlers, and UnexpectedErrors as the innermost middleware (install it first), so
     that its 500 passes through the others (request id, CORS, security headers)."""
@@ -211,9 +255,13 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "Error")
-        return problem(
+        response = problem(
             exc.status_code, title, detail, title.lower().replace(" ", "-"), request.url.path
         )
+        response.headers.update(exc.headers or {})
+        if exc.status_code == 405:
+            response.headers["Allow"] = ", ".join(allowed_methods(request))
+        return response
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -24,6 +24,7 @@ from app.events.feed import AlertFeed
 from app.health import api_router as health_api_router
 from app.health import router as health_router
 from app.notes.endpoints import router as notes_router
+from app.openapi import install_openapi
 from app.participants.endpoints import router as participants_router
 from app.replay.endpoints import router as replay_router
 from app.request_ids import RequestIds
@@ -95,6 +96,7 @@ def create_app() -> FastAPI:
 
     application.include_router(api)
     application.include_router(health_router)  # /healthz and /readyz, at the root
+    install_openapi(application, settings)
     return application
 
 

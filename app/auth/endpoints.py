@@ -38,7 +38,6 @@ router = APIRouter(prefix="/auth", tags=["auth"], route_class=CheckedRoute)
 
 PUBLIC = [Depends(Authorize(Permission.PUBLIC))]
 SIGNED_IN = [Depends(Authorize(Permission.AUTHENTICATED))]
-PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 
 
 def _cookie_options() -> dict[str, Any]:
@@ -55,8 +54,8 @@ def _cookie_options() -> dict[str, Any]:
     response_model=LoginResult,
     dependencies=PUBLIC,
     responses={
-        401: {"description": "Wrong username or password", **PROBLEM},
-        429: {"description": "Locked after repeated failures; see Retry-After", **PROBLEM},
+        401: {"description": "Wrong username or password"},
+        429: {"description": "Locked after repeated failures; see Retry-After"},
     },
 )
 def login(

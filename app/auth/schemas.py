@@ -25,8 +25,15 @@ def _long_enough(value: SecretStr) -> SecretStr:
     return value
 
 
-Password = Annotated[SecretStr, AfterValidator(_not_too_long)]
-NewPassword = Annotated[SecretStr, AfterValidator(_not_too_long), AfterValidator(_long_enough)]
+# Declared for the OpenAPI document; checked by the validators, whose messages say "characters".
+_LONGEST = {"maxLength": MAX_PASSWORD_LENGTH}
+Password = Annotated[SecretStr, AfterValidator(_not_too_long), Field(json_schema_extra=_LONGEST)]
+NewPassword = Annotated[
+    SecretStr,
+    AfterValidator(_not_too_long),
+    AfterValidator(_long_enough),
+    Field(json_schema_extra={"minLength": MIN_PASSWORD_LENGTH, **_LONGEST}),
+]
 Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
@@ -61,7 +68,10 @@ class Me(UserSummary):
 class ApiTokenCreate(WriteModel):
     label: Label = Field(description="What the token is for, e.g. 'nightly SDTM export'")
     ttl_days: int | None = Field(
-        default=None, ge=1, description="Days until it expires (default VIGIL_API_TOKEN_TTL_DAYS)"
+        default=None,
+        ge=1,
+        description="Days until it expires: by default VIGIL_API_TOKEN_TTL_DAYS, at most "
+        "VIGIL_API_TOKEN_MAX_TTL_DAYS",
     )
 
 

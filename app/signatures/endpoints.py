@@ -10,7 +10,7 @@ from app.auth.principal import Authorize, CurrentPrincipal, Principal
 from app.auth.scope import ScopedAdverseEvent, ScopedDosingSession, ScopedNote
 from app.checked_input import CheckedRoute
 from app.db import SessionDep
-from app.errors import PROBLEM_JSON, problem
+from app.errors import problem
 from app.models import AdverseEvent, DosingSession, TherapistNote
 from app.signatures import service
 from app.signatures.schemas import SignatureCreate, SignatureRead
@@ -19,13 +19,12 @@ router = APIRouter(tags=["signatures"], route_class=CheckedRoute)
 
 Signer = CurrentPrincipal  # the route's policy (SIGN) is declared on the decorator
 
-_PROBLEM: dict[str, Any] = {"content": {PROBLEM_JSON: {}}}
 RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"description": "wrong password (the attempt is audited)", **_PROBLEM},
-    403: {"description": "not the caller's username, or not theirs to sign", **_PROBLEM},
-    404: {"description": "no such record in the caller's sites", **_PROBLEM},
-    409: {"description": "entered in error, not ended, or already signed so", **_PROBLEM},
-    429: {"description": "account locked after failed password checks", **_PROBLEM},
+    401: {"description": "wrong password (the attempt is audited)"},
+    403: {"description": "not the caller's username, or not theirs to sign"},
+    404: {"description": "no such record in the caller's sites"},
+    409: {"description": "entered in error, not ended, or already signed so"},
+    429: {"description": "account locked after failed password checks"},
 }
 
 

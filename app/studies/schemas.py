@@ -1,8 +1,9 @@
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
+from zoneinfo import available_timezones
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from app.schemas import Code, ReadModel, WriteModel
 
@@ -22,6 +23,21 @@ class ProtocolVersionDetail(ProtocolVersionSummary):
     definition: dict[str, Any]
 
 
+TIME_ZONES = sorted(available_timezones())
+_KNOWN_ZONES = frozenset(TIME_ZONES)
+
+
+def _known_zone(value: str) -> str:
+    if value not in _KNOWN_ZONES:
+        raise ValueError(f"{value!r} is not an IANA time zone (e.g. America/Denver)")
+    return value
+
+
+TimeZone = Annotated[
+    str, AfterValidator(_known_zone), Field(json_schema_extra={"enum": TIME_ZONES})
+]
+
+
 class StudyCreate(WriteModel):
     code: Code
     name: str = Field(min_length=1, max_length=300)
@@ -39,7 +55,7 @@ class Study(ReadModel):
 class SiteCreate(WriteModel):
     code: Code
     name: str = Field(min_length=1, max_length=300)
-    timezone: str = Field(default="UTC", description="IANA time zone, e.g. America/Denver")
+    timezone: TimeZone = Field(default="UTC", description="IANA time zone, e.g. America/Denver")
 
 
 class Site(ReadModel):

@@ -17,6 +17,8 @@ from app.outages import is_outage
 
 log = logging.getLogger("vigil.errors")
 PROBLEM_JSON = "application/problem+json"
+# Every 401 names the scheme that would be accepted (RFC 9110 section 11.6.1).
+BEARER_CHALLENGE = 'Bearer realm="vigil"'
 
 
 class VigilError(Exception):
@@ -187,6 +189,8 @@ def _domain_problem(request: Request, exc: VigilError) -> JSONResponse:
     )
     if isinstance(exc, TryLater):
         response.headers["Retry-After"] = str(exc.retry_after_seconds)
+    if exc.status_code == 401:
+        response.headers["WWW-Authenticate"] = BEARER_CHALLENGE
     return response
 
 

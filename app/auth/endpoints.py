@@ -29,7 +29,7 @@ from app.checked_input import CheckedRoute
 from app.clock import utcnow
 from app.config import get_settings
 from app.db import SessionDep
-from app.errors import problem
+from app.errors import BEARER_CHALLENGE, problem
 from app.models import AccessToken
 from app.pagination import Page, PageDep, paginate
 from app.users import service as users
@@ -73,6 +73,8 @@ def login(
             request.url.path,
             retry_at=outcome.retry_at.isoformat() if outcome.retry_at else None,
         )
+        if outcome.status_code == 401:
+            refused.headers["WWW-Authenticate"] = BEARER_CHALLENGE
         if outcome.retry_at is not None:
             wait = (outcome.retry_at - utcnow()).total_seconds()
             refused.headers["Retry-After"] = str(max(1, int(wait + 0.999)))

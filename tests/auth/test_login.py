@@ -259,3 +259,13 @@ def test_login_validates_its_body_without_echoing_it(http_client):
     assert response.status_code == 422
     assert "x" * 50 not in response.text
     assert http_client.post(LOGIN, json={"username": "casey"}).status_code == 422
+
+
+def test_every_401_names_the_bearer_scheme(http_client, anonymous_client, coordinator):
+    """RFC 9110: a 401 carries WWW-Authenticate; a client (or the docs page) learns which
+    scheme to use."""
+    refused = sign_in(http_client, "casey", "not the password")
+    unauthenticated = anonymous_client.get("/api/v1/auth/me")
+    for response in (refused, unauthenticated):
+        assert response.status_code == 401
+        assert response.headers["www-authenticate"] == 'Bearer realm="vigil"'

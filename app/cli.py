@@ -29,7 +29,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 
-import app.audit.recorder  # noqa: F401 - every change made from the CLI is audited too
+from app import listeners
 from app.config import Settings, get_settings
 from app.errors import VigilError
 from app.users.service import Role
@@ -55,6 +55,7 @@ cli.add_typer(user_cli, name="user", no_args_is_help=True)
 
 
 def main() -> None:
+    listeners.install()  # every change made from the CLI is audited and announced too
     cli()
 
 

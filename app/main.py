@@ -7,11 +7,11 @@ from contextlib import asynccontextmanager
 from anyio import to_thread
 from fastapi import APIRouter, FastAPI
 
+from app import listeners
 from app.adverse_events.endpoints import router as adverse_events_router
 from app.alerts.endpoints import router as alerts_router
 from app.alerts.stream import router as alert_stream_router
 from app.assessments.endpoints import router as assessments_router
-from app.audit import recorder as _audit_recorder  # noqa: F401 - registers the audit listener
 from app.audit.endpoints import router as audit_router
 from app.audit.verify_endpoints import router as audit_verify_router
 from app.auth.endpoints import router as auth_router
@@ -56,6 +56,7 @@ async def lifespan(application: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app() -> FastAPI:
+    listeners.install()  # the audit trail and the alert announcements, before any request
     settings = get_settings()
     application = FastAPI(
         title="Vigil",

@@ -27,6 +27,7 @@ from app.notes.endpoints import router as notes_router
 from app.participants.endpoints import router as participants_router
 from app.replay.endpoints import router as replay_router
 from app.request_ids import RequestIds
+from app.request_log import RequestLog
 from app.scheduler import Scheduler
 from app.security import install_security
 from app.signatures.endpoints import router as signatures_router
@@ -71,6 +72,7 @@ def create_app() -> FastAPI:
     # security headers (around everything, 500s included), CORS, the request body size limit
     install_security(application, settings)
 
+    application.add_middleware(RequestLog)  # one line per request, with its id
     application.add_middleware(RequestIds)  # outermost: every answer carries the id
 
     api = APIRouter(prefix="/api/v1", route_class=CheckedRoute)

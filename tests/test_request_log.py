@@ -4,17 +4,26 @@ or headers, in both formats (text and VIGIL_LOG_FORMAT=json)."""
 
 import json
 import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 from types import SimpleNamespace
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from app import migrations
+from app.config import ROOT
 from app.logs import TEXT_FORMAT, json_formatter
 from app.notes import service as notes_service
 from app.notes.schemas import NoteCreate
 from app.security import RedactSecrets
+from tests.server_process import free_port
 
 NAME = "Josephine Quayle"  # a participant's name, as a careless client might send it
 PERSONAL = ("Josephine", "Quayle", "josephine.quayle", "J.Q.")
@@ -148,3 +157,52 @@ def test_a_database_error_is_logged_with_the_request_id_and_without_the_values_s
     assert f"statement: {shown}" in error.getMessage()  # to find the bug
     [line] = _request_lines(caplog)
     assert (line.status, line.request_id) == (500, "tablet-7.req-10")  # type: ignore[attr-defined]
+
+
+@pytest.mark.slow
+def test_vigil_serve_writes_json_lines_and_no_access_log_of_its_own(tmp_path: Path):
+    """`vigil serve` with VIGIL_LOG_FORMAT=json: every line on stderr is one JSON object,
+    uvicorn's included; a request is logged once, by Vigil, without its query string (uvicorn's
+    access log, which shows it, is off)."""
+    url = f"sqlite:///{tmp_path / 'serve.db'}"
+    migrations.upgrade(url)
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")},
+        "VIGIL_ENVIRONMENT": "test",
+        "VIGIL_DATABASE_URL": url,
+        "VIGIL_SCHEDULER_INTERVAL_SECONDS": "0",
+        "VIGIL_LOG_FORMAT": "json",
+    }
+    command = [sys.executable, "-m", "app.cli", "serve", "--port", str(port)]
+    process = subprocess.Popen(
+        command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "vigil serve did not answer within 30 s"
+                time.sleep(0.2)
+        searched = httpx.get(
+            f"http://127.0.0.1:{port}/api/v1/participants",
+            params={"search": NAME},
+            headers={"X-Request-ID": "serve-1"},
+        )
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=15)
+    assert searched.status_code == 401
+    lines = [json.loads(line) for line in stderr.splitlines() if line.strip()]
+    assert any(line["logger"].startswith("uvicorn") for line in lines)  # its own, as JSON too
+    assert [
+        (line["method"], line["path"], line["status"])
+        for line in lines
+        if line.get("request_id") == "serve-1" or "participants" in line["message"]
+    ] == [("GET", "/api/v1/participants", 401)]
+    for value in PERSONAL:
+        assert value not in stderr

@@ -14,11 +14,12 @@ from types import SimpleNamespace
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app import migrations
-from app.config import ROOT
+from app.config import ROOT, Settings
 from app.logs import TEXT_FORMAT, json_formatter
 from app.notes import service as notes_service
 from app.notes.schemas import NoteCreate
@@ -206,3 +207,8 @@ def test_vigil_serve_writes_json_lines_and_no_access_log_of_its_own(tmp_path: Pa
     ] == [("GET", "/api/v1/participants", 401)]
     for value in PERSONAL:
         assert value not in stderr
+
+
+def test_an_unknown_log_format_is_refused_naming_the_setting():
+    with pytest.raises(ValidationError, match="VIGIL_LOG_FORMAT is text or json, not 'yaml'"):
+        Settings(log_format="yaml")

@@ -29,7 +29,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 
-import app.audit.recorder  # noqa: F401 - every change made from the CLI is audited too
+from app import listeners, logs
 from app.config import Settings, get_settings
 from app.errors import VigilError
 from app.users.service import Role
@@ -55,6 +55,7 @@ cli.add_typer(user_cli, name="user", no_args_is_help=True)
 
 
 def main() -> None:
+    listeners.install()  # every change made from the CLI is audited and announced too
     cli()
 
 
@@ -133,10 +134,7 @@ def serve(
     settings = _settings()
     host = host or settings.host
     port = port or settings.port
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(levelname)s:     %(name)s - %(message)s"
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per tablet post
+    log_config = logs.configure(settings)
     stop = threading.Event()
     if demo_tablet:
         threading.Thread(
@@ -153,6 +151,8 @@ def serve(
             reload=reload,
             reload_dirs=[str(ROOT / "app")] if reload else None,
             log_level=settings.log_level,
+            log_config=log_config,
+            access_log=False,  # app/request_log.py logs every request, without the query string
         )
     finally:
         stop.set()

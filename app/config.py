@@ -2,7 +2,7 @@
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "info"
+    # text: one plain line per event; json: one JSON object per line (app/logs.py)
+    log_format: Literal["text", "json"] = "text"
     batch_size_max: int = 1000
     # A clinical time may carry a client's clock a little ahead of the server's.
     clock_skew_seconds: int = Field(default=300, ge=0)
@@ -62,6 +64,15 @@ class Settings(BaseSettings):
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _known_log_format(cls, value: object) -> object:
+        if isinstance(value, str):
+            if value.strip().lower() not in ("text", "json"):
+                raise ValueError(f"VIGIL_LOG_FORMAT is text or json, not {value!r}")
+            return value.strip().lower()
         return value
 
     @field_validator("login_lockout_minutes")

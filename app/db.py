@@ -31,20 +31,22 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def make_engine(url: str) -> Engine:
     """An engine for ``url``. On SQLite every transaction takes the write lock at BEGIN
     (IMMEDIATE): one that reads and then writes (any audited request, the audit chain's head)
-    cannot fail half-way on a concurrent writer. Production concurrency is PostgreSQL's job."""
+    cannot fail half-way on a concurrent writer. Production concurrency is PostgreSQL's job.
+    Its errors never show a statement's parameters (the values of a participant or a user), so
+    no log line can carry them."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             from pathlib import Path
 
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False})
+        engine = create_engine(url, connect_args={"check_same_thread": False}, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
     # A database that does not answer fails a request (503) within seconds instead of holding it.
     connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": 5}
-    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args, hide_parameters=True)
 
 
 def make_reader_engine(url: str) -> Engine:
@@ -53,7 +55,7 @@ def make_reader_engine(url: str) -> Engine:
     writer) and refuse to write; elsewhere it is a plain engine."""
     if make_url(url).get_backend_name() != "sqlite":
         return make_engine(url)
-    engine = create_engine(url, connect_args={"check_same_thread": False})
+    engine = create_engine(url, connect_args={"check_same_thread": False}, hide_parameters=True)
     event.listen(engine, "connect", _sqlite_pragmas)
     event.listen(engine, "connect", lambda conn, _: conn.execute("PRAGMA query_only=ON"))
     return engine

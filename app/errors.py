@@ -1,6 +1,7 @@
 """Domain errors and their rendering as RFC 9457 problem+json."""
 
 import logging
+import traceback
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -194,6 +195,29 @@ def _domain_problem(request: Request, exc: VigilError) -> JSONResponse:
     return response
 
 
+def _database_error(exc: SQLAlchemyError) -> str:
+    """What the log says of a database error that is a bug: the driver's exception, SQLSTATE,
+    the constraint, table and column at fault, the statement (its parameters are never in it:
+    engines hide them) and the traceback. Not the driver's message, which on PostgreSQL quotes
+    the values sent (``invalid input syntax for type integer: "..."``, ``DETAIL: Failing row
+    contains (...)``): a participant's or a user's data."""
+    cause = getattr(exc, "orig", None) or exc
+    diag = getattr(cause, "diag", None)
+    named = {
+        "SQLSTATE": getattr(cause, "sqlstate", None),
+        "constraint": getattr(diag, "constraint_name", None),
+        "table": getattr(diag, "table_name", None),
+        "column": getattr(diag, "column_name", None),
+    }
+    facts = ", ".join(f"{name} {value}" for name, value in named.items() if value)
+    kind = f"{type(cause).__module__}.{type(cause).__qualname__}"
+    if type(cause).__module__ == "sqlite3":  # SQLite names columns and tables, never values
+        kind += f": {str(cause).partition(chr(10))[0]}"
+    statement = (getattr(exc, "statement", None) or "").strip()
+    frames = "".join(traceback.format_tb(exc.__traceback__)).rstrip()
+    return f"{kind} ({facts or 'no details'})\n  statement: {statement}\n{frames}"
+
+
 def _internal_error(request: Request, exc: Exception) -> JSONResponse:
     request_id = getattr(request.state, "request_id", None)
     log.error(
@@ -230,7 +254,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(SQLAlchemyError)
     async def _database(request: Request, exc: SQLAlchemyError) -> JSONResponse:
         if not is_outage(exc):
-            return _internal_error(request, exc)
+            log.error(
+                "unhandled database error on %s %s (request id %s): %s",
+                request.method,
+                request.url.path,
+                getattr(request.state, "request_id", None),
+                _database_error(exc),
+            )
+            return internal_error(request.url.path, getattr(request.state, "request_id", None))
         # The driver's own words (no statement, no parameters: no personal data).
         cause = getattr(exc, "orig", None) or exc
         log.warning(

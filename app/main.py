@@ -7,11 +7,11 @@ from contextlib import asynccontextmanager
 from anyio import to_thread
 from fastapi import APIRouter, FastAPI
 
+from app import listeners
 from app.adverse_events.endpoints import router as adverse_events_router
 from app.alerts.endpoints import router as alerts_router
 from app.alerts.stream import router as alert_stream_router
 from app.assessments.endpoints import router as assessments_router
-from app.audit import recorder as _audit_recorder  # noqa: F401 - registers the audit listener
 from app.audit.endpoints import router as audit_router
 from app.audit.verify_endpoints import router as audit_verify_router
 from app.auth.endpoints import router as auth_router
@@ -28,6 +28,7 @@ from app.openapi import install_openapi
 from app.participants.endpoints import router as participants_router
 from app.replay.endpoints import router as replay_router
 from app.request_ids import RequestIds
+from app.request_log import RequestLog
 from app.scheduler import Scheduler
 from app.security import install_security
 from app.signatures.endpoints import router as signatures_router
@@ -57,6 +58,7 @@ async def lifespan(application: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app() -> FastAPI:
+    listeners.install()  # the audit trail and the alert announcements, before any request
     settings = get_settings()
     application = FastAPI(
         title="Vigil",
@@ -71,6 +73,7 @@ def create_app() -> FastAPI:
     # security headers (around everything, 500s included), CORS, the request body size limit
     install_security(application, settings)
 
+    application.add_middleware(RequestLog)  # one line per request, with its id
     application.add_middleware(RequestIds)  # outermost: every answer carries the id
 
     api = APIRouter(prefix="/api/v1", route_class=CheckedRoute)

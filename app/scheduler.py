@@ -32,7 +32,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
-from app import clock
+from app import clock, listeners
 from app.alerts import service as alerts
 from app.alerts import sweep
 from app.db import transaction_slot
@@ -171,6 +171,7 @@ class Scheduler:
         leadership: Leadership | None = None,
         now: Callable[[], datetime] = clock.utcnow,
     ) -> None:
+        listeners.install()  # its writes are audited and announced in any process that runs it
         engine = sessions.kw["bind"]
         self._sessions = sessions
         self.interval_seconds = interval_seconds

@@ -37,8 +37,7 @@ from sqlalchemy import Engine, create_engine, insert, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-import app.audit.recorder  # noqa: F401 - the audit listener
-from app import migrations
+from app import listeners, migrations
 from app.adverse_events import service as adverse_events
 from app.adverse_events.schemas import AdverseEventCreate
 from app.assessments import service as assessments
@@ -59,6 +58,9 @@ from app.vitals import service as vitals
 from tests.factories.alerts import make_alert
 from tests.factories.dosing import make_dosing_session
 from tests.factories.trial import load_protocol, make_participant, make_site, make_study
+
+# The sessions of every test are audited and announce their alert changes, as the app's are.
+listeners.install()
 
 POSTGRES_URL = os.environ.get("VIGIL_TEST_POSTGRES_URL")
 # Production argon2 costs ~0.5 s a hash; tests that are not about hashing use a cheap one.

@@ -22,7 +22,7 @@ from app.auth import tokens
 from app.clock import utcnow
 from app.db import make_engine
 from app.models import Alert, AuditRecord, DosingSession, Participant, Site
-from app.scheduler import ACTOR, FileLeadership, Scheduler
+from app.scheduler import ACTOR, SCHEDULER_LOCK, FileLeadership, Scheduler
 from app.users import service as users
 from app.users.service import Role
 from tests.conftest import BACKENDS, TEST_PASSWORD
@@ -95,23 +95,38 @@ def test_one_scheduler_leads_and_another_takes_over_when_it_stops(trial: Trial):
         second.leadership.release()
 
 
-def test_a_leader_whose_connection_dies_is_replaced(trial: Trial):
+# The holders of the scheduler's lock in the current database only: the same key in another
+# database (another test run, another deployment on the shared server) is another lock.
+TERMINATE_THE_LEADER = text(
+    "SELECT pg_terminate_backend(pid) FROM pg_locks "
+    "WHERE locktype = 'advisory' AND objid = :key AND granted "
+    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+)
+
+
+def test_a_leader_whose_connection_dies_is_replaced(trial: Trial, fresh_database_url):
     if trial.engine.dialect.name != "postgresql":
         pytest.skip("PostgreSQL: the server releases a dead connection's advisory lock")
+    # the leader of another database's scheduler: the test must leave it alone
+    elsewhere = make_engine(fresh_database_url("postgresql"))
+    bystander = elsewhere.connect().execution_options(isolation_level="AUTOCOMMIT")
     first = Scheduler(trial.sessions, 60, now=lambda: NOW)
     second = Scheduler(trial.sessions, 60, now=lambda: NOW)
     try:
+        assert bystander.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": SCHEDULER_LOCK})
         assert first.run_once() is not None
         assert second.run_once() is None
         with trial.engine.connect() as admin:
-            killed = admin.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_locks "
-                    "WHERE locktype = 'advisory' AND objid = :key AND granted"
-                ),
-                {"key": 0x5649474C},
-            ).all()
+            killed = admin.execute(TERMINATE_THE_LEADER, {"key": SCHEDULER_LOCK}).all()
         assert killed == [(True,)]
+        held = bystander.scalar(
+            text(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = :key "
+                "AND granted AND pid = pg_backend_pid()"
+            ),
+            {"key": SCHEDULER_LOCK},
+        )
+        assert held == 1  # alive, and still the other database's leader
         deadline = time.monotonic() + 10
         while second.run_once() is None:  # the server frees the lock as the backend exits
             assert time.monotonic() < deadline, "the lock of a dead leader was never released"
@@ -120,6 +135,8 @@ def test_a_leader_whose_connection_dies_is_replaced(trial: Trial):
     finally:
         first.leadership.release()
         second.leadership.release()
+        bystander.close()
+        elsewhere.dispose()
 
 
 def test_sqlite_workers_on_one_machine_elect_by_a_file_lock(tmp_path: Path):

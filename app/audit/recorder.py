@@ -3,13 +3,16 @@
 Services never call this: a `before_flush` listener sees every change the unit of work is about
 to write, so no code path can forget the audit. The reason for a change is set on the session
 (`with change_reason(session, "...")`); hard deletes of audited rows are refused outright.
+
+The listeners (``SESSION_LISTENERS``) are installed by app.listeners.install(), which every Vigil
+process calls before it writes: importing this module registers nothing.
 """
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import event, inspect, select, text
+from sqlalchemy import inspect, select, text
 from sqlalchemy.orm import Session, SessionTransaction, UOWTransaction
 
 from app.audit.chain import GENESIS_HASH, link
@@ -104,7 +107,6 @@ def record_event(
     return record
 
 
-@event.listens_for(Session, "before_flush")
 def _audit_before_flush(session: Session, _flush: UOWTransaction, _instances: Any) -> None:
     for obj in session.deleted:
         if isinstance(obj, Audited | AuditRecord):
@@ -151,20 +153,17 @@ def _pending(session: Session) -> list[AuditRecord]:
     return pending
 
 
-@event.listens_for(Session, "after_transaction_create")
 def _mark_savepoint(session: Session, transaction: SessionTransaction) -> None:
     if transaction.nested:
         session.info.setdefault(_MARKS, {})[id(transaction)] = len(_pending(session))
 
 
-@event.listens_for(Session, "after_commit")
 def _note_released_savepoint(session: Session) -> None:
     nested = session.get_nested_transaction()
     if nested is not None:  # a savepoint released (its changes stay)
         session.info.setdefault(_RELEASED, set()).add(id(nested))
 
 
-@event.listens_for(Session, "after_transaction_end")
 def _drop_rolled_back(session: Session, transaction: SessionTransaction) -> None:
     """The records of changes a rollback undid go with them: a savepoint that ends without
     being released was rolled back (a failed flush inside it rolls it back without saying)."""
@@ -180,7 +179,6 @@ def _drop_rolled_back(session: Session, transaction: SessionTransaction) -> None
             session.info.pop(key, None)
 
 
-@event.listens_for(Session, "before_commit")
 def _append_at_commit(session: Session) -> None:
     """Chain and write the transaction's audit records, last thing before it commits: the lock
     that serialises appends to the chain is then held for the append and the commit only."""
@@ -192,6 +190,15 @@ def _append_at_commit(session: Session) -> None:
         _chain(session, records)
         session.add_all(records)
         session.flush()
+
+
+SESSION_LISTENERS = (
+    ("before_flush", _audit_before_flush),
+    ("after_transaction_create", _mark_savepoint),
+    ("after_commit", _note_released_savepoint),
+    ("after_transaction_end", _drop_rolled_back),
+    ("before_commit", _append_at_commit),
+)
 
 
 def _chain(session: Session, records: list[AuditRecord]) -> None:

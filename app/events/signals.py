@@ -9,13 +9,16 @@ alert feeds directly, without the round trip through the server.
 A wake-up carries no data: the feeds read what changed from the audit trail, in the order it was
 committed (app/events/feed.py). A spurious wake-up costs one query; a lost one is caught by the
 feed's next poll.
+
+The listeners (``SESSION_LISTENERS``) are installed by app.listeners.install(), which every
+Vigil process calls before it writes: importing this module registers nothing.
 """
 
 import threading
 import uuid
 from collections.abc import Callable
 
-from sqlalchemy import event, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session, UOWTransaction
 
 from app.models.alert import Alert
@@ -47,7 +50,6 @@ def wake_all() -> None:
         wake()
 
 
-@event.listens_for(Session, "after_flush")
 def _mark_alert_changes(session: Session, _flush: UOWTransaction) -> None:
     if any(isinstance(o, Alert) for o in (*session.new, *session.dirty)):
         session.info[_MARK] = True
@@ -58,7 +60,6 @@ def _mark_alert_changes(session: Session, _flush: UOWTransaction) -> None:
 # which costs one spurious wake-up.
 
 
-@event.listens_for(Session, "before_commit")
 def _notify_other_processes(session: Session) -> None:
     if session.in_nested_transaction():
         return
@@ -72,13 +73,19 @@ def _notify_other_processes(session: Session) -> None:
             )
 
 
-@event.listens_for(Session, "after_commit")
 def _announce(session: Session) -> None:
     if not session.in_nested_transaction() and session.info.pop(_MARK, False):
         wake_all()
 
 
-@event.listens_for(Session, "after_rollback")
 def _forget(session: Session) -> None:
     if not session.in_nested_transaction():
         session.info.pop(_MARK, None)
+
+
+SESSION_LISTENERS = (
+    ("after_flush", _mark_alert_changes),
+    ("before_commit", _notify_other_processes),
+    ("after_commit", _announce),
+    ("after_rollback", _forget),
+)

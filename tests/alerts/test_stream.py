@@ -306,10 +306,11 @@ def test_an_alert_committed_by_another_process_reaches_the_stream(world: World):
         f"""
         import uuid
         from sqlalchemy.orm import Session
+        from app import listeners
         from app.alerts import service
-        from app.audit import recorder  # noqa: F401
         from app.db import make_engine
         from app.models import Alert
+        listeners.install()
         with Session(make_engine({world.url!r})) as session:
             session.info["actor"] = "clinician:elsewhere"
             alert = session.get(Alert, uuid.UUID({str(alert_id)!r}))

@@ -2,6 +2,9 @@
 notify other processes; rolled-back ones and other changes wake nobody. On real, committed
 databases."""
 
+import subprocess
+import sys
+import textwrap
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -12,8 +15,9 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from app import migrations
+from app import listeners, migrations
 from app.clock import utcnow
+from app.config import ROOT
 from app.db import make_engine, make_reader_engine
 from app.events import signals
 from app.models import AuditRecord, DosingSession, Site
@@ -75,11 +79,13 @@ def waker(database: Database) -> Iterator[Waker]:
     signals.remove_waker(waker)
 
 
-def _open_alert(session: Session, database: Database) -> None:
+def _open_alert(session: Session, database: Database) -> uuid.UUID:
     """An alert opens (inside a savepoint, as the alerts service does)."""
     session.info["actor"] = "test"
     dosing_session = session.get_one(DosingSession, database.dosing_session_id)
-    make_alert(session, dosing_session, found_at=utcnow(), rule_id=f"r-{uuid.uuid4().hex[:8]}")
+    rule_id = f"r-{uuid.uuid4().hex[:8]}"
+    alert, _ = make_alert(session, dosing_session, found_at=utcnow(), rule_id=rule_id)
+    return alert.id
 
 
 def test_a_committed_alert_change_wakes_the_feeds_once_it_is_visible(
@@ -129,3 +135,56 @@ def test_other_processes_are_notified_at_commit_and_not_on_rollback(database: Da
         notified = list(listener.notifies(timeout=1.0, stop_after=2))
         # one per transaction, naming the process (whose own listener ignores it)
         assert [(n.channel, n.payload) for n in notified] == [(signals.CHANNEL, signals.ORIGIN)]
+
+
+def test_a_process_that_only_installs_the_listeners_notifies_and_audits(database: Database):
+    """A script (a data fix, a worker) that writes alerts without ever importing app.alerts:
+    the one install call is all it needs for other processes' streams to hear of its commit."""
+    if database.engine.dialect.name != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    with Session(database.engine) as session:
+        alert_id = _open_alert(session, database)
+        session.commit()
+    script = textwrap.dedent(
+        f"""
+        import sys
+        import uuid
+        from sqlalchemy.orm import Session
+        from app import listeners
+        from app.audit.recorder import change_reason
+        from app.db import make_engine
+        from app.models import Alert
+        listeners.install()
+        with Session(make_engine({database.url!r})) as session:
+            session.info["actor"] = "script:data-fix"
+            alert = session.get_one(Alert, uuid.UUID({str(alert_id)!r}))
+            with change_reason(session, "title corrected"):
+                alert.title = "Hypertensive crisis (title corrected)"
+            session.commit()
+        assert "app.alerts" not in sys.modules, "the script must not import app.alerts"
+        """
+    )
+    conninfo = make_url(database.url).set(drivername="postgresql").render_as_string(False)
+    with psycopg.connect(conninfo, autocommit=True) as listener:
+        listener.execute(f"LISTEN {signals.CHANNEL}")
+        subprocess.run([sys.executable, "-c", script], cwd=ROOT, check=True, timeout=60)
+        notified = list(listener.notifies(timeout=5.0, stop_after=1))
+    assert [n.channel for n in notified] == [signals.CHANNEL]
+    assert notified[0].payload != signals.ORIGIN  # the script's, not this process's
+    with Session(database.reader) as session:
+        audited = session.scalars(
+            select(AuditRecord.reason).where(
+                AuditRecord.entity_id == str(alert_id), AuditRecord.actor == "script:data-fix"
+            )
+        ).all()
+    assert audited == ["title corrected"]
+
+
+def test_installing_the_listeners_again_audits_and_wakes_once(database: Database, waker: Waker):
+    listeners.install()
+    listeners.install()
+    before = database.alert_changes()
+    with Session(database.engine) as session:
+        _open_alert(session, database)
+        session.commit()
+    assert waker.seen == [before + 1]

@@ -1,7 +1,10 @@
 """One log line per request: method, path, status, duration in ms and request id.
 
-The path only: a query string's values can name people (a search for a participant, a
-username), and bodies and headers are never logged. Pure ASGI, just inside RequestIds (the id is
+The route's path template only (`/api/v1/participants/{participant_id}`), never the path as
+sent nor its query string: a client can put anything in a path or a query (a participant's
+name, a username), and bodies and headers are never logged either. The request id ties the line
+to the audit records, which name the records touched. A path that matches no route is logged as
+`-`. Pure ASGI, just inside RequestIds (the id is
 set) and around everything else, so refusals and 500s are logged like any other answer.
 """
 
@@ -35,7 +38,7 @@ class RequestLog:
         finally:
             fields = {
                 "method": scope["method"],
-                "path": scope["path"],
+                "path": _template(scope),
                 "status": status,
                 "duration_ms": round((time.perf_counter() - started) * 1000, 1),
                 "request_id": scope.get("state", {}).get("request_id"),
@@ -45,3 +48,13 @@ class RequestLog:
                 fields,
                 extra=fields,
             )
+
+
+def _template(scope: Scope) -> str:
+    """The path with each path parameter's value replaced by its name."""
+    if scope.get("route") is None:
+        return "-"
+    names = {str(value): name for name, value in scope.get("path_params", {}).items()}
+    return "/".join(
+        f"{{{names[part]}}}" if part in names else part for part in scope["path"].split("/")
+    )

@@ -90,8 +90,9 @@ def test_each_request_logs_one_line_and_no_personal_data(
             "/api/v1/auth/login",
             json={"username": "josephine.quayle", "password": "Quayle's password"},
         ),
+        client.get(f"/api/v1/people/{NAME}"),  # a name in a path that no route has
     ]
-    assert [a.status_code for a in answers] == [422, 200, 201, 401], answers[-1].text
+    assert [a.status_code for a in answers] == [422, 200, 201, 401, 404], answers[-1].text
 
     logged = _logged(caplog)
     for name, lines in logged.items():
@@ -105,14 +106,16 @@ def test_each_request_logs_one_line_and_no_personal_data(
         ("GET", 200),
         ("POST", 201),
         ("POST", 401),
+        ("GET", 404),
     ]
     first = json.loads(FORMATTERS["json"].format(lines[0]))
-    assert first["path"] == f"/api/v1/studies/{two_sites.study.id}/participants"
+    assert first["path"] == "/api/v1/studies/{study_id}/participants"  # the route's template
+    assert lines[-1].path == "-"  # type: ignore[attr-defined]
     assert first["request_id"] == "tablet-7.req-9"
     assert isinstance(first["duration_ms"], float) and first["duration_ms"] >= 0
     assert first["level"] == "INFO" and first["logger"] == "vigil.http"
     search = json.loads(FORMATTERS["json"].format(lines[1]))
-    assert search["path"] == f"/api/v1/participants/{participant.id}/notes"  # no query string
+    assert search["path"] == "/api/v1/participants/{participant_id}/notes"  # no query string
     assert search["request_id"] == answers[1].headers["x-request-id"]
     plain = FORMATTERS["text"].format(lines[0])
     assert f"POST {first['path']} 422 " in plain and "ms (request id tablet-7.req-9)" in plain

@@ -177,7 +177,9 @@ def test_of_two_processes_sharing_a_database_only_one_ticks_at_a_time(trial: Tri
     ]
     runs = [[float(t) for t in p.communicate(timeout=60)[0].split()] for p in processes]
     first, second = sorted(runs, key=lambda ticks: ticks[0] if ticks else float("inf"))
-    assert len(first) >= 10, runs  # the leader ticked all along
+    # The leader ticked again and again while the other waited (how often depends on the
+    # machine's load: no count of ticks is asserted), and the other never ticked in between.
+    assert len(first) >= 2, runs
     assert not second or second[0] > first[-1], "both processes ticked at the same time"
 
 

@@ -1,6 +1,8 @@
 """`vigil demo` (seed the demo study) and `vigil tablet` (a simulated bedside tablet)."""
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -74,7 +76,8 @@ def tablet(
         str | None,
         typer.Option(
             envvar="VIGIL_TABLET_TOKEN",
-            help="The device token to post with (default: a fresh token for the demo tablet)",
+            help="The device token to post with (default: a token of the demo tablet's own, "
+            "revoked when it stops)",
         ),
     ] = None,
     session_id: Annotated[
@@ -98,14 +101,21 @@ def tablet(
     _run_tablet(base_url or client_base_url(config.host, config.port), token, session_id, interval)
 
 
-def demo_tablet_setup() -> "TabletSetup":
-    """A fresh device token for the demo tablet and the live session at its site (the old
-    tokens are revoked, audited with the actor cli)."""
+@contextmanager
+def demo_tablet() -> Iterator["TabletSetup"]:
+    """The demo tablet for one run: a device token of its own and the live session at its
+    site; the token is revoked when the run ends (both audited with the actor cli)."""
     from app.db import unit_of_work
-    from app.demo.tablet import prepare_demo_tablet
+    from app.demo.tablet import prepare_demo_tablet, retire_demo_token
 
     with unit_of_work(actor=CLI_ACTOR) as session:
-        return prepare_demo_tablet(session)
+        setup = prepare_demo_tablet(session)
+    try:
+        yield setup
+    finally:
+        if setup.token_id is not None:
+            with unit_of_work(actor=CLI_ACTOR) as session:
+                retire_demo_token(session, setup.token_id)
 
 
 def _run_tablet(
@@ -119,16 +129,17 @@ def _run_tablet(
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         if token and session_id:
-            setup = simulated.TabletSetup(token, session_id, None)
+            sent = simulated.run(base_url, token, session_id, None, interval_seconds)
         else:
-            with database_errors():
-                setup = demo_tablet_setup()
-        sent = simulated.run(
-            base_url, setup.token, setup.session_id, setup.dosed_at, interval_seconds
-        )
+            with database_errors(), demo_tablet() as setup:
+                sent = simulated.run(
+                    base_url, setup.token, setup.session_id, setup.dosed_at, interval_seconds
+                )
     except KeyboardInterrupt:
         typer.echo("tablet stopped")
         return
+    except simulated.TabletRefused as exc:
+        fail(f"tablet: {exc}")
     except (RuntimeError, httpx.HTTPError) as exc:
         fail(f"tablet: {exc} (is `vigil serve` running at {base_url}?)")
     typer.echo(f"tablet stopped after sending {sent} readings")

@@ -1,13 +1,21 @@
-"""`vigil serve`: the API under uvicorn, with the simulated demo tablet beside it if asked."""
+"""`vigil serve`: the API under uvicorn, with the simulated demo tablet beside it if asked.
 
+Before anything starts it checks that the port is free and that the database's schema is one
+this code can serve, so a second `make run` or an unmigrated database fails at once, saying what
+to do, and changes nothing.
+"""
+
+import errno
 import logging
+import socket
 import threading
 import time
 from typing import Annotated
 
 import typer
+from sqlalchemy.exc import SQLAlchemyError
 
-from app.cli.common import client_base_url, settings
+from app.cli.common import client_base_url, fail, settings, shown
 
 log = logging.getLogger("vigil.cli")
 
@@ -40,18 +48,21 @@ def serve(
     config = settings()
     host = host or config.host
     port = port or config.port
+    _require_free_port(host, port)
     logging.basicConfig(
         level=config.log_level.upper(), format="%(levelname)s:     %(name)s - %(message)s"
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per tablet post
+    _require_servable_schema(config.database_url)
     stop = threading.Event()
+    tablet = threading.Thread(
+        target=_run_demo_tablet,
+        args=(client_base_url(host, port), tablet_interval, stop),
+        name="demo-tablet",
+        daemon=True,
+    )
     if demo_tablet:
-        threading.Thread(
-            target=_run_demo_tablet,
-            args=(client_base_url(host, port), tablet_interval, stop),
-            name="demo-tablet",
-            daemon=True,
-        ).start()
+        tablet.start()
     try:
         uvicorn.run(
             "app.main:app",
@@ -63,12 +74,14 @@ def serve(
         )
     finally:
         stop.set()
+        if tablet.is_alive():
+            tablet.join(15)  # it revokes its token as it stops
 
 
 def _run_demo_tablet(base_url: str, interval_seconds: float, stop: threading.Event) -> None:
     import httpx
 
-    from app.cli.demo import demo_tablet_setup
+    from app.cli.demo import demo_tablet
     from app.demo import tablet
 
     deadline = time.monotonic() + 60
@@ -85,11 +98,54 @@ def _run_demo_tablet(base_url: str, interval_seconds: float, stop: threading.Eve
     if stop.is_set():
         return
     try:
-        setup = demo_tablet_setup()
-        sent = tablet.run(
-            base_url, setup.token, setup.session_id, setup.dosed_at, interval_seconds, stop
-        )
+        with demo_tablet() as setup:
+            sent = tablet.run(
+                base_url, setup.token, setup.session_id, setup.dosed_at, interval_seconds, stop
+            )
     except Exception as exc:  # the server keeps serving without its simulated tablet
         log.warning("demo tablet stopped: %s", exc)
         return
     log.info("demo tablet stopped after sending %d readings", sent)
+
+
+def _require_free_port(host: str, port: int) -> None:
+    """Bind the address as uvicorn will (then let go of it), to refuse a taken port at once."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                fail(
+                    f"port {port} on {host} is already in use, perhaps by another `vigil "
+                    "serve` (an earlier `make run`); stop that one, or serve on another port "
+                    "with --port or VIGIL_PORT (e.g. `VIGIL_PORT=8001 make run`)"
+                )
+            fail(
+                f"cannot listen on {host}:{port} ({exc.strerror}); choose the address with "
+                "--host or VIGIL_HOST and the port with --port or VIGIL_PORT"
+            )
+
+
+def _require_servable_schema(url: str) -> None:
+    """Refuse a database without this code's schema (unmigrated, or behind); one migrated by a
+    newer release is served, as /readyz says. A database that does not answer yet is not
+    refused: the server starts and /readyz says when it is ready."""
+    from app.db import make_engine
+    from app.migrations import schema_problem, schema_state
+    from app.outages import is_outage
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            problem = schema_problem(*schema_state(connection))
+    except SQLAlchemyError as exc:
+        if not is_outage(exc):
+            fail(f"database {shown(url)}: {getattr(exc, 'orig', None) or exc}")
+        log.warning("database %s is not answering yet; /readyz will say when it is", shown(url))
+        return
+    finally:
+        engine.dispose()
+    if problem is not None:
+        fail(f"not serving {shown(url)}: {problem}")

@@ -9,7 +9,7 @@ vigil device create NAME --site CODE [--study CODE]
 vigil token revoke ID --reason TEXT
 vigil demo [--reset] [--with-tablet/--no-tablet]
 vigil tablet [--session-id ID] [--base-url URL] [--interval SECONDS]
-vigil audit verify [--expect-head SEQ:HASH]
+vigil audit verify [--expect-head SEQ:sha256:HASH]
 vigil rules replay SESSION_ID --protocol-version VERSION [--min-severity S] [--json]
 """
 

@@ -20,7 +20,7 @@ from app.auth.principal import Anyone
 from app.checked_input import CheckedRoute
 from app.db import get_reader_engine
 from app.errors import PROBLEM_JSON, DatabaseUnavailable, TryLater
-from app.migrations import SchemaState, code_heads, schema_state
+from app.migrations import SchemaState, schema_problem, schema_state
 from app.outages import is_outage
 from app.schemas import ReadModel
 
@@ -69,14 +69,7 @@ def readiness(engine: ProbeEngine) -> Readiness:
             "the database is not answering; check that it is running and reachable at "
             "VIGIL_DATABASE_URL"
         ) from exc
-    needed = ", ".join(sorted(code_heads()))
-    if state is SchemaState.UNMIGRATED:
-        raise SchemaNotReady(
-            f"the database has no Vigil schema; run `vigil migrate` to bring it to {needed}"
-        )
-    if state is SchemaState.BEHIND:
-        raise SchemaNotReady(
-            f"the database schema is at {', '.join(sorted(revisions))}, behind this code's "
-            f"{needed}; run `vigil migrate`"
-        )
+    problem = schema_problem(state, revisions)
+    if problem is not None:
+        raise SchemaNotReady(problem)
     return Readiness(status=state, schema_revisions=sorted(revisions))

@@ -18,6 +18,7 @@ from app.auth.endpoints import router as auth_router
 from app.checked_input import CheckedRoute
 from app.config import get_settings
 from app.db import get_sessionmaker
+from app.docs import install_docs
 from app.dosing.endpoints import router as dosing_router
 from app.errors import install_error_handlers
 from app.events.feed import AlertFeed
@@ -64,12 +65,14 @@ def create_app() -> FastAPI:
         title="Vigil",
         version="0.1.0",
         summary="Session protocol and safety monitoring for psychedelic-assisted therapy trials",
-        docs_url="/docs",
+        docs_url=None,  # served by app/docs.py, without a CDN
+        redoc_url=None,
         openapi_url="/api/v1/openapi.json",
         lifespan=lifespan,
     )
     application.state.alert_feed = AlertFeed(poll_seconds=settings.alert_feed_poll_seconds)
     install_error_handlers(application)
+    install_docs(application)
     # security headers (around everything, 500s included), CORS, the request body size limit
     install_security(application, settings)
 

@@ -57,3 +57,17 @@ def schema_state(connection: Connection) -> tuple[SchemaState, frozenset[str]]:
     if revisions - known:
         return SchemaState.AHEAD, revisions
     return SchemaState.BEHIND, revisions
+
+
+def schema_problem(state: SchemaState, revisions: frozenset[str]) -> str | None:
+    """What is wrong with a schema in ``state`` for this code, and what to run; None if this
+    code can serve it (current, or ahead: migrated by a newer release)."""
+    needed = ", ".join(sorted(code_heads()))
+    if state is SchemaState.UNMIGRATED:
+        return f"the database has no Vigil schema; run `vigil migrate` to bring it to {needed}"
+    if state is SchemaState.BEHIND:
+        return (
+            f"the database schema is at {', '.join(sorted(revisions))}, behind this code's "
+            f"{needed}; run `vigil migrate`"
+        )
+    return None

@@ -17,6 +17,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.config import Settings
+from app.docs import DOCS_PAGES
 from app.errors import problem
 
 API_PREFIX = "/api/"
@@ -28,13 +29,12 @@ PAGE_CSP = (
     "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
     "frame-ancestors 'none'; form-action 'self'"
 )
-# FastAPI's /docs (Swagger UI) and /redoc load their code and styles from cdn.jsdelivr.net and
-# start it with one inline script, allowed by its hash (computed from the page itself).
+# /docs (Swagger UI) and /redoc (app/docs.py) load their code, styles and icon from Vigil itself
+# and start with one inline script, allowed by its hash (computed from the page itself). No
+# other origin: the pages work offline and nothing is fetched from a third party.
 DOCS_CSP = (
-    "default-src 'none'; script-src https://cdn.jsdelivr.net {script_hashes}; "
-    "style-src https://cdn.jsdelivr.net https://fonts.googleapis.com 'unsafe-inline'; "
-    "font-src https://fonts.gstatic.com; "
-    "img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly; "
+    "default-src 'none'; script-src 'self' {script_hashes}; "
+    "style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; "
     "connect-src 'self'; worker-src blob:; "
     "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
@@ -62,14 +62,12 @@ def install_security(app: FastAPI, settings: Settings) -> None:
             allow_credentials=False,  # bearer tokens only; the session cookie stays same-site
             max_age=600,
         )
-    docs = {app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url}
-    docs_paths = frozenset(p for p in docs if p)
     # The headers go around Starlette's ServerErrorMiddleware, which add_middleware cannot wrap
     # (it is always outermost), so that a 500 carries them too.
     build_stack = app.build_middleware_stack
 
     def build_stack_with_headers() -> ASGIApp:
-        return SecurityHeaders(build_stack(), docs_paths=docs_paths)
+        return SecurityHeaders(build_stack(), docs_paths=DOCS_PAGES)
 
     app.build_middleware_stack = build_stack_with_headers  # type: ignore[method-assign]
     install_log_redaction()

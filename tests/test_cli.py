@@ -386,6 +386,8 @@ def _free_port() -> int:
 def test_serve_answers_on_the_given_port(tmp_path: Path):
     port = _free_port()
     env = {**os.environ, "VIGIL_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}"}
+    migrate = [sys.executable, "-m", "app.cli", "migrate"]
+    subprocess.run(migrate, env=env, cwd=ROOT, check=True, capture_output=True)
     command = [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--demo-tablet"]
     process = subprocess.Popen(
         command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True

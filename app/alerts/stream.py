@@ -33,6 +33,7 @@ from app.events import history
 from app.events.feed import AlertFeed
 from app.events.history import AlertEvent
 from app.users.service import Role, site_ids_of
+from app.wording import with_article
 
 router = APIRouter(tags=["alerts"], route_class=CheckedRoute)
 
@@ -65,7 +66,7 @@ def _recheck(plaintext: str) -> tuple[str | None, frozenset[uuid.UUID] | None]:
         _, user = found
         role = Role(user.role)
         if not allows(role, Permission.ALERT_READ):
-            return f"a {role.value} may no longer read alerts", None
+            return f"{with_article(role.value)} may no longer read alerts", None
         return None, _visible_sites(role, frozenset(site_ids_of(session, user.id)))
 
 

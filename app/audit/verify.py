@@ -6,6 +6,8 @@ inserted record, a sequence gap) and checks an externally noted head, since a ch
 records were removed is indistinguishable from a shorter chain.
 """
 
+import hashlib
+import hmac
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -33,6 +35,36 @@ class Damage(StrEnum):
     REWRITTEN = "rewritten chain"
 
 
+# The two ways a head is written down, told apart by a prefix in the value: the record hash that
+# `vigil audit verify` prints, and the digest of it keyed by the server secret that the API shows
+# (app/audit/verify_endpoints.py). Neither check accepts the other's.
+RECORD_HASH = "sha256"
+KEYED_DIGEST = "hmac-sha256"
+API_DIGEST_GIVEN = (
+    "this is the API's keyed digest (head.keyed_digest of GET /api/v1/audit-records/verify), "
+    "not a record hash; pass the head printed by `vigil audit verify` (SEQ:sha256:HASH)"
+)
+
+
+def parse_noted_head(text: str) -> tuple[int, str | None, str]:
+    """``SEQ:[KIND:]HEX`` (``#`` before SEQ allowed): the sequence, the kind named (``sha256``,
+    ``hmac-sha256`` or None when bare) and the 64 hex digits."""
+    sequence, sep, rest = text.strip().removeprefix("#").partition(":")
+    kind, _, digest = rest.strip().rpartition(":")
+    digest = digest.strip().lower()
+    if not sep or not sequence.isdigit() or len(digest) != 64:
+        raise ValueError(
+            f"expected SEQ:sha256:HASH (a sequence number, a SHA-256 in hex): {text!r}"
+        )
+    if kind.strip().lower() not in {"", RECORD_HASH, KEYED_DIGEST}:
+        raise ValueError(f"unknown kind {kind!r} in {text!r}; expected sha256 or hmac-sha256")
+    try:
+        bytes.fromhex(digest)
+    except ValueError:
+        raise ValueError(f"the hash in {text!r} is not hexadecimal") from None
+    return int(sequence), kind.strip().lower() or None, digest
+
+
 @dataclass(frozen=True)
 class Head:
     """A chain's newest record, as noted to check later that it is still there, unchanged."""
@@ -42,25 +74,29 @@ class Head:
 
     @classmethod
     def parse(cls, text: str) -> "Head":
-        """``SEQ:HASH``, as printed by a verify run (``#`` before SEQ is allowed)."""
-        sequence, sep, digest = text.strip().removeprefix("#").partition(":")
-        digest = digest.strip().lower()
-        if not sep or not sequence.isdigit() or len(digest) != 64:
-            raise ValueError(f"expected SEQ:HASH (a sequence number, a SHA-256 in hex): {text!r}")
-        try:
-            bytes.fromhex(digest)
-        except ValueError:
-            raise ValueError(f"the hash in {text!r} is not hexadecimal") from None
-        head = cls(int(sequence), digest)
+        """``SEQ:sha256:HASH`` as printed by a verify run (``SEQ:HASH`` too); the API's keyed
+        digest (``hmac-sha256:``) is refused, saying so."""
+        sequence, kind, digest = parse_noted_head(text)
+        if kind == KEYED_DIGEST:
+            raise ValueError(API_DIGEST_GIVEN)
+        head = cls(sequence, digest)
         if head.sequence == 0 and digest != GENESIS_HASH:
             raise ValueError("sequence 0 is the empty chain; its hash is 64 zeros")
         return head
 
     def __str__(self) -> str:
-        return f"#{self.sequence} {self.record_hash}"
+        return f"#{self.sequence} {RECORD_HASH}:{self.record_hash}"
 
 
 EMPTY_HEAD = Head(0, GENESIS_HASH)
+
+
+def keyed_digest(head: Head, secret_key: str) -> str:
+    """The head as the API shows it, ``hmac-sha256:HEX``: a digest keyed by the server secret,
+    never the record hash (which would let a blinded reader test "which arm makes this hash?"
+    against a randomisation record)."""
+    message = f"audit-head:{head.sequence}:{head.record_hash}".encode()
+    return f"{KEYED_DIGEST}:{hmac.new(secret_key.encode(), message, hashlib.sha256).hexdigest()}"
 
 
 @dataclass(frozen=True)
@@ -95,6 +131,7 @@ class VerifyResult:
     head: Head
     broken: BrokenRecord | None
     expected_head: Head | None = None
+    found_at_expected: Head | None = None  # the record at the noted sequence, if it differs
 
     @property
     def intact(self) -> bool:
@@ -177,7 +214,8 @@ class _Walk:
     def result(self, chained: list[Any], broken: BrokenRecord | None) -> VerifyResult:
         """``chained``: the window's records that verified, up to the damage if any."""
         head = _head(chained[-1]) if chained else EMPTY_HEAD
-        return VerifyResult(head, broken, self.expect_head)
+        found = _head(self.rewritten) if self.rewritten is not None else None
+        return VerifyResult(head, broken, self.expect_head, found)
 
 
 def _head(record: Any) -> Head:
@@ -256,10 +294,11 @@ def _diagnose(chained: list[Any], record: Any) -> tuple[Any, Damage, str]:
 
 
 def _rewritten(record: Any, expected: Head) -> BrokenRecord:
+    # Hashes are left out of the details: the API shows them, and shows no record hash.
     return _named(
         record,
         Damage.REWRITTEN,
-        f"its hash is {record.record_hash}, but {expected} was noted: the chain up to here was "
+        f"its hash is not the one noted for #{expected.sequence}: the chain up to here was "
         "rewritten with recomputed hashes",
     )
 
@@ -275,7 +314,7 @@ def _tail_removed(head: Head, expected: Head) -> BrokenRecord:
         entity_type=None,
         entity_id=None,
         damage=Damage.REMOVED,
-        detail=f"the chain ends at #{head.sequence}, but {expected} was noted: "
+        detail=f"the chain ends at #{head.sequence}, but #{expected.sequence} was noted: "
         f"{gone} removed from the end of the chain",
     )
 

@@ -1,6 +1,5 @@
 """`GET /audit-records/verify`: the verdict of a walk over the audit hash chain, as JSON."""
 
-import hashlib
 import hmac
 from typing import Annotated
 
@@ -8,7 +7,15 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import Field
 from sqlalchemy import select
 
-from app.audit.verify import Damage, Head, verify_chain
+from app.audit.verify import (
+    KEYED_DIGEST,
+    RECORD_HASH,
+    Damage,
+    Head,
+    keyed_digest,
+    parse_noted_head,
+    verify_chain,
+)
 from app.auth.permissions import Permission
 from app.auth.principal import Authorize
 from app.checked_input import CheckedRoute
@@ -21,23 +28,28 @@ from app.schemas import ReadModel
 router = APIRouter(tags=["audit"], route_class=CheckedRoute)
 
 
+RECORD_HASH_GIVEN = (
+    "this is a record hash, as `vigil audit verify` prints it, not the API's keyed digest; "
+    "pass the head this route showed: head.sequence:head.keyed_digest (SEQ:hmac-sha256:HEX)"
+)
+
+
 class ChainHead(ReadModel):
     """A head as the API shows it: the record's hash is never shown, only a digest keyed by the
-    server secret. A raw hash would let a blinded reader test "which arm makes this hash?"
-    against a randomisation record; the keyed digest cannot be tested without the secret."""
+    server secret (``hmac-sha256:HEX``), which cannot be tested without the secret. It is not
+    the record hash `vigil audit verify` prints (``sha256:HEX``), and neither check takes the
+    other."""
 
     sequence: int
-    digest: str
+    keyed_digest: str = Field(description="hmac-sha256:HEX, keyed by the server secret")
 
     @classmethod
     def of(cls, head: Head) -> "ChainHead":
-        return cls(sequence=head.sequence, digest=head_digest(head))
+        return cls(sequence=head.sequence, keyed_digest=head_digest(head))
 
 
 def head_digest(head: Head) -> str:
-    key = get_settings().secret_key.encode()
-    message = f"audit-head:{head.sequence}:{head.record_hash}".encode()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
+    return keyed_digest(head, get_settings().secret_key)
 
 
 class ChainBreak(ReadModel):
@@ -69,8 +81,9 @@ def verify_audit_trail(
     expect_head: Annotated[
         str | None,
         Query(
-            description="SEQ:DIGEST of a head noted earlier (head.sequence:head.digest): the "
-            "chain must still contain that record, unchanged (catches a removed or rewritten end)",
+            description="SEQ:hmac-sha256:HEX of a head noted earlier "
+            "(head.sequence:head.keyed_digest): the chain must still contain that record, "
+            "unchanged (catches a removed or rewritten end)",
         ),
     ] = None,
 ) -> ChainVerification:
@@ -94,14 +107,15 @@ def verify_audit_trail(
 
 
 def _expected_head(session: SessionDep, text: str) -> Head:
-    """The head the caller noted, as SEQ:DIGEST: the record at SEQ today if its digest still
-    matches, else a head that cannot match (so the walk reports the end as changed)."""
-    parsed = Head.parse(text)  # same shape: a sequence and 64 hex characters
-    stored = session.scalar(
-        select(AuditRecord.record_hash).where(AuditRecord.sequence == parsed.sequence)
-    )
+    """The head the caller noted, as SEQ:hmac-sha256:HEX (or SEQ:HEX): the record at SEQ today
+    if its digest still matches, else a head that cannot match (so the walk reports the end as
+    changed)."""
+    sequence, kind, digest = parse_noted_head(text)
+    if kind == RECORD_HASH:
+        raise ValueError(RECORD_HASH_GIVEN)
+    stored = session.scalar(select(AuditRecord.record_hash).where(AuditRecord.sequence == sequence))
     if stored is not None and hmac.compare_digest(
-        head_digest(Head(parsed.sequence, stored)), parsed.record_hash
+        head_digest(Head(sequence, stored)), f"{KEYED_DIGEST}:{digest}"
     ):
-        return Head(parsed.sequence, stored)
-    return Head(parsed.sequence, "f" * 64)
+        return Head(sequence, stored)
+    return Head(sequence, "f" * 64)

@@ -15,6 +15,7 @@ from app.db import SessionDep
 from app.errors import Forbidden, VigilError
 from app.models import AccessToken
 from app.users.service import Role, site_ids_of
+from app.wording import with_article
 
 SESSION_COOKIE = "vigil_session"
 CSRF_HEADER = "x-vigil-csrf"
@@ -84,7 +85,7 @@ def authenticate(session: Session, request: Request) -> Principal:
     plaintext, via_cookie = found_credential
     found = tokens.resolve(session, plaintext)
     if found is None:
-        raise Unauthenticated("the token is unknown, expired or revoked; sign in again")
+        raise Unauthenticated(tokens.refusal(plaintext))
     token, user = found
     unsafe = request.method not in {"GET", "HEAD", "OPTIONS"}
     if via_cookie and unsafe and request.headers.get(CSRF_HEADER) != "1":
@@ -142,5 +143,7 @@ class Authorize(Policy):
             return None
         principal = authenticate(session, request)
         if not allows(principal.role, self.permission):
-            raise Forbidden(f"a {principal.role.value} may not do this ({self.permission.value})")
+            raise Forbidden(
+                f"{with_article(principal.role.value)} may not do this ({self.permission.value})"
+            )
         return principal

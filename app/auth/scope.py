@@ -36,6 +36,7 @@ from app.models import (
     Visit,
     VitalReading,
 )
+from app.wording import with_article
 
 
 def require_site(principal: Principal, site_id: uuid.UUID, what: str) -> None:
@@ -297,7 +298,7 @@ def _check_record(
     missing = NotFound(f"no {entity_type} record {entity_id} exists")
     permission = RECORD_READ_PERMISSION[entity_type]
     if permission is not None and not allows(principal.role, permission):
-        raise Forbidden(f"a {principal.role.value} may not read {entity_type} records")
+        raise Forbidden(f"{with_article(principal.role.value)} may not read {entity_type} records")
     model = _MODEL_OF_TABLE[entity_type]
     if model in _WITH_SITE:
         found = session.execute(_WITH_SITE[model](entity_id)).first()

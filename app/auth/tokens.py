@@ -19,6 +19,25 @@ class TokenKind(StrEnum):
     DEVICE = "device"  # a bedside tablet, bound to one site
 
 
+def _prefix(kind: TokenKind) -> str:
+    return f"vgl_{kind.value[0]}_"
+
+
+def refusal(plaintext: str) -> str:
+    """What to do next with a token that does not work, by its kind (its prefix says it)."""
+    if plaintext.startswith(_prefix(TokenKind.DEVICE)):
+        return (
+            "the device token is unknown or revoked, or its device deactivated; ask an admin "
+            "for a new device token"
+        )
+    if plaintext.startswith(_prefix(TokenKind.API)):
+        return (
+            "the API token is unknown, expired or revoked; sign in and create a new one "
+            "(POST /api/v1/auth/tokens)"
+        )
+    return "the token is unknown, expired or revoked; sign in again (POST /api/v1/auth/login)"
+
+
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -32,7 +51,7 @@ def issue(
     ttl: timedelta | None = None,
 ) -> tuple[AccessToken, str]:
     """Create a token for ``user``; returns the row and the token, which is never stored."""
-    plaintext = f"vgl_{kind.value[0]}_{secrets.token_urlsafe(32)}"
+    plaintext = f"{_prefix(kind)}{secrets.token_urlsafe(32)}"
     now = utcnow()
     row = AccessToken(
         user_id=user.id,

@@ -23,7 +23,7 @@ from app.demo.tablet import DEMO_DEVICE
 from app.demo.vitals_curve import observations
 from app.dosing import service as dosing
 from app.dosing.schemas import DoseCreate
-from app.models import DosingSession, Participant, Site, Study, User, Visit
+from app.models import DosingSession, Participant, Site, Study, User, Visit, user_sites
 from app.notes import service as notes
 from app.notes.schemas import NoteCreate
 from app.participants import service as participants
@@ -44,13 +44,40 @@ STUDY_CODE = "DEMO-MAPP"
 DEMO_PASSWORD = "vigil-demo-password"  # noqa: S105 - dev-only demo accounts
 
 
+# The demo's people, one of every role (username, printed name, role, codes of their sites).
+DEMO_PEOPLE: tuple[tuple[str, str, Role, tuple[str, ...]], ...] = (
+    ("coordinator", "Casey Coordinator", Role.COORDINATOR, ("S01", "S02")),
+    ("therapist1", "Tess Ortega", Role.THERAPIST, ("S01",)),
+    ("therapist2", "Sam Whitfield", Role.THERAPIST, ("S01",)),
+    ("therapist3", "Priya Raman", Role.THERAPIST, ("S02",)),
+    ("therapist4", "Jonah Beck", Role.THERAPIST, ("S02",)),
+    ("clinician1", "Dr. Lena Park", Role.CLINICIAN, ("S01",)),
+    ("clinician2", "Dr. Omar Haddad", Role.CLINICIAN, ("S02",)),
+    ("pharmacist", "Nia Okafor", Role.PHARMACIST, ("S01", "S02")),
+    ("monitor", "Dr. Ruth Adler", Role.MEDICAL_MONITOR, ()),
+    ("sponsor", "Grace Lindqvist", Role.SPONSOR, ()),
+    ("admin", "Vigil Admin", Role.ADMIN, ()),
+)
+
+
+@dataclass(frozen=True)
+class DemoAccount:
+    username: str
+    role: str
+    sites: tuple[str, ...]  # codes; none for the roles that see every site
+
+    def line(self) -> str:
+        return f"    {self.username:<12} {self.role:<16} {', '.join(self.sites) or 'all sites'}"
+
+
 @dataclass
 class DemoSummary:
     study_code: str
     created: bool
     participants: list[tuple[str, str, str]] = field(default_factory=list)
     live_session_id: uuid.UUID | None = None
-    usernames: list[str] = field(default_factory=list)
+    accounts: list[DemoAccount] = field(default_factory=list)  # people, with DEMO_PASSWORD
+    devices: list[DemoAccount] = field(default_factory=list)  # no password: device tokens
     password: str = DEMO_PASSWORD
 
     def lines(self) -> list[str]:
@@ -59,7 +86,15 @@ class DemoSummary:
         out += [f"  {site}  {subject}  {status}" for site, subject, status in self.participants]
         if self.live_session_id:
             out.append(f"  dosing session in progress: {self.live_session_id}")
-        out.append(f"  demo users: {', '.join(self.usernames)} (password: {self.password})")
+        if self.accounts:
+            out.append(f"  demo accounts, each with the password {self.password}:")
+            out += [account.line() for account in self.accounts]
+        if self.devices:
+            out.append(
+                "  demo device (no password; `vigil serve --demo-tablet` gives it a device "
+                "token per run):"
+            )
+            out += [device.line() for device in self.devices]
         return out
 
 
@@ -75,8 +110,28 @@ def _summary(session: Session, study: Study, created: bool) -> DemoSummary:
         .join(Participant, Participant.id == DosingSession.participant_id)
         .where(Participant.study_id == study.id, DosingSession.status == "in_progress")
     )
-    users = session.scalars(select(User.username).order_by(User.username)).all()
-    return DemoSummary(STUDY_CODE, created, [(r[0], r[1], r[2]) for r in rows], live, list(users))
+    seeded = [username for username, *_ in DEMO_PEOPLE] + [DEMO_DEVICE]
+    found = session.execute(
+        select(User.username, User.role, Site.code)
+        .outerjoin(user_sites, user_sites.c.user_id == User.id)
+        .outerjoin(Site, (Site.id == user_sites.c.site_id) & (Site.study_id == study.id))
+        .where(User.username.in_(seeded))
+        .order_by(User.username, Site.code)
+    ).all()
+    sites: dict[tuple[str, str], list[str]] = {}
+    for username, role, site_code in found:
+        codes = sites.setdefault((username, role), [])
+        if site_code is not None:
+            codes.append(site_code)
+    accounts = [DemoAccount(name, role, tuple(codes)) for (name, role), codes in sites.items()]
+    return DemoSummary(
+        STUDY_CODE,
+        created,
+        [(r[0], r[1], r[2]) for r in rows],
+        live,
+        accounts=[a for a in accounts if a.role != Role.DEVICE],
+        devices=[a for a in accounts if a.role == Role.DEVICE],
+    )
 
 
 class _Builder:
@@ -238,15 +293,13 @@ def seed_demo(session: Session) -> DemoSummary:
         study,
         SiteCreate(code="S02", name="Charleston clinic", timezone="America/New_York"),
     )
-    b.user("coordinator", "Casey Coordinator", Role.COORDINATOR, [boulder, charleston])
-    t1 = b.user("therapist1", "Tess Ortega", Role.THERAPIST, [boulder])
-    t2 = b.user("therapist2", "Sam Whitfield", Role.THERAPIST, [boulder])
-    t3 = b.user("therapist3", "Priya Raman", Role.THERAPIST, [charleston])
-    t4 = b.user("therapist4", "Jonah Beck", Role.THERAPIST, [charleston])
-    c1 = b.user("clinician1", "Dr. Lena Park", Role.CLINICIAN, [boulder])
-    c2 = b.user("clinician2", "Dr. Omar Haddad", Role.CLINICIAN, [charleston])
-    b.user("monitor", "Dr. Ruth Adler", Role.MEDICAL_MONITOR, [])
-    b.user("admin", "Vigil Admin", Role.ADMIN, [])
+    sites = {"S01": boulder, "S02": charleston}
+    people = {
+        username: b.user(username, name, role, [sites[code] for code in codes])
+        for username, name, role, codes in DEMO_PEOPLE
+    }
+    t1, t2, t3, t4 = (people[f"therapist{n}"] for n in range(1, 5))
+    c1, c2 = people["clinician1"], people["clinician2"]
     # The bedside tablet of the live session: a device account with no usable password; `vigil
     # serve --demo-tablet` gives it a fresh device token each time (app/demo/tablet.py).
     create_device(session, DEMO_DEVICE, boulder.id)

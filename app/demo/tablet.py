@@ -5,6 +5,7 @@ the way real tablets do; every reading carries its own UUID so a retry never dup
 """
 
 import logging
+import os
 import random
 import threading
 import uuid
@@ -15,10 +16,11 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.auth import service as credentials
+from app.auth import tokens
 from app.clock import utcnow
 from app.demo.vitals_curve import observations
-from app.models import Dose, DosingSession, Participant, User, user_sites
-from app.users import service as users
+from app.models import AccessToken, Dose, DosingSession, Participant, User, user_sites
 
 log = logging.getLogger("vigil.tablet")
 
@@ -31,15 +33,22 @@ class TabletSetup:
     token: str
     session_id: str
     dosed_at: datetime | None
+    token_id: uuid.UUID | None = None  # set when the token was issued for this run only
+
+
+class TabletRefused(RuntimeError):
+    """The server refused the tablet's credentials (401 or 403): posting again cannot help."""
 
 
 def prepare_demo_tablet(session: Session) -> TabletSetup:
-    """Give the demo study's bedside tablet a fresh device token (revoking its old ones) and
-    find the dosing session in progress at its site."""
+    """Find the dosing session in progress at the demo tablet's site and issue the tablet a
+    device token of its own for this run. The tokens of other runs (another `vigil serve
+    --demo-tablet` posting now) keep working: each run revokes only its own, at its end."""
     device = session.scalar(select(User).where(User.username == DEMO_DEVICE))
     if device is None:
         raise RuntimeError(f"no device {DEMO_DEVICE!r}; run `vigil demo` first")
-    _, token = users.rotate_device_token(session, device, "demo tablet restarted")
+    if not device.active:
+        raise RuntimeError(f"the demo tablet's device {DEMO_DEVICE!r} is deactivated")
     live = session.execute(
         select(DosingSession.id, Dose.administered_at)
         .join(Participant, Participant.id == DosingSession.participant_id)
@@ -54,7 +63,16 @@ def prepare_demo_tablet(session: Session) -> TabletSetup:
     ).first()
     if live is None:
         raise RuntimeError("no dosing session is in progress at the demo tablet's site")
-    return TabletSetup(token, str(live[0]), live[1])
+    label = f"{DEMO_DEVICE} (process {os.getpid()})"
+    row, token = tokens.issue(session, device, tokens.TokenKind.DEVICE, label=label)
+    return TabletSetup(token, str(live[0]), live[1], row.id)
+
+
+def retire_demo_token(session: Session, token_id: uuid.UUID) -> None:
+    """Revoke the token a run of the demo tablet was issued, when that run stops."""
+    token = session.get(AccessToken, token_id)
+    if token is not None and token.revoked_at is None:
+        credentials.revoke(session, token, "demo tablet stopped")
 
 
 def run(
@@ -91,6 +109,7 @@ def run(
             if not offline:
                 try:
                     response = client.post(url, json={"readings": buffered})
+                    _refuse_if_unauthorised(response)
                     response.raise_for_status()
                     result = response.json()
                     sent += result.get("accepted", 0) + result.get("duplicates", 0)
@@ -100,3 +119,16 @@ def run(
                 posts += 1
             stop.wait(interval_seconds)
     return sent
+
+
+def _refuse_if_unauthorised(response: httpx.Response) -> None:
+    if response.status_code not in {401, 403}:
+        return
+    try:
+        detail = response.json().get("detail") or response.reason_phrase
+    except ValueError:
+        detail = response.reason_phrase
+    raise TabletRefused(
+        f"the server refused the tablet ({response.status_code}: {detail}); it stops posting: "
+        "give it a new device token (ask an admin, or run `vigil tablet` again for the demo's)"
+    )

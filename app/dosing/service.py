@@ -23,6 +23,7 @@ from app.signatures import service as signatures
 from app.signatures.schemas import SignatureRead
 from app.time_bounds import Bound, ImplausibleTime, check_within, not_in_future
 from app.users.service import Role
+from app.wording import with_article
 
 S = DosingSessionStatus
 DOSABLE_PARTICIPANT_STATUSES = ("randomised", "in_treatment")
@@ -125,7 +126,7 @@ def create_session(session: Session, participant: Participant, visit: Visit) -> 
     if visit.kind != "experimental":
         raise _field_error(
             "visit_id",
-            f"visit {visit.code} is a {visit.kind} visit; dosing sessions are held at "
+            f"visit {visit.code} is {with_article(visit.kind)} visit; dosing sessions are held at "
             "experimental visits",
         )
     if visit.status == "missed":
@@ -207,7 +208,8 @@ def _user_problem(
     if not user.active:
         return f"user {user.username} is not active"
     if user.role not in roles:
-        return f"user {user.username} is a {user.role}, not a {' or '.join(roles)}"
+        wanted = " or ".join(with_article(role) for role in roles)
+        return f"user {user.username} is {with_article(user.role)}, not {wanted}"
     at_site = session.scalar(
         select(user_sites.c.user_id).where(
             user_sites.c.user_id == user.id, user_sites.c.site_id == site_id

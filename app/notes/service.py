@@ -24,6 +24,7 @@ from app.notes.schemas import NoteCorrection, NoteCreate
 from app.participants.service import consent_time
 from app.signatures import service as signatures
 from app.users.service import Role, site_ids_of
+from app.wording import with_article
 
 AUTHOR_ROLES = (Role.THERAPIST, Role.CLINICIAN)
 
@@ -36,7 +37,7 @@ def _author_problems(session: Session, participant: Participant, author_id: uuid
         return [
             (
                 "author_id",
-                f"user {author.username} is a {author.role}; notes are written by a "
+                f"user {author.username} is {with_article(author.role)}; notes are written by a "
                 "therapist or a clinician",
             )
         ]

@@ -24,6 +24,7 @@ from app.protocols.schema import (
     Loc,
     Protocol,
 )
+from app.wording import with_article
 
 DOCUMENT = "<document>"  # the path of issues about the file as a whole
 
@@ -275,7 +276,7 @@ def _message(error: ErrorDetails, node: yaml.Node | None) -> str:
     if kind == "string_type" and value is not None and isinstance(node, yaml.ScalarNode):
         # `version: 1.10` is the number 1.1 and `title: yes` is true: say so, and how to fix it
         kinds = {bool: "a boolean", int: "a number", float: "a number"}
-        read_as = kinds.get(type(value), f"a {type(value).__name__}")
+        read_as = kinds.get(type(value), with_article(type(value).__name__))
         return f'{message}: YAML reads {node.value} as {read_as}; quote it ("{node.value}")'
     if isinstance(value, str | int | float | bool) or value is None:
         return f"{message}, got {_show(value)}"

@@ -37,6 +37,7 @@ from app.models import AdverseEvent, DosingSession, Participant, Signature, Ther
 from app.signatures.schemas import Meaning, SignatureCreate, SignatureRead, SignatureStatus
 from app.users import service as users
 from app.users.service import Role
+from app.wording import with_article
 
 Signable = AdverseEvent | TherapistNote | DosingSession
 SignableT = TypeVar("SignableT", AdverseEvent, TherapistNote, DosingSession)
@@ -207,10 +208,11 @@ def _check_may_sign(principal: Principal, record: Signable, meaning: Meaning) ->
     model, what = type(record), WHAT[type(record)]
     allowed = MEANINGS.get((model, principal.role))
     if allowed is None:
-        raise Forbidden(f"a {principal.role.value} may not sign a {what}")
+        raise Forbidden(f"{with_article(principal.role.value)} may not sign {with_article(what)}")
     if meaning not in allowed:
         names = " or ".join(sorted(m.value for m in allowed))
-        message = f"a {principal.role.value} signs a {what} as {names}, not {meaning.value}"
+        role, signed = with_article(principal.role.value), with_article(what)
+        message = f"{role} signs {signed} as {names}, not {meaning.value}"
         raise InvalidInput(f"meaning: {message}", errors=[{"field": "meaning", "message": message}])
     authored = isinstance(record, TherapistNote) and record.author_id == principal.user_id
     if meaning is Meaning.AUTHORSHIP and not authored:

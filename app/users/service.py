@@ -14,6 +14,7 @@ from app.auth import service as credentials
 from app.auth import tokens
 from app.errors import Conflict, InvalidInput, NotFound
 from app.models import AccessToken, Site, User, user_sites
+from app.wording import with_article
 
 password_hash = PasswordHash.recommended()
 # Stored instead of a hash for accounts that never sign in with a password (devices). No hasher
@@ -42,9 +43,11 @@ def check_sites(role: Role, site_ids: Sequence[uuid.UUID]) -> None:
     if role is Role.DEVICE and count != 1:
         raise InvalidInput("a device works at exactly one site; give one site id")
     if role in ALL_SITES_ROLES and count:
-        raise InvalidInput(f"a {role.value} sees every site; give no site ids")
+        raise InvalidInput(f"{with_article(role.value)} sees every site; give no site ids")
     if role is not Role.DEVICE and role not in ALL_SITES_ROLES and not count:
-        raise InvalidInput(f"a {role.value} works at one or more sites; give their site ids")
+        raise InvalidInput(
+            f"{with_article(role.value)} works at one or more sites; give their site ids"
+        )
 
 
 def password_usable(stored_hash: str) -> bool:

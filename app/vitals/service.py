@@ -335,8 +335,9 @@ def _ingest(
                 continue
             where = "earlier in this batch" if item.id in in_this_batch else "already stored"
             message = (
-                f"reading {item.id} is {where} with a different {' and '.join(differences)}; "
-                "a reading id is never reused: give a new reading a new id"
+                f"reading {item.id} is {where}, and this one differs in "
+                f"{' and '.join(differences)}; a reading id is never reused: give a new "
+                "reading a new id"
             )
             conflict = Conflict(message, errors=[{"field": "id", "message": message}])
             result.results.append(ReadingResult(raw_id, "rejected", error=conflict))

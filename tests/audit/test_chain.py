@@ -122,7 +122,7 @@ def test_an_intact_chain_verifies_and_reports_its_head():
     assert result.intact
     assert result.records_checked == 5
     assert result.head == Head(5, records[-1].record_hash)
-    assert str(result.head) == f"#5 {records[-1].record_hash}"
+    assert str(result.head) == f"#5 sha256:{records[-1].record_hash}"
 
 
 def test_an_empty_chain_is_intact_with_the_genesis_head():

@@ -158,8 +158,11 @@ def test_an_intact_trail_prints_its_head_and_exits_0(trail_url: str):
     result = run()
 
     assert result.exit_code == 0, result.output
-    assert result.stdout == f"audit trail intact: {sequence} records, head #{sequence} {digest}\n"
-    assert run("--expect-head", f"{sequence}:{digest}").exit_code == 0
+    assert result.stdout == (
+        f"audit trail intact: {sequence} records, head #{sequence} sha256:{digest}\n"
+    )
+    assert run("--expect-head", f"{sequence}:sha256:{digest}").exit_code == 0
+    assert run("--expect-head", f"{sequence}:{digest}").exit_code == 0  # bare, as before
     earlier = row_at(trail_url, sequence - 2)
     assert run("--expect-head", f"#{earlier.sequence}:{earlier.record_hash}").exit_code == 0
     assert head_of(trail_url) == (sequence, digest)  # read-only
@@ -239,11 +242,12 @@ def test_a_tampered_trail_names_the_record_and_exits_1(
     assert result.exit_code == 1, result.output
     assert result.stdout.startswith(f"audit trail BROKEN: {message}")
     assert result.stdout.splitlines()[1] == (
-        f"{good.sequence} records verified before it, up to #{good.sequence} {good.record_hash}"
+        f"{good.sequence} records verified before it, up to #{good.sequence} "
+        f"sha256:{good.record_hash}"
     )
     assert response.status_code == 200, response.text
     body = response.json()
-    assert (body["intact"], body["records_checked"], body["head"]["digest"]) == (
+    assert (body["intact"], body["records_checked"], body["head"]["keyed_digest"]) == (
         False,
         good.sequence,
         head_digest(Head(good.sequence, good.record_hash)),
@@ -270,7 +274,7 @@ def test_a_removed_end_of_the_trail_needs_the_noted_head(trail_url: str):
     assert against_noted.exit_code == 1
     assert against_noted.stdout.startswith(
         f"audit trail BROKEN: audit record #{sequence}: removed record: the chain ends at "
-        f"#{sequence - 2}, but #{sequence} {digest} was noted: #{sequence - 1} to #{sequence} "
+        f"#{sequence - 2}, but #{sequence} was noted: #{sequence - 1} to #{sequence} "
         "removed"
     )
 
@@ -290,7 +294,7 @@ def test_verify_takes_no_write_lock_on_sqlite(fresh_database_url: Any, use_datab
 def test_a_malformed_expected_head_is_a_usage_error():
     result = run("--expect-head", "12:not-a-hash")
     assert result.exit_code == 2
-    assert "SEQ:HASH" in result.output
+    assert "SEQ:sha256:HASH" in result.output
 
 
 def test_a_missing_sqlite_file_is_an_error_not_an_empty_trail(tmp_path, use_database):
@@ -317,7 +321,7 @@ def test_the_route_reports_the_chain_for_audit_readers(trail_url: str, verify_cl
     assert response.json() == {
         "intact": True,
         "records_checked": sequence,
-        "head": {"sequence": sequence, "digest": head_digest(Head(sequence, digest))},
+        "head": {"sequence": sequence, "keyed_digest": head_digest(Head(sequence, digest))},
         "expected_head": None,
         "broken": None,
     }
@@ -327,7 +331,7 @@ def test_the_route_reports_the_chain_for_audit_readers(trail_url: str, verify_cl
 def test_the_route_checks_a_noted_head_by_its_keyed_digest(trail_url: str, verify_client):
     headers = bearer(trail_url, "sponsor")
     noted = verify_client.get(VERIFY, headers=headers).json()["head"]
-    expect = f"{noted['sequence']}:{noted['digest']}"
+    expect = f"{noted['sequence']}:{noted['keyed_digest']}"
     still = verify_client.get(VERIFY, params={"expect_head": expect}, headers=headers).json()
     assert still["intact"] is True
     sequence, _ = head_of(trail_url)
@@ -355,3 +359,63 @@ def test_the_route_refuses_a_malformed_expected_head(trail_url: str, verify_clie
     headers = bearer(trail_url, "sponsor")
     response = verify_client.get(VERIFY, params={"expect_head": "1:xyz"}, headers=headers)
     assert response.status_code == 422
+
+
+# --- the two heads: the command's record hash, the route's keyed digest ---------------------------
+
+
+def said(result: Result) -> str:
+    """The command's output as one line (usage errors come wrapped in a box)."""
+    return " ".join(result.output.replace("│", " ").split())
+
+
+def test_the_two_heads_are_told_apart_by_their_names(trail_url: str, verify_client):
+    headers = bearer(trail_url, "sponsor")
+    api_head = verify_client.get(VERIFY, headers=headers).json()["head"]
+    sequence, record_hash = head_of(trail_url)
+
+    assert api_head["keyed_digest"].startswith("hmac-sha256:")
+    assert run().stdout.endswith(f" head #{sequence} sha256:{record_hash}\n")
+
+
+@pytest.mark.parametrize("as_shown", [True, False], ids=["prefixed", "bare"])
+def test_the_command_given_the_routes_digest_says_so_not_rewritten(
+    trail_url: str, verify_client, as_shown: bool
+):
+    headers = bearer(trail_url, "sponsor")
+    api_head = verify_client.get(VERIFY, headers=headers).json()["head"]
+    digest = api_head["keyed_digest"] if as_shown else api_head["keyed_digest"].split(":")[1]
+
+    result = run("--expect-head", f"{api_head['sequence']}:{digest}")
+
+    assert result.exit_code == 2, result.output
+    assert "this is the API's keyed digest" in said(result)
+    assert "pass the head printed by `vigil audit verify`" in said(result)
+    assert "rewritten" not in result.output
+
+
+def test_the_route_given_the_commands_record_hash_says_so(trail_url: str, verify_client):
+    headers = bearer(trail_url, "sponsor")
+    sequence, record_hash = head_of(trail_url)
+
+    response = verify_client.get(
+        VERIFY, params={"expect_head": f"{sequence}:sha256:{record_hash}"}, headers=headers
+    )
+
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert "this is a record hash, as `vigil audit verify` prints it" in detail
+    assert "head.keyed_digest" in detail
+
+
+def test_the_route_names_no_record_hash_when_the_noted_head_differs(trail_url, verify_client):
+    headers = bearer(trail_url, "sponsor")
+    sequence, _ = head_of(trail_url)
+    earlier = row_at(trail_url, sequence - 1)
+
+    response = verify_client.get(
+        VERIFY, params={"expect_head": f"{earlier.sequence}:{'0' * 64}"}, headers=headers
+    )
+
+    assert response.json()["broken"]["damage"] == "rewritten chain"
+    assert earlier.record_hash not in response.text  # the route shows keyed digests only

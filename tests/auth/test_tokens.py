@@ -6,9 +6,10 @@ from datetime import timedelta
 import pytest
 
 from app.auth import tokens
+from app.auth.service import revoke_all
 from app.auth.tokens import TokenKind
 from app.models import AccessToken, User
-from app.users.service import Role
+from app.users.service import Role, create_device
 from tests.auth.accounts import PASSWORD, audit_events, bearer, make_account
 
 ME = "/api/v1/auth/me"
@@ -172,3 +173,27 @@ def _parse(value: str):
     from datetime import datetime
 
     return datetime.fromisoformat(value)
+
+
+def test_a_refused_token_is_told_what_to_do_next_by_its_kind(http_client, db, site, admin):
+    device, device_token = create_device(db, "tablet-s01-9", site.id)
+    revoke_all(db, device.id, "tablet lost")
+    api_row, api_token = tokens.issue(db, admin, TokenKind.API)
+    api_row.revoked_at = api_row.created_at
+    db.flush()
+
+    def refusal(token: str) -> str:
+        response = http_client.get(ME, headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 401, response.text
+        return response.json()["detail"]
+
+    assert "ask an admin for a new device token" in refusal(device_token)
+    assert "sign in" not in refusal(device_token)  # a tablet has no one to sign in
+    assert "create a new one (POST /api/v1/auth/tokens)" in refusal(api_token)
+    assert "sign in again" in refusal("vgl_s_made-up")
+
+
+def test_a_refused_role_reads_as_english(http_client, db, admin_headers):
+    response = http_client.get("/api/v1/participants", headers=admin_headers)
+    assert response.status_code == 403, response.text
+    assert response.json()["detail"] == "an admin may not do this (participant:read)"

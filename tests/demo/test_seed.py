@@ -1,7 +1,11 @@
 from sqlalchemy import func, select
 
-from app.demo.seed import seed_demo
-from app.models import AuditRecord, DosingSession, Participant, VitalReading
+from app.demo.seed import DEMO_PASSWORD, seed_demo
+from app.demo.tablet import DEMO_DEVICE
+from app.models import AuditRecord, DosingSession, Participant, User, VitalReading
+from app.users.service import Role
+from tests.conftest import make_person
+from tests.factories.trial import make_site, make_study
 
 
 def test_demo_study_has_every_stage_and_a_live_session(db, client):
@@ -32,8 +36,38 @@ def test_demo_study_has_every_stage_and_a_live_session(db, client):
 
 
 def test_seeding_twice_changes_nothing(db):
-    seed_demo(db)
-    before = db.scalar(select(func.count()).select_from(Participant))
+    first = seed_demo(db)
+    counted = [select(func.count()).select_from(t) for t in (Participant, User, AuditRecord)]
+    before = [db.scalar(count) for count in counted]
     again = seed_demo(db)
     assert not again.created
-    assert db.scalar(select(func.count()).select_from(Participant)) == before
+    assert [db.scalar(count) for count in counted] == before
+    assert again.lines()[1:] == first.lines()[1:]
+
+
+def test_the_summary_lists_the_demo_accounts_of_every_role_and_the_device_apart(db):
+    site = make_site(db, make_study(db, code="OTHER"), code="X1")
+    outsider = make_person(db, "outsider", Role.CLINICIAN, [site])
+
+    summary = seed_demo(db)
+
+    lines = summary.lines()
+    assert not [line for line in lines if "outsider" in line]  # not the demo's account
+    password_lines = [line for line in lines if DEMO_PASSWORD in line]
+    assert password_lines == ["  demo accounts, each with the password vigil-demo-password:"]
+    accounts = {account.username: account for account in summary.accounts}
+    assert outsider.username not in accounts  # not the demo's, nor its password
+    assert sorted(a.role for a in summary.accounts if a.role in {"sponsor", "pharmacist"}) == [
+        "pharmacist",
+        "sponsor",
+    ]
+    assert {account.role for account in summary.accounts} == {r.value for r in Role} - {"device"}
+    assert [(d.username, d.role, d.sites) for d in summary.devices] == [
+        (DEMO_DEVICE, "device", ("S01",))
+    ]
+    accounts_at = lines.index(password_lines[0])
+    device_at = next(i for i, line in enumerate(lines) if DEMO_DEVICE in line)
+    assert device_at > accounts_at + len(summary.accounts)  # listed after the people, apart
+    assert "no password" in lines[device_at - 1]
+    assert accounts["sponsor"].line().split() == ["sponsor", "sponsor", "all", "sites"]
+    assert accounts["clinician1"].line().split() == ["clinician1", "clinician", "S01"]

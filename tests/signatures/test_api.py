@@ -220,6 +220,15 @@ def test_who_may_sign_what_and_with_which_meaning(client, db, trial, who, path, 
     assert _signature_count(db) == 0
 
 
+def test_a_refusal_to_sign_reads_as_english(client, db, trial):
+    refused = _sign(client, trial.therapist, _event_path(trial), "review")
+    assert refused.json()["detail"] == "a therapist may not sign an adverse event"
+    wrong = _sign(client, trial.clinician, _event_path(trial), "authorship")
+    assert wrong.json()["detail"] == (
+        "meaning: a clinician signs an adverse event as approval or review, not authorship"
+    )
+
+
 def test_a_record_outside_the_callers_sites_is_not_found(client, db, trial):
     assert _sign(client, trial.away, _event_path(trial), "review").status_code == 404
     assert _sign(client, trial.away, _session_path(trial), "approval").status_code == 404

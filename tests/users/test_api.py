@@ -52,8 +52,8 @@ def test_an_admin_creates_users_with_the_sites_their_role_needs(
     [
         ("coordinator", False, {}, 422, "one or more sites"),
         ("pharmacist", False, {}, 422, "one or more sites"),
-        ("sponsor", True, {}, 422, "sees every site"),
-        ("admin", True, {}, 422, "sees every site"),
+        ("sponsor", True, {}, 422, "a sponsor sees every site"),
+        ("admin", True, {}, 422, "an admin sees every site"),
         ("device", True, {}, 422, "POST /api/v1/devices"),
         ("therapist", True, {"password": "too short"}, 422, "at least 12"),
         ("therapist", True, {"username": "no spaces please"}, 422, "username"),

@@ -69,7 +69,10 @@ def test_a_conflicting_replay_is_rejected_without_touching_the_stored_reading(
     assert (body["accepted"], body["rejected"]) == (1, 1)
     problem = body["results"][0]["problem"]
     assert problem["status"] == 409
-    assert original["id"] in problem["detail"]
+    assert problem["detail"] == (
+        f"reading {original['id']} is already stored, and this one differs in observations; "
+        "a reading id is never reused: give a new reading a new id"
+    )
     stored = client.get(f"/api/v1/vital-readings/{original['id']}").json()
     assert stored["pulse_bpm"] == 104
 

@@ -1,0 +1,151 @@
+"""`vigil serve`: the API under uvicorn, with the simulated demo tablet beside it if asked.
+
+Before anything starts it checks that the port is free and that the database's schema is one
+this code can serve, so a second `make run` or an unmigrated database fails at once, saying what
+to do, and changes nothing.
+"""
+
+import errno
+import logging
+import socket
+import threading
+import time
+from typing import Annotated
+
+import typer
+from sqlalchemy.exc import SQLAlchemyError
+
+from app import logs
+from app.cli.common import client_base_url, fail, settings, shown
+
+log = logging.getLogger("vigil.cli")
+
+
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on (default: VIGIL_HOST)")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port to listen on (default: VIGIL_PORT)")
+    ] = None,
+    reload: Annotated[bool, typer.Option(help="Restart when the code changes (dev)")] = False,
+    demo_tablet: Annotated[
+        bool,
+        typer.Option(
+            "--demo-tablet",
+            help="Once the server answers, post simulated vitals into the demo's live dosing "
+            "session from a background thread (see `vigil tablet`)",
+        ),
+    ] = False,
+    tablet_interval: Annotated[
+        float, typer.Option(help="Seconds between the demo tablet's posts", min=0.1)
+    ] = 5.0,
+) -> None:
+    """Serve the API (app.main:app) with uvicorn."""
+    import uvicorn
+
+    from app.config import ROOT
+
+    config = settings()
+    host = host or config.host
+    port = port or config.port
+    _require_free_port(host, port)
+    log_config = logs.configure(config)
+    _require_servable_schema(config.database_url)
+    stop = threading.Event()
+    tablet = threading.Thread(
+        target=_run_demo_tablet,
+        args=(client_base_url(host, port), tablet_interval, stop),
+        name="demo-tablet",
+        daemon=True,
+    )
+    if demo_tablet:
+        tablet.start()
+    try:
+        uvicorn.run(
+            "app.main:app",
+            host=host,
+            port=port,
+            reload=reload,
+            reload_dirs=[str(ROOT / "app")] if reload else None,
+            log_level=config.log_level,
+            log_config=log_config,
+            access_log=False,  # app/request_log.py logs every request, without the query string
+        )
+    finally:
+        stop.set()
+        if tablet.is_alive():
+            tablet.join(15)  # it revokes its token as it stops
+
+
+def _run_demo_tablet(base_url: str, interval_seconds: float, stop: threading.Event) -> None:
+    import httpx
+
+    from app.cli.demo import demo_tablet
+    from app.demo import tablet
+
+    deadline = time.monotonic() + 60
+    while not stop.is_set():
+        try:
+            if httpx.get(f"{base_url}/readyz", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            log.warning("demo tablet not started: %s was not ready within 60 s", base_url)
+            return
+        stop.wait(0.25)
+    if stop.is_set():
+        return
+    try:
+        with demo_tablet() as setup:
+            sent = tablet.run(
+                base_url, setup.token, setup.session_id, setup.dosed_at, interval_seconds, stop
+            )
+    except Exception as exc:  # the server keeps serving without its simulated tablet
+        log.warning("demo tablet stopped: %s", exc)
+        return
+    log.info("demo tablet stopped after sending %d readings", sent)
+
+
+def _require_free_port(host: str, port: int) -> None:
+    """Bind the address as uvicorn will (then let go of it), to refuse a taken port at once."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                fail(
+                    f"port {port} on {host} is already in use, perhaps by another `vigil "
+                    "serve` (an earlier `make run`); stop that one, or serve on another port "
+                    "with --port or VIGIL_PORT (e.g. `VIGIL_PORT=8001 make run`)"
+                )
+            fail(
+                f"cannot listen on {host}:{port} ({exc.strerror}); choose the address with "
+                "--host or VIGIL_HOST and the port with --port or VIGIL_PORT"
+            )
+
+
+def _require_servable_schema(url: str) -> None:
+    """Refuse a database without this code's schema (unmigrated, or behind); one migrated by a
+    newer release is served, as /readyz says. A database that does not answer yet is not
+    refused: the server starts and /readyz says when it is ready."""
+    from app.db import make_engine
+    from app.migrations import schema_problem, schema_state
+    from app.outages import is_outage
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            problem = schema_problem(*schema_state(connection))
+    except SQLAlchemyError as exc:
+        if not is_outage(exc):
+            fail(f"database {shown(url)}: {getattr(exc, 'orig', None) or exc}")
+        log.warning("database %s is not answering yet; /readyz will say when it is", shown(url))
+        return
+    finally:
+        engine.dispose()
+    if problem is not None:
+        fail(f"not serving {shown(url)}: {problem}")

@@ -19,6 +19,7 @@ from app.clock import utcnow
 from app.demo.vitals_curve import observations
 from app.models import Dose, DosingSession, Participant, User, user_sites
 from app.users import service as users
+from app.vocabulary import RecordStatus
 
 log = logging.getLogger("vigil.tablet")
 
@@ -48,7 +49,7 @@ def prepare_demo_tablet(session: Session) -> TabletSetup:
             Dose,
             (Dose.dosing_session_id == DosingSession.id)
             & (Dose.kind == "initial")
-            & (Dose.record_status == "valid"),
+            & (Dose.record_status == RecordStatus.VALID.value),
         )
         .where(user_sites.c.user_id == device.id, DosingSession.status == "in_progress")
     ).first()

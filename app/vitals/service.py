@@ -32,6 +32,7 @@ from app.protocols.schema import Protocol
 from app.time_bounds import Bound, ImplausibleTime, check_within
 from app.vitals.measures import MEASURES
 from app.vitals.schemas import ReadingIn
+from app.vocabulary import RecordStatus
 
 # A tablet that was offline may deliver readings after the session ended; those measured up to
 # this long after the end still belong to the session (the participant stays monitored).
@@ -424,13 +425,13 @@ def list_readings(
 
 def enter_in_error(session: Session, reading: VitalReading, reason: str) -> VitalReading:
     """Mark a reading entered in error: kept forever, audited with the reason."""
-    if reading.record_status == "entered_in_error":
+    if reading.record_status == RecordStatus.ENTERED_IN_ERROR:
         raise Conflict(
             f"vital reading {reading.id} is already marked entered in error "
             f"({reading.error_reason})"
         )
     with change_reason(session, reason, "entered_in_error"):
-        reading.record_status = "entered_in_error"
+        reading.record_status = RecordStatus.ENTERED_IN_ERROR.value
         reading.error_reason = reason
     # Without the reading the session's timeline changes all along (a due time it met is now
     # missed, a run of readings it broke is now unbroken): judge the whole session again.

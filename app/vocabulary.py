@@ -3,7 +3,9 @@
 This module imports nothing of Vigil's: models, the rules engine, schemas and services all use it.
 """
 
+from collections.abc import Mapping
 from enum import StrEnum
+from types import MappingProxyType
 
 
 class RecordStatus(StrEnum):
@@ -13,17 +15,6 @@ class RecordStatus(StrEnum):
     ENTERED_IN_ERROR = "entered_in_error"
 
 
-class Severity(StrEnum):
-    """How urgent a finding or an alert is, least urgent first."""
-
-    INFO = "info"
-    WARNING = "warning"
-    CRITICAL = "critical"
-
-    @property
-    def rank(self) -> int:
-        return SEVERITY_ORDER[self]
-
-
-# Severity name -> rank (higher is more urgent), in the order the members are defined.
-SEVERITY_ORDER: dict[str, int] = {severity.value: rank for rank, severity in enumerate(Severity)}
+# How urgent a finding or an alert is: the severities a protocol rule may name, by rank (a
+# higher rank is more urgent). Alerts keep a finding's severity; replay filters by it.
+SEVERITY_ORDER: Mapping[str, int] = MappingProxyType({"info": 0, "warning": 1, "critical": 2})

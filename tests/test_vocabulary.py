@@ -3,13 +3,14 @@ severity order is one table."""
 
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from sqlalchemy import CheckConstraint
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.alerts.schemas import AlertSeverity
 from app.ids import new_id
 from app.models import (
     AdverseEvent,
@@ -20,7 +21,8 @@ from app.models import (
     TherapistNote,
     VitalReading,
 )
-from app.vocabulary import RecordStatus
+from app.protocols import rule_schema, schema
+from app.vocabulary import SEVERITY_ORDER, RecordStatus
 from tests.factories.dosing import T0, make_dosing_session
 from tests.factories.trial import make_participant, make_site, make_study
 
@@ -109,3 +111,10 @@ def test_the_database_refuses_a_record_status_it_does_not_know(db, dosing_sessio
 def test_the_models_declare_the_check_the_migration_adds(table):
     checks = [c for c in Base.metadata.tables[table].constraints if isinstance(c, CheckConstraint)]
     assert [str(c.sqltext) for c in checks] == ["record_status IN ('valid', 'entered_in_error')"]
+
+
+def test_one_severity_order_for_protocol_rules_alerts_and_replay():
+    assert schema.SEVERITY_ORDER is rule_schema.SEVERITY_ORDER is SEVERITY_ORDER
+    assert sorted(SEVERITY_ORDER, key=SEVERITY_ORDER.__getitem__) == ["info", "warning", "critical"]
+    # every severity a protocol rule may name, and every alert severity, has its rank
+    assert set(get_args(rule_schema.Severity)) == set(SEVERITY_ORDER) == set(AlertSeverity)

@@ -24,7 +24,8 @@ from app.vitals.schemas import (
 
 
 class ReadingRoute(CheckedRoute):
-    """Names refused fields the way batch results do (``observations[0].value``)."""
+    """Refuses a reading the way a batch refuses one of its readings (the same fields, the same
+    messages)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -33,9 +34,7 @@ class ReadingRoute(CheckedRoute):
             try:
                 return await handler(request)
             except RequestValidationError as exc:
-                raise service.validation_error(
-                    exc.errors(), strip=("body", "query", "path")
-                ) from None
+                raise service.validation_error(exc.errors()) from None
 
         return route_handler
 

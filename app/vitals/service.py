@@ -26,7 +26,7 @@ from app.alerts import evaluation
 from app.audit.recorder import change_reason
 from app.config import get_settings
 from app.dosing import service as dosing
-from app.errors import Conflict, InvalidInput, VigilError
+from app.errors import Conflict, InvalidInput, VigilError, field_path
 from app.models import DosingSession, VitalReading
 from app.protocols.schema import Protocol
 from app.time_bounds import Bound, ImplausibleTime, check_within
@@ -93,28 +93,12 @@ def problem_of(error: VigilError) -> dict[str, Any]:
 # --- validation ---------------------------------------------------------------------------------
 
 
-def field_path(loc: Sequence[str | int]) -> str:
-    """``('observations', 0, 'value')`` -> ``observations[0].value``."""
-    path = ""
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        else:
-            path += f".{part}" if path else str(part)
-    return path or "reading"
-
-
-def validation_error(
-    errors: Sequence[Mapping[str, Any]], *, strip: tuple[str, ...] = ()
-) -> InvalidInput:
-    """An InvalidInput naming each field pydantic refused (``strip``: loc prefixes to drop)."""
+def validation_error(errors: Sequence[Mapping[str, Any]]) -> InvalidInput:
+    """An InvalidInput naming each field pydantic refused (the reading itself if no field)."""
     found = []
     for error in errors:
-        loc = tuple(error["loc"])
-        if loc and loc[0] in strip:
-            loc = loc[1:]
         message = str(error["msg"]).removeprefix("Value error, ")
-        found.append({"field": field_path(loc), "message": message})
+        found.append({"field": field_path(error["loc"]) or "reading", "message": message})
     return InvalidInput("; ".join(f"{e['field']}: {e['message']}" for e in found), errors=found)
 
 
@@ -139,9 +123,9 @@ def reading_problems(reading: ReadingIn) -> list[dict[str, str]]:
         if observation.code in first_at:
             problems.append(
                 {
-                    "field": f"observations[{i}].code",
+                    "field": field_path(("observations", i, "code")),
                     "message": f"{observation.code} is given twice in one reading (also "
-                    f"observations[{first_at[observation.code]}])",
+                    f"{field_path(('observations', first_at[observation.code]))})",
                 }
             )
         else:
@@ -153,9 +137,9 @@ def reading_problems(reading: ReadingIn) -> list[dict[str, str]]:
         if systolic <= diastolic:
             problems.append(
                 {
-                    "field": f"observations[{i}].value",
+                    "field": field_path(("observations", i, "value")),
                     "message": f"SYSBP {systolic:g} mmHg is not above DIABP {diastolic:g} mmHg "
-                    f"(observations[{j}]); systolic pressure is always the higher",
+                    f"({field_path(('observations', j))}); systolic pressure is always the higher",
                 }
             )
     return problems

@@ -1,8 +1,9 @@
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy import select
 
 from app.auth.permissions import Permission
 from app.auth.principal import Authorize
@@ -11,7 +12,7 @@ from app.checked_input import CheckedRoute, Refusal
 from app.db import SessionDep
 from app.dosing.deps import DosingSessionDep
 from app.models import VitalReading as VitalReadingRow
-from app.pagination import Page
+from app.pagination import Page, PageDep, paginate
 from app.vitals import service
 from app.vitals.schemas import (
     BatchOutcome,
@@ -122,14 +123,14 @@ def post_batch(
     dependencies=[Depends(Authorize(Permission.SESSION_READ))],
 )
 def list_readings(
-    session: SessionDep,
-    dosing_session: DosingSessionDep,
-    limit: Annotated[int, Query(ge=1, le=500, description="Readings per page")] = 100,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    session: SessionDep, dosing_session: DosingSessionDep, page: PageDep
 ) -> dict[str, object]:
     """The session's readings in measured_at order, entered-in-error ones included."""
-    items, next_cursor = service.list_readings(session, dosing_session, limit, cursor)
-    return {"items": items, "next_cursor": next_cursor}
+    stmt = select(VitalReadingRow).where(VitalReadingRow.dosing_session_id == dosing_session.id)
+    items, cursor = paginate(
+        session, stmt, VitalReadingRow.id, page, order_by=[VitalReadingRow.measured_at]
+    )
+    return {"items": items, "next_cursor": cursor}
 
 
 @router.get(

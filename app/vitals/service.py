@@ -8,8 +8,6 @@ finds the ids already stored, the new rows go in with one flush (the audit liste
 audit record per reading to it).
 """
 
-import base64
-import binascii
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import ValidationError
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -367,44 +365,6 @@ def _stored(session: Session, ids: set[uuid.UUID]) -> dict[uuid.UUID, VitalReadi
 
 
 # --- reading back, correcting -------------------------------------------------------------------
-
-
-def _encode_cursor(row: VitalReading) -> str:
-    text = f"{row.measured_at.isoformat()}|{row.id}"
-    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        measured_at, reading_id = text.split("|")
-        return clock.as_utc(datetime.fromisoformat(measured_at)), uuid.UUID(reading_id)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidInput(
-            "cursor is not one Vigil issued; pass next_cursor from the previous page unchanged",
-            errors=[{"field": "cursor", "message": "not a cursor Vigil issued"}],
-        ) from None
-
-
-def list_readings(
-    session: Session, dosing_session: DosingSession, limit: int, cursor: str | None = None
-) -> tuple[list[VitalReading], str | None]:
-    """A page of the session's readings in measured_at order (then id), and the next cursor."""
-    stmt = select(VitalReading).where(VitalReading.dosing_session_id == dosing_session.id)
-    if cursor:
-        after_at, after_id = _decode_cursor(cursor)
-        stmt = stmt.where(
-            or_(
-                VitalReading.measured_at > after_at,
-                and_(VitalReading.measured_at == after_at, VitalReading.id > after_id),
-            )
-        )
-    stmt = stmt.order_by(VitalReading.measured_at, VitalReading.id).limit(limit + 1)
-    rows = list(session.scalars(stmt))
-    if len(rows) <= limit:
-        return rows, None
-    rows = rows[:limit]
-    return rows, _encode_cursor(rows[-1])
 
 
 def enter_in_error(session: Session, reading: VitalReading, reason: str) -> VitalReading:

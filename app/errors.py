@@ -2,6 +2,7 @@
 
 import logging
 import traceback
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -179,9 +180,17 @@ def _log_unexpected(method: str, path: str, request_id: str | None) -> None:
     log.exception("unhandled error on %s %s (request id %s)", method, path, request_id)
 
 
-def _field_path(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
-    return ".".join(parts) or "/".join(str(p) for p in loc)
+REQUEST_PARTS = ("body", "query", "path", "header", "cookie")
+
+
+def field_path(loc: Sequence[str | int]) -> str:
+    """How a problem names a refused field: its location joined with dots, from the request part
+    on (``('body', 'readings', 1, 'observations', 0, 'value')`` -> ``readings.1.observations.0.
+    value``); the part itself when the whole of it is refused (``body``)."""
+    parts = list(loc)
+    if len(parts) > 1 and parts[0] in REQUEST_PARTS:
+        parts = parts[1:]
+    return ".".join(str(part) for part in parts)
 
 
 def _domain_problem(request: Request, exc: VigilError) -> JSONResponse:
@@ -278,9 +287,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            {"field": _field_path(tuple(e["loc"])), "message": e["msg"]} for e in exc.errors()
-        ]
+        errors = [{"field": field_path(e["loc"]), "message": e["msg"]} for e in exc.errors()]
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
         return problem(
             422, "Invalid input", detail, "invalid-input", request.url.path, errors=errors

@@ -136,7 +136,7 @@ def test_a_duplicate_key_deep_in_a_body_is_named_by_its_path(client, two_sites):
     one = reading()
     body = json.dumps(one).replace('"code": "SYSBP"', '"code": "SYSBP", "code": "PULSE"')
     response = _raw(client, "POST", f"{API}/dosing-sessions/{session.id}/vital-readings", body)
-    assert _fields(response) == ["observations[0].code"]
+    assert _fields(response) == ["observations.0.code"]
 
 
 def test_a_batch_refuses_only_the_readings_that_hold_refused_text(client, db, two_sites):

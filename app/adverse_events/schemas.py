@@ -5,9 +5,9 @@ from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
-from app.assessments.records import RecordStatus
 from app.schemas import AwareDatetime, ReadModel, Reason, WriteModel
 from app.signatures.schemas import SignatureRead
+from app.vocabulary import RecordStatus
 
 DEFAULT_CTCAE_VERSION = "5.0"
 

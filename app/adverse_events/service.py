@@ -22,7 +22,6 @@ from app.alerts import record_alerts
 from app.assessments.records import (
     EnteredInError,
     Problems,
-    RecordStatus,
     check_links,
     check_time,
     mark_entered_in_error,
@@ -37,6 +36,7 @@ from app.protocols import service as protocols
 from app.signatures import service as signatures
 from app.signatures.schemas import SignatureRead
 from app.time_bounds import Bound
+from app.vocabulary import RecordStatus
 
 # The investigator-to-sponsor SAE deadline when the protocol sets none (DESIGN.md: sponsor
 # convention, 21 CFR 312.64(b) says "immediately").

@@ -31,8 +31,9 @@ from app.protocols.schema import Protocol
 from app.rules import Finding, SessionSnapshot, evaluate_rule
 from app.rules.snapshot import AdverseEvent as SnapshotEvent
 from app.rules.snapshot import CssrsScreen as SnapshotScreen
+from app.vocabulary import RecordStatus
 
-VALID = "valid"
+VALID = RecordStatus.VALID.value
 CSSRS_SCREEN = "cssrs_screen"
 # The snapshot of a record judged outside every dosing session: the engine scopes its keys to
 # this id, which evaluation.alert_key replaces by the record's own id.

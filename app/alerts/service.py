@@ -16,8 +16,8 @@ from app.audit.recorder import change_reason
 from app.errors import Conflict, InvalidInput, NotFound
 from app.models import Alert, DosingSession, Participant
 from app.protocols import service as protocols
+from app.vocabulary import SEVERITY_ORDER
 
-_RANK = {AlertSeverity.INFO: 0, AlertSeverity.WARNING: 1, AlertSeverity.CRITICAL: 2}
 OPEN, ACKNOWLEDGED, RESOLVED = (s.value for s in AlertStatus)
 # escalation levels, in the order of the protocol's alerting.escalation
 SITE_CLINICIAN, MEDICAL_MONITOR = 0, 1
@@ -57,7 +57,7 @@ def _update(
         alert.last_found_at = max(alert.last_found_at, found_at)
         alert.occurrences += new_occurrences
         alert.message, alert.finding = message, finding
-        if _RANK[severity] > _RANK[AlertSeverity(alert.severity)]:
+        if SEVERITY_ORDER[severity] > SEVERITY_ORDER[alert.severity]:
             alert.severity = severity.value
             if alert.status == OPEN:
                 deadline = _acknowledge_by(session, alert.protocol_version_id, severity, found_at)

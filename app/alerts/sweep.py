@@ -29,8 +29,9 @@ from app.models import AdverseEvent, Alert, Dose, DosingSession, ProtocolVersion
 from app.protocols import service as protocols
 from app.protocols.schema import AdverseEventRule
 from app.rules import overdue_between
+from app.vocabulary import RecordStatus
 
-VALID = "valid"
+VALID = RecordStatus.VALID.value
 
 
 def _running(now: datetime) -> ColumnElement[bool]:

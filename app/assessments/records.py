@@ -7,7 +7,6 @@ listed field by field.
 
 import uuid
 from datetime import datetime
-from enum import StrEnum
 
 from sqlalchemy.orm import Session
 
@@ -16,14 +15,10 @@ from app.errors import Conflict, InvalidInput
 from app.models import AdverseEvent, Assessment, DosingSession, Participant, TherapistNote, Visit
 from app.schemas import Reason, WriteModel
 from app.time_bounds import Bound, ImplausibleTime, check_within, not_in_future
+from app.vocabulary import RecordStatus
 
 ClinicalRecord = AdverseEvent | Assessment | TherapistNote
 Problems = list[tuple[str, str]]  # (field, message)
-
-
-class RecordStatus(StrEnum):
-    VALID = "valid"
-    ENTERED_IN_ERROR = "entered_in_error"
 
 
 class EnteredInError(WriteModel):

@@ -6,9 +6,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, StrictBool
 
 from app.assessments.cssrs import RecallPeriod, Risk
-from app.assessments.records import RecordStatus
 from app.pagination import Page
 from app.schemas import AwareDatetime, ReadModel, WriteModel
+from app.vocabulary import RecordStatus
 
 UNSURE = "unsure"
 

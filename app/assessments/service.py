@@ -13,7 +13,6 @@ from app.assessments import cssrs
 from app.assessments.records import (
     EnteredInError,
     Problems,
-    RecordStatus,
     check_links,
     check_time,
     mark_entered_in_error,
@@ -32,6 +31,7 @@ from app.errors import Conflict, NotFound
 from app.models import Assessment, Participant
 from app.participants.service import consent_time
 from app.protocols import service as protocols
+from app.vocabulary import RecordStatus
 
 ANSWER_FIELDS = tuple(CssrsAnswers.model_fields)
 GUESS_FIELDS = ("guessed_arm", "confidence_pct", "confidence_level")

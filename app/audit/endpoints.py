@@ -60,21 +60,19 @@ def list_audit_records(
 
 @router.get(
     "/history/{entity_type}/{entity_id}",
-    response_model=list[AuditRecord],
+    response_model=Page[AuditRecord],
     dependencies=[Depends(Authorize(Permission.HISTORY_READ))],
 )
 def history(
-    session: SessionDep, principal: CurrentPrincipal, record: ScopedHistory
-) -> list[AuditRecord]:
+    session: SessionDep, principal: CurrentPrincipal, record: ScopedHistory, page: PageDep
+) -> dict[str, object]:
     """Every recorded version of one record, oldest first: what it was, who changed it, why.
     Read like the record itself: a record of another site is not found."""
     entity_type, entity_id = record
-    stmt = (
-        select(AuditRow)
-        .where(AuditRow.entity_type == entity_type, AuditRow.entity_id == str(entity_id))
-        .order_by(AuditRow.id)
+    stmt = select(AuditRow).where(
+        AuditRow.entity_type == entity_type, AuditRow.entity_id == str(entity_id)
     )
-    records = list(session.scalars(stmt))
-    if not records:
+    items, cursor = paginate(session, stmt, AuditRow.id, page)
+    if not items and page.cursor is None:
         raise NotFound(f"no {entity_type} record {entity_id} exists")
-    return blinding.audit_record_views(session, principal, records)
+    return {"items": blinding.audit_record_views(session, principal, items), "next_cursor": cursor}

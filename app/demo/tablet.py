@@ -21,6 +21,7 @@ from app.auth import tokens
 from app.clock import utcnow
 from app.demo.vitals_curve import observations
 from app.models import AccessToken, Dose, DosingSession, Participant, User, user_sites
+from app.vocabulary import RecordStatus
 
 log = logging.getLogger("vigil.tablet")
 
@@ -57,7 +58,7 @@ def prepare_demo_tablet(session: Session) -> TabletSetup:
             Dose,
             (Dose.dosing_session_id == DosingSession.id)
             & (Dose.kind == "initial")
-            & (Dose.record_status == "valid"),
+            & (Dose.record_status == RecordStatus.VALID.value),
         )
         .where(user_sites.c.user_id == device.id, DosingSession.status == "in_progress")
     ).first()

@@ -32,6 +32,7 @@ from app.dosing.schemas import (
 )
 from app.models import Dose as DoseRow
 from app.models import DosingSession as DosingSessionRow
+from app.models import Visit as VisitRow
 from app.pagination import Page, PageDep, paginate
 from app.users.service import Role
 
@@ -57,13 +58,20 @@ def create_dosing_session(
 
 @router.get(
     "/participants/{participant_id}/dosing-sessions",
-    response_model=list[DosingSession],
+    response_model=Page[DosingSession],
     dependencies=[Depends(Authorize(Permission.SESSION_READ))],
 )
 def list_participant_dosing_sessions(
-    session: SessionDep, participant: ScopedParticipant
-) -> list[DosingSession]:
-    return service.present_many(session, service.sessions_of(session, participant))
+    session: SessionDep, participant: ScopedParticipant, page: PageDep
+) -> dict[str, object]:
+    """The participant's dosing sessions in the order of their visits."""
+    stmt = (
+        select(DosingSessionRow)
+        .join(VisitRow, VisitRow.id == DosingSessionRow.visit_id)
+        .where(DosingSessionRow.participant_id == participant.id)
+    )
+    items, cursor = paginate(session, stmt, DosingSessionRow.id, page, order_by=[VisitRow.sequence])
+    return {"items": service.present_many(session, items), "next_cursor": cursor}
 
 
 @router.get(
@@ -195,11 +203,16 @@ def supplemental_dose_gate(session: SessionDep, dosing_session: DosingSessionDep
 
 @router.get(
     "/dosing-sessions/{dosing_session_id}/doses",
-    response_model=list[Dose],
+    response_model=Page[Dose],
     dependencies=[Depends(Authorize(Permission.SESSION_READ))],
 )
-def list_doses(session: SessionDep, dosing_session: DosingSessionDep) -> list[DoseRow]:
-    return service.doses_of(session, dosing_session)
+def list_doses(
+    session: SessionDep, dosing_session: DosingSessionDep, page: PageDep
+) -> dict[str, object]:
+    """Every dose of the session, entered-in-error ones included, in the order given."""
+    stmt = select(DoseRow).where(DoseRow.dosing_session_id == dosing_session.id)
+    items, cursor = paginate(session, stmt, DoseRow.id, page, order_by=[DoseRow.administered_at])
+    return {"items": items, "next_cursor": cursor}
 
 
 @router.post(

@@ -6,6 +6,7 @@ from pydantic import Field, FiniteFloat
 
 from app.schemas import AwareDatetime, ReadModel, Reason, Text, WriteModel
 from app.signatures.schemas import SignatureRead
+from app.vocabulary import RecordStatus
 
 
 class DosingSessionStatus(StrEnum):
@@ -17,11 +18,6 @@ class DosingSessionStatus(StrEnum):
 class DoseKind(StrEnum):
     INITIAL = "initial"
     SUPPLEMENTAL = "supplemental"
-
-
-class RecordStatus(StrEnum):
-    VALID = "valid"
-    ENTERED_IN_ERROR = "entered_in_error"
 
 
 class DosingSessionCreate(WriteModel):

@@ -5,13 +5,14 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, MetaData, Uuid
+from sqlalchemy import JSON, CheckConstraint, DateTime, MetaData, Uuid
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from app.clock import as_utc, utcnow
 from app.ids import new_id
+from app.vocabulary import RecordStatus
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -81,3 +82,10 @@ class Audited:
     """Marker: every insert and update of this table writes an audit record; deletes are refused."""
 
     __audit_exclude__: frozenset[str] = frozenset({"updated_at"})
+
+
+def record_status_check() -> CheckConstraint:
+    """The database refuses a record_status that is not a RecordStatus
+    (``ck_<table>_record_status``)."""
+    values = ", ".join(f"'{status.value}'" for status in RecordStatus)
+    return CheckConstraint(f"record_status IN ({values})", name="record_status")

@@ -7,11 +7,13 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Audited, Base, HasId, Timestamped
+from app.models.base import Audited, Base, HasId, Timestamped, record_status_check
+from app.vocabulary import RecordStatus
 
 
 class AdverseEvent(HasId, Timestamped, Audited, Base):
     __tablename__ = "adverse_events"
+    __table_args__ = (record_status_check(),)
 
     participant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("participants.id"), index=True)
     dosing_session_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("dosing_sessions.id"))
@@ -28,7 +30,7 @@ class AdverseEvent(HasId, Timestamped, Audited, Base):
     outcome: Mapped[str] = mapped_column(String(48))
     site_aware_at: Mapped[datetime]
     sponsor_reported_at: Mapped[datetime | None]
-    record_status: Mapped[str] = mapped_column(String(20), default="valid")
+    record_status: Mapped[str] = mapped_column(String(20), default=RecordStatus.VALID.value)
     error_reason: Mapped[str | None] = mapped_column(Text)
 
     @property
@@ -38,6 +40,7 @@ class AdverseEvent(HasId, Timestamped, Audited, Base):
 
 class Assessment(HasId, Timestamped, Audited, Base):
     __tablename__ = "assessments"
+    __table_args__ = (record_status_check(),)
 
     participant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("participants.id"), index=True)
     dosing_session_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("dosing_sessions.id"))
@@ -46,12 +49,13 @@ class Assessment(HasId, Timestamped, Audited, Base):
     administered_at: Mapped[datetime]
     respondent_role: Mapped[str] = mapped_column(String(32))
     data: Mapped[dict[str, Any]]
-    record_status: Mapped[str] = mapped_column(String(20), default="valid")
+    record_status: Mapped[str] = mapped_column(String(20), default=RecordStatus.VALID.value)
     error_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class TherapistNote(HasId, Timestamped, Audited, Base):
     __tablename__ = "therapist_notes"
+    __table_args__ = (record_status_check(),)
 
     participant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("participants.id"), index=True)
     dosing_session_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("dosing_sessions.id"))
@@ -59,5 +63,5 @@ class TherapistNote(HasId, Timestamped, Audited, Base):
     author_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
     written_at: Mapped[datetime]
     text: Mapped[str] = mapped_column(Text)
-    record_status: Mapped[str] = mapped_column(String(20), default="valid")
+    record_status: Mapped[str] = mapped_column(String(20), default=RecordStatus.VALID.value)
     error_reason: Mapped[str | None] = mapped_column(Text)

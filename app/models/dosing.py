@@ -7,7 +7,8 @@ from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.clock import utcnow
-from app.models.base import Audited, Base, HasId, Timestamped
+from app.models.base import Audited, Base, HasId, Timestamped, record_status_check
+from app.vocabulary import RecordStatus
 
 
 class DosingSession(HasId, Timestamped, Audited, Base):
@@ -29,6 +30,7 @@ class DosingSession(HasId, Timestamped, Audited, Base):
 
 class Dose(HasId, Audited, Base):
     __tablename__ = "doses"
+    __table_args__ = (record_status_check(),)
 
     dosing_session_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("dosing_sessions.id"), index=True
@@ -38,5 +40,5 @@ class Dose(HasId, Audited, Base):
     administered_at: Mapped[datetime]
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
     deviation_reason: Mapped[str | None] = mapped_column(Text)
-    record_status: Mapped[str] = mapped_column(String(20), default="valid")
+    record_status: Mapped[str] = mapped_column(String(20), default=RecordStatus.VALID.value)
     error_reason: Mapped[str | None] = mapped_column(Text)

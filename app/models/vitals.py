@@ -7,14 +7,15 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Audited, Base
+from app.models.base import Audited, Base, record_status_check
+from app.vocabulary import RecordStatus
 
 
 class VitalReading(Audited, Base):
     """Keyed by the client's UUID, so a replayed batch can never duplicate a reading."""
 
     __tablename__ = "vital_readings"
-    __table_args__ = (Index(None, "dosing_session_id", "measured_at"),)
+    __table_args__ = (Index(None, "dosing_session_id", "measured_at"), record_status_check())
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     dosing_session_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("dosing_sessions.id"))
@@ -31,5 +32,5 @@ class VitalReading(Audited, Base):
     supplemental_oxygen: Mapped[bool | None]
     new_confusion: Mapped[bool | None]
     reported: Mapped[dict[str, Any]]
-    record_status: Mapped[str] = mapped_column(String(20), default="valid")
+    record_status: Mapped[str] = mapped_column(String(20), default=RecordStatus.VALID.value)
     error_reason: Mapped[str | None] = mapped_column(Text)

@@ -3,9 +3,9 @@ from datetime import datetime
 
 from pydantic import Field
 
-from app.assessments.records import RecordStatus
 from app.schemas import AwareDatetime, ReadModel, Reason, Text, WriteModel
 from app.signatures.schemas import SignatureRead
+from app.vocabulary import RecordStatus
 
 
 class NoteCreate(WriteModel):

@@ -9,7 +9,6 @@ from sqlalchemy.orm import Session
 from app.assessments.records import (
     EnteredInError,
     Problems,
-    RecordStatus,
     check_links,
     check_time,
     mark_entered_in_error,
@@ -24,6 +23,7 @@ from app.notes.schemas import NoteCorrection, NoteCreate
 from app.participants.service import consent_time
 from app.signatures import service as signatures
 from app.users.service import Role, site_ids_of
+from app.vocabulary import RecordStatus
 from app.wording import with_article
 
 AUTHOR_ROLES = (Role.THERAPIST, Role.CLINICIAN)

@@ -90,12 +90,19 @@ def get_participant(
 
 @router.post(
     "/participants/{participant_id}/enrol",
-    response_model=list[Visit],
+    response_model=Participant,
     dependencies=[Depends(Authorize(Permission.PARTICIPANT_WRITE))],
 )
-def enrol(session: SessionDep, participant: ScopedParticipant, data: Enrolment) -> list[VisitRow]:
-    """Enrol a screened participant and generate the protocol's visit schedule."""
-    return service.enrol(session, participant, data)
+def enrol(
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    participant: ScopedParticipant,
+    data: Enrolment,
+) -> Participant:
+    """Enrol a screened participant and generate the protocol's visit schedule (listed at
+    `GET /participants/{id}/visits`)."""
+    service.enrol(session, participant, data)
+    return blinding.participant_view(session, principal, participant)
 
 
 @router.post(
@@ -157,11 +164,16 @@ def complete(
 
 @router.get(
     "/participants/{participant_id}/visits",
-    response_model=list[Visit],
+    response_model=Page[Visit],
     dependencies=[Depends(Authorize(Permission.PARTICIPANT_READ))],
 )
-def list_visits(session: SessionDep, participant: ScopedParticipant) -> list[VisitRow]:
-    return service.visits_of(session, participant)
+def list_visits(
+    session: SessionDep, participant: ScopedParticipant, page: PageDep
+) -> dict[str, object]:
+    """The participant's visits in the order of the protocol's schedule."""
+    stmt = select(VisitRow).where(VisitRow.participant_id == participant.id)
+    items, cursor = paginate(session, stmt, VisitRow.id, page, order_by=[VisitRow.sequence])
+    return {"items": items, "next_cursor": cursor}
 
 
 @router.get(

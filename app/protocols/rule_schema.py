@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from app.vitals.measures import MEASURES, get_measure
+from app.vocabulary import SEVERITY_ORDER
 
 
 def _known_measure(code: str) -> str:
@@ -63,8 +64,6 @@ RuleKind = Literal[
     "adverse_event",
     "cssrs",
 ]
-
-SEVERITY_ORDER: dict[str, int] = {"info": 0, "warning": 1, "critical": 2}
 
 
 class StrictModel(BaseModel):

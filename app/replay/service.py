@@ -33,11 +33,11 @@ from app.replay.schemas import (
     ReplaySummary,
 )
 from app.rules import Finding, SessionSnapshot, replay
+from app.vocabulary import SEVERITY_ORDER
 
 REPLAY_ACTION = "replay"  # the audit action of a replay
 LATEST = "latest"
 MIN_SHA256_PREFIX = 6
-_RANK: dict[str, int] = {"info": 0, "warning": 1, "critical": 2}
 _HEX = re.compile(r"[0-9a-f]+")
 # What may differ between two findings matched as the same occurrence.
 _COMPARED = ("severity", "kind", "title", "message", "thresholds")
@@ -177,7 +177,7 @@ def _shown(finding: Finding, snapshot: SessionSnapshot) -> dict[str, object]:
 
 
 def _at_least(severity: str, minimum: Severity | None) -> bool:
-    return minimum is None or _RANK[severity] >= _RANK[minimum]
+    return minimum is None or SEVERITY_ORDER[severity] >= SEVERITY_ORDER[minimum]
 
 
 def compare(

@@ -25,7 +25,6 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import get_history
 
 from app import clock
-from app.assessments.records import RecordStatus
 from app.audit.recorder import change_reason, record_event
 from app.audit.values import jsonable
 from app.auth.login import lockout_period
@@ -37,6 +36,7 @@ from app.models import AdverseEvent, DosingSession, Participant, Signature, Ther
 from app.signatures.schemas import Meaning, SignatureCreate, SignatureRead, SignatureStatus
 from app.users import service as users
 from app.users.service import Role
+from app.vocabulary import RecordStatus
 from app.wording import with_article
 
 Signable = AdverseEvent | TherapistNote | DosingSession

@@ -1,8 +1,9 @@
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy import select
 
 from app.auth.permissions import Permission
 from app.auth.principal import Authorize
@@ -11,7 +12,7 @@ from app.checked_input import CheckedRoute, Refusal
 from app.db import SessionDep
 from app.dosing.deps import DosingSessionDep
 from app.models import VitalReading as VitalReadingRow
-from app.pagination import Page
+from app.pagination import Page, PageDep, paginate
 from app.vitals import service
 from app.vitals.schemas import (
     BatchOutcome,
@@ -24,7 +25,8 @@ from app.vitals.schemas import (
 
 
 class ReadingRoute(CheckedRoute):
-    """Names refused fields the way batch results do (``observations[0].value``)."""
+    """Refuses a reading the way a batch refuses one of its readings (the same fields, the same
+    messages)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -33,9 +35,7 @@ class ReadingRoute(CheckedRoute):
             try:
                 return await handler(request)
             except RequestValidationError as exc:
-                raise service.validation_error(
-                    exc.errors(), strip=("body", "query", "path")
-                ) from None
+                raise service.validation_error(exc.errors()) from None
 
         return route_handler
 
@@ -123,14 +123,14 @@ def post_batch(
     dependencies=[Depends(Authorize(Permission.SESSION_READ))],
 )
 def list_readings(
-    session: SessionDep,
-    dosing_session: DosingSessionDep,
-    limit: Annotated[int, Query(ge=1, le=500, description="Readings per page")] = 100,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    session: SessionDep, dosing_session: DosingSessionDep, page: PageDep
 ) -> dict[str, object]:
     """The session's readings in measured_at order, entered-in-error ones included."""
-    items, next_cursor = service.list_readings(session, dosing_session, limit, cursor)
-    return {"items": items, "next_cursor": next_cursor}
+    stmt = select(VitalReadingRow).where(VitalReadingRow.dosing_session_id == dosing_session.id)
+    items, cursor = paginate(
+        session, stmt, VitalReadingRow.id, page, order_by=[VitalReadingRow.measured_at]
+    )
+    return {"items": items, "next_cursor": cursor}
 
 
 @router.get(

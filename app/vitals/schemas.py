@@ -27,6 +27,7 @@ from app.vitals.measures import (
     get_measure,
     to_canonical,
 )
+from app.vocabulary import RecordStatus
 
 
 def _has_offset(value: datetime) -> datetime:
@@ -148,7 +149,7 @@ class VitalReading(ReadModel):
     supplemental_oxygen: bool | None
     new_confusion: bool | None
     reported: dict[str, Any] = Field(description="measured_at and observations as sent")
-    record_status: Literal["valid", "entered_in_error"]
+    record_status: RecordStatus
     error_reason: str | None
 
     @computed_field  # type: ignore[prop-decorator]

@@ -8,8 +8,6 @@ finds the ids already stored, the new rows go in with one flush (the audit liste
 audit record per reading to it).
 """
 
-import base64
-import binascii
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import ValidationError
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -26,12 +24,13 @@ from app.alerts import evaluation
 from app.audit.recorder import change_reason
 from app.config import get_settings
 from app.dosing import service as dosing
-from app.errors import Conflict, InvalidInput, VigilError
+from app.errors import Conflict, InvalidInput, VigilError, field_path
 from app.models import DosingSession, VitalReading
 from app.protocols.schema import Protocol
 from app.time_bounds import Bound, ImplausibleTime, check_within
 from app.vitals.measures import MEASURES
 from app.vitals.schemas import ReadingIn
+from app.vocabulary import RecordStatus
 
 # A tablet that was offline may deliver readings after the session ended; those measured up to
 # this long after the end still belong to the session (the participant stays monitored).
@@ -92,28 +91,12 @@ def problem_of(error: VigilError) -> dict[str, Any]:
 # --- validation ---------------------------------------------------------------------------------
 
 
-def field_path(loc: Sequence[str | int]) -> str:
-    """``('observations', 0, 'value')`` -> ``observations[0].value``."""
-    path = ""
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        else:
-            path += f".{part}" if path else str(part)
-    return path or "reading"
-
-
-def validation_error(
-    errors: Sequence[Mapping[str, Any]], *, strip: tuple[str, ...] = ()
-) -> InvalidInput:
-    """An InvalidInput naming each field pydantic refused (``strip``: loc prefixes to drop)."""
+def validation_error(errors: Sequence[Mapping[str, Any]]) -> InvalidInput:
+    """An InvalidInput naming each field pydantic refused (the reading itself if no field)."""
     found = []
     for error in errors:
-        loc = tuple(error["loc"])
-        if loc and loc[0] in strip:
-            loc = loc[1:]
         message = str(error["msg"]).removeprefix("Value error, ")
-        found.append({"field": field_path(loc), "message": message})
+        found.append({"field": field_path(error["loc"]) or "reading", "message": message})
     return InvalidInput("; ".join(f"{e['field']}: {e['message']}" for e in found), errors=found)
 
 
@@ -138,9 +121,9 @@ def reading_problems(reading: ReadingIn) -> list[dict[str, str]]:
         if observation.code in first_at:
             problems.append(
                 {
-                    "field": f"observations[{i}].code",
+                    "field": field_path(("observations", i, "code")),
                     "message": f"{observation.code} is given twice in one reading (also "
-                    f"observations[{first_at[observation.code]}])",
+                    f"{field_path(('observations', first_at[observation.code]))})",
                 }
             )
         else:
@@ -152,9 +135,9 @@ def reading_problems(reading: ReadingIn) -> list[dict[str, str]]:
         if systolic <= diastolic:
             problems.append(
                 {
-                    "field": f"observations[{i}].value",
+                    "field": field_path(("observations", i, "value")),
                     "message": f"SYSBP {systolic:g} mmHg is not above DIABP {diastolic:g} mmHg "
-                    f"(observations[{j}]); systolic pressure is always the higher",
+                    f"({field_path(('observations', j))}); systolic pressure is always the higher",
                 }
             )
     return problems
@@ -385,53 +368,15 @@ def _stored(session: Session, ids: set[uuid.UUID]) -> dict[uuid.UUID, VitalReadi
 # --- reading back, correcting -------------------------------------------------------------------
 
 
-def _encode_cursor(row: VitalReading) -> str:
-    text = f"{row.measured_at.isoformat()}|{row.id}"
-    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        measured_at, reading_id = text.split("|")
-        return clock.as_utc(datetime.fromisoformat(measured_at)), uuid.UUID(reading_id)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidInput(
-            "cursor is not one Vigil issued; pass next_cursor from the previous page unchanged",
-            errors=[{"field": "cursor", "message": "not a cursor Vigil issued"}],
-        ) from None
-
-
-def list_readings(
-    session: Session, dosing_session: DosingSession, limit: int, cursor: str | None = None
-) -> tuple[list[VitalReading], str | None]:
-    """A page of the session's readings in measured_at order (then id), and the next cursor."""
-    stmt = select(VitalReading).where(VitalReading.dosing_session_id == dosing_session.id)
-    if cursor:
-        after_at, after_id = _decode_cursor(cursor)
-        stmt = stmt.where(
-            or_(
-                VitalReading.measured_at > after_at,
-                and_(VitalReading.measured_at == after_at, VitalReading.id > after_id),
-            )
-        )
-    stmt = stmt.order_by(VitalReading.measured_at, VitalReading.id).limit(limit + 1)
-    rows = list(session.scalars(stmt))
-    if len(rows) <= limit:
-        return rows, None
-    rows = rows[:limit]
-    return rows, _encode_cursor(rows[-1])
-
-
 def enter_in_error(session: Session, reading: VitalReading, reason: str) -> VitalReading:
     """Mark a reading entered in error: kept forever, audited with the reason."""
-    if reading.record_status == "entered_in_error":
+    if reading.record_status == RecordStatus.ENTERED_IN_ERROR:
         raise Conflict(
             f"vital reading {reading.id} is already marked entered in error "
             f"({reading.error_reason})"
         )
     with change_reason(session, reason, "entered_in_error"):
-        reading.record_status = "entered_in_error"
+        reading.record_status = RecordStatus.ENTERED_IN_ERROR.value
         reading.error_reason = reason
     # Without the reading the session's timeline changes all along (a due time it met is now
     # missed, a run of readings it broke is now unbroken): judge the whole session again.

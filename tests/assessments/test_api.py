@@ -285,7 +285,7 @@ def test_links_must_be_the_participants_own_visit_and_session(client, trial):
 
 
 def _visit_id(client, participant, code):
-    visits = client.get(f"/api/v1/participants/{participant.id}/visits").json()
+    visits = client.get(f"/api/v1/participants/{participant.id}/visits").json()["items"]
     return next(v["id"] for v in visits if v["code"] == code)
 
 

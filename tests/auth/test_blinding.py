@@ -46,7 +46,7 @@ def test_the_coordinator_who_randomises_sees_the_arm_masked_everywhere(client_as
     listed = coordinator.get(f"{API}/participants").json()["items"]
     assert {p["subject_id"]: p["arm_code"] for p in listed} == {"01-001": MASKED, "01-002": MASKED}
     response = coordinator.get(f"{API}/history/participants/{enrolled.id}")
-    history = response.json()
+    history = response.json()["items"]
     assert "randomised" in [r["after"].get("status") for r in history if r["after"]]
     assert _arm_values(history) == [MASKED]
     assert f'"{enrolled.arm_code}"' not in response.text
@@ -62,7 +62,7 @@ def test_the_medical_monitor_sees_every_site_with_the_arms_masked(client_as, db,
     for site in (two_sites.a, two_sites.b):
         one = monitor.get(f"{API}/participants/{site.participant.id}").json()
         assert one["arm_code"] == MASKED
-        history = monitor.get(f"{API}/history/participants/{site.participant.id}").json()
+        history = monitor.get(f"{API}/history/participants/{site.participant.id}").json()["items"]
         assert _arm_values(history) == [MASKED]
     trail = monitor.get(f"{API}/audit-records", params={"entity_type": "participants"}).json()
     assert _arm_values(trail["items"]) == [MASKED, MASKED]
@@ -96,7 +96,7 @@ def test_the_pharmacist_sees_the_arms_of_their_site_and_each_read_is_audited(
     assert pharmacist.get(f"{API}/participants/{a.participant.id}").json()["arm_code"] == arm
     listed = pharmacist.get(f"{API}/participants").json()["items"]
     assert [(p["id"], p["arm_code"]) for p in listed] == [(str(a.participant.id), arm)]
-    history = pharmacist.get(f"{API}/history/participants/{a.participant.id}").json()
+    history = pharmacist.get(f"{API}/history/participants/{a.participant.id}").json()["items"]
     assert _arm_values(history) == [arm]
 
     reads = _unblinded_reads(db, a.participant.id)
@@ -107,7 +107,7 @@ def test_the_pharmacist_sees_the_arms_of_their_site_and_each_read_is_audited(
         assert read.after == {"fields": ["arm_code"]}  # which field was seen, never its value
     # ... and the reads are themselves in the history, where the monitor sees who looked
     monitor = client_as(Role.MEDICAL_MONITOR)
-    seen = monitor.get(f"{API}/history/participants/{a.participant.id}").json()
+    seen = monitor.get(f"{API}/history/participants/{a.participant.id}").json()["items"]
     assert [r["actor"] for r in seen if r["action"] == "read_unblinded"] == ["pharmacist:phil"] * 3
 
     # the pharmacist is unblinded for their own sites only

@@ -16,7 +16,7 @@ def at(minutes: float) -> str:
 
 
 def visit_id(client, participant_id, code: str) -> str:
-    visits = client.get(f"/api/v1/participants/{participant_id}/visits").json()
+    visits = client.get(f"/api/v1/participants/{participant_id}/visits").json()["items"]
     return next(v["id"] for v in visits if v["code"] == code)
 
 

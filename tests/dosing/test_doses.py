@@ -5,6 +5,7 @@ from sqlalchemy import select
 from app.clock import utcnow
 from app.models import AuditRecord
 from tests.dosing.api import create_session, fresh_normal_reading, give, started_session
+from tests.pages import walk
 
 
 def _audit(db, dose_id):
@@ -27,7 +28,7 @@ def test_initial_amount_must_be_one_the_protocol_allows(client, participant):
         in (body["detail"])
     )
     assert body["errors"][0]["field"] == "amount_mg"
-    assert client.get(f"/api/v1/dosing-sessions/{sid}/doses").json() == []
+    assert client.get(f"/api/v1/dosing-sessions/{sid}/doses").json()["items"] == []
 
 
 def test_later_sessions_allow_either_listed_initial_amount(client, participant):
@@ -134,7 +135,7 @@ def test_structural_rules_hold_even_with_a_deviation_reason(client, participant)
     assert "already has an initial dose" in second_initial.json()["detail"]
     before_initial = give(client, sid, "supplemental", 60, 5, deviation_reason="whatever")
     assert before_initial.status_code == 422
-    assert len(client.get(f"/api/v1/dosing-sessions/{sid}/doses").json()) == 1
+    assert len(client.get(f"/api/v1/dosing-sessions/{sid}/doses").json()["items"]) == 1
 
 
 def test_a_dose_entered_in_error_is_kept_audited_and_no_longer_counts(client, db, participant):
@@ -157,7 +158,7 @@ def test_a_dose_entered_in_error_is_kept_audited_and_no_longer_counts(client, db
     assert [d["record_status"] for d in session["doses"]] == ["entered_in_error"]
 
     assert give(client, sid, "initial", 80, 10).status_code == 201
-    doses = client.get(f"/api/v1/dosing-sessions/{sid}/doses").json()
+    doses = client.get(f"/api/v1/dosing-sessions/{sid}/doses").json()["items"]
     assert [(d["amount_mg"], d["record_status"]) for d in doses] == [
         (120, "entered_in_error"),
         (80, "valid"),
@@ -189,5 +190,18 @@ def test_a_dose_amount_is_a_json_number(client, db, participant):
         response = give(client, sid, "initial", amount, 10)
         assert response.status_code == 422, response.text
         assert response.json()["errors"][0]["field"] == "amount_mg"
-    assert client.get(f"/api/v1/dosing-sessions/{sid}/doses").json() == []
+    assert client.get(f"/api/v1/dosing-sessions/{sid}/doses").json()["items"] == []
     assert db.scalars(select(AuditRecord).where(AuditRecord.entity_type == "doses")).all() == []
+
+
+def test_doses_are_pages_in_the_order_given_not_the_order_recorded(client, participant):
+    sid = started_session(client, participant.id)["id"]
+    wrong = give(client, sid, "initial", 120, 10, deviation_reason="typed the EXP2 amount")
+    client.post(f"/api/v1/doses/{wrong.json()['id']}/entered-in-error", json={"reason": "typo"})
+    assert give(client, sid, "initial", 80, 5).status_code == 201  # given earlier, recorded later
+
+    url = f"/api/v1/dosing-sessions/{sid}/doses"
+    expected = [(80, "valid"), (120, "entered_in_error")]
+    for limit in (1, 2):
+        doses = walk(client, url, limit)
+        assert [(d["amount_mg"], d["record_status"]) for d in doses] == expected

@@ -13,6 +13,7 @@ from tests.dosing.api import (
 )
 from tests.dosing.conftest import make_user
 from tests.factories.trial import make_participant, make_site
+from tests.pages import walk
 
 
 def test_a_session_runs_from_plan_to_baseline_attestation(client, participant, therapists):
@@ -255,7 +256,7 @@ def test_sessions_are_listed_by_status_and_participant_with_a_cursor(client, db,
 
     in_progress = client.get("/api/v1/dosing-sessions", params={"status": "in_progress"}).json()
     assert [s["participant_id"] for s in in_progress["items"]] == [str(first.id)]
-    of_first = client.get(f"/api/v1/participants/{first.id}/dosing-sessions").json()
+    of_first = client.get(f"/api/v1/participants/{first.id}/dosing-sessions").json()["items"]
     assert [s["visit_code"] for s in of_first] == ["EXP1", "EXP2"]
 
     page = client.get(
@@ -268,6 +269,15 @@ def test_sessions_are_listed_by_status_and_participant_with_a_cursor(client, db,
     ).json()
     assert len(rest["items"]) == 1 and rest["next_cursor"] is None
     assert {page["items"][0]["visit_code"], rest["items"][0]["visit_code"]} == {"EXP1", "EXP2"}
+
+
+def test_a_participants_sessions_are_pages_in_visit_order(client, db, participant):
+    create_session(client, participant.id, "EXP3")
+    create_session(client, participant.id, "EXP1")
+    create_session(client, participant.id, "EXP2")
+    url = f"/api/v1/participants/{participant.id}/dosing-sessions"
+    for limit in (1, 2, 3):
+        assert [s["visit_code"] for s in walk(client, url, limit)] == ["EXP1", "EXP2", "EXP3"]
 
 
 def test_unknown_session_is_404(client):

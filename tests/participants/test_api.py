@@ -4,6 +4,7 @@ from sqlalchemy import select
 
 from app.models import AuditRecord
 from tests.factories.trial import make_participant, make_site, make_study
+from tests.pages import walk
 
 
 def _new(client, db, subject="01-010"):
@@ -58,29 +59,48 @@ def test_subject_id_must_look_pseudonymous(client, db):
     assert response.json()["errors"][0]["field"] == "subject_id"
 
 
-def test_enrolment_lays_out_the_protocol_visit_schedule(client, db):
+def test_enrolment_answers_the_participant_and_lays_out_the_protocol_visit_schedule(client, db):
     _, _, participant = _new(client, db)
-    visits = client.post(
+    enrolled = client.post(
         f"/api/v1/participants/{participant['id']}/enrol", json={"enrolled_on": "2026-03-02"}
     )
-    assert visits.status_code == 200, visits.text
-    by_code = {v["code"]: v for v in visits.json()}
+    assert enrolled.status_code == 200, enrolled.text
+    answered = enrolled.json()
+    assert (answered["id"], answered["status"]) == (participant["id"], "enrolled")
+    assert answered["enrolled_on"] == "2026-03-02"
+    visits = _visits(client, participant["id"])
+    by_code = {v["code"]: v for v in visits}
     assert {"PREP1", "EXP1", "EXP2", "EXP3"} <= set(by_code)
-    kinds = [v["kind"] for v in visits.json()]
+    kinds = [v["kind"] for v in visits]
     assert kinds.count("experimental") == 3
     exp1 = by_code["EXP1"]
     assert exp1["window_start_on"] <= exp1["target_on"] <= exp1["window_end_on"]
-    assert not any(v["out_of_window"] for v in visits.json())
-    targets = [v["target_on"] for v in visits.json()]
+    assert not any(v["out_of_window"] for v in visits)
+    targets = [v["target_on"] for v in visits]
     assert targets == sorted(targets)
+
+
+def _visits(client, participant_id, limit=50):
+    return walk(client, f"/api/v1/participants/{participant_id}/visits", limit)
+
+
+def test_visits_are_pages_in_schedule_order(client, db):
+    _, _, participant = _new(client, db)
+    client.post(
+        f"/api/v1/participants/{participant['id']}/enrol", json={"enrolled_on": "2026-03-02"}
+    )
+    everything = _visits(client, participant["id"])
+    assert [v["sequence"] for v in everything] == list(range(1, len(everything) + 1))
+    for limit in (1, 2, 3):
+        assert _visits(client, participant["id"], limit) == everything
 
 
 def test_reschedule_outside_window_is_kept_and_flagged_with_reason(client, db):
     _, _, participant = _new(client, db)
-    visits = client.post(
+    client.post(
         f"/api/v1/participants/{participant['id']}/enrol", json={"enrolled_on": "2026-03-02"}
-    ).json()
-    exp1 = next(v for v in visits if v["code"] == "EXP1")
+    )
+    exp1 = next(v for v in _visits(client, participant["id"]) if v["code"] == "EXP1")
     late = date.fromisoformat(exp1["window_end_on"]) + timedelta(days=3)
     no_reason = client.post(
         f"/api/v1/visits/{exp1['id']}/reschedule", json={"scheduled_on": late.isoformat()}
@@ -92,7 +112,7 @@ def test_reschedule_outside_window_is_kept_and_flagged_with_reason(client, db):
     )
     assert moved.status_code == 200
     assert moved.json()["out_of_window"] is True
-    history = client.get(f"/api/v1/history/visits/{exp1['id']}").json()
+    history = client.get(f"/api/v1/history/visits/{exp1['id']}").json()["items"]
     assert history[-1]["reason"] == "Participant had COVID-19"
     assert history[-1]["before"]["scheduled_on"] == exp1["scheduled_on"]
     assert history[-1]["after"]["scheduled_on"] == late.isoformat()
@@ -152,7 +172,7 @@ def test_missed_visit_needs_a_reason(client, db):
     study = make_study(db)
     site = make_site(db, study)
     p = make_participant(db, site, stage="enrolled")
-    visit = client.get(f"/api/v1/participants/{p.id}/visits").json()[1]
+    visit = client.get(f"/api/v1/participants/{p.id}/visits").json()["items"][1]
     missing = client.post(f"/api/v1/visits/{visit['id']}/outcome", json={"status": "missed"})
     assert missing.status_code == 422
     missed = client.post(

@@ -110,7 +110,7 @@ def test_enrolment_and_visits_are_dated_between_consent_and_today(client, db, si
     )
     assert client.post(enrol, json={"enrolled_on": "2026-01-05"}).status_code == 200
 
-    visit = client.get(f"/api/v1/participants/{participant.id}/visits").json()[1]
+    visit = client.get(f"/api/v1/participants/{participant.id}/visits").json()["items"][1]
     outcome = f"/api/v1/visits/{visit['id']}/outcome"
     future = client.post(outcome, json={"status": "completed", "occurred_on": tomorrow})
     assert "is after today" in _refused(future, "occurred_on")

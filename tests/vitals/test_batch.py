@@ -28,7 +28,7 @@ def test_a_mixed_batch_keeps_the_good_readings_and_explains_the_bad(client, db, 
     ]
     problem = body["results"][1]["problem"]
     assert problem["status"] == 422
-    assert problem["errors"][0]["field"] == "observations[0].value"
+    assert problem["errors"][0]["field"] == "observations.0.value"
     assert "PULSE 900 beats/min is outside" in problem["detail"]
     assert body["results"][0]["problem"] is None
     assert "JSON object" in body["results"][2]["problem"]["detail"]

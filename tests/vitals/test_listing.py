@@ -1,6 +1,9 @@
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from app.models import AuditRecord
+from tests.pages import walk
 from tests.vitals.readings import reading
 
 
@@ -110,3 +113,22 @@ def test_entering_an_unknown_reading_in_error_is_404(client):
         json={"reason": "does not exist"},
     )
     assert response.status_code == 404
+
+
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    minutes=st.lists(st.sampled_from([0, 15, 30, 45]), min_size=1, max_size=6),
+    limit=st.integers(min_value=1, max_value=4),
+)
+def test_any_page_size_walks_the_readings_in_measurement_order(
+    client, dosing_session, minutes, limit
+):
+    _post(client, dosing_session, [reading(m) for m in minutes])
+    url = f"/api/v1/dosing-sessions/{dosing_session.id}/vital-readings"
+    everything = _list(client, dosing_session, limit=500)
+    assert everything["next_cursor"] is None
+    keys = [(r["measured_at"], r["id"]) for r in everything["items"]]
+    assert keys == sorted(keys)
+    assert walk(client, url, limit) == everything["items"]

@@ -90,43 +90,43 @@ def test_plausible_but_dangerous_values_are_stored(client, dosing_session):
     [
         (
             [observation("SYSBP", 150, "mmHg"), observation("PULSE", 900, "beats/min")],
-            "observations[1].value",
+            "observations.1.value",
             "PULSE 900 beats/min is outside the physiologically possible range 20-300",
         ),
         (
             [observation("SYSBP", 80, "mmHg"), observation("DIABP", 95, "mmHg")],
-            "observations[0].value",
+            "observations.0.value",
             "SYSBP 80 mmHg is not above DIABP 95 mmHg",
         ),
         (
             [observation("TEMP", 80, "C")],
-            "observations[0].value",
+            "observations.0.value",
             "TEMP 80 C is outside the physiologically possible range 25-45",
         ),
         (
             [observation("TEMP", 200, "F")],
-            "observations[0].value",
+            "observations.0.value",
             "TEMP 200 F (93.33 C) is outside the physiologically possible range 25-45",
         ),
         (
             [observation("PULSE", 80, "beats/min"), observation("TEMP", 37, "K")],
-            "observations[1].unit",
+            "observations.1.unit",
             "unit 'K' is not a unit of TEMP",
         ),
         (
             [observation("GLUC", 5.5, "mmol/L")],
-            "observations[0].code",
+            "observations.0.code",
             "unknown measure 'GLUC'",
         ),
         (
             [observation("PULSE", 80, "beats/min"), observation("PULSE", 82, "beats/min")],
-            "observations[1].code",
+            "observations.1.code",
             "PULSE is given twice in one reading",
         ),
         ([], "observations", "at least 1 item"),
         (
             [observation("PULSE", "80", "beats/min")],
-            "observations[0].value",
+            "observations.0.value",
             "valid number",
         ),
     ],

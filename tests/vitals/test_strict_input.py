@@ -16,12 +16,12 @@ GARBAGE = [
     ({"new_confusion": 1}, "new_confusion", "Input should be a valid boolean"),
     (
         {"observations": [observation("OXYSAT", 100.0001, "%")]},
-        "observations[0].value",
+        "observations.0.value",
         "OXYSAT 100.0001 % is outside the physiologically possible range 40-100 %",
     ),
     (
         {"observations": [observation("TEMP", 113.00001, "F")]},  # 45.000006 C
-        "observations[0].value",
+        "observations.0.value",
         "outside the physiologically possible range 25-45 C",
     ),
 ]

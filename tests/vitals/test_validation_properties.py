@@ -63,7 +63,7 @@ def test_any_impossible_value_is_refused_naming_the_value(data, code_and_unit, a
     with pytest.raises(InvalidInput) as refused:
         parse_reading(_reading(code, value, unit))
     assert refused.value.errors is not None
-    assert refused.value.errors[0]["field"] == "observations[0].value"
+    assert refused.value.errors[0]["field"] == "observations.0.value"
     assert "physiologically possible range" in refused.value.errors[0]["message"]
 
 
@@ -88,4 +88,4 @@ def test_a_unit_the_measure_does_not_have_is_refused(data, code):
     with pytest.raises(InvalidInput) as refused:
         parse_reading(_reading(code, 50, unit))
     assert refused.value.errors is not None
-    assert refused.value.errors[0]["field"] == "observations[0].unit"
+    assert refused.value.errors[0]["field"] == "observations.0.unit"

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import Engine, event, select
 from sqlalchemy.orm import Session
 
-from app import migrations
+from app import listeners, migrations
 from app.db import make_engine
 from app.demo.seed import seed_demo
 from app.models import DosingSession
@@ -70,6 +70,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=5)
     args = parser.parse_args()
 
+    listeners.install()  # audited and judged as a request is
     url = f"sqlite:///{tempfile.mkdtemp(prefix='vigil-bench-')}/bench.db"
     migrations.upgrade(url)
     setup = make_engine(url)

@@ -110,9 +110,7 @@ def _operations(app: FastAPI) -> Iterator[tuple[str, str, Permission]]:
         if not isinstance(original, APIRoute) or not original.include_in_schema:
             continue
         (permission,) = (
-            d.dependency.permission
-            for d in route.dependencies
-            if isinstance(d.dependency, Policy)
+            d.dependency.permission for d in route.dependencies if isinstance(d.dependency, Policy)
         )
         path, methods = route.path_format, route.methods
         assert path is not None and methods is not None  # an APIRoute has both

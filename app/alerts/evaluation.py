@@ -28,8 +28,9 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from app.alerts import service as alerts
 from app.alerts.schemas import AlertSeverity, AlertStatus
-from app.assessments.cssrs import ITEMS as CSSRS_ITEMS
 from app.audit.recorder import change_reason
+from app.clinical.cssrs import ITEMS as CSSRS_ITEMS
+from app.clinical.measures import MEASURES
 from app.dosing import service as dosing
 from app.models import AdverseEvent as AdverseEventRow
 from app.models import (
@@ -56,7 +57,6 @@ from app.rules import (
 )
 from app.rules import Dose as SnapshotDose
 from app.rules.dose_gate import decide
-from app.vitals.measures import MEASURES
 
 VALID = "valid"
 RAISED = (AlertSeverity.WARNING.value, AlertSeverity.CRITICAL.value)

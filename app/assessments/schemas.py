@@ -5,8 +5,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StrictBool
 
-from app.assessments.cssrs import RecallPeriod, Risk
 from app.assessments.records import RecordStatus
+from app.clinical.cssrs import RecallPeriod, Risk
 from app.pagination import Page
 from app.schemas import AwareDatetime, ReadModel, WriteModel
 

@@ -24,13 +24,13 @@ from sqlalchemy.orm import Session
 from app import clock
 from app.alerts import evaluation
 from app.audit.recorder import change_reason
+from app.clinical.measures import MEASURES
 from app.config import get_settings
 from app.dosing import service as dosing
 from app.errors import Conflict, InvalidInput, VigilError
 from app.models import DosingSession, VitalReading
 from app.protocols.schema import Protocol
 from app.time_bounds import Bound, ImplausibleTime, check_within
-from app.vitals.measures import MEASURES
 from app.vitals.schemas import ReadingIn
 
 # A tablet that was offline may deliver readings after the session ended; those measured up to

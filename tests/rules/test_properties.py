@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from app.clinical.measures import MEASURES
 from app.protocols.schema import Condition, Protocol, SustainedRule, ThresholdRule
 from app.rules import (
     AdverseEvent,
@@ -22,7 +23,6 @@ from app.rules import (
     overdue_moments,
     replay,
 )
-from app.vitals.measures import MEASURES
 from tests.rules.dsl import at, protocol
 from tests.rules.reference import NEWS2_STEP, news2_zero_band
 

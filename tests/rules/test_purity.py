@@ -15,7 +15,7 @@ FORBIDDEN = ("app.db", "app.models", "sqlalchemy", "fastapi", "starlette", "http
 ALLOWED_APP_MODULES = (
     "app.rules",
     "app.protocols.schema",
-    "app.vitals.measures",
+    "app.clinical.measures",
     "app.dosing.rules",
 )
 ALLOWED_STDLIB = {"collections", "dataclasses", "datetime", "math", "re", "types", "typing"}

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from app.clinical.measures import MEASURES
 from app.protocols.schema import Protocol
 from app.rules import Finding, evaluate, evaluate_rule, replay
 from app.rules.overdue import DueTime, due_times
-from app.vitals.measures import MEASURES
 from tests.rules.dsl import (
     ae,
     at,

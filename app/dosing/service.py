@@ -12,13 +12,14 @@ from sqlalchemy.orm import Session
 
 from app import clock
 from app.audit.recorder import change_reason
-from app.dosing import rules, schemas
+from app.dosing import schemas
 from app.dosing.schemas import DoseCreate, DosingSessionStatus, RecordStatus
 from app.errors import Conflict, Forbidden, InvalidInput, NotFound, ProtocolViolation
 from app.models import Dose, DosingSession, Participant, User, Visit, user_sites
 from app.participants import service as participants
 from app.protocols import service as protocols
 from app.protocols.schema import DosingSessionDefinition, Protocol
+from app.rules import dose_limits
 from app.signatures import service as signatures
 from app.signatures.schemas import SignatureRead
 from app.time_bounds import Bound, ImplausibleTime, check_within, not_in_future
@@ -336,13 +337,13 @@ def record_dose(
             f"{dosing_session.baseline_attested_at.isoformat()}; no dose can follow it"
         )
     valid = _valid(doses_of(session, dosing_session))
-    structural = rules.structural_problems(data.kind.value, data.administered_at, valid)
+    structural = dose_limits.structural_problems(data.kind.value, data.administered_at, valid)
     if structural:
         raise ProtocolViolation(
             "; ".join(p.message for p in structural), errors=[p.as_error() for p in structural]
         )
     definition = dosing_definition(session, dosing_session)
-    problems = rules.protocol_problems(
+    problems = dose_limits.protocol_problems(
         definition, data.kind.value, data.amount_mg, data.administered_at, valid
     )
     if problems and not data.deviation_reason:
@@ -479,7 +480,7 @@ def _view(
     protocol = protocol_of(session, ds)
     definition = protocol.dosing_for_visit(visit_code)
     valid = _valid(doses)
-    window = rules.supplemental_window(definition, valid) if definition else None
+    window = dose_limits.supplemental_window(definition, valid) if definition else None
     therapists = None
     if ds.lead_therapist_id and ds.co_therapist_id and ds.therapists_present_at:
         therapists = schemas.Therapists(

@@ -20,10 +20,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from app.dosing.rules import AMOUNT_TOLERANCE_MG
 from app.protocols.schema import SEVERITY_ORDER, DoseGateRule, Protocol
 from app.rules import wording
 from app.rules.conditions import judge
+from app.rules.dose_limits import AMOUNT_TOLERANCE_MG
 from app.rules.findings import Finding, RuleContext
 from app.rules.snapshot import Reading, SessionSnapshot
 

@@ -4,7 +4,6 @@ from fastapi import APIRouter, Depends, status
 from sqlalchemy import select
 
 from app import clock
-from app.alerts import evaluation
 from app.auth.permissions import Permission
 from app.auth.principal import Authorize, CurrentPrincipal
 from app.auth.scope import (
@@ -15,7 +14,7 @@ from app.auth.scope import (
 )
 from app.checked_input import CheckedRoute
 from app.db import SessionDep
-from app.dosing import service
+from app.dosing import dose_gate, service
 from app.dosing.deps import DosingSessionDep
 from app.dosing.schemas import (
     BaselineAttestation,
@@ -182,7 +181,7 @@ def record_dose(
 )
 def supplemental_dose_gate(session: SessionDep, dosing_session: DosingSessionDep) -> DoseGate:
     """May the supplemental dose be given now? Every reason it may not, and its window."""
-    decision = evaluation.dose_gate(session, dosing_session, clock.utcnow())
+    decision = dose_gate.dose_gate(session, dosing_session, clock.utcnow())
     return DoseGate(
         open=decision.open,
         reasons=list(decision.reasons),

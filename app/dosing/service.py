@@ -11,14 +11,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app import clock
+from app.alerts import evaluation
 from app.audit.recorder import change_reason
-from app.dosing import schemas
+from app.dosing import dose_gate, schemas
 from app.dosing.schemas import DoseCreate, DosingSessionStatus, RecordStatus
 from app.errors import Conflict, Forbidden, InvalidInput, NotFound, ProtocolViolation
 from app.models import Dose, DosingSession, Participant, User, Visit, user_sites
 from app.participants import service as participants
 from app.protocols import service as protocols
-from app.protocols.schema import DosingSessionDefinition, Protocol
+from app.protocols.schema import DosingSessionDefinition
 from app.rules import dose_limits
 from app.signatures import service as signatures
 from app.signatures.schemas import SignatureRead
@@ -60,13 +61,10 @@ def doses_of(session: Session, dosing_session: DosingSession) -> list[Dose]:
     return list(session.scalars(stmt))
 
 
-def protocol_of(session: Session, dosing_session: DosingSession) -> Protocol:
-    return protocols.definition_of(session, dosing_session.protocol_version_id)
-
-
 def dosing_definition(session: Session, dosing_session: DosingSession) -> DosingSessionDefinition:
     visit = participants.get_visit(session, dosing_session.visit_id)
-    definition = protocol_of(session, dosing_session).dosing_for_visit(visit.code)
+    protocol = protocols.definition_of(session, dosing_session.protocol_version_id)
+    definition = protocol.dosing_for_visit(visit.code)
     if definition is None:  # create_session refuses such a session; the protocol is immutable
         raise ProtocolViolation(
             f"the protocol version of this session has no dosing at {visit.code}"
@@ -321,8 +319,6 @@ def record_dose(
     clinician overrides it with gate_override_reason. The window, amount and dose-count reasons
     of the gate are the protocol checks above, answered by deviation_reason.
     """
-    from app.alerts import evaluation  # the alerts package builds on this service
-
     _lock(session, dosing_session)
     if dosing_session.status != S.IN_PROGRESS.value:
         raise Conflict(
@@ -359,7 +355,7 @@ def record_dose(
         )
     gate_reasons: list[str] = []
     if data.kind.value == "supplemental":
-        gate_reasons = evaluation.clinical_gate_reasons(
+        gate_reasons = dose_gate.clinical_gate_reasons(
             session, dosing_session, data.administered_at
         )
     _check_gate_override(gate_reasons, data, overridden_by_clinician)
@@ -477,7 +473,7 @@ def _view(
     doses: list[Dose],
     signed: list[SignatureRead],
 ) -> schemas.DosingSession:
-    protocol = protocol_of(session, ds)
+    protocol = protocols.definition_of(session, ds.protocol_version_id)
     definition = protocol.dosing_for_visit(visit_code)
     valid = _valid(doses)
     window = dose_limits.supplemental_window(definition, valid) if definition else None

@@ -2,12 +2,19 @@
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.clock import utcnow
 from app.models.base import Audited, Base, HasId, Timestamped
+
+
+class DosingSessionStatus(StrEnum):
+    PLANNED = "planned"
+    IN_PROGRESS = "in_progress"
+    ENDED = "ended"
 
 
 class DosingSession(HasId, Timestamped, Audited, Base):

@@ -31,9 +31,9 @@ from app.audit.values import jsonable
 from app.auth.login import lockout_period
 from app.auth.principal import Principal
 from app.auth.scope import require_site
-from app.dosing.schemas import DosingSessionStatus
 from app.errors import Conflict, Forbidden, InvalidInput, NotFound, VigilError
 from app.models import AdverseEvent, DosingSession, Participant, Signature, TherapistNote, User
+from app.models.dosing import DosingSessionStatus
 from app.signatures.schemas import Meaning, SignatureCreate, SignatureRead, SignatureStatus
 from app.users import service as users
 from app.users.service import Role

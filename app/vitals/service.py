@@ -29,6 +29,7 @@ from app.config import get_settings
 from app.dosing import service as dosing
 from app.errors import Conflict, InvalidInput, VigilError
 from app.models import DosingSession, VitalReading
+from app.protocols import service as protocols
 from app.protocols.schema import Protocol
 from app.time_bounds import Bound, ImplausibleTime, check_within
 from app.vitals.schemas import ReadingIn
@@ -317,7 +318,7 @@ def _ingest(
     *,
     retried: bool = False,
 ) -> BatchResult:
-    protocol = dosing.protocol_of(session, dosing_session)
+    protocol = protocols.definition_of(session, dosing_session.protocol_version_id)
     received_at = clock.utcnow()
     known = _stored(session, {item.id for _, item in items if isinstance(item, ReadingIn)})
     in_this_batch: set[uuid.UUID] = set()

@@ -23,13 +23,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app import migrations
-from app.alerts.evaluation import keyed, occurrence_hash, snapshot_of
+from app.alerts.evaluation import keyed, occurrence_hash
 from app.audit.verify import verify_chain
 from app.clock import utcnow
 from app.db import make_engine
 from app.models import Alert, AlertOccurrence, AuditRecord, DosingSession, VitalReading
 from app.protocols.service import definition_of
 from app.rules.engine import evaluate
+from app.sessions.snapshot import snapshot_of
 from tests.conftest import BACKENDS
 from tests.durability.world import Trial, seed_trial
 from tests.server_process import ServerProcess

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 import app.audit.recorder  # noqa: F401 - every change made from the CLI is audited too
 from app.config import Settings, get_settings
 from app.errors import VigilError
-from app.users.service import Role
+from app.permissions import Role
 
 if TYPE_CHECKING:
     from app.demo.tablet import TabletSetup

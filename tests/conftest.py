@@ -39,22 +39,21 @@ from sqlalchemy.orm import Session
 
 import app.audit.recorder  # noqa: F401 - the audit listener
 from app import migrations
+from app import permissions as permissions_module
 from app.adverse_events import service as adverse_events
 from app.adverse_events.schemas import AdverseEventCreate
 from app.assessments import service as assessments
 from app.assessments.schemas import AssessmentCreate
-from app.auth import permissions as permissions_module
 from app.auth import principal as principal_module
 from app.auth import tokens
-from app.auth.permissions import ALL_SITES_ROLES, ROLE_PERMISSIONS, UNBLINDED_ROLES
 from app.db import get_session, make_engine
 from app.main import create_app
 from app.models import Dose, DosingSession, Site, Study, User, VitalReading, user_sites
 from app.notes import service as notes
 from app.notes.schemas import NoteCreate
 from app.participants import service as participants
+from app.permissions import ALL_SITES_ROLES, ROLE_PERMISSIONS, UNBLINDED_ROLES, Role
 from app.users import service as users
-from app.users.service import Role
 from app.vitals import service as vitals
 from tests.factories.alerts import make_alert
 from tests.factories.dosing import make_dosing_session

@@ -22,9 +22,9 @@ from app import migrations
 from app.auth import tokens
 from app.db import make_engine
 from app.models import AuditRecord, Participant, User
+from app.permissions import Role
 from app.request_ids import request_id_for
 from app.users import service as users
-from app.users.service import Role
 from tests.conftest import BACKENDS, CHEAP_PASSWORD_HASH, TEST_PASSWORD
 from tests.factories.trial import make_participant, make_site, make_study
 from tests.live_server import live_server

@@ -24,7 +24,6 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from app.auth import tokens
-from app.auth.permissions import ALL_SITES_ROLES, Permission, allows
 from app.auth.principal import Authorize, CurrentPrincipal, credential
 from app.checked_input import CheckedRoute
 from app.db import get_reader_sessionmaker
@@ -32,7 +31,8 @@ from app.errors import InvalidInput
 from app.events import history
 from app.events.feed import AlertFeed
 from app.events.history import AlertEvent
-from app.users.service import Role, site_ids_of
+from app.permissions import ALL_SITES_ROLES, Permission, Role, allows
+from app.users.service import site_ids_of
 
 router = APIRouter(tags=["alerts"], route_class=CheckedRoute)
 

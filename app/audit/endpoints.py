@@ -11,7 +11,6 @@ from sqlalchemy import select
 
 from app.audit.schemas import AuditRecord
 from app.auth import blinding
-from app.auth.permissions import Permission
 from app.auth.principal import Authorize, CurrentPrincipal
 from app.auth.scope import ScopedHistory
 from app.checked_input import CheckedRoute
@@ -21,6 +20,7 @@ from app.models import AuditRecord as AuditRow
 from app.models import Base
 from app.models.base import Audited
 from app.pagination import Page, PageDep, paginate
+from app.permissions import Permission
 
 router = APIRouter(tags=["audit"], route_class=CheckedRoute)
 

@@ -13,7 +13,6 @@ from fastapi.responses import JSONResponse
 
 from app.auth import login as signin
 from app.auth import service
-from app.auth.permissions import ROLE_PERMISSIONS, Permission
 from app.auth.principal import SESSION_COOKIE, Authorize, CurrentPrincipal
 from app.auth.schemas import (
     ApiTokenCreate,
@@ -32,6 +31,7 @@ from app.db import SessionDep
 from app.errors import problem
 from app.models import AccessToken
 from app.pagination import Page, PageDep, paginate
+from app.permissions import ROLE_PERMISSIONS, Permission, Role
 from app.users import service as users
 
 router = APIRouter(prefix="/auth", tags=["auth"], route_class=CheckedRoute)
@@ -91,7 +91,7 @@ def login(
             id=user.id,
             username=user.username,
             display_name=user.display_name,
-            role=users.Role(user.role),
+            role=Role(user.role),
             site_ids=sorted(users.site_ids_of(session, user.id)),
         ),
     )
@@ -160,5 +160,5 @@ def revoke_token(
         token_id,
         data.reason,
         user_id=principal.user_id,
-        is_admin=principal.role is users.Role.ADMIN,
+        is_admin=principal.role is Role.ADMIN,
     )

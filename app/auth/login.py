@@ -22,6 +22,7 @@ from app.auth import tokens
 from app.clock import utcnow
 from app.config import get_settings
 from app.models import AccessToken, User
+from app.permissions import Role
 from app.users import service as users
 
 REFUSED = "the username or password is wrong, or the account may not sign in with a password"
@@ -95,11 +96,7 @@ def login(session: Session, username: str, password: str) -> SignedIn | Refused:
         )
         return Refused(429, _locked_message(user.locked_until, now), user.locked_until)
 
-    if (
-        not user.active
-        or user.role == users.Role.DEVICE
-        or not users.password_usable(user.password_hash)
-    ):
+    if not user.active or user.role == Role.DEVICE or not users.password_usable(user.password_hash):
         _verify_nothing(password)
         why = "account deactivated" if not user.active else "no password sign-in"
         return _failed(session, user, now, why)

@@ -9,12 +9,12 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from app.auth import tokens
-from app.auth.permissions import ALL_SITES_ROLES, UNBLINDED_ROLES, Permission, allows
 from app.clock import utcnow
 from app.db import SessionDep
 from app.errors import Forbidden, VigilError
 from app.models import AccessToken
-from app.users.service import Role, site_ids_of
+from app.permissions import ALL_SITES_ROLES, UNBLINDED_ROLES, Permission, Role, allows
+from app.users.service import site_ids_of
 
 SESSION_COOKIE = "vigil_session"
 CSRF_HEADER = "x-vigil-csrf"

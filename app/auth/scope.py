@@ -15,7 +15,6 @@ from fastapi import Depends
 from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from app.auth.permissions import Permission, allows
 from app.auth.principal import CurrentPrincipal, Principal
 from app.db import SessionDep
 from app.errors import Forbidden, InvalidInput, NotFound
@@ -36,6 +35,7 @@ from app.models import (
     Visit,
     VitalReading,
 )
+from app.permissions import Permission, allows
 
 
 def require_site(principal: Principal, site_id: uuid.UUID, what: str) -> None:

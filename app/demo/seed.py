@@ -34,10 +34,11 @@ from app.participants.schemas import (
     VisitOutcome,
     Withdrawal,
 )
+from app.permissions import Role
 from app.protocols import service as protocols
 from app.studies import service as studies
 from app.studies.schemas import SiteCreate, StudyCreate
-from app.users.service import Role, create_device, create_user
+from app.users.service import create_device, create_user
 from app.vitals import service as vitals
 
 STUDY_CODE = "DEMO-MAPP"

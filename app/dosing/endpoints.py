@@ -4,7 +4,6 @@ from fastapi import APIRouter, Depends, status
 from sqlalchemy import select
 
 from app import clock
-from app.auth.permissions import Permission
 from app.auth.principal import Authorize, CurrentPrincipal
 from app.auth.scope import (
     ScopedDose,
@@ -32,7 +31,7 @@ from app.dosing.schemas import (
 from app.models import Dose as DoseRow
 from app.models import DosingSession as DosingSessionRow
 from app.pagination import Page, PageDep, paginate
-from app.users.service import Role
+from app.permissions import Permission, Role
 
 router = APIRouter(tags=["dosing"], route_class=CheckedRoute)
 

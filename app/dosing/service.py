@@ -18,13 +18,13 @@ from app.dosing.schemas import DoseCreate, DosingSessionStatus, RecordStatus
 from app.errors import Conflict, Forbidden, InvalidInput, NotFound, ProtocolViolation
 from app.models import Dose, DosingSession, Participant, User, Visit, user_sites
 from app.participants import service as participants
+from app.permissions import Role
 from app.protocols import service as protocols
 from app.protocols.schema import DosingSessionDefinition
 from app.rules import dose_limits
 from app.signatures import service as signatures
 from app.signatures.schemas import SignatureRead
 from app.time_bounds import Bound, ImplausibleTime, check_within, not_in_future
-from app.users.service import Role
 
 S = DosingSessionStatus
 DOSABLE_PARTICIPANT_STATUSES = ("randomised", "in_treatment")

@@ -22,8 +22,9 @@ from app.models import Participant, TherapistNote, User
 from app.notes import schemas
 from app.notes.schemas import NoteCorrection, NoteCreate
 from app.participants.service import consent_time
+from app.permissions import Role
 from app.signatures import service as signatures
-from app.users.service import Role, site_ids_of
+from app.users.service import site_ids_of
 
 AUTHOR_ROLES = (Role.THERAPIST, Role.CLINICIAN)
 

@@ -4,7 +4,6 @@ from fastapi import APIRouter, Depends, status
 from sqlalchemy import select
 
 from app.auth import blinding
-from app.auth.permissions import Permission
 from app.auth.principal import Authorize, CurrentPrincipal
 from app.auth.scope import (
     ScopedParticipant,
@@ -31,6 +30,7 @@ from app.participants.schemas import (
     VisitReschedule,
     Withdrawal,
 )
+from app.permissions import Permission
 
 router = APIRouter(tags=["participants"], route_class=CheckedRoute)
 

@@ -34,9 +34,9 @@ from app.auth.scope import require_site
 from app.errors import Conflict, Forbidden, InvalidInput, NotFound, VigilError
 from app.models import AdverseEvent, DosingSession, Participant, Signature, TherapistNote, User
 from app.models.dosing import DosingSessionStatus
+from app.permissions import Role
 from app.signatures.schemas import Meaning, SignatureCreate, SignatureRead, SignatureStatus
 from app.users import service as users
-from app.users.service import Role
 
 Signable = AdverseEvent | TherapistNote | DosingSession
 SignableT = TypeVar("SignableT", AdverseEvent, TherapistNote, DosingSession)

@@ -4,7 +4,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 
-from app.auth.permissions import Permission
 from app.auth.principal import Authorize
 from app.auth.scope import ScopedReading
 from app.checked_input import CheckedRoute, Refusal
@@ -12,6 +11,7 @@ from app.db import SessionDep
 from app.dosing.deps import DosingSessionDep
 from app.models import VitalReading as VitalReadingRow
 from app.pagination import Page
+from app.permissions import Permission
 from app.vitals import service
 from app.vitals.schemas import (
     BatchOutcome,

@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from app.auth.login import REFUSED, lockout_period
 from app.models import AuditRecord, User
+from app.permissions import Role
 from app.users import service as users
-from app.users.service import Role
 from tests.auth.accounts import PASSWORD, audit_events, make_account
 
 LOGIN = "/api/v1/auth/login"

@@ -8,7 +8,7 @@ import pytest
 from app.auth import tokens
 from app.auth.tokens import TokenKind
 from app.models import AccessToken, User
-from app.users.service import Role
+from app.permissions import Role
 from tests.auth.accounts import PASSWORD, audit_events, bearer, make_account
 
 ME = "/api/v1/auth/me"

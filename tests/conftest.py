@@ -44,8 +44,8 @@ from app.adverse_events import service as adverse_events
 from app.adverse_events.schemas import AdverseEventCreate
 from app.assessments import service as assessments
 from app.assessments.schemas import AssessmentCreate
+from app.auth import passwords, tokens
 from app.auth import principal as principal_module
-from app.auth import tokens
 from app.db import get_session, make_engine
 from app.main import create_app
 from app.models import Dose, DosingSession, Site, Study, User, VitalReading, user_sites
@@ -253,7 +253,7 @@ def client_as(db: Session, api: FastAPI) -> Iterator[ClientAs]:
 
 @pytest.fixture(autouse=True)
 def cheap_password_hash(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(users, "password_hash", CHEAP_PASSWORD_HASH)
+    monkeypatch.setattr(passwords, "password_hash", CHEAP_PASSWORD_HASH)
 
 
 # --- a trial of two sites, for the tests of who sees what ----------------------------------------

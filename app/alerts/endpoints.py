@@ -4,7 +4,7 @@ from fastapi import APIRouter, Depends
 
 from app.alerts import service
 from app.alerts.schemas import Alert, AlertAcknowledge, AlertResolve, AlertSeverity, AlertStatus
-from app.auth.principal import Authorize, CurrentPrincipal
+from app.auth.deps import Authorize, CurrentPrincipal
 from app.auth.scope import ScopedAlert, only_visible_sites
 from app.checked_input import CheckedRoute
 from app.db import SessionDep

@@ -24,7 +24,8 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from app.auth import tokens
-from app.auth.principal import Authorize, CurrentPrincipal, credential
+from app.auth.deps import Authorize, CurrentPrincipal, credential
+from app.auth.principal import site_ids_of
 from app.checked_input import CheckedRoute
 from app.db import get_reader_sessionmaker
 from app.errors import InvalidInput
@@ -32,7 +33,6 @@ from app.events import history
 from app.events.feed import AlertFeed
 from app.events.history import AlertEvent
 from app.permissions import ALL_SITES_ROLES, Permission, Role, allows
-from app.users.service import site_ids_of
 
 router = APIRouter(tags=["alerts"], route_class=CheckedRoute)
 

@@ -10,7 +10,7 @@ from app.assessments.schemas import (
     BlindingGuess,
     CssrsScreen,
 )
-from app.auth.principal import Authorize
+from app.auth.deps import Authorize
 from app.auth.scope import ScopedAssessment, ScopedParticipant
 from app.checked_input import CheckedRoute
 from app.db import SessionDep

@@ -9,7 +9,7 @@ from pydantic import Field
 from sqlalchemy import select
 
 from app.audit.verify import Damage, Head, verify_chain
-from app.auth.principal import Authorize
+from app.auth.deps import Authorize
 from app.checked_input import CheckedRoute
 from app.config import get_settings
 from app.db import SessionDep

@@ -13,7 +13,8 @@ from fastapi.responses import JSONResponse
 
 from app.auth import login as signin
 from app.auth import service
-from app.auth.principal import SESSION_COOKIE, Authorize, CurrentPrincipal
+from app.auth.deps import SESSION_COOKIE, Authorize, CurrentPrincipal
+from app.auth.principal import site_ids_of
 from app.auth.schemas import (
     ApiTokenCreate,
     IssuedToken,
@@ -29,10 +30,9 @@ from app.clock import utcnow
 from app.config import get_settings
 from app.db import SessionDep
 from app.errors import problem
-from app.models import AccessToken
+from app.models import AccessToken, User
 from app.pagination import Page, PageDep, paginate
 from app.permissions import ROLE_PERMISSIONS, Permission, Role
-from app.users import service as users
 
 router = APIRouter(prefix="/auth", tags=["auth"], route_class=CheckedRoute)
 
@@ -92,7 +92,7 @@ def login(
             username=user.username,
             display_name=user.display_name,
             role=Role(user.role),
-            site_ids=sorted(users.site_ids_of(session, user.id)),
+            site_ids=sorted(site_ids_of(session, user.id)),
         ),
     )
 
@@ -131,7 +131,7 @@ def create_api_token(
     session: SessionDep, principal: CurrentPrincipal, data: ApiTokenCreate
 ) -> IssuedToken:
     """An API token acting as the caller (with the caller's role); the token is shown once."""
-    user = users.get_user(session, principal.user_id)
+    user = session.get_one(User, principal.user_id)  # the caller's own account
     row, plaintext = service.issue_api_token(
         session, user, principal.token_id, data.label, data.ttl_days
     )

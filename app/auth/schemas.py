@@ -7,9 +7,9 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, SecretStr, StringConstraints
 
+from app.auth.passwords import MIN_PASSWORD_LENGTH
 from app.permissions import Role
 from app.schemas import ReadModel, Reason, WriteModel
-from app.users.service import MIN_PASSWORD_LENGTH
 
 MAX_PASSWORD_LENGTH = 1024  # argon2 takes any length; a bound keeps a request cheap to refuse
 

@@ -15,7 +15,8 @@ from fastapi import Depends
 from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from app.auth.principal import CurrentPrincipal, Principal
+from app.auth.deps import CurrentPrincipal
+from app.auth.principal import Principal
 from app.db import SessionDep
 from app.errors import Forbidden, InvalidInput, NotFound
 from app.models import (

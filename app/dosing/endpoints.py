@@ -4,7 +4,7 @@ from fastapi import APIRouter, Depends, status
 from sqlalchemy import select
 
 from app import clock
-from app.auth.principal import Authorize, CurrentPrincipal
+from app.auth.deps import Authorize, CurrentPrincipal
 from app.auth.scope import (
     ScopedDose,
     ScopedParticipant,

@@ -17,6 +17,7 @@ from app.assessments.records import (
     refuse_if_entered_in_error,
 )
 from app.audit.recorder import change_reason
+from app.auth.principal import site_ids_of
 from app.errors import InvalidInput, NotFound
 from app.models import Participant, TherapistNote, User
 from app.notes import schemas
@@ -24,7 +25,6 @@ from app.notes.schemas import NoteCorrection, NoteCreate
 from app.participants.service import consent_time
 from app.permissions import Role
 from app.signatures import service as signatures
-from app.users.service import site_ids_of
 
 AUTHOR_ROLES = (Role.THERAPIST, Role.CLINICIAN)
 

@@ -4,7 +4,7 @@ from fastapi import APIRouter, Depends, status
 from sqlalchemy import select
 
 from app.auth import blinding
-from app.auth.principal import Authorize, CurrentPrincipal
+from app.auth.deps import Authorize, CurrentPrincipal
 from app.auth.scope import (
     ScopedParticipant,
     ScopedStudy,

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from app import clock
-from app.auth.principal import Authorize
+from app.auth.deps import Authorize
 from app.checked_input import CheckedRoute
 from app.db import SessionDep
 from app.dosing.deps import DosingSessionDep

@@ -5,7 +5,8 @@ from fastapi import APIRouter, Depends, Request, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
-from app.auth.principal import Authorize, CurrentPrincipal, Principal
+from app.auth.deps import Authorize, CurrentPrincipal
+from app.auth.principal import Principal
 from app.auth.scope import ScopedAdverseEvent, ScopedDosingSession, ScopedNote
 from app.checked_input import CheckedRoute
 from app.db import SessionDep

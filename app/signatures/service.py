@@ -28,6 +28,7 @@ from app import clock
 from app.assessments.records import RecordStatus
 from app.audit.recorder import change_reason, record_event
 from app.audit.values import jsonable
+from app.auth import passwords
 from app.auth.login import lockout_period
 from app.auth.principal import Principal
 from app.auth.scope import require_site
@@ -36,7 +37,6 @@ from app.models import AdverseEvent, DosingSession, Participant, Signature, Ther
 from app.models.dosing import DosingSessionStatus
 from app.permissions import Role
 from app.signatures.schemas import Meaning, SignatureCreate, SignatureRead, SignatureStatus
-from app.users import service as users
 
 Signable = AdverseEvent | TherapistNote | DosingSession
 SignableT = TypeVar("SignableT", AdverseEvent, TherapistNote, DosingSession)
@@ -283,7 +283,7 @@ def reauthenticate(
 
 def _password_matches(password: str, stored_hash: str) -> bool:
     try:
-        return users.password_hash.verify(password, stored_hash)
+        return passwords.password_hash.verify(password, stored_hash)
     except UnknownHashError:  # an account without a usable password (a device)
         return False
 

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, status
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.auth.principal import Authorize, CurrentPrincipal
+from app.auth.deps import Authorize, CurrentPrincipal
 from app.auth.schemas import TokenInfo
 from app.checked_input import CheckedRoute
 from app.db import SessionDep

@@ -4,23 +4,18 @@ import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from pwdlib import PasswordHash
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from app import permissions
 from app.audit.recorder import change_reason, record_event
+from app.auth import passwords, tokens
 from app.auth import service as credentials
-from app.auth import tokens
+from app.auth.passwords import MIN_PASSWORD_LENGTH, UNUSABLE_PASSWORD
+from app.auth.principal import site_ids_of
 from app.errors import Conflict, InvalidInput, NotFound
 from app.models import AccessToken, Site, User, user_sites
 from app.permissions import Role
-
-password_hash = PasswordHash.recommended()
-# Stored instead of a hash for accounts that never sign in with a password (devices). No hasher
-# recognises it, so no password can match it.
-UNUSABLE_PASSWORD = "!no-password"  # noqa: S105 - a marker, not a secret
-MIN_PASSWORD_LENGTH = 12
 
 
 def check_sites(role: Role, site_ids: Sequence[uuid.UUID]) -> None:
@@ -33,10 +28,6 @@ def check_sites(role: Role, site_ids: Sequence[uuid.UUID]) -> None:
         raise InvalidInput(f"a {role.value} sees every site; give no site ids")
     if role is not Role.DEVICE and role not in permissions.ALL_SITES_ROLES and not count:
         raise InvalidInput(f"a {role.value} works at one or more sites; give their site ids")
-
-
-def password_usable(stored_hash: str) -> bool:
-    return any(hasher.identify(stored_hash) for hasher in password_hash.hashers)
 
 
 def create_user(
@@ -78,7 +69,9 @@ def _create_account(
         username=username,
         display_name=display_name,
         role=role.value,
-        password_hash=UNUSABLE_PASSWORD if password is None else password_hash.hash(password),
+        password_hash=UNUSABLE_PASSWORD
+        if password is None
+        else passwords.password_hash.hash(password),
     )
     session.add(user)
     session.flush()
@@ -119,11 +112,6 @@ def _change_sites(
         },
         reason=reason,
     )
-
-
-def site_ids_of(session: Session, user_id: uuid.UUID) -> set[uuid.UUID]:
-    rows = session.scalars(select(user_sites.c.site_id).where(user_sites.c.user_id == user_id))
-    return set(rows)
 
 
 def site_ids_by_user(

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from app.audit.endpoints import AUDITED_TABLES
 from app.auth import tokens
-from app.auth.principal import Policy
+from app.auth.deps import Policy
 from app.auth.scope import RECORD_READ_PERMISSION
 from app.clock import utcnow
 from app.db import get_reader_engine, get_session, make_reader_engine

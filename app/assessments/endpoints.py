@@ -10,8 +10,7 @@ from app.assessments.schemas import (
     BlindingGuess,
     CssrsScreen,
 )
-from app.auth.deps import Authorize
-from app.auth.scope import ScopedAssessment, ScopedParticipant
+from app.auth.deps import Authorize, ScopedAssessment, ScopedParticipant
 from app.checked_input import CheckedRoute
 from app.db import SessionDep
 from app.models import Assessment as AssessmentRow

@@ -11,8 +11,7 @@ from sqlalchemy import select
 
 from app.audit.schemas import AuditRecord
 from app.auth import blinding
-from app.auth.deps import Authorize, CurrentPrincipal
-from app.auth.scope import ScopedHistory
+from app.auth.deps import Authorize, CurrentPrincipal, ScopedHistory
 from app.checked_input import CheckedRoute
 from app.db import SessionDep
 from app.errors import NotFound

@@ -4,13 +4,8 @@ from fastapi import APIRouter, Depends, status
 from sqlalchemy import select
 
 from app import clock
-from app.auth.deps import Authorize, CurrentPrincipal
-from app.auth.scope import (
-    ScopedDose,
-    ScopedParticipant,
-    only_visible_participants,
-    referenced_visit,
-)
+from app.auth.deps import Authorize, CurrentPrincipal, ScopedDose, ScopedParticipant
+from app.auth.scope import only_visible_participants, referenced_visit
 from app.checked_input import CheckedRoute
 from app.db import SessionDep
 from app.dosing import dose_gate, service

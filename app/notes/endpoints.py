@@ -1,8 +1,7 @@
 from fastapi import APIRouter, Depends, status
 
 from app.assessments.records import EnteredInError
-from app.auth.deps import Authorize
-from app.auth.scope import ScopedNote, ScopedParticipant
+from app.auth.deps import Authorize, ScopedNote, ScopedParticipant
 from app.checked_input import CheckedRoute
 from app.db import SessionDep
 from app.models import TherapistNote

@@ -4,14 +4,8 @@ from fastapi import APIRouter, Depends, status
 from sqlalchemy import select
 
 from app.auth import blinding
-from app.auth.deps import Authorize, CurrentPrincipal
-from app.auth.scope import (
-    ScopedParticipant,
-    ScopedStudy,
-    ScopedVisit,
-    only_visible_sites,
-    referenced_site,
-)
+from app.auth.deps import Authorize, CurrentPrincipal, ScopedParticipant, ScopedStudy, ScopedVisit
+from app.auth.scope import only_visible_sites, referenced_site
 from app.checked_input import CheckedRoute
 from app.db import SessionDep
 from app.models import Participant as ParticipantRow

@@ -5,9 +5,14 @@ from fastapi import APIRouter, Depends, Request, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
-from app.auth.deps import Authorize, CurrentPrincipal
+from app.auth.deps import (
+    Authorize,
+    CurrentPrincipal,
+    ScopedAdverseEvent,
+    ScopedDosingSession,
+    ScopedNote,
+)
 from app.auth.principal import Principal
-from app.auth.scope import ScopedAdverseEvent, ScopedDosingSession, ScopedNote
 from app.checked_input import CheckedRoute
 from app.db import SessionDep
 from app.errors import problem

@@ -3,8 +3,8 @@ import uuid
 from fastapi import APIRouter, Depends, status
 from sqlalchemy import select
 
-from app.auth.deps import Authorize, CurrentPrincipal
-from app.auth.scope import ScopedSite, ScopedStudy, only_visible_sites, only_visible_studies
+from app.auth.deps import Authorize, CurrentPrincipal, ScopedSite, ScopedStudy
+from app.auth.scope import only_visible_sites, only_visible_studies
 from app.checked_input import CheckedRoute
 from app.db import SessionDep
 from app.models import ProtocolVersion

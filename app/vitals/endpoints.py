@@ -4,8 +4,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 
-from app.auth.deps import Authorize
-from app.auth.scope import ScopedReading
+from app.auth.deps import Authorize, ScopedReading
 from app.checked_input import CheckedRoute, Refusal
 from app.db import SessionDep
 from app.dosing.deps import DosingSessionDep

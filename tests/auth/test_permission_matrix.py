@@ -24,7 +24,7 @@ from httpx import Response
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
-from app.audit.endpoints import AUDITED_TABLES
+from app.audit_api.endpoints import AUDITED_TABLES
 from app.auth import tokens
 from app.auth.deps import Policy
 from app.auth.scope import RECORD_READ_PERMISSION

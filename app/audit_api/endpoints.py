@@ -4,14 +4,17 @@ Treatment arms in the recorded values are masked for blinded readers (app/auth/b
 unblinded reader's read of them is itself audited.
 """
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from fastapi import APIRouter, Depends
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from app.audit.schemas import AuditRecord
 from app.auth import blinding
 from app.auth.deps import Authorize, CurrentPrincipal, ScopedHistory
+from app.auth.principal import Principal
 from app.checked_input import CheckedRoute
 from app.db import SessionDep
 from app.errors import NotFound
@@ -54,7 +57,7 @@ def list_audit_records(
     if since:
         stmt = stmt.where(AuditRow.occurred_at >= since)
     items, cursor = paginate(session, stmt, AuditRow.id, page)
-    return {"items": blinding.audit_record_views(session, principal, items), "next_cursor": cursor}
+    return {"items": audit_record_views(session, principal, items), "next_cursor": cursor}
 
 
 @router.get(
@@ -76,4 +79,31 @@ def history(
     records = list(session.scalars(stmt))
     if not records:
         raise NotFound(f"no {entity_type} record {entity_id} exists")
-    return blinding.audit_record_views(session, principal, records)
+    return audit_record_views(session, principal, records)
+
+
+def audit_record_views(
+    session: Session, principal: Principal, rows: Sequence[AuditRow]
+) -> list[AuditRecord]:
+    """Audit records as this caller reads them: blinded fields of ``before``/``after`` masked
+    for a blinded caller; for an unblinded one, each record whose arm it reveals is audited
+    (once per record read)."""
+    views = []
+    revealed: dict[tuple[str, str], set[str]] = {}
+    for row in rows:
+        view = AuditRecord.model_validate(row)
+        if principal.unblinded:
+            fields = blinding.revealed_fields(row.before) | blinding.revealed_fields(row.after)
+            if fields:
+                revealed.setdefault((row.entity_type, row.entity_id), set()).update(fields)
+        else:
+            view = view.model_copy(
+                update={
+                    "before": blinding.mask_values(row.before, unblinded=False),
+                    "after": blinding.mask_values(row.after, unblinded=False),
+                }
+            )
+        views.append(view)
+    for (entity_type, entity_id), fields in revealed.items():
+        blinding.audit_unblinded_read(session, entity_type, entity_id, fields)
+    return views

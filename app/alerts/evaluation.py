@@ -31,7 +31,7 @@ from app.alerts.schemas import AlertSeverity
 from app.audit.recorder import change_reason
 from app.models import Alert, AlertOccurrence, DosingSession, Participant
 from app.protocols import service as protocols
-from app.rules import Finding, SessionSnapshot, evaluate, evaluate_rule
+from app.rules import Finding, evaluate, evaluate_rule
 from app.sessions.snapshot import session_alerts_of, snapshot_of
 
 RAISED = (AlertSeverity.WARNING.value, AlertSeverity.CRITICAL.value)
@@ -98,7 +98,7 @@ RECORD_KINDS = ("adverse_event", "cssrs")
 class Keyed:
     """A finding with the keys of the alert it belongs to.
 
-    The engine scopes every dedup key to its snapshot's session (``session:rule[:...]``). A
+    The engine scopes every dedup key to its snapshot's session (:class:`app.rules.DedupKey`). A
     finding about an adverse event or a C-SSRS screen is the same problem whichever path judged
     it (the record's own write, the session it falls in, the sweep, or no session at all), so its
     alert key is scoped to the record instead: ``record-id:rule`` and
@@ -115,24 +115,23 @@ def record_key_prefix(record_id: uuid.UUID | str) -> str:
     return f"{record_id}:"
 
 
-def alert_key(finding: Finding, snapshot: SessionSnapshot) -> str:
+def alert_key(finding: Finding) -> str:
+    key = finding.key
     if finding.kind not in RECORD_KINDS:
-        return finding.dedup_key
-    (record_id,) = finding.evidence
-    engine_key = f"{snapshot.dosing_session_id}:{finding.rule_id}:{record_id}"
-    if not finding.dedup_key.startswith(engine_key):
-        raise ValueError(f"unexpected dedup key {finding.dedup_key!r} for {engine_key!r}")
-    suffix = finding.dedup_key.removeprefix(engine_key)  # "" or ":reporting"
-    return f"{record_key_prefix(record_id)}{finding.rule_id}{suffix}"
+        return str(key)
+    if key.record_id is None:
+        raise ValueError(f"a {finding.kind} finding of rule {key.rule_id} names no record")
+    suffix = "" if key.part is None else f":{key.part}"
+    return f"{record_key_prefix(key.record_id)}{key.rule_id}{suffix}"
 
 
-def keyed(findings: list[Finding], snapshot: SessionSnapshot) -> list[Keyed]:
+def keyed(findings: list[Finding]) -> list[Keyed]:
     """The warning and critical findings with their alert keys."""
     out = []
     for finding in findings:
         if finding.severity not in RAISED:
             continue
-        key = alert_key(finding, snapshot)
+        key = alert_key(finding)
         occurrence = f"{key}@{finding.at.isoformat()}#{','.join(finding.evidence)}"
         out.append(Keyed(finding, key, occurrence))
     return out
@@ -226,7 +225,7 @@ def raise_alerts(
     else:
         rules = [rule for rule in protocol.rules if rule.kind in kinds]
         findings = [f for rule in rules for f in evaluate_rule(protocol, rule, snapshot, since)]
-    found = keyed(findings, snapshot)
+    found = keyed(findings)
     if not found:
         return []
     participant = session.get(Participant, dosing_session.participant_id)

@@ -83,7 +83,7 @@ def _judge(
         protocol = protocols.definition_of(session, dosing_session.protocol_version_id)
         raised += evaluation.upsert_alerts(
             session,
-            evaluation.keyed(_findings(protocol, kind, snapshot), snapshot),
+            evaluation.keyed(_findings(protocol, kind, snapshot)),
             participant=participant,
             dosing_session=dosing_session,
             protocol_version_id=dosing_session.protocol_version_id,
@@ -101,7 +101,7 @@ def _judge(
     )
     return evaluation.upsert_alerts(
         session,
-        evaluation.keyed(_findings(protocol, kind, snapshot), snapshot),
+        evaluation.keyed(_findings(protocol, kind, snapshot)),
         participant=participant,
         dosing_session=None,
         protocol_version_id=participant.protocol_version_id,

@@ -12,8 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.models import DosingSession
 from app.protocols import service as protocols
-from app.rules import GateDecision, evaluate_dose_gate
-from app.rules.dose_gate import decide
+from app.rules import GateCheck, GateDecision, evaluate_dose_gate
 from app.sessions.snapshot import known_at
 
 
@@ -26,11 +25,7 @@ def dose_gate(session: Session, dosing_session: DosingSession, now: datetime) ->
 def clinical_gate_reasons(
     session: Session, dosing_session: DosingSession, at: datetime
 ) -> list[str]:
-    """Why the gate's dose_gate rules (readings, open alerts) close it at ``at``; the structural
-    reasons (window, amounts, doses already given) are the dosing service's protocol checks,
-    which a deviation reason answers."""
-    protocol = protocols.definition_of(session, dosing_session.protocol_version_id)
-    snapshot = known_at(session, dosing_session, at)
-    full = decide(protocol, snapshot, protocol.rules_of_kind("dose_gate"))
-    structural = set(decide(protocol, snapshot, ()).reasons)
-    return [reason for reason in full.reasons if reason not in structural]
+    """Why the gate's dose_gate rules (readings, open alerts) close it at ``at``. The reasons of
+    the dose limits (window, amounts, doses already given) are the dosing service's protocol
+    checks, which a deviation reason answers."""
+    return dose_gate(session, dosing_session, at).reasons_of(GateCheck.CLINICAL)

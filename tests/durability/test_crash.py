@@ -135,7 +135,7 @@ def _expected_occurrences(session: Session, dosing: DosingSession) -> dict[str, 
     snapshot = snapshot_of(session, dosing, utcnow())
     findings = evaluate(definition_of(session, dosing.protocol_version_id), snapshot)
     expected: dict[str, set[str]] = defaultdict(set)
-    for found in keyed(findings, snapshot):
+    for found in keyed(findings):
         if found.finding.kind not in TIME_DRIVEN:
             expected[found.dedup_key].add(occurrence_hash(found.occurrence_key))
     return expected

@@ -16,7 +16,7 @@ ALLOWED_APP_MODULES = (
     "app.protocols.schema",
     "app.clinical.measures",
 )
-ALLOWED_STDLIB = {"collections", "dataclasses", "datetime", "math", "re", "types", "typing"}
+ALLOWED_STDLIB = {"collections", "dataclasses", "datetime", "enum", "math", "re", "types", "typing"}
 
 
 def _imports(path: Path) -> set[str]:

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.auth.principal import Anyone
+from app.auth.deps import Anyone
 from app.checked_input import CheckedRoute
 from app.db import get_reader_engine
 from app.errors import PROBLEM_JSON, DatabaseUnavailable, TryLater

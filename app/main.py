@@ -10,10 +10,11 @@ from fastapi import APIRouter, FastAPI
 from app import listeners
 from app.adverse_events.endpoints import router as adverse_events_router
 from app.alerts.endpoints import router as alerts_router
+from app.alerts.feed import AlertFeed
 from app.alerts.stream import router as alert_stream_router
 from app.assessments.endpoints import router as assessments_router
-from app.audit.endpoints import router as audit_router
-from app.audit.verify_endpoints import router as audit_verify_router
+from app.audit_api.endpoints import router as audit_router
+from app.audit_api.verify_endpoints import router as audit_verify_router
 from app.auth.endpoints import router as auth_router
 from app.checked_input import CheckedRoute
 from app.config import get_settings
@@ -21,7 +22,6 @@ from app.db import get_sessionmaker
 from app.docs import install_docs
 from app.dosing.endpoints import router as dosing_router
 from app.errors import install_error_handlers
-from app.events.feed import AlertFeed
 from app.health import api_router as health_api_router
 from app.health import router as health_router
 from app.notes.endpoints import router as notes_router

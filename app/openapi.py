@@ -18,10 +18,10 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 
-from app.auth.permissions import Permission
-from app.auth.principal import Policy
+from app.auth.deps import Policy
 from app.config import Settings
 from app.errors import PROBLEM_JSON, Problem
+from app.permissions import Permission
 
 BEARER = "bearer"
 PROBLEM_REF = "#/components/schemas/Problem"

@@ -85,6 +85,7 @@ def _seed(url: str, sessions: int) -> dict[str, Any]:
     from app.models import Site, Study, Visit
     from app.participants import service as participants
     from app.participants.schemas import Enrolment, ParticipantCreate
+    from app.permissions import Role
     from app.users import service as users
 
     now = datetime.now(UTC)
@@ -132,7 +133,7 @@ def _seed(url: str, sessions: int) -> dict[str, Any]:
             session,
             username="bench-monitor",
             display_name="Bench Monitor",
-            role=users.Role.MEDICAL_MONITOR,
+            role=Role.MEDICAL_MONITOR,
             password="bench password, long enough",
         )
         _, monitor_token = tokens.issue(session, monitor, tokens.TokenKind.API)

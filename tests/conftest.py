@@ -38,22 +38,21 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from app import listeners, migrations
+from app import permissions as permissions_module
 from app.adverse_events import service as adverse_events
 from app.adverse_events.schemas import AdverseEventCreate
 from app.assessments import service as assessments
 from app.assessments.schemas import AssessmentCreate
-from app.auth import permissions as permissions_module
+from app.auth import passwords, tokens
 from app.auth import principal as principal_module
-from app.auth import tokens
-from app.auth.permissions import ALL_SITES_ROLES, ROLE_PERMISSIONS, UNBLINDED_ROLES
 from app.db import get_session, make_engine
 from app.main import create_app
 from app.models import Dose, DosingSession, Site, Study, User, VitalReading, user_sites
 from app.notes import service as notes
 from app.notes.schemas import NoteCreate
 from app.participants import service as participants
+from app.permissions import ALL_SITES_ROLES, ROLE_PERMISSIONS, UNBLINDED_ROLES, Role
 from app.users import service as users
-from app.users.service import Role
 from app.vitals import service as vitals
 from tests.factories.alerts import make_alert
 from tests.factories.dosing import make_dosing_session
@@ -256,7 +255,7 @@ def client_as(db: Session, api: FastAPI) -> Iterator[ClientAs]:
 
 @pytest.fixture(autouse=True)
 def cheap_password_hash(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(users, "password_hash", CHEAP_PASSWORD_HASH)
+    monkeypatch.setattr(passwords, "password_hash", CHEAP_PASSWORD_HASH)
 
 
 # --- a trial of two sites, for the tests of who sees what ----------------------------------------

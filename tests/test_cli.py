@@ -17,12 +17,12 @@ from sqlalchemy import Engine, func, select
 from typer.testing import CliRunner, Result
 
 import app.db
+from app.auth.principal import site_ids_of
 from app.cli import cli
 from app.config import ROOT, get_settings
 from app.db import dispose_engines, make_engine, unit_of_work
 from app.models import AuditRecord, ProtocolVersion, User
 from app.protocols.loader import load_protocol_file
-from app.users.service import site_ids_of
 from tests.factories.trial import make_site, make_study
 
 SHIPPED = sorted((ROOT / "protocols").glob("*.yaml"))

@@ -11,9 +11,9 @@ import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
 
+from app.auth.passwords import MIN_PASSWORD_LENGTH
 from app.config import get_settings
 from app.main import create_app
-from app.users.service import MIN_PASSWORD_LENGTH
 
 APP = create_app()
 DOCUMENT: dict[str, Any] = APP.openapi()

@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import migrations
-from app.auth import tokens
+from app.auth import passwords, tokens
 from app.db import make_engine
 from app.demo.seed import seed_demo
 from app.models import (
@@ -41,7 +41,6 @@ from app.models import (
     Visit,
     VitalReading,
 )
-from app.users import service as users
 from tests.conftest import BACKENDS, CHEAP_PASSWORD_HASH
 from tests.live_server import live_server
 
@@ -111,7 +110,7 @@ def world(request: pytest.FixtureRequest, fresh_database_url) -> Iterator[World]
     url = fresh_database_url(request.param)
     migrations.upgrade(url)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(users, "password_hash", CHEAP_PASSWORD_HASH)
+        patch.setattr(passwords, "password_hash", CHEAP_PASSWORD_HASH)
         made, ids = _seed(url)
     with live_server(url) as base:
         yield World(backend=request.param, base=base, tokens=made, ids=ids)

@@ -19,12 +19,12 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from app import migrations
-from app.auth import tokens
+from app.auth import passwords, tokens
 from app.db import make_engine
 from app.models import AuditRecord, Participant, User
+from app.permissions import Role
 from app.request_ids import request_id_for
 from app.users import service as users
-from app.users.service import Role
 from tests.conftest import BACKENDS, CHEAP_PASSWORD_HASH, TEST_PASSWORD
 from tests.factories.trial import make_participant, make_site, make_study
 from tests.live_server import live_server
@@ -59,7 +59,7 @@ def served(request: pytest.FixtureRequest, fresh_database_url) -> Iterator[Serve
     migrations.upgrade(url)
     engine = make_engine(url)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(users, "password_hash", CHEAP_PASSWORD_HASH)
+        patch.setattr(passwords, "password_hash", CHEAP_PASSWORD_HASH)
         with Session(engine) as session:
             session.info["actor"] = "test"
             site = make_site(session, make_study(session))

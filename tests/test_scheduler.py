@@ -22,9 +22,9 @@ from app.auth import tokens
 from app.clock import utcnow
 from app.db import make_engine
 from app.models import Alert, AuditRecord, DosingSession, Participant, Site
+from app.permissions import Role
 from app.scheduler import ACTOR, SCHEDULER_LOCK, FileLeadership, Scheduler
 from app.users import service as users
-from app.users.service import Role
 from tests.conftest import BACKENDS, TEST_PASSWORD
 from tests.factories.alerts import make_alert
 from tests.factories.dosing import make_dosing_session

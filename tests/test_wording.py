@@ -1,4 +1,4 @@
-from app.users.service import Role
+from app.permissions import Role
 from app.wording import with_article
 
 

@@ -5,13 +5,13 @@ from fastapi import APIRouter, Depends, status
 from app.adverse_events import service
 from app.adverse_events.schemas import AdverseEvent, AdverseEventCorrection, AdverseEventCreate
 from app.assessments.records import EnteredInError
-from app.auth.permissions import Permission
-from app.auth.principal import Authorize, CurrentPrincipal
-from app.auth.scope import ScopedAdverseEvent, ScopedParticipant, only_visible_participants
+from app.auth.deps import Authorize, CurrentPrincipal, ScopedAdverseEvent, ScopedParticipant
+from app.auth.scope import only_visible_participants
 from app.checked_input import CheckedRoute
 from app.db import SessionDep
 from app.models import AdverseEvent as AdverseEventRow
 from app.pagination import Page, PageDep, paginate
+from app.permissions import Permission
 
 router = APIRouter(tags=["adverse events"], route_class=CheckedRoute)
 

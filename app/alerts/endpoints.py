@@ -4,13 +4,13 @@ from fastapi import APIRouter, Depends
 
 from app.alerts import service
 from app.alerts.schemas import Alert, AlertAcknowledge, AlertResolve, AlertSeverity, AlertStatus
-from app.auth.permissions import Permission
-from app.auth.principal import Authorize, CurrentPrincipal
-from app.auth.scope import ScopedAlert, only_visible_sites
+from app.auth.deps import Authorize, CurrentPrincipal, ScopedAlert
+from app.auth.scope import only_visible_sites
 from app.checked_input import CheckedRoute
 from app.db import SessionDep
 from app.models import Alert as AlertRow
 from app.pagination import Page, PageDep, paginate
+from app.permissions import Permission
 
 router = APIRouter(tags=["alerts"], route_class=CheckedRoute)
 

@@ -24,13 +24,18 @@ from app import clock
 from app.alerts import evaluation
 from app.alerts.schemas import AlertStatus
 from app.audit.recorder import change_reason
-from app.dosing import service as dosing
 from app.models import AdverseEvent, Alert, Assessment, DosingSession, Participant
 from app.protocols import service as protocols
 from app.protocols.schema import Protocol
 from app.rules import Finding, SessionSnapshot, evaluate_rule
 from app.rules.snapshot import AdverseEvent as SnapshotEvent
 from app.rules.snapshot import CssrsScreen as SnapshotScreen
+from app.sessions.snapshot import (
+    adverse_event_of,
+    cssrs_screen_of,
+    session_alerts_of,
+    snapshot_of,
+)
 from app.vocabulary import RecordStatus
 
 VALID = RecordStatus.VALID.value
@@ -74,12 +79,12 @@ def _judge(
     raised: list[Alert] = []
     dosing_sessions = _sessions_of(session, participant_id, linked_id, at, now)
     for dosing_session in dosing_sessions:
-        known = evaluation.session_alerts_of(session, dosing_session)
-        snapshot = evaluation.snapshot_of(session, dosing_session, now, known)
-        protocol = dosing.protocol_of(session, dosing_session)
+        known = session_alerts_of(session, dosing_session)
+        snapshot = snapshot_of(session, dosing_session, now, known)
+        protocol = protocols.definition_of(session, dosing_session.protocol_version_id)
         raised += evaluation.upsert_alerts(
             session,
-            evaluation.keyed(_findings(protocol, kind, snapshot), snapshot),
+            evaluation.keyed(_findings(protocol, kind, snapshot)),
             participant=participant,
             dosing_session=dosing_session,
             protocol_version_id=dosing_session.protocol_version_id,
@@ -97,7 +102,7 @@ def _judge(
     )
     return evaluation.upsert_alerts(
         session,
-        evaluation.keyed(_findings(protocol, kind, snapshot), snapshot),
+        evaluation.keyed(_findings(protocol, kind, snapshot)),
         participant=participant,
         dosing_session=None,
         protocol_version_id=participant.protocol_version_id,
@@ -121,7 +126,7 @@ def raise_for_adverse_event(session: Session, event: AdverseEvent, now: datetime
         event.participant_id,
         event.dosing_session_id,
         event.onset_at,
-        evaluation.adverse_event_of(event),
+        adverse_event_of(event),
         now,
     )
 
@@ -136,7 +141,7 @@ def raise_for_cssrs_screen(session: Session, screen: Assessment, now: datetime) 
         screen.participant_id,
         screen.dosing_session_id,
         screen.administered_at,
-        evaluation.cssrs_screen_of(screen),
+        cssrs_screen_of(screen),
         now,
     )
 

@@ -1,23 +1,11 @@
 import uuid
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from pydantic import Field
 
+from app.models.alert import AlertSeverity, AlertStatus
 from app.schemas import ReadModel, Text, WriteModel
-
-
-class AlertSeverity(StrEnum):
-    INFO = "info"
-    WARNING = "warning"
-    CRITICAL = "critical"
-
-
-class AlertStatus(StrEnum):
-    OPEN = "open"
-    ACKNOWLEDGED = "acknowledged"
-    RESOLVED = "resolved"
 
 
 class AlertAcknowledge(WriteModel):

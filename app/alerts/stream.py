@@ -1,6 +1,6 @@
 """GET /api/v1/alerts/stream: new alerts and alert state changes as Server-Sent Events.
 
-An event's id is the sequence of the alert change's audit record (app/events/history.py). A client
+An event's id is the sequence of the alert change's audit record (app/alerts/history.py). A client
 that reconnects sends the last id it saw (``Last-Event-ID``, which a browser's EventSource does by
 itself, or ``?after=``) and first receives every event after it from the log, then live ones:
 nothing is lost across a reconnect, a server restart or a reconnect to another process. The first
@@ -23,16 +23,16 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from app.alerts import history
+from app.alerts.feed import AlertFeed
+from app.alerts.history import AlertEvent
 from app.auth import tokens
-from app.auth.permissions import ALL_SITES_ROLES, Permission, allows
-from app.auth.principal import Authorize, CurrentPrincipal, credential
+from app.auth.deps import Authorize, CurrentPrincipal, credential
+from app.auth.principal import site_ids_of
 from app.checked_input import CheckedRoute
 from app.db import get_reader_sessionmaker
 from app.errors import InvalidInput
-from app.events import history
-from app.events.feed import AlertFeed
-from app.events.history import AlertEvent
-from app.users.service import Role, site_ids_of
+from app.permissions import ALL_SITES_ROLES, Permission, Role, allows
 from app.wording import with_article
 
 router = APIRouter(tags=["alerts"], route_class=CheckedRoute)

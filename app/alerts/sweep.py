@@ -24,8 +24,8 @@ from sqlalchemy import ColumnElement, and_, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from app.alerts import evaluation, record_alerts
-from app.dosing.schemas import DosingSessionStatus
 from app.models import AdverseEvent, Alert, Dose, DosingSession, ProtocolVersion
+from app.models.dosing import DosingSessionStatus
 from app.protocols import service as protocols
 from app.protocols.schema import AdverseEventRule
 from app.rules import overdue_between

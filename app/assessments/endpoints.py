@@ -10,13 +10,12 @@ from app.assessments.schemas import (
     BlindingGuess,
     CssrsScreen,
 )
-from app.auth.permissions import Permission
-from app.auth.principal import Authorize
-from app.auth.scope import ScopedAssessment, ScopedParticipant
+from app.auth.deps import Authorize, ScopedAssessment, ScopedParticipant
 from app.checked_input import CheckedRoute
 from app.db import SessionDep
 from app.models import Assessment as AssessmentRow
 from app.pagination import PageDep, paginate
+from app.permissions import Permission
 
 router = APIRouter(tags=["assessments"], route_class=CheckedRoute)
 

@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StrictBool
 
-from app.assessments.cssrs import RecallPeriod, Risk
+from app.clinical.cssrs import RecallPeriod, Risk
 from app.pagination import Page
 from app.schemas import AwareDatetime, ReadModel, WriteModel
 from app.vocabulary import RecordStatus

@@ -9,7 +9,6 @@ from sqlalchemy.orm import Session
 
 from app import clock
 from app.alerts import record_alerts
-from app.assessments import cssrs
 from app.assessments.records import (
     EnteredInError,
     Problems,
@@ -27,6 +26,7 @@ from app.assessments.schemas import (
     CssrsScreen,
     CssrsScreenCreate,
 )
+from app.clinical import cssrs
 from app.errors import Conflict, NotFound
 from app.models import Assessment, Participant
 from app.participants.service import consent_time

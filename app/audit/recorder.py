@@ -16,6 +16,7 @@ from sqlalchemy import inspect, select, text
 from sqlalchemy.orm import Session, SessionTransaction, UOWTransaction
 
 from app.audit.chain import GENESIS_HASH, link
+from app.audit.signed_records import void_signatures_of_changed_records
 from app.audit.values import jsonable
 from app.clock import utcnow
 from app.models.audit import AuditRecord
@@ -114,10 +115,7 @@ def _audit_before_flush(session: Session, _flush: UOWTransaction, _instances: An
                 f"{type(obj).__name__} rows are never deleted; mark them entered in error"
             )
     # E-signatures of signed records this flush changes are voided first, so the loop below
-    # audits the voiding with the change (21 CFR 11.70). Imported here, not at the top: the
-    # signatures service itself audits through this module.
-    from app.signatures.service import void_signatures_of_changed_records
-
+    # audits the voiding with the change (21 CFR 11.70).
     void_signatures_of_changed_records(session)
     # events recorded explicitly (record_event) join the chain with the generated records
     records = [o for o in session.new if isinstance(o, AuditRecord) and o.sequence is None]

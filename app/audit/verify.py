@@ -37,7 +37,7 @@ class Damage(StrEnum):
 
 # The two ways a head is written down, told apart by a prefix in the value: the record hash that
 # `vigil audit verify` prints, and the digest of it keyed by the server secret that the API shows
-# (app/audit/verify_endpoints.py). Neither check accepts the other's.
+# (app/audit_api/verify_endpoints.py). Neither check accepts the other's.
 RECORD_HASH = "sha256"
 KEYED_DIGEST = "hmac-sha256"
 API_DIGEST_GIVEN = (

@@ -13,8 +13,8 @@ from fastapi.responses import JSONResponse
 
 from app.auth import login as signin
 from app.auth import service
-from app.auth.permissions import ROLE_PERMISSIONS, Permission
-from app.auth.principal import SESSION_COOKIE, Authorize, CurrentPrincipal
+from app.auth.deps import SESSION_COOKIE, Authorize, CurrentPrincipal
+from app.auth.principal import site_ids_of
 from app.auth.schemas import (
     ApiTokenCreate,
     IssuedToken,
@@ -30,9 +30,9 @@ from app.clock import utcnow
 from app.config import get_settings
 from app.db import SessionDep
 from app.errors import BEARER_CHALLENGE, problem
-from app.models import AccessToken
+from app.models import AccessToken, User
 from app.pagination import Page, PageDep, paginate
-from app.users import service as users
+from app.permissions import ROLE_PERMISSIONS, Permission, Role
 
 router = APIRouter(prefix="/auth", tags=["auth"], route_class=CheckedRoute)
 
@@ -93,8 +93,8 @@ def login(
             id=user.id,
             username=user.username,
             display_name=user.display_name,
-            role=users.Role(user.role),
-            site_ids=sorted(users.site_ids_of(session, user.id)),
+            role=Role(user.role),
+            site_ids=sorted(site_ids_of(session, user.id)),
         ),
     )
 
@@ -133,7 +133,7 @@ def create_api_token(
     session: SessionDep, principal: CurrentPrincipal, data: ApiTokenCreate
 ) -> IssuedToken:
     """An API token acting as the caller (with the caller's role); the token is shown once."""
-    user = users.get_user(session, principal.user_id)
+    user = session.get_one(User, principal.user_id)  # the caller's own account
     row, plaintext = service.issue_api_token(
         session, user, principal.token_id, data.label, data.ttl_days
     )
@@ -162,5 +162,5 @@ def revoke_token(
         token_id,
         data.reason,
         user_id=principal.user_id,
-        is_admin=principal.role is users.Role.ADMIN,
+        is_admin=principal.role is Role.ADMIN,
     )

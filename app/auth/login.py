@@ -18,11 +18,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.audit.recorder import change_reason, record_event
-from app.auth import tokens
+from app.auth import passwords, tokens
 from app.clock import utcnow
 from app.config import get_settings
 from app.models import AccessToken, User
-from app.users import service as users
+from app.permissions import Role
 
 REFUSED = "the username or password is wrong, or the account may not sign in with a password"
 
@@ -55,7 +55,7 @@ def _dummy_hash(hasher: PasswordHash) -> str:
 
 def _verify_nothing(password: str) -> None:
     """Spend what a real verification costs, so a refusal takes as long on every path."""
-    users.password_hash.verify(password, _dummy_hash(users.password_hash))
+    passwords.password_hash.verify(password, _dummy_hash(passwords.password_hash))
 
 
 def lockout_period(failures: int) -> timedelta | None:
@@ -97,14 +97,14 @@ def login(session: Session, username: str, password: str) -> SignedIn | Refused:
 
     if (
         not user.active
-        or user.role == users.Role.DEVICE
-        or not users.password_usable(user.password_hash)
+        or user.role == Role.DEVICE
+        or not passwords.password_usable(user.password_hash)
     ):
         _verify_nothing(password)
         why = "account deactivated" if not user.active else "no password sign-in"
         return _failed(session, user, now, why)
 
-    matches, rehashed = users.password_hash.verify_and_update(password, user.password_hash)
+    matches, rehashed = passwords.password_hash.verify_and_update(password, user.password_hash)
     if not matches:
         return _failed(session, user, now, "wrong password")
 

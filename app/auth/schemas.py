@@ -7,8 +7,9 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, SecretStr, StringConstraints
 
+from app.auth.passwords import MIN_PASSWORD_LENGTH
+from app.permissions import Role
 from app.schemas import ReadModel, Reason, WriteModel
-from app.users.service import MIN_PASSWORD_LENGTH, Role
 
 MAX_PASSWORD_LENGTH = 1024  # argon2 takes any length; a bound keeps a request cheap to refuse
 
@@ -60,7 +61,7 @@ class LoginResult(ReadModel):
 
 
 class Me(UserSummary):
-    permissions: list[str] = Field(description="What this role may do (app/auth/permissions)")
+    permissions: list[str] = Field(description="What this role may do (app/permissions.py)")
     token_id: uuid.UUID
     via_cookie: bool
 

@@ -1,23 +1,21 @@
 """Loading a record for a caller: 404 when it does not exist OR lies outside the caller's sites,
 so a user of site A cannot even learn that a participant of site B exists.
 
-Every path id of the API is loaded through one of the ``Scoped*`` aliases below (never by a
-service's ``get`` in an endpoint); lists are narrowed with the ``only_*`` filters; ids that come
-in a request body go through ``referenced_*``, which answer the same 422 for a record that does
-not exist and for one the caller may not see. Services stay unaware of HTTP and of callers.
+Plain functions of a session and a principal, no HTTP: every path id of the API is loaded through
+one of the ``Scoped*`` dependencies of app/auth/deps.py, built on :func:`load_in_scope` (never
+by a service's ``get`` in an endpoint); lists are narrowed with the ``only_*`` filters; ids that
+come in a request body go through ``referenced_*``, which answer the same 422 for a record that
+does not exist and for one the caller may not see.
 """
 
 import uuid
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends
 from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from app.auth.permissions import Permission, allows
-from app.auth.principal import CurrentPrincipal, Principal
-from app.db import SessionDep
+from app.auth.principal import Principal
 from app.errors import Forbidden, InvalidInput, NotFound
 from app.models import (
     AccessToken,
@@ -36,6 +34,7 @@ from app.models import (
     Visit,
     VitalReading,
 )
+from app.permissions import Permission, allows
 from app.wording import with_article
 
 
@@ -111,81 +110,6 @@ def study_visible(session: Session, principal: Principal, study_id: uuid.UUID) -
         select(Site.id).where(Site.study_id == study_id, Site.id.in_(principal.site_ids)).limit(1)
     )
     return found is not None
-
-
-# --- path ids: the scoped loaders ---------------------------------------------------------------
-
-
-def participant_in_scope(
-    session: SessionDep, principal: CurrentPrincipal, participant_id: uuid.UUID
-) -> Participant:
-    return load_in_scope(session, principal, Participant, participant_id, "participant")
-
-
-def visit_in_scope(session: SessionDep, principal: CurrentPrincipal, visit_id: uuid.UUID) -> Visit:
-    return load_in_scope(session, principal, Visit, visit_id, "visit")
-
-
-def dosing_session_in_scope(
-    session: SessionDep, principal: CurrentPrincipal, dosing_session_id: uuid.UUID
-) -> DosingSession:
-    return load_in_scope(session, principal, DosingSession, dosing_session_id, "dosing session")
-
-
-def dose_in_scope(session: SessionDep, principal: CurrentPrincipal, dose_id: uuid.UUID) -> Dose:
-    return load_in_scope(session, principal, Dose, dose_id, "dose")
-
-
-def reading_in_scope(
-    session: SessionDep, principal: CurrentPrincipal, reading_id: uuid.UUID
-) -> VitalReading:
-    return load_in_scope(session, principal, VitalReading, reading_id, "vital reading")
-
-
-def adverse_event_in_scope(
-    session: SessionDep, principal: CurrentPrincipal, event_id: uuid.UUID
-) -> AdverseEvent:
-    return load_in_scope(session, principal, AdverseEvent, event_id, "adverse event")
-
-
-def assessment_in_scope(
-    session: SessionDep, principal: CurrentPrincipal, assessment_id: uuid.UUID
-) -> Assessment:
-    return load_in_scope(session, principal, Assessment, assessment_id, "assessment")
-
-
-def note_in_scope(
-    session: SessionDep, principal: CurrentPrincipal, note_id: uuid.UUID
-) -> TherapistNote:
-    return load_in_scope(session, principal, TherapistNote, note_id, "note")
-
-
-def alert_in_scope(session: SessionDep, principal: CurrentPrincipal, alert_id: uuid.UUID) -> Alert:
-    return load_in_scope(session, principal, Alert, alert_id, "alert")
-
-
-def site_in_scope(session: SessionDep, principal: CurrentPrincipal, site_id: uuid.UUID) -> Site:
-    return load_in_scope(session, principal, Site, site_id, "site")
-
-
-def study_in_scope(session: SessionDep, principal: CurrentPrincipal, study_id: uuid.UUID) -> Study:
-    study = session.get(Study, study_id)
-    if study is None or not study_visible(session, principal, study.id):
-        raise NotFound(f"study {study_id} does not exist")
-    return study
-
-
-ScopedParticipant = Annotated[Participant, Depends(participant_in_scope)]
-ScopedVisit = Annotated[Visit, Depends(visit_in_scope)]
-ScopedDosingSession = Annotated[DosingSession, Depends(dosing_session_in_scope)]
-ScopedDose = Annotated[Dose, Depends(dose_in_scope)]
-ScopedReading = Annotated[VitalReading, Depends(reading_in_scope)]
-ScopedAdverseEvent = Annotated[AdverseEvent, Depends(adverse_event_in_scope)]
-ScopedAssessment = Annotated[Assessment, Depends(assessment_in_scope)]
-ScopedNote = Annotated[TherapistNote, Depends(note_in_scope)]
-ScopedAlert = Annotated[Alert, Depends(alert_in_scope)]
-ScopedSite = Annotated[Site, Depends(site_in_scope)]
-ScopedStudy = Annotated[Study, Depends(study_in_scope)]
 
 
 # --- lists: only what the caller's sites hold ----------------------------------------------------
@@ -290,7 +214,7 @@ _MODEL_OF_TABLE: dict[str, type] = {
 }
 
 
-def _check_record(
+def check_record_readable(
     session: Session, principal: Principal, entity_type: str, entity_id: uuid.UUID
 ) -> None:
     """403 if the caller's role may not read records of this type; 404 if the record is not
@@ -314,22 +238,6 @@ def _check_record(
         if signature is None or signature.entity_type not in RECORD_READ_PERMISSION:
             raise missing
         try:
-            _check_record(session, principal, signature.entity_type, signature.entity_id)
+            check_record_readable(session, principal, signature.entity_type, signature.entity_id)
         except NotFound:
             raise missing from None
-
-
-def history_in_scope(
-    session: SessionDep, principal: CurrentPrincipal, entity_type: str, entity_id: uuid.UUID
-) -> tuple[str, uuid.UUID]:
-    """The record whose history is asked for, checked like a read of the record itself;
-    a reader of the whole audit trail (AUDIT_READ, every site) may read any history."""
-    if entity_type not in RECORD_READ_PERMISSION:
-        known = ", ".join(sorted(RECORD_READ_PERMISSION))
-        raise NotFound(f"unknown record type {entity_type!r}; known: {known}")
-    if not (principal.all_sites and allows(principal.role, Permission.AUDIT_READ)):
-        _check_record(session, principal, entity_type, entity_id)
-    return entity_type, entity_id
-
-
-ScopedHistory = Annotated[tuple[str, uuid.UUID], Depends(history_in_scope)]

@@ -18,8 +18,7 @@ from app.clock import utcnow
 from app.config import get_settings
 from app.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.models import AccessToken, User
-
-DEVICE_ROLE = "device"  # app.users.service.Role.DEVICE; that module imports this one
+from app.permissions import Role
 
 
 def get_token(session: Session, token_id: uuid.UUID) -> AccessToken:
@@ -66,7 +65,7 @@ def issue_api_token(
     Only a password sign-in may mint one: a leaked API or device token must not be able to
     make itself a successor that outlives its revocation."""
     settings = get_settings()
-    if user.role == DEVICE_ROLE:
+    if user.role == Role.DEVICE:
         raise Forbidden("devices use the token an admin issued them; they cannot make others")
     if get_token(session, current_token_id).kind != TokenKind.SESSION:
         raise Forbidden("API tokens are issued from a password sign-in, not from another token")

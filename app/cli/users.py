@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.cli.common import CLI_ACTOR, database_errors, fail
-from app.users.service import Role
+from app.permissions import Role
 
 user_cli = typer.Typer(help="Manage user accounts.")
 device_cli = typer.Typer(help="Register bedside devices (tablets) and issue their tokens.")

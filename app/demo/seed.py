@@ -21,6 +21,7 @@ from app.clock import utcnow
 from app.config import get_settings
 from app.demo.tablet import DEMO_DEVICE
 from app.demo.vitals_curve import observations
+from app.dosing import doses
 from app.dosing import service as dosing
 from app.dosing.schemas import DoseCreate
 from app.models import DosingSession, Participant, Site, Study, User, Visit, user_sites
@@ -34,10 +35,11 @@ from app.participants.schemas import (
     VisitOutcome,
     Withdrawal,
 )
+from app.permissions import Role
 from app.protocols import service as protocols
 from app.studies import service as studies
 from app.studies.schemas import SiteCreate, StudyCreate
-from app.users.service import Role, create_device, create_user
+from app.users.service import create_device, create_user
 from app.vitals import service as vitals
 
 STUDY_CODE = "DEMO-MAPP"
@@ -205,7 +207,7 @@ class _Builder:
         dosing.attest_therapists(self.session, ds, therapists[0].id, therapists[1].id, start)
         dosed_at = start + timedelta(minutes=20)
         self.readings(ds, start + timedelta(minutes=5), dosed_at, count=1)
-        dosing.record_dose(
+        doses.record_dose(
             self.session,
             ds,
             DoseCreate(kind="initial", amount_mg=initial_mg, administered_at=dosed_at),
@@ -216,7 +218,7 @@ class _Builder:
         if supplemental:
             # quiet readings up to the dose, so the dose gate has fresh vitals and opens
             self.readings(ds, dosed_at + timedelta(minutes=30), dosed_at, 3, excursion_chance=0)
-            dosing.record_dose(
+            doses.record_dose(
                 self.session,
                 ds,
                 DoseCreate(

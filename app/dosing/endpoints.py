@@ -4,18 +4,11 @@ from fastapi import APIRouter, Depends, status
 from sqlalchemy import select
 
 from app import clock
-from app.alerts import evaluation
-from app.auth.permissions import Permission
-from app.auth.principal import Authorize, CurrentPrincipal
-from app.auth.scope import (
-    ScopedDose,
-    ScopedParticipant,
-    only_visible_participants,
-    referenced_visit,
-)
+from app.auth.deps import Authorize, CurrentPrincipal, ScopedDose, ScopedParticipant
+from app.auth.scope import only_visible_participants, referenced_visit
 from app.checked_input import CheckedRoute
 from app.db import SessionDep
-from app.dosing import service
+from app.dosing import dose_gate, doses, service, views
 from app.dosing.deps import DosingSessionDep
 from app.dosing.schemas import (
     BaselineAttestation,
@@ -34,7 +27,7 @@ from app.models import Dose as DoseRow
 from app.models import DosingSession as DosingSessionRow
 from app.models import Visit as VisitRow
 from app.pagination import Page, PageDep, paginate
-from app.users.service import Role
+from app.permissions import Permission, Role
 
 router = APIRouter(tags=["dosing"], route_class=CheckedRoute)
 
@@ -53,7 +46,7 @@ def create_dosing_session(
 ) -> DosingSession:
     """Plan the dosing session of one of the participant's experimental visits."""
     visit = referenced_visit(session, principal, data.visit_id, field="visit_id")
-    return service.present(session, service.create_session(session, participant, visit))
+    return views.present(session, service.create_session(session, participant, visit))
 
 
 @router.get(
@@ -71,7 +64,7 @@ def list_participant_dosing_sessions(
         .where(DosingSessionRow.participant_id == participant.id)
     )
     items, cursor = paginate(session, stmt, DosingSessionRow.id, page, order_by=[VisitRow.sequence])
-    return {"items": service.present_many(session, items), "next_cursor": cursor}
+    return {"items": views.present_many(session, items), "next_cursor": cursor}
 
 
 @router.get(
@@ -95,7 +88,7 @@ def list_dosing_sessions(
     if participant_id:
         stmt = stmt.where(DosingSessionRow.participant_id == participant_id)
     items, cursor = paginate(session, stmt, DosingSessionRow.id, page)
-    return {"items": service.present_many(session, items), "next_cursor": cursor}
+    return {"items": views.present_many(session, items), "next_cursor": cursor}
 
 
 @router.get(
@@ -104,7 +97,7 @@ def list_dosing_sessions(
     dependencies=[Depends(Authorize(Permission.SESSION_READ))],
 )
 def get_dosing_session(session: SessionDep, dosing_session: DosingSessionDep) -> DosingSession:
-    return service.present(session, dosing_session)
+    return views.present(session, dosing_session)
 
 
 @router.post(
@@ -116,7 +109,7 @@ def start_dosing_session(
     session: SessionDep, dosing_session: DosingSessionDep, data: SessionStart
 ) -> DosingSession:
     """Start a planned session; the participant's first one moves them to in_treatment."""
-    return service.present(session, service.start(session, dosing_session, data.started_at))
+    return views.present(session, service.start(session, dosing_session, data.started_at))
 
 
 @router.post(
@@ -131,7 +124,7 @@ def attest_therapist_presence(
     service.attest_therapists(
         session, dosing_session, data.lead_therapist_id, data.co_therapist_id, data.present_at
     )
-    return service.present(session, dosing_session)
+    return views.present(session, dosing_session)
 
 
 @router.post(
@@ -142,7 +135,7 @@ def attest_therapist_presence(
 def end_dosing_session(
     session: SessionDep, dosing_session: DosingSessionDep, data: SessionEnd
 ) -> DosingSession:
-    return service.present(session, service.end(session, dosing_session, data.ended_at))
+    return views.present(session, service.end(session, dosing_session, data.ended_at))
 
 
 @router.post(
@@ -157,7 +150,7 @@ def attest_baseline(
     service.attest_baseline(
         session, dosing_session, data.attested_by_id, data.attested_at, data.note
     )
-    return service.present(session, dosing_session)
+    return views.present(session, dosing_session)
 
 
 @router.post(
@@ -175,7 +168,7 @@ def record_dose(
     """Record a dose the protocol allows; one that deviates needs `deviation_reason`. A
     supplemental dose while the dose gate is closed is refused (409) unless a clinician sends
     `gate_override_reason`."""
-    return service.record_dose(
+    return doses.record_dose(
         session,
         dosing_session,
         data,
@@ -190,7 +183,7 @@ def record_dose(
 )
 def supplemental_dose_gate(session: SessionDep, dosing_session: DosingSessionDep) -> DoseGate:
     """May the supplemental dose be given now? Every reason it may not, and its window."""
-    decision = evaluation.dose_gate(session, dosing_session, clock.utcnow())
+    decision = dose_gate.dose_gate(session, dosing_session, clock.utcnow())
     return DoseGate(
         open=decision.open,
         reasons=list(decision.reasons),
@@ -222,4 +215,4 @@ def list_doses(
 )
 def enter_dose_in_error(session: SessionDep, dose: ScopedDose, data: EnteredInError) -> DoseRow:
     """Mark a dose entered in error; it is kept, and no longer counts toward totals or windows."""
-    return service.enter_dose_in_error(session, dose, data.reason)
+    return doses.enter_dose_in_error(session, dose, data.reason)

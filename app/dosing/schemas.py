@@ -4,15 +4,10 @@ from enum import StrEnum
 
 from pydantic import Field, FiniteFloat
 
+from app.models.dosing import DosingSessionStatus
 from app.schemas import AwareDatetime, ReadModel, Reason, Text, WriteModel
 from app.signatures.schemas import SignatureRead
 from app.vocabulary import RecordStatus
-
-
-class DosingSessionStatus(StrEnum):
-    PLANNED = "planned"
-    IN_PROGRESS = "in_progress"
-    ENDED = "ended"
 
 
 class DoseKind(StrEnum):

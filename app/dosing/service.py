@@ -1,8 +1,8 @@
-"""Dosing sessions: planning, the start/end lifecycle, attestations, and doses checked against the
-protocol version the session runs under."""
+"""Dosing sessions: loading, planning, the start/end lifecycle and the attestations (two
+therapists present, return to baseline). Doses are recorded in doses.py, the read shape is
+views.py, the supplemental dose gate dose_gate.py."""
 
 import uuid
-from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -10,19 +10,15 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app import clock
 from app.audit.recorder import change_reason
-from app.dosing import rules, schemas
-from app.dosing.schemas import DoseCreate, DosingSessionStatus, RecordStatus
-from app.errors import Conflict, Forbidden, InvalidInput, NotFound, ProtocolViolation
+from app.dosing.schemas import DosingSessionStatus, RecordStatus
+from app.errors import Conflict, InvalidInput, NotFound, ProtocolViolation
 from app.models import Dose, DosingSession, Participant, User, Visit, user_sites
 from app.participants import service as participants
+from app.permissions import Role
 from app.protocols import service as protocols
-from app.protocols.schema import DosingSessionDefinition, Protocol
-from app.signatures import service as signatures
-from app.signatures.schemas import SignatureRead
+from app.protocols.schema import DosingSessionDefinition
 from app.time_bounds import Bound, ImplausibleTime, check_within, not_in_future
-from app.users.service import Role
 from app.wording import with_article
 
 S = DosingSessionStatus
@@ -60,13 +56,10 @@ def doses_of(session: Session, dosing_session: DosingSession) -> list[Dose]:
     return list(session.scalars(stmt))
 
 
-def protocol_of(session: Session, dosing_session: DosingSession) -> Protocol:
-    return protocols.definition_of(session, dosing_session.protocol_version_id)
-
-
 def dosing_definition(session: Session, dosing_session: DosingSession) -> DosingSessionDefinition:
     visit = participants.get_visit(session, dosing_session.visit_id)
-    definition = protocol_of(session, dosing_session).dosing_for_visit(visit.code)
+    protocol = protocols.definition_of(session, dosing_session.protocol_version_id)
+    definition = protocol.dosing_for_visit(visit.code)
     if definition is None:  # create_session refuses such a session; the protocol is immutable
         raise ProtocolViolation(
             f"the protocol version of this session has no dosing at {visit.code}"
@@ -74,22 +67,22 @@ def dosing_definition(session: Session, dosing_session: DosingSession) -> Dosing
     return definition
 
 
-def _lock(session: Session, dosing_session: DosingSession) -> None:
+def lock(session: Session, dosing_session: DosingSession) -> None:
     """Reload the row FOR UPDATE, so concurrent requests on one session take turns."""
     session.flush()
     session.refresh(dosing_session, with_for_update=True)
 
 
-def _valid(doses: Sequence[Dose]) -> list[Dose]:
+def valid_doses(doses: Sequence[Dose]) -> list[Dose]:
     return [dose for dose in doses if dose.record_status == RecordStatus.VALID.value]
 
 
-def _check_time(field: str, value: datetime, earliest: Bound[datetime] | None) -> None:
+def check_time(field: str, value: datetime, earliest: Bound[datetime] | None) -> None:
     """Refuse a time before ``earliest`` or later than now (plus clock skew), naming the field."""
     try:
         check_within(value, earliest=earliest, latest=not_in_future())
     except ImplausibleTime as exc:
-        raise _field_error(field, str(exc)) from None
+        raise field_error(field, str(exc)) from None
 
 
 def _after_doses(dosing_session: DosingSession, doses: Sequence[Dose]) -> Bound[datetime]:
@@ -101,7 +94,7 @@ def _after_doses(dosing_session: DosingSession, doses: Sequence[Dose]) -> Bound[
     return Bound(last, "the last dose")
 
 
-def _field_error(field: str, message: str) -> InvalidInput:
+def field_error(field: str, message: str) -> InvalidInput:
     return InvalidInput(f"{field}: {message}", errors=[{"field": field, "message": message}])
 
 
@@ -120,11 +113,11 @@ def create_session(session: Session, participant: Participant, visit: Visit) -> 
     """Plan the dosing session of one of the participant's experimental visits."""
     _require_dosable(participant)
     if visit.participant_id != participant.id:
-        raise _field_error(
+        raise field_error(
             "visit_id", f"visit {visit.id} is not a visit of participant {participant.subject_id}"
         )
     if visit.kind != "experimental":
-        raise _field_error(
+        raise field_error(
             "visit_id",
             f"visit {visit.code} is {with_article(visit.kind)} visit; dosing sessions are held at "
             "experimental visits",
@@ -156,14 +149,14 @@ def create_session(session: Session, participant: Participant, visit: Visit) -> 
 
 
 def start(session: Session, dosing_session: DosingSession, started_at: datetime) -> DosingSession:
-    _lock(session, dosing_session)
+    lock(session, dosing_session)
     if dosing_session.status != S.PLANNED.value:
         raise Conflict(
             f"dosing session is {dosing_session.status}; only a planned session can start"
         )
     participant = participants.get(session, dosing_session.participant_id)
     _require_dosable(participant)
-    _check_time("started_at", started_at, participants.consent_time(session, participant))
+    check_time("started_at", started_at, participants.consent_time(session, participant))
     running = session.scalar(
         select(DosingSession.id).where(
             DosingSession.participant_id == participant.id,
@@ -183,13 +176,13 @@ def start(session: Session, dosing_session: DosingSession, started_at: datetime)
 
 
 def end(session: Session, dosing_session: DosingSession, ended_at: datetime) -> DosingSession:
-    _lock(session, dosing_session)
+    lock(session, dosing_session)
     if dosing_session.status != S.IN_PROGRESS.value:
         raise Conflict(
             f"dosing session is {dosing_session.status}; only a session in progress can end"
         )
-    doses = _valid(doses_of(session, dosing_session))
-    _check_time("ended_at", ended_at, _after_doses(dosing_session, doses))
+    doses = valid_doses(doses_of(session, dosing_session))
+    check_time("ended_at", ended_at, _after_doses(dosing_session, doses))
     dosing_session.status = S.ENDED.value
     dosing_session.ended_at = ended_at
     session.flush()
@@ -240,7 +233,7 @@ def attest_therapists(
     Allowed while the session is planned or in progress, never backfilled after it ended; a new
     attestation replaces the pair, the audit trail keeps the earlier one.
     """
-    _lock(session, dosing_session)
+    lock(session, dosing_session)
     if dosing_session.status == S.ENDED.value:
         raise Conflict(
             "therapist presence is attested while the session is planned or in progress; this "
@@ -261,7 +254,7 @@ def attest_therapists(
             ("co_therapist_id", "the co-therapist must be a different person from the lead")
         )
     _refuse(problems)
-    _check_time("present_at", present_at, participants.consent_time(session, participant))
+    check_time("present_at", present_at, participants.consent_time(session, participant))
     with change_reason(session, "co-therapist pair present", "attest_therapists"):
         dosing_session.lead_therapist_id = lead_therapist_id
         dosing_session.co_therapist_id = co_therapist_id
@@ -282,7 +275,7 @@ def attest_baseline(
     usually just before the therapists end it, or recorded just after. It cannot precede the
     last dose, and no dose can be recorded after it.
     """
-    _lock(session, dosing_session)
+    lock(session, dosing_session)
     if dosing_session.status == S.PLANNED.value:
         raise Conflict("the session has not started; there is no return to baseline to attest")
     if dosing_session.baseline_attested_at is not None:
@@ -293,226 +286,10 @@ def attest_baseline(
     participant = participants.get(session, dosing_session.participant_id)
     problem = _user_problem(session, attested_by_id, BASELINE_ATTESTERS, participant.site_id)
     _refuse([("attested_by_id", problem)] if problem else [])
-    doses = _valid(doses_of(session, dosing_session))
-    _check_time("attested_at", attested_at, _after_doses(dosing_session, doses))
+    doses = valid_doses(doses_of(session, dosing_session))
+    check_time("attested_at", attested_at, _after_doses(dosing_session, doses))
     with change_reason(session, note or "vitals back near baseline", "attest_baseline"):
         dosing_session.baseline_attested_by_id = attested_by_id
         dosing_session.baseline_attested_at = attested_at
         dosing_session.baseline_attestation_note = note
     return dosing_session
-
-
-# --- doses --------------------------------------------------------------------------------------
-
-
-GATE_OVERRIDE = "gate override: "
-
-
-def record_dose(
-    session: Session,
-    dosing_session: DosingSession,
-    data: DoseCreate,
-    *,
-    overridden_by_clinician: bool = False,
-) -> Dose:
-    """Record a dose if the protocol allows it, or as a deviation when a reason is given.
-
-    A supplemental dose is also judged by the dose gate as known at its administered_at: while
-    the gate's rules (readings, open alerts) close it, the dose is refused (409) unless a
-    clinician overrides it with gate_override_reason. The window, amount and dose-count reasons
-    of the gate are the protocol checks above, answered by deviation_reason.
-    """
-    from app.alerts import evaluation  # the alerts package builds on this service
-
-    _lock(session, dosing_session)
-    if dosing_session.status != S.IN_PROGRESS.value:
-        raise Conflict(
-            f"dosing session is {dosing_session.status}; doses are recorded while it is in progress"
-        )
-    assert dosing_session.started_at is not None
-    started = Bound(dosing_session.started_at, "the session started")
-    _check_time("administered_at", data.administered_at, started)
-    if dosing_session.baseline_attested_at is not None:
-        raise Conflict(
-            "return to baseline was attested at "
-            f"{dosing_session.baseline_attested_at.isoformat()}; no dose can follow it"
-        )
-    valid = _valid(doses_of(session, dosing_session))
-    structural = rules.structural_problems(data.kind.value, data.administered_at, valid)
-    if structural:
-        raise ProtocolViolation(
-            "; ".join(p.message for p in structural), errors=[p.as_error() for p in structural]
-        )
-    definition = dosing_definition(session, dosing_session)
-    problems = rules.protocol_problems(
-        definition, data.kind.value, data.amount_mg, data.administered_at, valid
-    )
-    if problems and not data.deviation_reason:
-        raise ProtocolViolation(
-            "; ".join(p.message for p in problems)
-            + "; to record a dose given against the protocol, send deviation_reason",
-            errors=[p.as_error() for p in problems],
-        )
-    if data.deviation_reason and not problems:
-        raise _field_error(
-            "deviation_reason",
-            "the dose follows the protocol, so there is no deviation to explain; leave it out",
-        )
-    gate_reasons: list[str] = []
-    if data.kind.value == "supplemental":
-        gate_reasons = evaluation.clinical_gate_reasons(
-            session, dosing_session, data.administered_at
-        )
-    _check_gate_override(gate_reasons, data, overridden_by_clinician)
-    stored_reason = "; ".join(
-        reason
-        for reason in (
-            GATE_OVERRIDE + data.gate_override_reason if data.gate_override_reason else None,
-            data.deviation_reason,
-        )
-        if reason
-    )
-    dose = Dose(
-        dosing_session_id=dosing_session.id,
-        kind=data.kind.value,
-        amount_mg=data.amount_mg,
-        administered_at=data.administered_at,
-        recorded_at=clock.utcnow(),
-        deviation_reason=stored_reason or None,
-    )
-    audit_reasons = []
-    if problems:
-        audit_reasons.append(
-            "protocol deviation: "
-            + "; ".join(p.message for p in problems)
-            + f". Reason given: {data.deviation_reason}"
-        )
-    if gate_reasons:
-        audit_reasons.append(
-            "supplemental dose given while the dose gate was closed ("
-            + "; ".join(gate_reasons)
-            + f"); clinician's override: {data.gate_override_reason}"
-        )
-    if audit_reasons:
-        with change_reason(session, " ".join(audit_reasons)):
-            session.add(dose)
-    else:
-        session.add(dose)
-        session.flush()
-    # the dose and the alerts it causes (e.g. given while the gate was closed) commit together
-    evaluation.raise_alerts(session, dosing_session, clock.utcnow())
-    return dose
-
-
-def _check_gate_override(
-    gate_reasons: list[str], data: DoseCreate, overridden_by_clinician: bool
-) -> None:
-    """A closed gate needs a clinician's override reason; an open one needs none."""
-    if not gate_reasons:
-        if data.gate_override_reason:
-            raise _field_error(
-                "gate_override_reason",
-                "the dose gate is open (or this is not a supplemental dose), so there is "
-                "nothing to override; leave it out",
-            )
-        return
-    if not data.gate_override_reason:
-        raise Conflict(
-            "the supplemental dose gate is closed: "
-            + "; ".join(gate_reasons)
-            + ". A clinician may give it anyway with gate_override_reason",
-            errors=[{"field": "gate", "message": reason} for reason in gate_reasons],
-        )
-    if not overridden_by_clinician:
-        raise Forbidden(
-            "only a clinician may override the closed supplemental dose gate ("
-            + "; ".join(gate_reasons)
-            + ")"
-        )
-
-
-def enter_dose_in_error(session: Session, dose: Dose, reason: str) -> Dose:
-    """Mark a dose entered in error: kept forever, left out of totals and window checks."""
-    _lock(session, get(session, dose.dosing_session_id))
-    if dose.record_status == RecordStatus.ENTERED_IN_ERROR.value:
-        raise Conflict(f"dose {dose.id} is already marked entered in error ({dose.error_reason})")
-    with change_reason(session, reason, "entered_in_error"):
-        dose.record_status = RecordStatus.ENTERED_IN_ERROR.value
-        dose.error_reason = reason
-    return dose
-
-
-# --- the read shape -----------------------------------------------------------------------------
-
-
-def present(session: Session, dosing_session: DosingSession) -> schemas.DosingSession:
-    return present_many(session, [dosing_session])[0]
-
-
-def present_many(
-    session: Session, dosing_sessions: Sequence[DosingSession]
-) -> list[schemas.DosingSession]:
-    """The read shape of several sessions, with two queries for all of them."""
-    if not dosing_sessions:
-        return []
-    ids = [ds.id for ds in dosing_sessions]
-    doses: dict[uuid.UUID, list[Dose]] = defaultdict(list)
-    for dose in session.scalars(
-        select(Dose).where(Dose.dosing_session_id.in_(ids)).order_by(Dose.administered_at, Dose.id)
-    ):
-        doses[dose.dosing_session_id].append(dose)
-    visit_ids = {ds.visit_id for ds in dosing_sessions}
-    rows = session.execute(select(Visit.id, Visit.code).where(Visit.id.in_(visit_ids)))
-    codes = {visit_id: code for visit_id, code in rows}
-    signed = signatures.signatures_of(session, dosing_sessions)
-    return [
-        _view(session, ds, codes[ds.visit_id], doses[ds.id], signed.get(ds.id, []))
-        for ds in dosing_sessions
-    ]
-
-
-def _view(
-    session: Session,
-    ds: DosingSession,
-    visit_code: str,
-    doses: list[Dose],
-    signed: list[SignatureRead],
-) -> schemas.DosingSession:
-    protocol = protocol_of(session, ds)
-    definition = protocol.dosing_for_visit(visit_code)
-    valid = _valid(doses)
-    window = rules.supplemental_window(definition, valid) if definition else None
-    therapists = None
-    if ds.lead_therapist_id and ds.co_therapist_id and ds.therapists_present_at:
-        therapists = schemas.Therapists(
-            lead_therapist_id=ds.lead_therapist_id,
-            co_therapist_id=ds.co_therapist_id,
-            present_at=ds.therapists_present_at,
-        )
-    baseline = None
-    if ds.baseline_attested_by_id and ds.baseline_attested_at:
-        baseline = schemas.BaselineAttestationRead(
-            attested_by_id=ds.baseline_attested_by_id,
-            attested_at=ds.baseline_attested_at,
-            note=ds.baseline_attestation_note,
-        )
-    return schemas.DosingSession(
-        id=ds.id,
-        participant_id=ds.participant_id,
-        visit_id=ds.visit_id,
-        visit_code=visit_code,
-        protocol_version_id=ds.protocol_version_id,
-        status=S(ds.status),
-        started_at=ds.started_at,
-        ended_at=ds.ended_at,
-        therapists=therapists,
-        baseline_attestation=baseline,
-        drug=protocol.protocol.drug.name,
-        doses=[schemas.Dose.model_validate(dose) for dose in doses],
-        total_mg=sum(dose.amount_mg for dose in valid),
-        supplemental_window=(
-            schemas.SupplementalWindow(opens_at=window[0], closes_at=window[1]) if window else None
-        ),
-        created_at=ds.created_at,
-        signatures=signed,
-    )

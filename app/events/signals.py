@@ -7,7 +7,7 @@ succeeds, and each listener ignores its own process's. After a commit the proces
 alert feeds directly, without the round trip through the server.
 
 A wake-up carries no data: the feeds read what changed from the audit trail, in the order it was
-committed (app/events/feed.py). A spurious wake-up costs one query; a lost one is caught by the
+committed (app/alerts/feed.py). A spurious wake-up costs one query; a lost one is caught by the
 feed's next poll.
 
 The listeners (``SESSION_LISTENERS``) are installed by app.listeners.install(), which every

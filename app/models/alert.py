@@ -2,6 +2,7 @@
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import ForeignKey, Index, String, Text, text
@@ -12,6 +13,18 @@ from app.models.base import Audited, Base, HasId, Timestamped
 # At most one alert per dedup key is not yet resolved: a repeated finding updates it, and two
 # concurrent writers cannot both open one (the second insert fails on this index).
 _NOT_RESOLVED = text("status != 'resolved'")
+
+
+class AlertSeverity(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+class AlertStatus(StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
 
 
 class Alert(HasId, Timestamped, Audited, Base):

@@ -2,6 +2,7 @@
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -9,6 +10,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.clock import utcnow
 from app.models.base import Audited, Base, HasId, Timestamped, record_status_check
 from app.vocabulary import RecordStatus
+
+
+class DosingSessionStatus(StrEnum):
+    PLANNED = "planned"
+    IN_PROGRESS = "in_progress"
+    ENDED = "ended"
 
 
 class DosingSession(HasId, Timestamped, Audited, Base):

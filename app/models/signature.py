@@ -2,11 +2,17 @@
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Audited, Base, HasId
+
+
+class SignatureStatus(StrEnum):
+    VALID = "valid"
+    VOIDED = "voided"
 
 
 class Signature(HasId, Audited, Base):

@@ -1,15 +1,14 @@
 from fastapi import APIRouter, Depends, status
 
 from app.assessments.records import EnteredInError
-from app.auth.permissions import Permission
-from app.auth.principal import Authorize
-from app.auth.scope import ScopedNote, ScopedParticipant
+from app.auth.deps import Authorize, ScopedNote, ScopedParticipant
 from app.checked_input import CheckedRoute
 from app.db import SessionDep
 from app.models import TherapistNote
 from app.notes import service
 from app.notes.schemas import Note, NoteCorrection, NoteCreate
 from app.pagination import Page, PageDep, paginate
+from app.permissions import Permission
 
 router = APIRouter(tags=["notes"], route_class=CheckedRoute)
 

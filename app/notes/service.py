@@ -16,13 +16,14 @@ from app.assessments.records import (
     refuse_if_entered_in_error,
 )
 from app.audit.recorder import change_reason
+from app.auth.principal import site_ids_of
 from app.errors import InvalidInput, NotFound
 from app.models import Participant, TherapistNote, User
 from app.notes import schemas
 from app.notes.schemas import NoteCorrection, NoteCreate
 from app.participants.service import consent_time
+from app.permissions import Role
 from app.signatures import service as signatures
-from app.users.service import Role, site_ids_of
 from app.vocabulary import RecordStatus
 from app.wording import with_article
 

@@ -1,18 +1,14 @@
 import uuid
+from collections.abc import Sequence
 
 from fastapi import APIRouter, Depends, status
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from app.auth import blinding
-from app.auth.permissions import Permission
-from app.auth.principal import Authorize, CurrentPrincipal
-from app.auth.scope import (
-    ScopedParticipant,
-    ScopedStudy,
-    ScopedVisit,
-    only_visible_sites,
-    referenced_site,
-)
+from app.auth.deps import Authorize, CurrentPrincipal, ScopedParticipant, ScopedStudy, ScopedVisit
+from app.auth.principal import Principal
+from app.auth.scope import only_visible_sites, referenced_site
 from app.checked_input import CheckedRoute
 from app.db import SessionDep
 from app.models import Participant as ParticipantRow
@@ -31,10 +27,11 @@ from app.participants.schemas import (
     VisitReschedule,
     Withdrawal,
 )
+from app.permissions import Permission
 
 router = APIRouter(tags=["participants"], route_class=CheckedRoute)
 
-# Every participant leaves through blinding.participant_view(s): the arm is masked for blinded
+# Every participant leaves through participant_view(s): the arm is masked for blinded
 # callers, and an unblinded caller's read of it is audited.
 
 
@@ -49,7 +46,7 @@ def create_participant(
 ) -> Participant:
     """Register a participant at one of the caller's sites of the study."""
     referenced_site(session, principal, data.site_id, study=study, field="site_id")
-    return blinding.participant_view(session, principal, service.create(session, study, data))
+    return participant_view(session, principal, service.create(session, study, data))
 
 
 @router.get(
@@ -74,7 +71,7 @@ def list_participants(
     if status:
         stmt = stmt.where(ParticipantRow.status == status.value)
     items, cursor = paginate(session, stmt, ParticipantRow.id, page)
-    return {"items": blinding.participant_views(session, principal, items), "next_cursor": cursor}
+    return {"items": participant_views(session, principal, items), "next_cursor": cursor}
 
 
 @router.get(
@@ -85,7 +82,7 @@ def list_participants(
 def get_participant(
     session: SessionDep, principal: CurrentPrincipal, participant: ScopedParticipant
 ) -> Participant:
-    return blinding.participant_view(session, principal, participant)
+    return participant_view(session, principal, participant)
 
 
 @router.post(
@@ -102,7 +99,7 @@ def enrol(
     """Enrol a screened participant and generate the protocol's visit schedule (listed at
     `GET /participants/{id}/visits`)."""
     service.enrol(session, participant, data)
-    return blinding.participant_view(session, principal, participant)
+    return participant_view(session, principal, participant)
 
 
 @router.post(
@@ -115,7 +112,7 @@ def randomise(
 ) -> Participant:
     """Allocate the next arm of the site's sequence; the arm is masked unless the caller is
     unblinded, the coordinator who randomises included."""
-    return blinding.participant_view(session, principal, service.randomise(session, participant))
+    return participant_view(session, principal, service.randomise(session, participant))
 
 
 @router.post(
@@ -130,7 +127,7 @@ def withdraw(
     data: Withdrawal,
 ) -> Participant:
     row = service.withdraw(session, participant, data)
-    return blinding.participant_view(session, principal, row)
+    return participant_view(session, principal, row)
 
 
 @router.post(
@@ -145,7 +142,7 @@ def screen_fail(
     data: ScreenFailure,
 ) -> Participant:
     row = service.screen_fail(session, participant, data)
-    return blinding.participant_view(session, principal, row)
+    return participant_view(session, principal, row)
 
 
 @router.post(
@@ -159,7 +156,7 @@ def complete(
     participant: ScopedParticipant,
     data: Completion,
 ) -> Participant:
-    return blinding.participant_view(session, principal, service.complete(session, participant))
+    return participant_view(session, principal, service.complete(session, participant))
 
 
 @router.get(
@@ -202,3 +199,27 @@ def reschedule(session: SessionDep, visit: ScopedVisit, data: VisitReschedule) -
 )
 def record_outcome(session: SessionDep, visit: ScopedVisit, data: VisitOutcome) -> VisitRow:
     return service.record_outcome(session, visit, data)
+
+
+# --- what leaves: arms masked for blinded callers ------------------------------------------------
+
+
+def participant_views(
+    session: Session, principal: Principal, rows: Sequence[ParticipantRow]
+) -> list[Participant]:
+    """The read shape of participants for this caller: arms masked for a blinded one; for an
+    unblinded one, every arm shown is audited as a read."""
+    views = []
+    for row in rows:
+        view = Participant.model_validate(row)
+        if view.arm_code is not None:
+            if principal.unblinded:
+                blinding.audit_unblinded_read(session, "participants", str(row.id), ["arm_code"])
+            else:
+                view = view.model_copy(update={"arm_code": blinding.MASKED})
+        views.append(view)
+    return views
+
+
+def participant_view(session: Session, principal: Principal, row: ParticipantRow) -> Participant:
+    return participant_views(session, principal, [row])[0]

@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from app.vitals.measures import MEASURES, get_measure
+from app.clinical.measures import MEASURES, get_measure
 from app.vocabulary import SEVERITY_ORDER
 
 

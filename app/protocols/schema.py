@@ -2,18 +2,18 @@
 
 A protocol is validated data. Every model forbids unknown keys and is strict (no ``"160"`` for
 160, no ``yes`` for true), so a typo or a wrong type is a load error, never a silent default.
-The rules section lives in ``rule_schema`` and is re-exported here. Checks that need more than one
-part of a protocol (duplicate ids, a dosing entry that names an unknown visit, a measure that is
-never scheduled) are in :func:`find_cross_reference_problems`; the loader turns each problem into
-an issue with the path and line of the offending node. ``docs/protocol-format.md`` is the format
-reference.
+The rules section lives in ``rule_schema`` and the study-design sections in ``study_schema``;
+both are re-exported here. Checks that need more than one part of a protocol (duplicate ids, a
+dosing entry that names an unknown visit, a measure that is never scheduled) are in
+:func:`find_cross_reference_problems`; the loader turns each problem into an issue with the path
+and line of the offending node. ``docs/protocol-format.md`` is the format reference.
 """
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Self, get_args, overload
 
-from pydantic import Field, FiniteFloat, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, model_validator
 
 from app.protocols.rule_schema import (
     SEVERITY_ORDER,
@@ -21,7 +21,6 @@ from app.protocols.rule_schema import (
     AdverseEventRule,
     AnyRule,
     ChangeFromBaselineRule,
-    Code,
     CompositeScoreRule,
     Condition,
     ConditionGroup,
@@ -29,22 +28,32 @@ from app.protocols.rule_schema import (
     Direction,
     DoseGateRule,
     MeasureCode,
-    MeasureList,
-    NonNegativeInt,
     OverdueMeasurementRule,
-    PositiveFloat,
-    PositiveInt,
     RateOfChangeRule,
     Rule,
     RuleKind,
     ScoreLevel,
     Severity,
-    Slug,
     StrictModel,
     SustainedRule,
-    Text,
     ThresholdRule,
-    unique,
+)
+from app.protocols.study_schema import (
+    Alerting,
+    Arm,
+    BaselineRequirement,
+    DayWindow,
+    Dosing,
+    DosingSessionDefinition,
+    DrugInfo,
+    MeasurementInterval,
+    MinuteWindow,
+    ProtocolInfo,
+    Randomisation,
+    SupplementalDose,
+    VisitDefinition,
+    VisitKind,
+    VitalsSchedule,
 )
 
 __all__ = [
@@ -91,208 +100,10 @@ __all__ = [
 ]
 
 Loc = tuple[str | int, ...]
-VisitKind = Literal[
-    "screening", "preparatory", "experimental", "integration", "outcome", "follow_up"
-]
 
 # Put a list here in the validation context to receive cross-reference problems instead of a
 # single ValueError (the loader does, to report each problem at its own path and line).
 CROSS_REFERENCE_COLLECTOR = "vigil.protocols.cross_reference_problems"
-
-
-# --- study design -------------------------------------------------------------------------------
-
-
-class DrugInfo(StrictModel):
-    name: Text
-    unit: Literal["mg"]
-    route: Text
-
-
-class ProtocolInfo(StrictModel):
-    id: Slug
-    version: Text  # the amendment label; quote it in YAML ("1.0"), or it is a number
-    title: Text
-    drug: DrugInfo
-    sources: list[Text] = Field(min_length=1)
-
-
-class Arm(StrictModel):
-    code: Code
-    label: Text
-    blinded_label: Text
-
-
-class Randomisation(StrictModel):
-    ratio: list[PositiveInt] = Field(min_length=1)
-    block_size: PositiveInt
-    stratify_by: list[Literal["site"]]
-
-    @field_validator("block_size")
-    @classmethod
-    def _block_holds_whole_ratio(cls, block_size: int, info: ValidationInfo) -> int:
-        ratio = info.data.get("ratio")
-        if ratio and block_size % sum(ratio) != 0:
-            raise ValueError(
-                f"block_size {block_size} is not a multiple of the ratio total {sum(ratio)}"
-            )
-        return block_size
-
-    @field_validator("stratify_by")
-    @classmethod
-    def _unique_factors(cls, factors: list[str]) -> list[str]:
-        unique(factors, "stratification factor")
-        return factors
-
-
-class DayWindow(StrictModel):
-    before: NonNegativeInt
-    after: NonNegativeInt
-
-
-class VisitDefinition(StrictModel):
-    code: Code
-    name: Text
-    kind: VisitKind
-    day: int  # target day relative to enrolment (day 0 = enrolment date)
-    window: DayWindow
-    duration_minutes: PositiveInt
-    primary_outcome: bool = False
-
-
-# --- dosing -------------------------------------------------------------------------------------
-
-
-class MinuteWindow(StrictModel):
-    start: NonNegativeInt  # minutes after the initial dose
-    end: PositiveInt
-
-    @model_validator(mode="after")
-    def _start_before_end(self) -> Self:
-        if self.start >= self.end:
-            raise ValueError(f"window start ({self.start}) must be before its end ({self.end})")
-        return self
-
-
-class SupplementalDose(StrictModel):
-    fraction_of_initial: FiniteFloat = Field(gt=0, le=1)
-    window_minutes: MinuteWindow
-    optional: bool = True
-
-
-class DosingSessionDefinition(StrictModel):
-    visit: Code
-    initial_mg: list[PositiveFloat] = Field(min_length=1)  # first = intended, rest = allowed
-    supplemental: SupplementalDose | None  # required: write `null` for "no supplemental dose"
-    max_total_mg: PositiveFloat
-
-    @field_validator("initial_mg")
-    @classmethod
-    def _unique_amounts(cls, amounts: list[float]) -> list[float]:
-        unique(amounts, "initial amount")
-        return amounts
-
-    @field_validator("max_total_mg")
-    @classmethod
-    def _max_covers_largest_course(cls, max_total_mg: float, info: ValidationInfo) -> float:
-        initial = info.data.get("initial_mg")
-        if not initial or "supplemental" not in info.data:
-            return max_total_mg
-        largest = max(initial)
-        supplemental: SupplementalDose | None = info.data["supplemental"]
-        needed = largest * (1 + supplemental.fraction_of_initial) if supplemental else largest
-        if max_total_mg < needed - 1e-9:
-            course = f"{largest:g} mg initial" + (
-                f" + {largest * supplemental.fraction_of_initial:g} mg supplemental"
-                if supplemental
-                else ""
-            )
-            raise ValueError(
-                f"max_total_mg {max_total_mg:g} is below the largest course the protocol allows "
-                f"({course} = {needed:g} mg)"
-            )
-        return max_total_mg
-
-    def supplemental_mg(self, initial_mg: float) -> float | None:
-        """The supplemental amount that goes with ``initial_mg``, or None if there is none."""
-        if self.supplemental is None:
-            return None
-        return initial_mg * self.supplemental.fraction_of_initial
-
-
-class Dosing(StrictModel):
-    sessions: list[DosingSessionDefinition] = Field(min_length=1)
-
-
-# --- vital signs schedule -----------------------------------------------------------------------
-
-
-class BaselineRequirement(StrictModel):
-    measures: MeasureList
-    within_minutes_before_dose: PositiveInt
-
-
-class MeasurementInterval(StrictModel):
-    measures: MeasureList
-    from_minute: NonNegativeInt  # minutes after the initial dose
-    to_minute: PositiveInt
-    every_minutes: PositiveInt
-    grace_minutes: NonNegativeInt
-
-    @field_validator("to_minute")
-    @classmethod
-    def _after_start(cls, to_minute: int, info: ValidationInfo) -> int:
-        from_minute = info.data.get("from_minute")
-        if from_minute is not None and to_minute <= from_minute:
-            raise ValueError(f"to_minute ({to_minute}) must be after from_minute ({from_minute})")
-        return to_minute
-
-    @field_validator("grace_minutes")
-    @classmethod
-    def _grace_shorter_than_interval(cls, grace: int, info: ValidationInfo) -> int:
-        every = info.data.get("every_minutes")
-        if every is not None and grace >= every:
-            raise ValueError(
-                f"grace_minutes ({grace}) must be shorter than every_minutes ({every}), "
-                "or a reading would be overdue only after the next one is due"
-            )
-        return grace
-
-
-class VitalsSchedule(StrictModel):
-    baseline: BaselineRequirement
-    intervals: list[MeasurementInterval] = Field(min_length=1)
-
-    def scheduled_measures(self) -> set[str]:
-        return {code for interval in self.intervals for code in interval.measures}
-
-
-# --- alerting -----------------------------------------------------------------------------------
-
-
-class Alerting(StrictModel):
-    acknowledge_within_minutes: dict[Literal["critical", "warning"], PositiveInt]
-    escalation: list[Literal["site_clinician", "medical_monitor"]] = Field(min_length=1)
-    sae_report_within_hours: PositiveInt  # investigator to sponsor; 24 by sponsor convention
-
-    @field_validator("acknowledge_within_minutes")
-    @classmethod
-    def _both_severities(cls, minutes: dict[str, int]) -> dict[str, int]:
-        missing = [severity for severity in ("critical", "warning") if severity not in minutes]
-        if missing:
-            raise ValueError(f"give an acknowledgement deadline for: {', '.join(missing)}")
-        if minutes["critical"] > minutes["warning"]:
-            raise ValueError(
-                f"critical alerts ({minutes['critical']} min) may not wait longer for "
-                f"acknowledgement than warnings ({minutes['warning']} min)"
-            )
-        return minutes
-
-    @field_validator("escalation")
-    @classmethod
-    def _unique_roles(cls, roles: list[str]) -> list[str]:
-        unique(roles, "escalation role")
-        return roles
 
 
 # --- the protocol -------------------------------------------------------------------------------

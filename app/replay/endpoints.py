@@ -8,11 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from app import clock
-from app.auth.permissions import Permission
-from app.auth.principal import Authorize
+from app.auth.deps import Authorize
 from app.checked_input import CheckedRoute
 from app.db import SessionDep
 from app.dosing.deps import DosingSessionDep
+from app.permissions import Permission
 from app.protocols import service as protocols
 from app.protocols.rule_schema import Severity
 from app.replay import service

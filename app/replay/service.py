@@ -2,7 +2,7 @@
 the session ran under, so an amendment can be judged on real sessions before it goes live.
 
 Read-only for the trial: the snapshot is built from the stored records
-(:func:`app.alerts.evaluation.snapshot_of`), the engine's :func:`app.rules.replay` is pure, and
+(:func:`app.sessions.snapshot.snapshot_of`), the engine's :func:`app.rules.replay` is pure, and
 nothing is persisted but one audit event per replay (action ``replay``, on the dosing session):
 a replay reads a participant's clinical data, and 21 CFR Part 11 / ICH E6(R3) reviewers ask who
 looked at what; the record names the two versions and the clock the replay ran to. No alert is
@@ -18,7 +18,6 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.alerts.evaluation import snapshot_of
 from app.audit.recorder import record_event
 from app.errors import Conflict, InvalidInput, NotFound
 from app.models import DosingSession, ProtocolVersion
@@ -33,6 +32,7 @@ from app.replay.schemas import (
     ReplaySummary,
 )
 from app.rules import Finding, SessionSnapshot, replay
+from app.sessions.snapshot import snapshot_of
 from app.vocabulary import SEVERITY_ORDER
 
 REPLAY_ACTION = "replay"  # the audit action of a replay

@@ -5,9 +5,9 @@ calls :func:`evaluate` (or :func:`evaluate_dose_gate` before a supplemental dose
 what it needs. ``docs/rules-engine.md`` describes every rule kind's semantics.
 """
 
-from app.rules.dose_gate import GateDecision, evaluate_dose_gate
+from app.rules.dose_gate import GateCheck, GateDecision, GateReason, evaluate_dose_gate
 from app.rules.engine import evaluate, evaluate_rule, replay
-from app.rules.findings import Finding
+from app.rules.findings import DedupKey, Finding
 from app.rules.news2 import News2Score, band_score, news2
 from app.rules.overdue import overdue_between, overdue_moments
 from app.rules.snapshot import (
@@ -22,9 +22,12 @@ from app.rules.snapshot import (
 __all__ = [
     "AdverseEvent",
     "CssrsScreen",
+    "DedupKey",
     "Dose",
     "Finding",
+    "GateCheck",
     "GateDecision",
+    "GateReason",
     "News2Score",
     "OpenAlert",
     "Reading",

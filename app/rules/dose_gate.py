@@ -19,25 +19,51 @@ were open then is the alerts service's history, not the snapshot's, so that chec
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from enum import StrEnum
 
-from app.dosing.rules import AMOUNT_TOLERANCE_MG
 from app.protocols.schema import SEVERITY_ORDER, DoseGateRule, Protocol
 from app.rules import wording
 from app.rules.conditions import judge
+from app.rules.dose_limits import AMOUNT_TOLERANCE_MG
 from app.rules.findings import Finding, RuleContext
 from app.rules.snapshot import Reading, SessionSnapshot
 
 
+class GateCheck(StrEnum):
+    """What closed the gate: the protocol's dose limits (the session, the supplemental window,
+    the amounts, the doses already given), which a deviation reason answers, or a dose_gate
+    rule (readings, open alerts), which only a clinician's override answers."""
+
+    DOSE_LIMITS = "dose_limits"
+    CLINICAL = "clinical"
+
+
+@dataclass(frozen=True)
+class GateReason:
+    check: GateCheck
+    text: str  # the sentence a clinician reads
+
+
 @dataclass(frozen=True)
 class GateDecision:
-    open: bool
-    reasons: tuple[str, ...]  # why it is closed; empty when open
+    why: tuple[GateReason, ...]  # why it is closed; empty when open
     opens_at: datetime | None  # the supplemental window, once there is an initial dose
     closes_at: datetime | None
     supplemental_mg: float | None  # the amount the protocol sets for this session
     evaluated_at: datetime
     rule_ids: tuple[str, ...]  # the dose_gate rules consulted
     evidence: tuple[str, ...]  # the readings and doses looked at
+
+    @property
+    def open(self) -> bool:
+        return not self.why
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        return tuple(reason.text for reason in self.why)
+
+    def reasons_of(self, check: GateCheck) -> list[str]:
+        return [reason.text for reason in self.why if reason.check is check]
 
 
 def evaluate_dose_gate(protocol: Protocol, snapshot: SessionSnapshot) -> GateDecision:
@@ -100,12 +126,11 @@ def decide(
                 f"the supplemental window closed at {wording.clock(closes_at)} "
                 f"({minutes.end} min after the initial dose)"
             )
+    why = [GateReason(GateCheck.DOSE_LIMITS, reason) for reason in reasons]
     for rule in rules:
-        reasons += _rule_reasons(rule, snapshot, evidence)
-    unique_reasons = tuple(dict.fromkeys(reasons))
+        why += [GateReason(GateCheck.CLINICAL, r) for r in _rule_reasons(rule, snapshot, evidence)]
     return GateDecision(
-        open=not unique_reasons,
-        reasons=unique_reasons,
+        why=tuple(dict.fromkeys(why)),
         opens_at=opens_at,
         closes_at=closes_at,
         supplemental_mg=supplemental_mg,
@@ -171,5 +196,5 @@ def dose_gate_findings(ctx: RuleContext, rule: DoseGateRule) -> Iterator[Finding
             ],
             evidence=[dose.id, *decision.evidence],
             variant="given-while-closed",
-            key=[dose.id],
+            record_id=dose.id,
         )

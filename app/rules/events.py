@@ -102,7 +102,7 @@ def adverse_event_findings(ctx: RuleContext, rule: AdverseEventRule) -> Iterator
                 observed=observed,
                 thresholds=thresholds,
                 evidence=[event.id],
-                key=[event.id],
+                record_id=event.id,
             )
             continue
         due_at = event.site_aware_at + timedelta(hours=hours)
@@ -125,7 +125,7 @@ def adverse_event_findings(ctx: RuleContext, rule: AdverseEventRule) -> Iterator
             observed=observed,
             thresholds=thresholds,
             evidence=[event.id],
-            key=[event.id],
+            record_id=event.id,
         )
         near_at = due_at - timedelta(hours=hours * NEAR_FRACTION_LEFT)
         owed = (
@@ -152,7 +152,8 @@ def adverse_event_findings(ctx: RuleContext, rule: AdverseEventRule) -> Iterator
                 evidence=[event.id],
                 severity="warning" if variant == "deadline-near" else "critical",
                 variant=variant,
-                key=[event.id, "reporting"],
+                record_id=event.id,
+                part="reporting",
             )
 
 
@@ -171,5 +172,5 @@ def cssrs_findings(ctx: RuleContext, rule: CssrsRule) -> Iterator[Finding]:
             observed={"positive_items": ", ".join(str(i) for i in sorted(screen.positive_items))},
             thresholds=thresholds,
             evidence=[screen.id],
-            key=[screen.id],
+            record_id=screen.id,
         )

@@ -3,8 +3,9 @@
 A :class:`Finding` says which rule of which protocol version became true, when (``at``), how
 severe it is, in a sentence a clinician can read, with the values it used (``observed``), what
 they were compared with (``thresholds``) and the ids of the readings, doses or events behind it
-(``evidence``). ``dedup_key`` names the problem an alert tracks, so the alerts service updates a
-still-open alert instead of opening a second one; ``occurrence_key`` names this one occurrence.
+(``evidence``). ``key`` (a :class:`DedupKey`: the session, the rule, the record and the part it is
+about) names the problem an alert tracks, so the alerts service updates a still-open alert instead
+of opening a second one; ``occurrence_key`` names this one occurrence.
 """
 
 from collections.abc import Mapping, Sequence
@@ -20,6 +21,23 @@ Observed = float | int | str | bool | None
 
 
 @dataclass(frozen=True)
+class DedupKey:
+    """The problem an alert tracks: a rule in a session, about one record when the rule judges
+    records (an adverse event, a C-SSRS screen, a supplemental dose), and a part of it
+    (``reporting``: an event's reporting clock; ``no-baseline``). Callers read its fields; its
+    text (``session:rule[:record][:part]``) is what alerts store and compare."""
+
+    dosing_session_id: str
+    rule_id: str
+    record_id: str | None = None
+    part: str | None = None
+
+    def __str__(self) -> str:
+        parts = (self.dosing_session_id, self.rule_id, self.record_id, self.part)
+        return ":".join(part for part in parts if part is not None)
+
+
+@dataclass(frozen=True)
 class Finding:
     rule_id: str
     protocol_id: str
@@ -29,7 +47,7 @@ class Finding:
     at: datetime  # when it became true: a reading's measured_at, a deadline, an event's time
     title: str  # the rule's title
     message: str  # what happened, with values and times
-    dedup_key: str  # session:rule[:event id][:variant group]
+    key: DedupKey
     observed: Mapping[str, Observed] = field(default_factory=dict, hash=False)
     thresholds: tuple[str, ...] = ()
     evidence: tuple[str, ...] = ()  # ids of the readings, doses, events and screens used
@@ -37,6 +55,10 @@ class Finding:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "observed", MappingProxyType(dict(self.observed)))
+
+    @property
+    def dedup_key(self) -> str:
+        return str(self.key)
 
     @property
     def occurrence_key(self) -> str:
@@ -91,9 +113,6 @@ class RuleContext:
         """A finding at ``at`` is not wanted: it is before ``since``."""
         return self.since is not None and at < self.since
 
-    def dedup_key(self, *parts: str) -> str:
-        return ":".join((self.snapshot.dosing_session_id, self.rule.id, *parts))
-
     def moment(self, when: datetime, *, finding_at: datetime | None = None) -> str:
         """'10:32 UTC (T+92 min)'; relative to the initial dose only if it was given by the
         finding's own time, so a finding never reads differently once later data arrive."""
@@ -113,9 +132,10 @@ class RuleContext:
         evidence: Sequence[str],
         severity: Severity | None = None,
         variant: str | None = None,
-        key: Sequence[str] = (),
+        record_id: str | None = None,
+        part: str | None = None,
     ) -> Finding:
-        """A finding of this rule; ``key`` adds parts (an event id, a variant group) to the key."""
+        """A finding of this rule; ``record_id`` and ``part`` narrow its :class:`DedupKey`."""
         info = self.protocol.protocol
         return Finding(
             rule_id=self.rule.id,
@@ -126,7 +146,7 @@ class RuleContext:
             at=at,
             title=self.rule.title,
             message=message,
-            dedup_key=self.dedup_key(*key),
+            key=DedupKey(self.snapshot.dosing_session_id, self.rule.id, record_id, part),
             observed=observed,
             thresholds=tuple(thresholds),
             evidence=tuple(evidence),

@@ -18,8 +18,8 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Literal
 
+from app.clinical.measures import MEASURES, get_measure
 from app.protocols.schema import SEVERITY_ORDER, Severity
-from app.vitals.measures import MEASURES, get_measure
 
 DoseKind = Literal["initial", "supplemental"]
 CSSRS_ITEMS = range(1, 7)

@@ -69,7 +69,7 @@ def change_from_baseline_findings(
             evidence=[initial.id],
             severity="info",
             variant="no-baseline",
-            key=["no-baseline"],
+            part="no-baseline",
         )
         return
     base_value = base.values[code]

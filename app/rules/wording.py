@@ -3,8 +3,8 @@
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from app.clinical.measures import MEASURES
 from app.protocols.schema import Condition, ConditionGroup
-from app.vitals.measures import MEASURES
 
 MEASURE_NAMES = {
     "SYSBP": "systolic BP",

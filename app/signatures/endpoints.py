@@ -5,13 +5,19 @@ from fastapi import APIRouter, Depends, Request, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
-from app.auth.permissions import Permission
-from app.auth.principal import Authorize, CurrentPrincipal, Principal
-from app.auth.scope import ScopedAdverseEvent, ScopedDosingSession, ScopedNote
+from app.auth.deps import (
+    Authorize,
+    CurrentPrincipal,
+    ScopedAdverseEvent,
+    ScopedDosingSession,
+    ScopedNote,
+)
+from app.auth.principal import Principal
 from app.checked_input import CheckedRoute
 from app.db import SessionDep
 from app.errors import problem
 from app.models import AdverseEvent, DosingSession, TherapistNote
+from app.permissions import Permission
 from app.signatures import service
 from app.signatures.schemas import SignatureCreate, SignatureRead
 

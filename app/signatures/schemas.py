@@ -5,6 +5,7 @@ from typing import Annotated
 
 from pydantic import Field, SecretStr, StringConstraints
 
+from app.models.signature import SignatureStatus
 from app.schemas import ReadModel, WriteModel
 
 
@@ -14,11 +15,6 @@ class Meaning(StrEnum):
     AUTHORSHIP = "authorship"  # I wrote this record
     REVIEW = "review"  # I have reviewed this record
     APPROVAL = "approval"  # I approve this record (an assessment, a session's close-out)
-
-
-class SignatureStatus(StrEnum):
-    VALID = "valid"
-    VOIDED = "voided"
 
 
 class SignatureCreate(WriteModel):

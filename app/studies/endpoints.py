@@ -3,15 +3,15 @@ import uuid
 from fastapi import APIRouter, Depends, status
 from sqlalchemy import select
 
-from app.auth.permissions import Permission
-from app.auth.principal import Authorize, CurrentPrincipal
-from app.auth.scope import ScopedSite, ScopedStudy, only_visible_sites, only_visible_studies
+from app.auth.deps import Authorize, CurrentPrincipal, ScopedSite, ScopedStudy
+from app.auth.scope import only_visible_sites, only_visible_studies
 from app.checked_input import CheckedRoute
 from app.db import SessionDep
 from app.models import ProtocolVersion
 from app.models import Site as SiteRow
 from app.models import Study as StudyRow
 from app.pagination import Page, PageDep, paginate
+from app.permissions import Permission
 from app.protocols import service as protocols
 from app.studies import service
 from app.studies.schemas import (

@@ -7,13 +7,13 @@ from fastapi import APIRouter, Depends, status
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.auth.permissions import Permission
-from app.auth.principal import Authorize, CurrentPrincipal
+from app.auth.deps import Authorize, CurrentPrincipal
 from app.auth.schemas import TokenInfo
 from app.checked_input import CheckedRoute
 from app.db import SessionDep
 from app.models import User as UserRow
 from app.pagination import Page, PageDep, paginate
+from app.permissions import Permission, Role
 from app.users import service
 from app.users.schemas import (
     Device,
@@ -24,7 +24,6 @@ from app.users.schemas import (
     User,
     UserCreate,
 )
-from app.users.service import Role
 
 router = APIRouter(tags=["users"], route_class=CheckedRoute)
 MANAGE = [Depends(Authorize(Permission.USER_MANAGE))]

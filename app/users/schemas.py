@@ -7,8 +7,8 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, StringConstraints
 
 from app.auth.schemas import NewPassword, TokenInfo
+from app.permissions import Role
 from app.schemas import ReadModel, Reason, WriteModel
-from app.users.service import Role
 
 Username = Annotated[
     str,

@@ -3,55 +3,34 @@
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from enum import StrEnum
 
-from pwdlib import PasswordHash
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
+from app import permissions
 from app.audit.recorder import change_reason, record_event
+from app.auth import passwords, tokens
 from app.auth import service as credentials
-from app.auth import tokens
+from app.auth.passwords import MIN_PASSWORD_LENGTH, UNUSABLE_PASSWORD
+from app.auth.principal import site_ids_of
 from app.errors import Conflict, InvalidInput, NotFound
 from app.models import AccessToken, Site, User, user_sites
+from app.permissions import Role
 from app.wording import with_article
-
-password_hash = PasswordHash.recommended()
-# Stored instead of a hash for accounts that never sign in with a password (devices). No hasher
-# recognises it, so no password can match it.
-UNUSABLE_PASSWORD = "!no-password"  # noqa: S105 - a marker, not a secret
-MIN_PASSWORD_LENGTH = 12
-
-
-class Role(StrEnum):
-    COORDINATOR = "coordinator"
-    THERAPIST = "therapist"
-    CLINICIAN = "clinician"
-    MEDICAL_MONITOR = "medical_monitor"
-    SPONSOR = "sponsor"
-    PHARMACIST = "pharmacist"
-    DEVICE = "device"
-    ADMIN = "admin"
 
 
 def check_sites(role: Role, site_ids: Sequence[uuid.UUID]) -> None:
     """The sites a role may be given (DESIGN.md section 2): a device works at exactly one site,
     site staff at one or more, the study-wide roles at none (they already see every site)."""
-    from app.auth.permissions import ALL_SITES_ROLES  # it imports Role from here
-
     count = len(set(site_ids))
     if role is Role.DEVICE and count != 1:
         raise InvalidInput("a device works at exactly one site; give one site id")
-    if role in ALL_SITES_ROLES and count:
+    if role in permissions.ALL_SITES_ROLES and count:
         raise InvalidInput(f"{with_article(role.value)} sees every site; give no site ids")
-    if role is not Role.DEVICE and role not in ALL_SITES_ROLES and not count:
+    if role is not Role.DEVICE and role not in permissions.ALL_SITES_ROLES and not count:
         raise InvalidInput(
             f"{with_article(role.value)} works at one or more sites; give their site ids"
         )
-
-
-def password_usable(stored_hash: str) -> bool:
-    return any(hasher.identify(stored_hash) for hasher in password_hash.hashers)
 
 
 def create_user(
@@ -93,7 +72,9 @@ def _create_account(
         username=username,
         display_name=display_name,
         role=role.value,
-        password_hash=UNUSABLE_PASSWORD if password is None else password_hash.hash(password),
+        password_hash=UNUSABLE_PASSWORD
+        if password is None
+        else passwords.password_hash.hash(password),
     )
     session.add(user)
     session.flush()
@@ -134,11 +115,6 @@ def _change_sites(
         },
         reason=reason,
     )
-
-
-def site_ids_of(session: Session, user_id: uuid.UUID) -> set[uuid.UUID]:
-    rows = session.scalars(select(user_sites.c.site_id).where(user_sites.c.user_id == user_id))
-    return set(rows)
 
 
 def site_ids_by_user(

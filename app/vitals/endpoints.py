@@ -5,14 +5,13 @@ from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy import select
 
-from app.auth.permissions import Permission
-from app.auth.principal import Authorize
-from app.auth.scope import ScopedReading
+from app.auth.deps import Authorize, ScopedReading
 from app.checked_input import CheckedRoute, Refusal
 from app.db import SessionDep
 from app.dosing.deps import DosingSessionDep
 from app.models import VitalReading as VitalReadingRow
 from app.pagination import Page, PageDep, paginate
+from app.permissions import Permission
 from app.vitals import service
 from app.vitals.schemas import (
     BatchOutcome,

@@ -17,9 +17,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from app.clock import as_utc
-from app.schemas import ReadModel, Reason, WriteModel, datetime_text
-from app.vitals.measures import (
+from app.clinical.measures import (
     MEASURES,
     UnknownMeasure,
     accepted_units,
@@ -27,6 +25,8 @@ from app.vitals.measures import (
     get_measure,
     to_canonical,
 )
+from app.clock import as_utc
+from app.schemas import ReadModel, Reason, WriteModel, datetime_text
 from app.vocabulary import RecordStatus
 
 

@@ -22,13 +22,14 @@ from sqlalchemy.orm import Session
 from app import clock
 from app.alerts import evaluation
 from app.audit.recorder import change_reason
+from app.clinical.measures import MEASURES
 from app.config import get_settings
 from app.dosing import service as dosing
 from app.errors import Conflict, InvalidInput, VigilError, field_path
 from app.models import DosingSession, VitalReading
+from app.protocols import service as protocols
 from app.protocols.schema import Protocol
 from app.time_bounds import Bound, ImplausibleTime, check_within
-from app.vitals.measures import MEASURES
 from app.vitals.schemas import ReadingIn
 from app.vocabulary import RecordStatus
 
@@ -300,7 +301,7 @@ def _ingest(
     *,
     retried: bool = False,
 ) -> BatchResult:
-    protocol = dosing.protocol_of(session, dosing_session)
+    protocol = protocols.definition_of(session, dosing_session.protocol_version_id)
     received_at = clock.utcnow()
     known = _stored(session, {item.id for _, item in items if isinstance(item, ReadingIn)})
     in_this_batch: set[uuid.UUID] = set()

@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from app import clock
 from app.alerts import service as alerts
 from app.models import Alert, AuditRecord
-from app.users.service import Role
+from app.permissions import Role
 from tests.conftest import T0
 from tests.factories.alerts import make_alert
 

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from app import clock
 from app.alerts import evaluation
 from app.models import AlertOccurrence, DosingSession, Site
-from app.users.service import Role
+from app.permissions import Role
 from tests.factories.dosing import T0, make_dosing_session
 from tests.factories.trial import make_participant
 

@@ -23,8 +23,8 @@ from app.auth import tokens
 from app.clock import utcnow
 from app.db import make_engine
 from app.models import Alert, AuditRecord, User
+from app.permissions import Role
 from app.users import service as users
-from app.users.service import Role
 from tests.conftest import BACKENDS, TEST_PASSWORD
 from tests.factories.dosing import make_dosing_session
 from tests.factories.trial import make_participant, make_site, make_study

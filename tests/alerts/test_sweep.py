@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from app.alerts import evaluation
 from app.alerts.sweep import in_progress, plan, reporting_clocks, sweep
-from app.dosing import service as dosing
 from app.models import DosingSession, Participant
+from app.protocols import service as protocols
 from app.rules import evaluate
+from app.sessions.snapshot import snapshot_of
 from tests.factories.alerts import PinnedClock, alerts_of
 from tests.factories.dosing import T0, make_dosing_session
 from tests.factories.trial import make_participant
@@ -169,8 +169,8 @@ def test_the_sweep_leaves_ended_and_planned_sessions_alone(db, client, pinned, s
     )
     later = T0 + timedelta(hours=5)
     # judged, the ended session would show the measurements it missed while it ran
-    snapshot = evaluation.snapshot_of(db, ended, later)
-    missed = evaluate(dosing.protocol_of(db, ended), snapshot)
+    snapshot = snapshot_of(db, ended, later)
+    missed = evaluate(protocols.definition_of(db, ended.protocol_version_id), snapshot)
     assert any(finding.kind == "overdue_measurement" for finding in missed)
 
     assert in_progress(db, later) == []

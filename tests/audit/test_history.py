@@ -3,7 +3,7 @@
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.users.service import Role
+from app.permissions import Role
 from tests.factories.trial import make_participant, make_site, make_study
 from tests.pages import walk
 

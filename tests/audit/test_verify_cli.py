@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner, Result
 
 from app.audit.verify import Head, verify_database
-from app.audit.verify_endpoints import head_digest
-from app.audit.verify_endpoints import router as verify_router
+from app.audit_api.verify_endpoints import head_digest
+from app.audit_api.verify_endpoints import router as verify_router
 from app.auth import tokens
 from app.cli import cli
 from app.config import get_settings

@@ -20,7 +20,8 @@ from app.auth import tokens
 from app.config import get_settings
 from app.db import get_session
 from app.models import AuditRecord, Site, User
-from app.users.service import Role, create_user
+from app.permissions import Role
+from app.users.service import create_user
 from tests.factories.trial import make_site, make_study
 
 PASSWORD = "correct horse battery staple"

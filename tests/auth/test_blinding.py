@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from app.auth.blinding import MASKED, mask_values
 from app.models import AuditRecord, Participant
-from app.users.service import Role
+from app.permissions import Role
 from tests.factories.trial import make_participant
 
 API = "/api/v1"

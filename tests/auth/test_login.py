@@ -8,10 +8,11 @@ from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 from sqlalchemy import select
 
+from app.auth import passwords
 from app.auth.login import REFUSED, lockout_period
 from app.models import AuditRecord, User
+from app.permissions import Role
 from app.users import service as users
-from app.users.service import Role
 from tests.auth.accounts import PASSWORD, audit_events, make_account
 
 LOGIN = "/api/v1/auth/login"
@@ -99,7 +100,7 @@ def test_unknown_user_and_wrong_password_are_indistinguishable(
     http_client, db, coordinator, monkeypatch
 ):
     counting = CountingHash()
-    monkeypatch.setattr(users, "password_hash", counting)
+    monkeypatch.setattr(passwords, "password_hash", counting)
     answers = {}
     for username in ("casey", "nobody-at-all"):
         before = counting.verifications
@@ -250,8 +251,8 @@ def test_an_outdated_hash_is_replaced_at_sign_in(http_client, db, site):
     assert sign_in(http_client, "old-hash").status_code == 200
     db.refresh(user)
     assert user.password_hash != before
-    assert users.password_hash.verify(PASSWORD, user.password_hash)
-    assert not users.password_hash.current_hasher.check_needs_rehash(user.password_hash)
+    assert passwords.password_hash.verify(PASSWORD, user.password_hash)
+    assert not passwords.password_hash.current_hasher.check_needs_rehash(user.password_hash)
 
 
 def test_login_validates_its_body_without_echoing_it(http_client):

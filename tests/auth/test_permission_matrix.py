@@ -1,5 +1,5 @@
 """The permission matrix: every route of the app, called by every role, answers what the
-permission table (app/auth/permissions.py) says, and a route without exactly one declared policy
+permission table (app/permissions.py) says, and a route without exactly one declared policy
 fails the suite.
 
 One world of two sites is built once per module and database leg (tests/conftest.py's
@@ -24,15 +24,14 @@ from httpx import Response
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
-from app.audit.endpoints import AUDITED_TABLES
+from app.audit_api.endpoints import AUDITED_TABLES
 from app.auth import tokens
-from app.auth.permissions import ALL_SITES_ROLES, ROLE_PERMISSIONS, Permission
-from app.auth.principal import Policy
+from app.auth.deps import Policy
 from app.auth.scope import RECORD_READ_PERMISSION
 from app.clock import utcnow
 from app.db import get_reader_engine, get_session, make_reader_engine
 from app.main import create_app
-from app.users.service import Role
+from app.permissions import ALL_SITES_ROLES, ROLE_PERMISSIONS, Permission, Role
 from tests.conftest import T0, build_two_site_trial, make_person
 
 API = "/api/v1"

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.models import Participant, VitalReading
-from app.users.service import Role
+from app.permissions import Role
 from tests.factories.trial import make_site, make_study
 
 API = "/api/v1"

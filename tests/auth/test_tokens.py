@@ -9,7 +9,8 @@ from app.auth import tokens
 from app.auth.service import revoke_all
 from app.auth.tokens import TokenKind
 from app.models import AccessToken, User
-from app.users.service import Role, create_device
+from app.permissions import Role
+from app.users.service import create_device
 from tests.auth.accounts import PASSWORD, audit_events, bearer, make_account
 
 ME = "/api/v1/auth/me"

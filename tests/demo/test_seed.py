@@ -3,7 +3,7 @@ from sqlalchemy import func, select
 from app.demo.seed import DEMO_PASSWORD, seed_demo
 from app.demo.tablet import DEMO_DEVICE
 from app.models import AuditRecord, DosingSession, Participant, User, VitalReading
-from app.users.service import Role
+from app.permissions import Role
 from tests.conftest import make_person
 from tests.factories.trial import make_site, make_study
 

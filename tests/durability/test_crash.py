@@ -23,13 +23,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app import migrations
-from app.alerts.evaluation import keyed, occurrence_hash, snapshot_of
+from app.alerts.evaluation import keyed, occurrence_hash
 from app.audit.verify import verify_chain
 from app.clock import utcnow
 from app.db import make_engine
 from app.models import Alert, AlertOccurrence, AuditRecord, DosingSession, VitalReading
 from app.protocols.service import definition_of
 from app.rules.engine import evaluate
+from app.sessions.snapshot import snapshot_of
 from tests.conftest import BACKENDS
 from tests.durability.world import Trial, seed_trial
 from tests.server_process import ServerProcess
@@ -134,7 +135,7 @@ def _expected_occurrences(session: Session, dosing: DosingSession) -> dict[str, 
     snapshot = snapshot_of(session, dosing, utcnow())
     findings = evaluate(definition_of(session, dosing.protocol_version_id), snapshot)
     expected: dict[str, set[str]] = defaultdict(set)
-    for found in keyed(findings, snapshot):
+    for found in keyed(findings):
         if found.finding.kind not in TIME_DRIVEN:
             expected[found.dedup_key].add(occurrence_hash(found.occurrence_key))
     return expected

@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 
 from app.clock import utcnow
 from app.db import make_engine
+from app.permissions import Role
 from app.users import service as users
-from app.users.service import Role
 from tests.conftest import TEST_PASSWORD
 from tests.factories.dosing import make_dosing_session
 from tests.factories.trial import make_participant, make_site, make_study

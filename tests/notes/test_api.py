@@ -6,11 +6,12 @@ from sqlalchemy import select
 
 from app import clock
 from app.models import AuditRecord, Site
+from app.permissions import Role
 from app.protocols import service as protocols
 from app.protocols.loader import load_protocol_file
 from app.studies import service as studies
 from app.studies.schemas import StudyCreate
-from app.users.service import Role, create_user
+from app.users.service import create_user
 from tests.factories.dosing import make_dosing_session
 from tests.factories.trial import MDMA, make_participant, make_site
 

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from app.clinical.measures import MEASURES
 from app.protocols.schema import (
     AdverseEventMatch,
     Alerting,
@@ -29,7 +30,6 @@ from app.protocols.schema import (
     VisitDefinition,
     VitalsSchedule,
 )
-from app.vitals.measures import MEASURES
 
 CODES = sorted(MEASURES)
 property_test = settings(database=None, deadline=None, max_examples=200)

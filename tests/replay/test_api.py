@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.models import Alert, AuditRecord
-from app.users.service import Role
+from app.permissions import Role
 from tests.conftest import ClientAs
 from tests.factories.trial import PSILOCYBIN, load_protocol
 from tests.replay import builders

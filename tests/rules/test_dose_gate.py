@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from app.rules import GateDecision, OpenAlert, evaluate_dose_gate, evaluate_rule
+from app.rules import GateCheck, GateDecision, OpenAlert, evaluate_dose_gate, evaluate_rule
 from tests.rules.dsl import (
     Session,
     at,
@@ -149,6 +149,21 @@ def test_readings_must_be_at_most_30_minutes_old(age: int, is_open: bool) -> Non
             "the latest systolic BP (10:00 UTC) is 31 min old; the gate needs one at most 30 min "
             "old"
         )
+
+
+def test_each_reason_says_whether_the_dose_limits_or_a_gate_rule_closed_it() -> None:
+    """The dosing service tells the two apart by kind (a deviation reason answers the limits,
+    only a clinician's override the rules), never by comparing sentences."""
+    s = session(MDMA, baseline(-15), dose(0, 120), routine(60), now=200)
+    decision = decide(s)
+    limits = decision.reasons_of(GateCheck.DOSE_LIMITS)
+    clinical = decision.reasons_of(GateCheck.CLINICAL)
+    assert limits == [
+        "the supplemental window closed at 11:30 UTC (150 min after the initial dose)"
+    ]
+    assert len(clinical) == 4  # SYSBP, DIABP, PULSE and TEMP from T+60, all too old
+    assert all(reason.startswith("the latest ") for reason in clinical)
+    assert decision.reasons == (*limits, *clinical)
 
 
 def test_a_measure_never_taken_closes_it() -> None:

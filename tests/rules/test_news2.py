@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from app.clinical.measures import MEASURES
 from app.rules import Reading, band_score, news2
 from app.rules.news2 import PARAMETERS
-from app.vitals.measures import MEASURES
 from tests.rules.reference import NEWS2_STEP, NEWS2_TABLE, news2_bands
 
 AT = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)

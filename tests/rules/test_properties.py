@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from app.clinical.measures import MEASURES
 from app.protocols.schema import Condition, Protocol, SustainedRule, ThresholdRule
 from app.rules import (
     AdverseEvent,
@@ -22,7 +23,6 @@ from app.rules import (
     overdue_moments,
     replay,
 )
-from app.vitals.measures import MEASURES
 from tests.rules.dsl import at, protocol
 from tests.rules.reference import NEWS2_STEP, news2_zero_band
 
@@ -169,6 +169,19 @@ def test_findings_are_sorted_and_well_formed(case) -> None:
         assert f.message and f.message[0].isupper() and f.message.endswith(".")
         if f.kind == "overdue_measurement" or f.variant in CLOCK_VARIANTS:
             assert f.at < snapshot.now  # a clock finding fires once now is past its moment
+
+
+@property_test
+@given(case=protocol_and_session())
+def test_every_finding_names_its_session_rule_and_record_in_a_typed_key(case) -> None:
+    """Callers read the key's parts; none parses the text, which is only what alerts store."""
+    protocol_, snapshot = case
+    for f in evaluate(protocol_, snapshot):
+        assert (f.key.dosing_session_id, f.key.rule_id) == (snapshot.dosing_session_id, f.rule_id)
+        assert f.dedup_key == str(f.key)
+        if f.kind in ("adverse_event", "cssrs"):
+            assert f.key.record_id == f.evidence[0]
+            assert f.key.part == ("reporting" if f.variant in CLOCK_VARIANTS else None)
 
 
 # --- the timeline: evaluating as known at t is the prefix, replay is stepping -----------------

@@ -10,15 +10,13 @@ import app.rules
 RULES_DIR = Path(app.rules.__file__).parent
 ROOT = RULES_DIR.parents[1]
 FORBIDDEN = ("app.db", "app.models", "sqlalchemy", "fastapi", "starlette", "httpx", "alembic")
-# what app/rules may import: the standard library's pure parts, the protocol schema, the measures
-# and the dosing service's pure rule helpers
+# what app/rules may import: the standard library's pure parts, the protocol schema and the measures
 ALLOWED_APP_MODULES = (
     "app.rules",
     "app.protocols.schema",
-    "app.vitals.measures",
-    "app.dosing.rules",
+    "app.clinical.measures",
 )
-ALLOWED_STDLIB = {"collections", "dataclasses", "datetime", "math", "re", "types", "typing"}
+ALLOWED_STDLIB = {"collections", "dataclasses", "datetime", "enum", "math", "re", "types", "typing"}
 
 
 def _imports(path: Path) -> set[str]:

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from app.clinical.measures import MEASURES
 from app.protocols.schema import Protocol
-from app.rules import Finding, evaluate, evaluate_rule, replay
+from app.rules import DedupKey, Finding, evaluate, evaluate_rule, replay
 from app.rules.overdue import DueTime, due_times
-from app.vitals.measures import MEASURES
 from tests.rules.dsl import (
     ae,
     at,
@@ -458,6 +458,15 @@ def test_reporting_findings_share_a_key_apart_from_the_event() -> None:
         "The sponsor report of adverse event 'Hospitalised' is due by 2026-03-11 09:00 UTC (24 h "
         "after the site learnt of it); the deadline passed without it."
     )
+
+
+def test_reporting_findings_name_the_event_and_the_clock_in_their_key() -> None:
+    found = findings(REPORTED, ae(0, "Hospitalised", serious=True), now=30 * 60)
+    assert [f.key for f in found] == [
+        DedupKey("S1", "sae", record_id="ae1"),
+        DedupKey("S1", "sae", record_id="ae1", part="reporting"),
+        DedupKey("S1", "sae", record_id="ae1", part="reporting"),
+    ]
 
 
 def test_a_report_after_now_is_not_known_yet() -> None:

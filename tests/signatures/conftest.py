@@ -16,12 +16,13 @@ from app.main import create_app
 from app.models import DosingSession, Participant, Site
 from app.notes import service as notes
 from app.notes.schemas import NoteCreate
+from app.permissions import Role
 from app.protocols import service as protocols
 from app.protocols.loader import load_protocol_file
 from app.signatures.endpoints import router as signatures_router
 from app.studies import service as studies
 from app.studies.schemas import StudyCreate
-from app.users.service import Role, create_user
+from app.users.service import create_user
 from tests.factories.dosing import make_dosing_session
 from tests.factories.trial import MDMA, make_participant, make_site
 

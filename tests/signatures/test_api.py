@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import func, select, update
 
+from app.audit import signed_records
 from app.audit.recorder import change_reason
 from app.config import get_settings
 from app.models import AdverseEvent, AuditRecord, DosingSession, Signature, TherapistNote
-from app.signatures import service
 from tests.signatures.conftest import API, PASSWORD
 
 
@@ -82,7 +82,7 @@ def test_a_clinician_signs_an_adverse_event_and_the_signature_shows_where_it_is_
         str(trial.event.id),
     )
     event = db.get(AdverseEvent, trial.event.id)
-    assert signature["record_hash"] == service.record_hash(event)
+    assert signature["record_hash"] == signed_records.record_hash(event)
 
     assert _read(client, trial.clinician, _event_path(trial))["signatures"] == [signature]
     listed = client.get(
@@ -388,8 +388,8 @@ def test_a_signature_copied_to_another_record_does_not_verify(client, db, trial)
     note = db.get(TherapistNote, trial.note.id)
     event = db.get(AdverseEvent, trial.event.id)
 
-    assert service.verify(copied, note)
-    assert not service.verify(copied, event)
+    assert signed_records.verify(copied, note)
+    assert not signed_records.verify(copied, event)
     forged = Signature(
         entity_type="adverse_events",
         entity_id=event.id,

@@ -6,7 +6,7 @@ import uuid
 import pytest
 
 from app.models import User
-from app.users.service import Role
+from app.permissions import Role
 from tests.auth.accounts import PASSWORD, audit_events, bearer, make_account
 from tests.factories.trial import make_site
 

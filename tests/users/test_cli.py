@@ -4,9 +4,9 @@ import pytest
 from sqlalchemy import select
 
 from app.auth import tokens
+from app.auth.principal import site_ids_of
 from app.db import unit_of_work
 from app.models import AccessToken, AuditRecord, User
-from app.users.service import site_ids_of
 from tests.factories.trial import make_site, make_study
 from tests.test_cli import migrated_url, run, use_database  # noqa: F401 - fixtures
 

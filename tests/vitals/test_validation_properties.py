@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from app.clinical.measures import MEASURES, accepted_units
 from app.errors import InvalidInput
-from app.vitals.measures import MEASURES, accepted_units
 from app.vitals.service import parse_reading
 
 FAHRENHEIT = {"F", "[degF]"}

@@ -1,6 +1,6 @@
-"""What each role may do (DESIGN.md section 2). Every route declares one permission; the
-permission matrix test (tests/auth/test_permission_matrix.py) walks every route and every role
-against this table.
+"""The roles and what each may do (DESIGN.md section 2): plain vocabulary, no database, no web.
+Every route declares one permission; the permission matrix test
+(tests/auth/test_permission_matrix.py) walks every route and every role against this table.
 
 What a permission covers:
 - STUDY_READ: studies, their sites (only the caller's, for site-scoped roles), protocol versions.
@@ -18,7 +18,16 @@ What a permission covers:
 
 from enum import StrEnum
 
-from app.users.service import Role
+
+class Role(StrEnum):
+    COORDINATOR = "coordinator"
+    THERAPIST = "therapist"
+    CLINICIAN = "clinician"
+    MEDICAL_MONITOR = "medical_monitor"
+    SPONSOR = "sponsor"
+    PHARMACIST = "pharmacist"
+    DEVICE = "device"
+    ADMIN = "admin"
 
 
 class Permission(StrEnum):

@@ -4,7 +4,7 @@ process's SSE streams.
 The reader wakes after every local commit that changed an alert (app/events/signals.py), on
 PostgreSQL notifications from other processes (app/events/listener.py), and every
 ``poll_seconds`` in any case. Each time it reads the events after its cursor (one query for all
-streams, app/events/history.py) and offers each to the subscriptions allowed to see its site.
+streams, app/alerts/history.py) and offers each to the subscriptions allowed to see its site.
 
 A subscription only ever holds events with an id greater than the feed's cursor when it
 subscribed (``since``): the fan-out and the cursor's move happen together, between two awaits,
@@ -21,9 +21,9 @@ from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.alerts.history import AlertEvent, EventPage, head, read_events
 from app.db import get_reader_sessionmaker
 from app.events import signals
-from app.events.history import AlertEvent, EventPage, head, read_events
 from app.events.listener import Listener
 
 log = logging.getLogger("vigil.events")

@@ -16,13 +16,13 @@ from app.audit.verify import (
     parse_noted_head,
     verify_chain,
 )
-from app.auth.permissions import Permission
-from app.auth.principal import Authorize
+from app.auth.deps import Authorize
 from app.checked_input import CheckedRoute
 from app.config import get_settings
 from app.db import SessionDep
 from app.errors import InvalidInput
 from app.models import AuditRecord
+from app.permissions import Permission
 from app.schemas import ReadModel
 
 router = APIRouter(tags=["audit"], route_class=CheckedRoute)

@@ -4,16 +4,17 @@ Treatment arms in the recorded values are masked for blinded readers (app/auth/b
 unblinded reader's read of them is itself audited.
 """
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from fastapi import APIRouter, Depends
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from app.audit.schemas import AuditRecord
 from app.auth import blinding
-from app.auth.permissions import Permission
-from app.auth.principal import Authorize, CurrentPrincipal
-from app.auth.scope import ScopedHistory
+from app.auth.deps import Authorize, CurrentPrincipal, ScopedHistory
+from app.auth.principal import Principal
 from app.checked_input import CheckedRoute
 from app.db import SessionDep
 from app.errors import NotFound
@@ -21,6 +22,7 @@ from app.models import AuditRecord as AuditRow
 from app.models import Base
 from app.models.base import Audited
 from app.pagination import Page, PageDep, paginate
+from app.permissions import Permission
 
 router = APIRouter(tags=["audit"], route_class=CheckedRoute)
 
@@ -55,7 +57,7 @@ def list_audit_records(
     if since:
         stmt = stmt.where(AuditRow.occurred_at >= since)
     items, cursor = paginate(session, stmt, AuditRow.id, page)
-    return {"items": blinding.audit_record_views(session, principal, items), "next_cursor": cursor}
+    return {"items": audit_record_views(session, principal, items), "next_cursor": cursor}
 
 
 @router.get(
@@ -75,4 +77,31 @@ def history(
     items, cursor = paginate(session, stmt, AuditRow.id, page)
     if not items and page.cursor is None:
         raise NotFound(f"no {entity_type} record {entity_id} exists")
-    return {"items": blinding.audit_record_views(session, principal, items), "next_cursor": cursor}
+    return {"items": audit_record_views(session, principal, items), "next_cursor": cursor}
+
+
+def audit_record_views(
+    session: Session, principal: Principal, rows: Sequence[AuditRow]
+) -> list[AuditRecord]:
+    """Audit records as this caller reads them: blinded fields of ``before``/``after`` masked
+    for a blinded caller; for an unblinded one, each record whose arm it reveals is audited
+    (once per record read)."""
+    views = []
+    revealed: dict[tuple[str, str], set[str]] = {}
+    for row in rows:
+        view = AuditRecord.model_validate(row)
+        if principal.unblinded:
+            fields = blinding.revealed_fields(row.before) | blinding.revealed_fields(row.after)
+            if fields:
+                revealed.setdefault((row.entity_type, row.entity_id), set()).update(fields)
+        else:
+            view = view.model_copy(
+                update={
+                    "before": blinding.mask_values(row.before, unblinded=False),
+                    "after": blinding.mask_values(row.after, unblinded=False),
+                }
+            )
+        views.append(view)
+    for (entity_type, entity_id), fields in revealed.items():
+        blinding.audit_unblinded_read(session, entity_type, entity_id, fields)
+    return views

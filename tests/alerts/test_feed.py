@@ -4,8 +4,8 @@ client falls too far behind, so the client reconnects and catches up from the ev
 import uuid
 from datetime import UTC, datetime
 
-from app.events.feed import Subscription
-from app.events.history import AlertEvent
+from app.alerts.feed import Subscription
+from app.alerts.history import AlertEvent
 
 SITE_A, SITE_B = uuid.uuid4(), uuid.uuid4()
 

@@ -6,7 +6,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.assessments.cssrs import Answers, RecallPeriod, Risk, inconsistencies, positive_items, risk
+from app.clinical.cssrs import Answers, RecallPeriod, Risk, inconsistencies, positive_items, risk
 
 RANK = {Risk.NONE: 0, Risk.LOW: 1, Risk.MODERATE: 2, Risk.HIGH: 3}
 FIELDS = [

@@ -1,0 +1,177 @@
+"""A dosing session's snapshot, read from the database: what the rules engine judges.
+
+Valid records only (entered-in-error ones are left out), canonical units, ids as strings. The
+alerts (raising and replaying), the dose gate and the views that explain a session all read a
+session through :func:`snapshot_of`, so they judge the same data.
+"""
+
+import uuid
+from dataclasses import replace
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from app.clinical.cssrs import ITEMS as CSSRS_ITEMS
+from app.clinical.measures import MEASURES
+from app.models import AdverseEvent as AdverseEventRow
+from app.models import Alert, Assessment, Dose, DosingSession, Visit, VitalReading
+from app.models.alert import AlertStatus
+from app.rules import AdverseEvent, CssrsScreen, OpenAlert, Reading, SessionSnapshot
+from app.rules import Dose as SnapshotDose
+
+VALID = "valid"
+
+_MEASURE_COLUMNS = [(code, getattr(VitalReading, m.column)) for code, m in MEASURES.items()]
+
+
+def _readings(session: Session, dosing_session: DosingSession) -> list[Reading]:
+    """Plain rows, not ORM objects: a session's readings are loaded at every evaluation."""
+    stmt = select(
+        VitalReading.id,
+        VitalReading.measured_at,
+        VitalReading.supplemental_oxygen,
+        VitalReading.new_confusion,
+        *(column for _, column in _MEASURE_COLUMNS),
+    ).where(
+        VitalReading.dosing_session_id == dosing_session.id,
+        VitalReading.record_status == VALID,
+    )
+    readings = []
+    for row in session.execute(stmt):
+        values = {
+            code: value
+            for (code, _), value in zip(_MEASURE_COLUMNS, row[4:], strict=True)
+            if value is not None
+        }
+        if values:
+            readings.append(
+                Reading(
+                    id=str(row[0]),
+                    measured_at=row[1],
+                    values=values,
+                    supplemental_oxygen=bool(row[2]),
+                    new_confusion=bool(row[3]),
+                )
+            )
+    return readings
+
+
+def _doses(session: Session, dosing_session: DosingSession) -> list[SnapshotDose]:
+    stmt = select(Dose).where(
+        Dose.dosing_session_id == dosing_session.id, Dose.record_status == VALID
+    )
+    return [
+        SnapshotDose(
+            id=str(row.id),
+            kind=row.kind,  # type: ignore[arg-type]
+            amount_mg=row.amount_mg,
+            administered_at=row.administered_at,
+        )
+        for row in session.scalars(stmt)
+    ]
+
+
+def adverse_event_of(row: AdverseEventRow) -> AdverseEvent:
+    return AdverseEvent(
+        id=str(row.id),
+        verbatim_term=row.verbatim_term,
+        serious=row.serious,
+        ctcae_grade=row.ctcae_grade,
+        onset_at=row.onset_at,
+        site_aware_at=row.site_aware_at,
+        sponsor_reported_at=row.sponsor_reported_at,
+    )
+
+
+def cssrs_screen_of(row: Assessment) -> CssrsScreen:
+    return CssrsScreen(
+        id=str(row.id),
+        administered_at=row.administered_at,
+        positive_items=frozenset(
+            item for item, field in CSSRS_ITEMS.items() if row.data.get(field) is True
+        ),
+    )
+
+
+def _belongs(
+    column: InstrumentedAttribute[datetime],
+    dosing_session_column: InstrumentedAttribute[uuid.UUID | None],
+    dosing_session: DosingSession,
+    now: datetime,
+) -> ColumnElement[bool]:
+    """Linked to the session, or dated within its time span (start to end, or to now)."""
+    linked = dosing_session_column == dosing_session.id
+    if dosing_session.started_at is None:
+        return linked
+    end = dosing_session.ended_at or now
+    return or_(linked, column.between(dosing_session.started_at, end))
+
+
+def _adverse_events(
+    session: Session, dosing_session: DosingSession, now: datetime
+) -> list[AdverseEvent]:
+    stmt = select(AdverseEventRow).where(
+        AdverseEventRow.participant_id == dosing_session.participant_id,
+        AdverseEventRow.record_status == VALID,
+        _belongs(AdverseEventRow.onset_at, AdverseEventRow.dosing_session_id, dosing_session, now),
+    )
+    return [adverse_event_of(row) for row in session.scalars(stmt)]
+
+
+def _cssrs_screens(
+    session: Session, dosing_session: DosingSession, now: datetime
+) -> list[CssrsScreen]:
+    stmt = select(Assessment).where(
+        Assessment.participant_id == dosing_session.participant_id,
+        Assessment.kind == "cssrs_screen",
+        Assessment.record_status == VALID,
+        _belongs(Assessment.administered_at, Assessment.dosing_session_id, dosing_session, now),
+    )
+    return [cssrs_screen_of(row) for row in session.scalars(stmt)]
+
+
+def session_alerts_of(session: Session, dosing_session: DosingSession) -> list[Alert]:
+    stmt = select(Alert).where(Alert.dosing_session_id == dosing_session.id)
+    return list(session.scalars(stmt.order_by(Alert.first_found_at, Alert.id)))
+
+
+def snapshot_of(
+    session: Session,
+    dosing_session: DosingSession,
+    now: datetime,
+    session_alerts: list[Alert] | None = None,
+) -> SessionSnapshot:
+    """The session as stored: valid records only, canonical units, ids as strings; the open
+    alerts are those not resolved and first found by ``now`` (pass ``session_alerts`` when they
+    are already loaded)."""
+    session.flush()
+    if session_alerts is None:
+        session_alerts = session_alerts_of(session, dosing_session)
+    visit_code = session.scalar(select(Visit.code).where(Visit.id == dosing_session.visit_id))
+    assert visit_code is not None
+    open_alerts = [
+        OpenAlert(rule_id=alert.rule_id, severity=alert.severity)  # type: ignore[arg-type]
+        for alert in session_alerts
+        if alert.status != AlertStatus.RESOLVED.value and alert.first_found_at <= now
+    ]
+    return SessionSnapshot(
+        dosing_session_id=str(dosing_session.id),
+        visit_code=visit_code,
+        now=now,
+        started_at=dosing_session.started_at,
+        ended_at=dosing_session.ended_at,
+        readings=_readings(session, dosing_session),
+        doses=_doses(session, dosing_session),
+        adverse_events=_adverse_events(session, dosing_session, now),
+        cssrs_screens=_cssrs_screens(session, dosing_session, now),
+        open_alerts=open_alerts,
+    )
+
+
+def known_at(session: Session, dosing_session: DosingSession, at: datetime) -> SessionSnapshot:
+    """The session as known at ``at``, with the alerts open then (first found by ``at`` and not
+    resolved): what the dose gate judges."""
+    snapshot = snapshot_of(session, dosing_session, at)
+    # as_of leaves out open alerts (it cannot date them); those first found by `at` still count
+    return replace(snapshot.as_of(at), open_alerts=snapshot.open_alerts)

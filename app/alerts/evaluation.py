@@ -33,13 +33,9 @@ from app.models import Alert, AlertOccurrence, DosingSession, Participant
 from app.protocols import service as protocols
 from app.rules import Finding, evaluate, evaluate_rule
 from app.sessions.snapshot import session_alerts_of, snapshot_of
+from app.vocabulary import SEVERITY_ORDER
 
 RAISED = (AlertSeverity.WARNING.value, AlertSeverity.CRITICAL.value)
-_RANK = {
-    AlertSeverity.INFO.value: 0,
-    AlertSeverity.WARNING.value: 1,
-    AlertSeverity.CRITICAL.value: 2,
-}
 
 
 def occurrence_hash(occurrence_key: str) -> str:
@@ -180,7 +176,8 @@ def upsert_alerts(
     taken: list[tuple[Alert, Keyed]] = []
     for dedup_key, new in news.items():
         worst = max(
-            new, key=lambda e: (_RANK[e.finding.severity], e.finding.at, e.finding.sort_key())
+            new,
+            key=lambda e: (SEVERITY_ORDER[e.finding.severity], e.finding.at, e.finding.sort_key()),
         ).finding
         alert, _ = alerts.upsert_from_finding(
             session,

@@ -8,11 +8,12 @@ from app import clock
 from app.alerts import evaluation
 from app.audit.recorder import change_reason
 from app.dosing import dose_gate, service
-from app.dosing.schemas import DoseCreate, DosingSessionStatus, RecordStatus
+from app.dosing.schemas import DoseCreate, DosingSessionStatus
 from app.errors import Conflict, Forbidden, ProtocolViolation
 from app.models import Dose, DosingSession
 from app.rules import dose_limits
 from app.time_bounds import Bound
+from app.vocabulary import RecordStatus
 
 S = DosingSessionStatus
 

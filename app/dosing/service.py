@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.audit.recorder import change_reason
-from app.dosing.schemas import DosingSessionStatus, RecordStatus
+from app.dosing.schemas import DosingSessionStatus
 from app.errors import Conflict, InvalidInput, NotFound, ProtocolViolation
 from app.models import Dose, DosingSession, Participant, User, Visit, user_sites
 from app.participants import service as participants
@@ -19,6 +19,7 @@ from app.permissions import Role
 from app.protocols import service as protocols
 from app.protocols.schema import DosingSessionDefinition
 from app.time_bounds import Bound, ImplausibleTime, check_within, not_in_future
+from app.vocabulary import RecordStatus
 from app.wording import with_article
 
 S = DosingSessionStatus
@@ -34,16 +35,6 @@ def get(session: Session, dosing_session_id: uuid.UUID) -> DosingSession:
     if dosing_session is None:
         raise NotFound(f"dosing session {dosing_session_id} does not exist")
     return dosing_session
-
-
-def sessions_of(session: Session, participant: Participant) -> list[DosingSession]:
-    stmt = (
-        select(DosingSession)
-        .join(Visit, Visit.id == DosingSession.visit_id)
-        .where(DosingSession.participant_id == participant.id)
-        .order_by(Visit.sequence)
-    )
-    return list(session.scalars(stmt))
 
 
 def doses_of(session: Session, dosing_session: DosingSession) -> list[Dose]:

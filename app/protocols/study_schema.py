@@ -186,6 +186,10 @@ class MeasurementInterval(StrictModel):
 class VitalsSchedule(StrictModel):
     baseline: BaselineRequirement
     intervals: list[MeasurementInterval] = Field(min_length=1)
+    # A reading measured up to this long after the session ended still belongs to it (the
+    # observation after the last dose's effects wear off); later ones are refused. Not a *late*
+    # reading (one received long after it was measured): that is a different clock.
+    readings_accepted_after_end_minutes: NonNegativeInt = 60
 
     def scheduled_measures(self) -> set[str]:
         return {code for interval in self.intervals for code in interval.measures}

@@ -19,8 +19,9 @@ from app.models import Alert, Assessment, Dose, DosingSession, Visit, VitalReadi
 from app.models.alert import AlertStatus
 from app.rules import AdverseEvent, CssrsScreen, OpenAlert, Reading, SessionSnapshot
 from app.rules import Dose as SnapshotDose
+from app.vocabulary import RecordStatus
 
-VALID = "valid"
+VALID = RecordStatus.VALID.value
 
 _MEASURE_COLUMNS = [(code, getattr(VitalReading, m.column)) for code, m in MEASURES.items()]
 

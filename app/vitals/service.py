@@ -35,7 +35,6 @@ from app.vocabulary import RecordStatus
 
 # A tablet that was offline may deliver readings after the session ended; those measured up to
 # this long after the end still belong to the session (the participant stays monitored).
-LATE_READING_MINUTES = 60
 
 Status = Literal["accepted", "duplicate", "rejected"]
 
@@ -161,12 +160,13 @@ def _context_problems(
         f"the time the server received it plus the allowed clock skew of {skew} s",
     )
     if dosing_session.ended_at is not None:
-        late = Bound(
-            dosing_session.ended_at + timedelta(minutes=LATE_READING_MINUTES),
-            f"the session's end plus {LATE_READING_MINUTES} min for late readings, so it "
-            "cannot belong to this session",
+        after_end = protocol.vitals_schedule.readings_accepted_after_end_minutes
+        accepted_until = Bound(
+            dosing_session.ended_at + timedelta(minutes=after_end),
+            f"the session's end plus the {after_end} min the protocol accepts readings after "
+            "it, so it cannot belong to this session",
         )
-        latest = min(latest, late, key=lambda bound: bound.at)
+        latest = min(latest, accepted_until, key=lambda bound: bound.at)
     try:
         check_within(reading.measured_at, earliest=earliest, latest=latest)
     except ImplausibleTime as exc:

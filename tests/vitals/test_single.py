@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 from app.clock import utcnow
 from app.models import VitalReading
 from tests.factories.dosing import T0, make_dosing_session
-from tests.factories.trial import make_participant, make_site, make_study
+from tests.factories.trial import MDMA, make_participant, make_site, make_study
 from tests.vitals.readings import observation, reading
 
 
@@ -179,7 +179,7 @@ def test_a_planned_session_takes_no_readings(client, db):
     assert "has not started" in response.json()["detail"]
 
 
-def test_late_readings_are_accepted_up_to_an_hour_after_the_end(client, dosing_session):
+def test_readings_are_accepted_up_to_an_hour_after_the_end_by_default(client, dosing_session):
     ended_at = (T0 + timedelta(hours=8)).isoformat()
     ended = client.post(
         f"/api/v1/dosing-sessions/{dosing_session.id}/end", json={"ended_at": ended_at}
@@ -188,7 +188,32 @@ def test_late_readings_are_accepted_up_to_an_hour_after_the_end(client, dosing_s
     assert client.post(_url(dosing_session), json=reading(8 * 60 + 60)).status_code == 201
     too_late = client.post(_url(dosing_session), json=reading(8 * 60 + 61))
     assert too_late.status_code == 422
-    assert "after the session's end plus 60 min" in too_late.json()["detail"]
+    assert (
+        "after the session's end plus the 60 min the protocol accepts" in too_late.json()["detail"]
+    )
+
+
+def test_the_protocol_sets_how_long_after_the_end_readings_are_accepted(client, db, tmp_path):
+    text = MDMA.read_text()
+    anchor = "    within_minutes_before_dose: 60\n"
+    assert anchor in text
+    edited = tmp_path / "mdma-15.yaml"
+    edited.write_text(
+        text.replace(anchor, anchor + "  readings_accepted_after_end_minutes: 15\n", 1).replace(
+            'version: "1.0"', 'version: "1.0-after-end-15"', 1
+        )
+    )
+    site = make_site(db, make_study(db, edited, code="MAPP-15"))
+    session = make_dosing_session(db, make_participant(db, site, stage="randomised"))
+    ended = client.post(
+        f"/api/v1/dosing-sessions/{session.id}/end",
+        json={"ended_at": (T0 + timedelta(hours=8)).isoformat()},
+    )
+    assert ended.status_code == 200, ended.text
+    assert client.post(_url(session), json=reading(8 * 60 + 15)).status_code == 201
+    too_late = client.post(_url(session), json=reading(8 * 60 + 16))
+    assert too_late.status_code == 422
+    assert "plus the 15 min the protocol accepts" in too_late.json()["detail"]
 
 
 def test_unknown_dosing_session_is_404(client):

@@ -42,9 +42,7 @@ class Trial:
     dosing_session_id: uuid.UUID
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
-def trial(request: pytest.FixtureRequest, fresh_database_url) -> Iterator[Trial]:
-    url = fresh_database_url(request.param)
+def _trial(url: str) -> Iterator[Trial]:
     migrations.upgrade(url)
     engine = make_engine(url)
     with Session(engine) as session:
@@ -58,6 +56,18 @@ def trial(request: pytest.FixtureRequest, fresh_database_url) -> Iterator[Trial]
         dosing_id = dosing.id
     yield Trial(url, engine, sessionmaker(engine, expire_on_commit=False), dosing_id)
     engine.dispose()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def trial(request: pytest.FixtureRequest, fresh_database_url) -> Iterator[Trial]:
+    yield from _trial(fresh_database_url(request.param))
+
+
+@pytest.fixture(params=BACKENDS)
+def own_trial(request: pytest.FixtureRequest, fresh_database_url) -> Iterator[Trial]:
+    """A trial of the test's own: no other test's scheduler (some run on the real clock) has
+    swept it."""
+    yield from _trial(fresh_database_url(request.param))
 
 
 def _critical_alert(trial: Trial, found_at: datetime) -> uuid.UUID:
@@ -228,20 +238,20 @@ def test_a_tick_opens_the_overdue_measurement_alert_of_a_silent_session(trial: T
 
 
 def test_after_its_first_sweep_a_session_is_swept_again_once_a_due_time_passes_its_grace(
-    trial: Trial,
+    own_trial: Trial,
 ):
     """Every session here was dosed 90 min before NOW; blood pressure and pulse are due every
     30 min (10 min of grace), so after a tick at dose+80 min nothing can become overdue before
     dose+100 min. A tick in between judges no session; the one after counts the missed one."""
     dosed = NOW - timedelta(minutes=90)
     clock = [dosed + timedelta(minutes=80)]
-    scheduler = Scheduler(trial.sessions, 60, now=lambda: clock[0])
+    scheduler = Scheduler(own_trial.sessions, 60, now=lambda: clock[0])
 
     def overdue() -> int:
-        with trial.sessions() as session:
+        with own_trial.sessions() as session:
             alert = session.scalar(
                 select(Alert).where(
-                    Alert.dosing_session_id == trial.dosing_session_id,
+                    Alert.dosing_session_id == own_trial.dosing_session_id,
                     Alert.rule_id == "overdue-bp-pulse",
                 )
             )

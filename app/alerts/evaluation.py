@@ -79,7 +79,7 @@ def _remember(session: Session, taken: list[tuple[Alert, "Keyed"]]) -> None:
     insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     stmt = insert(AlertOccurrence).values(rows).on_conflict_do_nothing()
     returning = stmt.returning(AlertOccurrence.alert_id, AlertOccurrence.occurrence_hash)
-    written = set(session.execute(returning).tuples())
+    written = {(alert_id, hashed) for alert_id, hashed in session.execute(returning)}
     # the records behind each occurrence written here, so entering one in error finds it
     evidence = []
     for alert, each in taken:

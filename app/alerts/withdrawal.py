@@ -23,7 +23,8 @@ from app.alerts.schemas import AlertSeverity, AlertStatus
 from app.audit.recorder import change_reason, record_event
 from app.models import Alert, AlertOccurrence, DosingSession, OccurrenceEvidence
 
-OCCURRENCES = "alert_occurrences"  # the audit records' entity_type for a withdrawn occurrence
+# The audit records of withdrawn occurrences: entity_type, and the alert's id as entity_id.
+OCCURRENCES = "alert_occurrences"
 
 
 def withdraw_evidence(
@@ -57,7 +58,7 @@ def withdraw_evidence(
             session,
             "withdraw",
             OCCURRENCES,
-            f"{occurrence.alert_id}:{occurrence.occurrence_hash}",
+            str(occurrence.alert_id),  # the occurrence is after's alert_id and occurrence_hash
             after={
                 "alert_id": occurrence.alert_id,
                 "occurrence_hash": occurrence.occurrence_hash,

@@ -76,9 +76,11 @@ def assert_withdrawn(db: Session, alert: dict[str, Any], record_id: str, reason:
     audit = db.scalars(
         select(AuditRecord).where(AuditRecord.action == "withdraw").order_by(AuditRecord.id)
     ).all()
-    audited = {r.entity_id: r for r in audit if r.entity_id.startswith(alert["id"])}
-    assert set(audited) == {f"{o.alert_id}:{o.occurrence_hash}" for o in withdrawn}
-    for record in audited.values():
+    audited = [r for r in audit if r.entity_id == alert["id"]]
+    assert sorted(r.after["occurrence_hash"] for r in audited) == sorted(
+        o.occurrence_hash for o in withdrawn
+    )
+    for record in audited:
         assert record.entity_type == "alert_occurrences" and record.reason == reason
         assert record.after["evidence_entered_in_error"] == record_id
     changes = db.scalars(

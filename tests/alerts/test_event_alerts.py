@@ -1,6 +1,7 @@
 """Adverse events and C-SSRS screens raise alerts in the transaction that records them, inside or
 outside a dosing session, one alert per rule per record whichever path judges it; entering the
-record in error withdraws them (tests/alerts/test_entered_in_error.py). Through HTTP, with the clock pinned."""
+record in error withdraws them (tests/alerts/test_entered_in_error.py). Through HTTP, with the
+clock pinned."""
 
 import uuid
 from datetime import datetime, timedelta

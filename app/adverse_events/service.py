@@ -188,7 +188,7 @@ def correct(session: Session, event: AdverseEvent, data: AdverseEventCorrection)
 
 def enter_in_error(session: Session, event: AdverseEvent, data: EnteredInError) -> AdverseEvent:
     mark_entered_in_error(session, event, "adverse event", data)
-    record_alerts.resolve_for_entered_in_error(session, event, "adverse event", data.reason)
+    record_alerts.withdraw_for_entered_in_error(session, event, data.reason)
     return event
 
 

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from app.alerts import service as alerts
 from app.alerts.schemas import AlertSeverity
 from app.audit.recorder import change_reason
-from app.models import Alert, AlertOccurrence, DosingSession, Participant
+from app.models import Alert, AlertOccurrence, DosingSession, OccurrenceEvidence, Participant
 from app.protocols import service as protocols
 from app.rules import Finding, evaluate, evaluate_rule
 from app.sessions.snapshot import session_alerts_of, snapshot_of
@@ -74,7 +74,20 @@ def _remember(session: Session, taken: list[tuple[Alert, "Keyed"]]) -> None:
     ]
     insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     stmt = insert(AlertOccurrence).values(rows).on_conflict_do_nothing()
-    recorded = Counter(session.scalars(stmt.returning(AlertOccurrence.alert_id)))
+    returning = stmt.returning(AlertOccurrence.alert_id, AlertOccurrence.occurrence_hash)
+    written = {(alert_id, hashed) for alert_id, hashed in session.execute(returning)}
+    # the records behind each occurrence written here, so entering one in error finds it
+    evidence = []
+    for alert, each in taken:
+        hashed = occurrence_hash(each.occurrence_key)
+        if (alert.id, hashed) in written:
+            evidence += [
+                {"alert_id": alert.id, "occurrence_hash": hashed, "record_id": uuid.UUID(record)}
+                for record in dict.fromkeys(each.finding.evidence)
+            ]
+    if evidence:
+        session.execute(insert(OccurrenceEvidence).values(evidence).on_conflict_do_nothing())
+    recorded = Counter(alert_id for alert_id, _ in written)
     alerts_by_id = {alert.id: alert for alert, _ in taken}
     for alert_id, added in Counter(alert.id for alert, _ in taken).items():
         counted_elsewhere = added - recorded[alert_id]
@@ -213,6 +226,17 @@ def raise_alerts(
 
     ``kinds``: only the rules of these kinds. ``since``: only the findings at or after it, for
     a caller that knows nothing before it has changed (new readings, all measured since)."""
+    return judge_session(session, dosing_session, now, kinds, since)[0]
+
+
+def judge_session(
+    session: Session,
+    dosing_session: DosingSession,
+    now: datetime,
+    kinds: Collection[str] | None = None,
+    since: datetime | None = None,
+) -> tuple[list[Alert], list[Keyed]]:
+    """:func:`raise_alerts`, also returning the warning and critical findings judged."""
     protocol = protocols.definition_of(session, dosing_session.protocol_version_id)
     session.flush()  # the alerts query below must see this transaction's alerts
     session_alerts = session_alerts_of(session, dosing_session)
@@ -224,10 +248,10 @@ def raise_alerts(
         findings = [f for rule in rules for f in evaluate_rule(protocol, rule, snapshot, since)]
     found = keyed(findings)
     if not found:
-        return []
+        return [], []
     participant = session.get(Participant, dosing_session.participant_id)
     assert participant is not None
-    return upsert_alerts(
+    raised = upsert_alerts(
         session,
         found,
         participant=participant,
@@ -236,3 +260,4 @@ def raise_alerts(
         known=session_alerts,
         since=since,
     )
+    return raised, found

@@ -10,8 +10,9 @@ of record findings are scoped to the record (see :class:`app.alerts.evaluation.K
 rule opens at most one alert per record whichever path judges it, and a repeated evaluation
 changes nothing.
 
-A record entered in error takes back what it raised: its alerts still open are resolved, with
-a resolution naming the record and the reason, audited like any resolution.
+A record entered in error takes back what it raised as every record type does
+(:mod:`app.alerts.withdrawal`): the sessions it belonged to are judged again without it and the
+occurrences it was evidence for are withdrawn.
 """
 
 import uuid
@@ -21,9 +22,7 @@ from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from app import clock
-from app.alerts import evaluation
-from app.alerts.schemas import AlertStatus
-from app.audit.recorder import change_reason
+from app.alerts import evaluation, withdrawal
 from app.models import AdverseEvent, Alert, Assessment, DosingSession, Participant
 from app.protocols import service as protocols
 from app.protocols.schema import Protocol
@@ -146,28 +145,13 @@ def raise_for_cssrs_screen(session: Session, screen: Assessment, now: datetime) 
     )
 
 
-def resolve_for_entered_in_error(
-    session: Session, record: AdverseEvent | Assessment, what: str, reason: str
+def withdraw_for_entered_in_error(
+    session: Session, record: AdverseEvent | Assessment, reason: str
 ) -> list[Alert]:
-    """Resolve the alerts the record raised that are still open or acknowledged: the finding
-    no longer stands. No clinician resolved them, so ``resolved_by_id`` stays empty; the audit
-    record names who entered the record in error, and the resolution says why."""
-    stmt = (
-        select(Alert)
-        .where(
-            Alert.participant_id == record.participant_id,
-            Alert.status != AlertStatus.RESOLVED.value,
-            Alert.dedup_key.startswith(evaluation.record_key_prefix(record.id), autoescape=True),
-        )
-        .order_by(Alert.id)
-        .with_for_update()
-    )
-    resolution = f"{what} {record.id} was entered in error ({reason}); its finding no longer stands"
-    now = clock.utcnow()
-    resolved = list(session.scalars(stmt))
-    for alert in resolved:
-        with change_reason(session, resolution, "resolve"):
-            alert.status = AlertStatus.RESOLVED.value
-            alert.resolved_at = now
-            alert.resolution = resolution
-    return resolved
+    """The record was just marked entered in error: judge the dosing sessions it belonged to
+    again without it and withdraw the occurrences it was evidence for
+    (:mod:`app.alerts.withdrawal`); returns the alerts withdrawing changed."""
+    at = record.onset_at if isinstance(record, AdverseEvent) else record.administered_at
+    session.flush()
+    fed = _sessions_of(session, record.participant_id, record.dosing_session_id, at, clock.utcnow())
+    return withdrawal.record_entered_in_error(session, record.id, reason, fed)

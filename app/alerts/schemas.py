@@ -44,5 +44,9 @@ class Alert(ReadModel):
     resolution: str | None
     escalation_level: int = Field(description="0: site clinician; 1: medical monitor")
     escalated_at: datetime | None
+    evidence_entered_in_error: str | None = Field(
+        description="set on a critical alert left open although all its evidence was entered in "
+        "error before anyone acknowledged it: why; a clinician acknowledges and resolves it"
+    )
     created_at: datetime
     updated_at: datetime

@@ -123,7 +123,7 @@ def get(session: Session, assessment_id: uuid.UUID) -> Assessment:
 
 def enter_in_error(session: Session, assessment: Assessment, data: EnteredInError) -> Assessment:
     mark_entered_in_error(session, assessment, "assessment", data)
-    record_alerts.resolve_for_entered_in_error(session, assessment, "assessment", data.reason)
+    record_alerts.withdraw_for_entered_in_error(session, assessment, data.reason)
     return assessment
 
 

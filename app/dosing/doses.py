@@ -5,7 +5,7 @@ clinician's override of it; and marking a dose entered in error."""
 from sqlalchemy.orm import Session
 
 from app import clock
-from app.alerts import evaluation
+from app.alerts import evaluation, withdrawal
 from app.audit.recorder import change_reason
 from app.dosing import dose_gate, service
 from app.dosing.schemas import DoseCreate, DosingSessionStatus
@@ -146,11 +146,15 @@ def _check_gate_override(
 
 
 def enter_dose_in_error(session: Session, dose: Dose, reason: str) -> Dose:
-    """Mark a dose entered in error: kept forever, left out of totals and window checks."""
-    service.lock(session, service.get(session, dose.dosing_session_id))
+    """Mark a dose entered in error: kept forever, left out of totals and window checks. Its
+    session is judged again without it, and what the dose was evidence for (the due times
+    counted from it, a dose through a closed gate) is withdrawn."""
+    dosing_session = service.get(session, dose.dosing_session_id)
+    service.lock(session, dosing_session)
     if dose.record_status == RecordStatus.ENTERED_IN_ERROR.value:
         raise Conflict(f"dose {dose.id} is already marked entered in error ({dose.error_reason})")
     with change_reason(session, reason, "entered_in_error"):
         dose.record_status = RecordStatus.ENTERED_IN_ERROR.value
         dose.error_reason = reason
+    withdrawal.record_entered_in_error(session, dose.id, reason, [dosing_session])
     return dose

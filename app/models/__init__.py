@@ -1,6 +1,6 @@
 """Every table, registered on one MetaData (import this package, not the modules)."""
 
-from app.models.alert import Alert, AlertOccurrence
+from app.models.alert import Alert, AlertOccurrence, OccurrenceEvidence
 from app.models.audit import AuditRecord
 from app.models.base import Base
 from app.models.clinical import AdverseEvent, Assessment, TherapistNote
@@ -21,6 +21,7 @@ __all__ = [
     "Base",
     "Dose",
     "DosingSession",
+    "OccurrenceEvidence",
     "Participant",
     "ProtocolVersion",
     "Signature",

@@ -5,7 +5,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, text
+from sqlalchemy import ForeignKey, ForeignKeyConstraint, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Audited, Base, HasId, Timestamped
@@ -69,16 +69,41 @@ class Alert(HasId, Timestamped, Audited, Base):
     resolution: Mapped[str | None] = mapped_column(Text)
     escalation_level: Mapped[int] = mapped_column(default=0)  # 0 site clinician, 1 medical monitor
     escalated_at: Mapped[datetime | None]
+    # Set when every occurrence of a critical alert nobody had acknowledged was withdrawn (its
+    # evidence entered in error): the alert stays open, saying so, until a clinician sees it.
+    evidence_entered_in_error: Mapped[str | None] = mapped_column(Text)
 
 
 class AlertOccurrence(Base):
     """One occurrence an alert has taken in: the memory that makes a repeated evaluation change
-    nothing. Written once with its alert's change, never changed; the alert's audit records show
-    the change (occurrences, the latest finding). ``occurrence_hash`` is the SHA-256 of the
-    finding's occurrence key, which names every record behind it and has no bound on length."""
+    nothing. Written once with its alert's change; changed only to withdraw it (a record behind
+    it was entered in error), never deleted. The alert's audit records show the change
+    (occurrences, the latest finding), a withdrawal has an audit record of its own.
+    ``occurrence_hash`` is the SHA-256 of the finding's occurrence key, which names every record
+    behind it and has no bound on length; the records are :class:`OccurrenceEvidence` rows."""
 
     __tablename__ = "alert_occurrences"
 
     alert_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("alerts.id"), primary_key=True)
     occurrence_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     found_at: Mapped[datetime]  # the finding's moment: an evaluation since t needs those from t on
+    withdrawn_at: Mapped[datetime | None]
+    withdrawn_reason: Mapped[str | None] = mapped_column(Text)  # the entered-in-error reason
+
+
+class OccurrenceEvidence(Base):
+    """A record an occurrence's finding used (its ``evidence``: a reading, dose, adverse event or
+    screen), so a record entered in error finds the occurrences to withdraw. Occurrences taken
+    in before these rows existed may have none: their evidence is unknown."""
+
+    __tablename__ = "alert_occurrence_evidence"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["alert_id", "occurrence_hash"],
+            ["alert_occurrences.alert_id", "alert_occurrences.occurrence_hash"],
+        ),
+    )
+
+    alert_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    occurrence_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    record_id: Mapped[uuid.UUID] = mapped_column(primary_key=True, index=True)

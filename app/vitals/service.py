@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app import clock
-from app.alerts import evaluation
+from app.alerts import evaluation, withdrawal
 from app.audit.recorder import change_reason
 from app.clinical.measures import MEASURES
 from app.config import get_settings
@@ -380,7 +380,8 @@ def enter_in_error(session: Session, reading: VitalReading, reason: str) -> Vita
         reading.record_status = RecordStatus.ENTERED_IN_ERROR.value
         reading.error_reason = reason
     # Without the reading the session's timeline changes all along (a due time it met is now
-    # missed, a run of readings it broke is now unbroken): judge the whole session again.
+    # missed, a run of readings it broke is now unbroken): judge the whole session again, and
+    # withdraw what the reading was evidence for.
     dosing_session = dosing.get(session, reading.dosing_session_id)
-    evaluation.raise_alerts(session, dosing_session, clock.utcnow())
+    withdrawal.record_entered_in_error(session, reading.id, reason, [dosing_session])
     return reading

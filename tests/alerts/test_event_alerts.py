@@ -1,6 +1,7 @@
 """Adverse events and C-SSRS screens raise alerts in the transaction that records them, inside or
 outside a dosing session, one alert per rule per record whichever path judges it; entering the
-record in error resolves them. Through HTTP, with the clock pinned."""
+record in error withdraws them (tests/alerts/test_entered_in_error.py). Through HTTP, with the
+clock pinned."""
 
 import uuid
 from datetime import datetime, timedelta
@@ -218,7 +219,7 @@ def test_a_resolved_alert_of_an_ae_stays_resolved_when_the_ae_is_judged_again(
     assert (again["id"], again["status"]) == (alert["id"], "resolved")
 
 
-def test_an_ae_entered_in_error_resolves_its_alerts_and_stops_its_clock(
+def test_an_ae_entered_in_error_withdraws_its_alerts_and_stops_its_clock(
     db, client, pinned, participant, running
 ):
     event = post_event(
@@ -232,23 +233,28 @@ def test_an_ae_entered_in_error_resolves_its_alerts_and_stops_its_clock(
         f"{API}/adverse-events/{event['id']}/entered-in-error", json={"reason": reason}
     )
     assert marked.status_code == 200, marked.text
-    resolved = alerts_about(client, participant, event["id"])
-    assert [alert["status"] for alert in resolved] == ["resolved", "resolved"]
-    for alert in resolved:
-        assert reason in alert["resolution"] and event["id"] in alert["resolution"]
+    taken_back = alerts_about(client, participant, event["id"])
+    # the warning resolves itself; the critical nobody acknowledged stays open, saying why
+    assert {(a["severity"], a["status"]) for a in taken_back} == {
+        ("warning", "resolved"),
+        ("critical", "open"),
+    }
+    for alert in taken_back:
+        why = alert["resolution"] or alert["evidence_entered_in_error"]
+        assert why == f"its evidence was entered in error: {reason}"
         audit = db.scalars(
             select(AuditRecord).where(
                 AuditRecord.entity_type == "alerts", AuditRecord.entity_id == alert["id"]
             )
         ).all()
-        assert audit[-1].action == "resolve" and reason in (audit[-1].reason or "")
+        assert audit[-1].reason == why
     # the other event's alert is untouched
     assert [a["status"] for a in alerts_about(client, participant, other["id"])] == ["open"]
 
     # past the deadline nothing about the erroneous event opens again
     swept = sweep(db, T0 + timedelta(hours=30))
     assert all(event["id"] not in alert.finding["evidence"] for alert in swept)
-    assert {a["status"] for a in alerts_about(client, participant, event["id"])} == {"resolved"}
+    assert alerts_about(client, participant, event["id"]) == taken_back
 
 
 # --- C-SSRS screens -----------------------------------------------------------------------------
@@ -286,7 +292,7 @@ def test_a_screen_positive_on_item_1_only_opens_a_warning_not_the_high_risk_aler
     assert "T+80 min" in alerts["cssrs-ideation"]["message"]  # read in the session's time
 
 
-def test_a_positive_screen_outside_a_session_alerts_and_in_error_resolves(
+def test_a_positive_screen_outside_a_session_alerts_and_in_error_withdraws(
     client, pinned, participant
 ):
     screen = post_screen(
@@ -308,6 +314,9 @@ def test_a_positive_screen_outside_a_session_alerts_and_in_error_resolves(
         json={"reason": "answers of another participant"},
     )
     assert marked.status_code == 200, marked.text
-    resolved = alerts_about(client, participant, screen["id"])
-    assert [alert["status"] for alert in resolved] == ["resolved", "resolved"]
-    assert all("answers of another participant" in alert["resolution"] for alert in resolved)
+    taken_back = by_rule(alerts_about(client, participant, screen["id"]))
+    assert taken_back["cssrs-ideation"]["status"] == "resolved"
+    assert taken_back["cssrs-high-risk"]["status"] == "open"  # critical, not yet acknowledged
+    assert taken_back["cssrs-high-risk"]["evidence_entered_in_error"] == (
+        "its evidence was entered in error: answers of another participant"
+    )

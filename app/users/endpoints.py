@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.auth.deps import Authorize, CurrentPrincipal
-from app.auth.schemas import TokenInfo
+from app.auth.schemas import ApiTokenRead
 from app.checked_input import CheckedRoute
 from app.db import SessionDep
 from app.models import User as UserRow
@@ -60,7 +60,7 @@ def _devices(session: Session, rows: Sequence[UserRow]) -> list[Device]:
                 created_at=row.created_at,
                 last_seen_at=seen_at,
                 last_seen_address=seen_from,
-                tokens=[TokenInfo.model_validate(t) for t in tokens[row.id] if not t.revoked_at],
+                tokens=[ApiTokenRead.model_validate(t) for t in tokens[row.id] if not t.revoked_at],
             )
         )
     return devices

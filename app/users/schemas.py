@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field, StringConstraints
 
-from app.auth.schemas import NewPassword, TokenInfo
+from app.auth.schemas import ApiTokenRead, NewPassword
 from app.permissions import Role
 from app.schemas import ReadModel, Reason, WriteModel
 
@@ -78,7 +78,7 @@ class Device(ReadModel):
     created_at: datetime
     last_seen_at: datetime | None = Field(description="Last request made with any of its tokens")
     last_seen_address: str | None
-    tokens: list[TokenInfo] = Field(description="Its tokens that are not revoked")
+    tokens: list[ApiTokenRead] = Field(description="Its tokens that are not revoked")
 
 
 class DeviceCredential(ReadModel):

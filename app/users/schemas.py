@@ -43,7 +43,7 @@ class UserCreate(WriteModel):
     )
 
 
-class User(ReadModel):
+class UserRead(ReadModel):
     id: uuid.UUID
     username: str
     display_name: str
@@ -70,7 +70,7 @@ class DeviceCreate(WriteModel):
     site_id: uuid.UUID
 
 
-class Device(ReadModel):
+class DeviceRead(ReadModel):
     id: uuid.UUID
     name: str
     site_id: uuid.UUID | None
@@ -81,6 +81,6 @@ class Device(ReadModel):
     tokens: list[ApiTokenRead] = Field(description="Its tokens that are not revoked")
 
 
-class DeviceCredential(ReadModel):
-    device: Device
+class DeviceCredentialRead(ReadModel):
+    device: DeviceRead
     token: str = Field(description="The device's token: shown this once, never again")

@@ -3,7 +3,7 @@ import uuid
 from fastapi import APIRouter, Depends, status
 
 from app.adverse_events import service
-from app.adverse_events.schemas import AdverseEvent, AdverseEventCorrection, AdverseEventCreate
+from app.adverse_events.schemas import AdverseEventCreate, AdverseEventRead, AdverseEventUpdate
 from app.assessments.records import EnteredInError
 from app.auth.deps import Authorize, CurrentPrincipal, ScopedAdverseEvent, ScopedParticipant
 from app.auth.scope import only_visible_participants
@@ -18,13 +18,13 @@ router = APIRouter(tags=["adverse events"], route_class=CheckedRoute)
 
 @router.post(
     "/participants/{participant_id}/adverse-events",
-    response_model=AdverseEvent,
+    response_model=AdverseEventRead,
     status_code=status.HTTP_201_CREATED,
     dependencies=[Depends(Authorize(Permission.AE_WRITE))],
 )
 def create_adverse_event(
     session: SessionDep, participant: ScopedParticipant, data: AdverseEventCreate
-) -> AdverseEvent:
+) -> AdverseEventRead:
     """Record an adverse event; seriousness comes from its criteria, never from severity."""
     event = service.create(session, participant, data)
     return service.present(session, event)
@@ -32,7 +32,7 @@ def create_adverse_event(
 
 @router.get(
     "/participants/{participant_id}/adverse-events",
-    response_model=Page[AdverseEvent],
+    response_model=Page[AdverseEventRead],
     dependencies=[Depends(Authorize(Permission.PARTICIPANT_READ))],
 )
 def list_participant_adverse_events(
@@ -53,7 +53,7 @@ def list_participant_adverse_events(
 
 @router.get(
     "/adverse-events",
-    response_model=Page[AdverseEvent],
+    response_model=Page[AdverseEventRead],
     dependencies=[Depends(Authorize(Permission.PARTICIPANT_READ))],
 )
 def list_adverse_events(
@@ -78,32 +78,32 @@ def list_adverse_events(
 
 @router.get(
     "/adverse-events/{event_id}",
-    response_model=AdverseEvent,
+    response_model=AdverseEventRead,
     dependencies=[Depends(Authorize(Permission.PARTICIPANT_READ))],
 )
-def get_adverse_event(session: SessionDep, event: ScopedAdverseEvent) -> AdverseEvent:
+def get_adverse_event(session: SessionDep, event: ScopedAdverseEvent) -> AdverseEventRead:
     return service.present(session, event)
 
 
 @router.patch(
     "/adverse-events/{event_id}",
-    response_model=AdverseEvent,
+    response_model=AdverseEventRead,
     dependencies=[Depends(Authorize(Permission.AE_WRITE))],
 )
 def correct_adverse_event(
-    session: SessionDep, event: ScopedAdverseEvent, data: AdverseEventCorrection
-) -> AdverseEvent:
+    session: SessionDep, event: ScopedAdverseEvent, data: AdverseEventUpdate
+) -> AdverseEventRead:
     """Correct the given fields; the audit trail keeps the old values and the reason."""
     return service.present(session, service.correct(session, event, data))
 
 
 @router.post(
     "/adverse-events/{event_id}/entered-in-error",
-    response_model=AdverseEvent,
+    response_model=AdverseEventRead,
     dependencies=[Depends(Authorize(Permission.AE_WRITE))],
 )
 def enter_adverse_event_in_error(
     session: SessionDep, event: ScopedAdverseEvent, data: EnteredInError
-) -> AdverseEvent:
+) -> AdverseEventRead:
     """Mark the event entered in error: the row stays, flagged, with the reason audited."""
     return service.present(session, service.enter_in_error(session, event, data))

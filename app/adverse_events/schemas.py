@@ -115,7 +115,7 @@ NOT_NULLABLE = (
 )
 
 
-class AdverseEventCorrection(WriteModel):
+class AdverseEventUpdate(WriteModel):
     """A correction: only the fields given change; the reason goes to the audit trail."""
 
     verbatim_term: VerbatimTerm | None = None
@@ -144,13 +144,13 @@ class AdverseEventCorrection(WriteModel):
     _criteria = field_validator("seriousness_criteria")(_canonical)
 
     @model_validator(mode="after")
-    def _something_to_correct(self) -> "AdverseEventCorrection":
+    def _something_to_correct(self) -> "AdverseEventUpdate":
         if not self.model_fields_set - {"reason"}:
             raise ValueError("give at least one field to correct besides the reason")
         return self
 
 
-class AdverseEvent(ReadModel):
+class AdverseEventRead(ReadModel):
     id: uuid.UUID
     participant_id: uuid.UUID
     dosing_session_id: uuid.UUID | None

@@ -13,8 +13,8 @@ from app import clock
 from app.adverse_events import schemas
 from app.adverse_events.schemas import (
     DEFAULT_CTCAE_VERSION,
-    AdverseEventCorrection,
     AdverseEventCreate,
+    AdverseEventUpdate,
     Outcome,
     SeriousnessCriterion,
 )
@@ -166,7 +166,7 @@ def create(session: Session, participant: Participant, data: AdverseEventCreate)
     return event
 
 
-def correct(session: Session, event: AdverseEvent, data: AdverseEventCorrection) -> AdverseEvent:
+def correct(session: Session, event: AdverseEvent, data: AdverseEventUpdate) -> AdverseEvent:
     refuse_if_entered_in_error(event, "adverse event")
     given = data.model_fields_set - {"reason"}
     changes = {field: _plain(getattr(data, field)) for field in given}
@@ -230,7 +230,7 @@ def _report_hours(session: Session, protocol_version_id: uuid.UUID) -> int:
     return min(deadlines, default=DEFAULT_SPONSOR_REPORT_HOURS)
 
 
-def present_all(session: Session, events: Sequence[AdverseEvent]) -> list[schemas.AdverseEvent]:
+def present_all(session: Session, events: Sequence[AdverseEvent]) -> list[schemas.AdverseEventRead]:
     """The read shapes, with the derived fields; the reporting clock runs on app.clock."""
     participant_ids = {event.participant_id for event in events}
     rows = session.execute(
@@ -248,20 +248,20 @@ def present_all(session: Session, events: Sequence[AdverseEvent]) -> list[schema
     ]
 
 
-def present(session: Session, event: AdverseEvent) -> schemas.AdverseEvent:
+def present(session: Session, event: AdverseEvent) -> schemas.AdverseEventRead:
     return present_all(session, [event])[0]
 
 
 def _present(
     event: AdverseEvent, report_hours: int, now: datetime, signed: list[SignatureRead]
-) -> schemas.AdverseEvent:
+) -> schemas.AdverseEventRead:
     due_at: datetime | None = None
     overdue: bool | None = None
     if event.serious and event.record_status == RecordStatus.VALID:
         due_at = event.site_aware_at + timedelta(hours=report_hours)
         overdue = event.sponsor_reported_at is None and now > due_at
     values = {field: getattr(event, field) for field in EDITABLE}
-    return schemas.AdverseEvent(
+    return schemas.AdverseEventRead(
         id=event.id,
         participant_id=event.participant_id,
         ongoing=event.end_at is None,

@@ -3,7 +3,7 @@ import uuid
 from fastapi import APIRouter, Depends
 
 from app.alerts import service
-from app.alerts.schemas import Alert, AlertAcknowledge, AlertResolve, AlertSeverity, AlertStatus
+from app.alerts.schemas import AlertAcknowledge, AlertRead, AlertResolve, AlertSeverity, AlertStatus
 from app.auth.deps import Authorize, CurrentPrincipal, ScopedAlert
 from app.auth.scope import only_visible_sites
 from app.checked_input import CheckedRoute
@@ -17,7 +17,7 @@ router = APIRouter(tags=["alerts"], route_class=CheckedRoute)
 
 @router.get(
     "/alerts",
-    response_model=Page[Alert],
+    response_model=Page[AlertRead],
     dependencies=[Depends(Authorize(Permission.ALERT_READ))],
 )
 def list_alerts(
@@ -43,7 +43,7 @@ def list_alerts(
 
 @router.get(
     "/alerts/{alert_id}",
-    response_model=Alert,
+    response_model=AlertRead,
     dependencies=[Depends(Authorize(Permission.ALERT_READ))],
 )
 def get_alert(alert: ScopedAlert) -> AlertRow:
@@ -52,7 +52,7 @@ def get_alert(alert: ScopedAlert) -> AlertRow:
 
 @router.post(
     "/alerts/{alert_id}/acknowledge",
-    response_model=Alert,
+    response_model=AlertRead,
     dependencies=[Depends(Authorize(Permission.ALERT_RESPOND))],
 )
 def acknowledge_alert(
@@ -64,7 +64,7 @@ def acknowledge_alert(
 
 @router.post(
     "/alerts/{alert_id}/resolve",
-    response_model=Alert,
+    response_model=AlertRead,
     dependencies=[Depends(Authorize(Permission.ALERT_RESPOND))],
 )
 def resolve_alert(

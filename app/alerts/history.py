@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.alerts.schemas import Alert as AlertView
+from app.alerts.schemas import AlertRead
 from app.models import Alert, AuditRecord
 
 ALERTS = "alerts"  # the audit records' entity_type for alerts
@@ -100,7 +100,7 @@ def read_events(
                 actor=record.actor,
                 site_id=alert.site_id,
                 changes=record.after or {},
-                alert=AlertView.model_validate(alert).model_dump(mode="json"),
+                alert=AlertRead.model_validate(alert).model_dump(mode="json"),
             )
         )
     return EventPage(events, records[-1].sequence, more=len(records) == limit)

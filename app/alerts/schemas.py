@@ -16,7 +16,7 @@ class AlertResolve(WriteModel):
     resolution: Text = Field(description="how the alert was resolved")
 
 
-class Alert(ReadModel):
+class AlertRead(ReadModel):
     id: uuid.UUID
     participant_id: uuid.UUID
     dosing_session_id: uuid.UUID | None

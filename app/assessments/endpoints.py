@@ -3,12 +3,12 @@ from fastapi import APIRouter, Depends, status
 from app.assessments import service
 from app.assessments.records import EnteredInError
 from app.assessments.schemas import (
-    Assessment,
     AssessmentCreate,
     AssessmentKind,
     AssessmentPage,
-    BlindingGuess,
-    CssrsScreen,
+    AssessmentRead,
+    BlindingGuessRead,
+    CssrsScreenRead,
 )
 from app.auth.deps import Authorize, ScopedAssessment, ScopedParticipant
 from app.checked_input import CheckedRoute
@@ -22,13 +22,13 @@ router = APIRouter(tags=["assessments"], route_class=CheckedRoute)
 
 @router.post(
     "/participants/{participant_id}/assessments",
-    response_model=Assessment,
+    response_model=AssessmentRead,
     status_code=status.HTTP_201_CREATED,
     dependencies=[Depends(Authorize(Permission.ASSESSMENT_WRITE))],
 )
 def create_assessment(
     session: SessionDep, participant: ScopedParticipant, data: AssessmentCreate
-) -> CssrsScreen | BlindingGuess:
+) -> CssrsScreenRead | BlindingGuessRead:
     """Record a C-SSRS screen or a blinding guess; the server keeps when it received it."""
     return service.present(service.create(session, participant, data))
 
@@ -54,20 +54,20 @@ def list_assessments(
 
 @router.get(
     "/assessments/{assessment_id}",
-    response_model=Assessment,
+    response_model=AssessmentRead,
     dependencies=[Depends(Authorize(Permission.PARTICIPANT_READ))],
 )
-def get_assessment(assessment: ScopedAssessment) -> CssrsScreen | BlindingGuess:
+def get_assessment(assessment: ScopedAssessment) -> CssrsScreenRead | BlindingGuessRead:
     return service.present(assessment)
 
 
 @router.post(
     "/assessments/{assessment_id}/entered-in-error",
-    response_model=Assessment,
+    response_model=AssessmentRead,
     dependencies=[Depends(Authorize(Permission.ASSESSMENT_WRITE))],
 )
 def enter_assessment_in_error(
     session: SessionDep, assessment: ScopedAssessment, data: EnteredInError
-) -> CssrsScreen | BlindingGuess:
+) -> CssrsScreenRead | BlindingGuessRead:
     """Mark the assessment entered in error: the row stays, flagged, with the reason audited."""
     return service.present(service.enter_in_error(session, assessment, data))

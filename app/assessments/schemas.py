@@ -87,7 +87,7 @@ class BlindingGuessCreate(_Links):
 AssessmentCreate = Annotated[CssrsScreenCreate | BlindingGuessCreate, Field(discriminator="kind")]
 
 
-class _AssessmentRead(ReadModel):
+class _AssessmentReadBase(ReadModel):
     id: uuid.UUID
     participant_id: uuid.UUID
     visit_id: uuid.UUID | None
@@ -99,7 +99,7 @@ class _AssessmentRead(ReadModel):
     error_reason: str | None
 
 
-class CssrsScreen(CssrsAnswers, _AssessmentRead):
+class CssrsScreenRead(CssrsAnswers, _AssessmentReadBase):
     kind: Literal["cssrs_screen"]
     positive_items: list[int] = Field(description="the items (1-6) answered yes")
     risk: Risk = Field(
@@ -108,15 +108,15 @@ class CssrsScreen(CssrsAnswers, _AssessmentRead):
     )
 
 
-class BlindingGuess(_AssessmentRead):
+class BlindingGuessRead(_AssessmentReadBase):
     kind: Literal["blinding_guess"]
     guessed_arm: str
     confidence_pct: int | None
     confidence_level: ConfidenceLevel | None
 
 
-Assessment = Annotated[CssrsScreen | BlindingGuess, Field(discriminator="kind")]
+AssessmentRead = Annotated[CssrsScreenRead | BlindingGuessRead, Field(discriminator="kind")]
 
 
-class AssessmentPage(Page[Assessment]):
+class AssessmentPage(Page[AssessmentRead]):
     """A page of assessments of any kind."""

@@ -20,11 +20,11 @@ from app.assessments.records import (
 from app.assessments.schemas import (
     UNSURE,
     AssessmentKind,
-    BlindingGuess,
     BlindingGuessCreate,
+    BlindingGuessRead,
     CssrsAnswers,
-    CssrsScreen,
     CssrsScreenCreate,
+    CssrsScreenRead,
 )
 from app.clinical import cssrs
 from app.errors import Conflict, NotFound
@@ -141,7 +141,7 @@ def listing(
     return stmt
 
 
-def present(assessment: Assessment) -> CssrsScreen | BlindingGuess:
+def present(assessment: Assessment) -> CssrsScreenRead | BlindingGuessRead:
     """The read shape of its kind; a C-SSRS screen with its positive items and risk."""
     common = {
         "id": assessment.id,
@@ -156,7 +156,7 @@ def present(assessment: Assessment) -> CssrsScreen | BlindingGuess:
     }
     if assessment.kind == AssessmentKind.CSSRS_SCREEN:
         answers = _answers(assessment.data)
-        return CssrsScreen.model_validate(
+        return CssrsScreenRead.model_validate(
             common
             | {field: assessment.data.get(field) for field in ANSWER_FIELDS}
             | {
@@ -165,12 +165,12 @@ def present(assessment: Assessment) -> CssrsScreen | BlindingGuess:
                 "risk": cssrs.risk(answers),
             }
         )
-    return BlindingGuess.model_validate(
+    return BlindingGuessRead.model_validate(
         common
         | {field: assessment.data.get(field) for field in GUESS_FIELDS}
         | {"kind": assessment.kind}
     )
 
 
-def present_all(assessments: Sequence[Assessment]) -> list[CssrsScreen | BlindingGuess]:
+def present_all(assessments: Sequence[Assessment]) -> list[CssrsScreenRead | BlindingGuessRead]:
     return [present(assessment) for assessment in assessments]

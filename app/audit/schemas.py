@@ -5,7 +5,7 @@ from typing import Any
 from app.schemas import ReadModel
 
 
-class AuditRecord(ReadModel):
+class AuditRecordRead(ReadModel):
     id: uuid.UUID
     occurred_at: datetime
     actor: str

@@ -11,15 +11,14 @@ from fastapi import APIRouter, Depends
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.audit.schemas import AuditRecord
+from app.audit.schemas import AuditRecordRead
 from app.auth import blinding
 from app.auth.deps import Authorize, CurrentPrincipal, ScopedHistory
 from app.auth.principal import Principal
 from app.checked_input import CheckedRoute
 from app.db import SessionDep
 from app.errors import NotFound
-from app.models import AuditRecord as AuditRow
-from app.models import Base
+from app.models import AuditRecord, Base
 from app.models.base import Audited
 from app.pagination import Page, PageDep, paginate
 from app.permissions import Permission
@@ -33,7 +32,7 @@ AUDITED_TABLES = sorted(
 
 @router.get(
     "/audit-records",
-    response_model=Page[AuditRecord],
+    response_model=Page[AuditRecordRead],
     dependencies=[Depends(Authorize(Permission.AUDIT_READ))],
 )
 def list_audit_records(
@@ -47,22 +46,22 @@ def list_audit_records(
 ) -> dict[str, object]:
     """The audit trail in the order it was written, optionally filtered (readers of the whole
     trail see every site)."""
-    stmt = select(AuditRow)
+    stmt = select(AuditRecord)
     if entity_type:
-        stmt = stmt.where(AuditRow.entity_type == entity_type)
+        stmt = stmt.where(AuditRecord.entity_type == entity_type)
     if entity_id:
-        stmt = stmt.where(AuditRow.entity_id == entity_id)
+        stmt = stmt.where(AuditRecord.entity_id == entity_id)
     if actor:
-        stmt = stmt.where(AuditRow.actor == actor)
+        stmt = stmt.where(AuditRecord.actor == actor)
     if since:
-        stmt = stmt.where(AuditRow.occurred_at >= since)
-    items, cursor = paginate(session, stmt, AuditRow.id, page)
+        stmt = stmt.where(AuditRecord.occurred_at >= since)
+    items, cursor = paginate(session, stmt, AuditRecord.id, page)
     return {"items": audit_record_views(session, principal, items), "next_cursor": cursor}
 
 
 @router.get(
     "/history/{entity_type}/{entity_id}",
-    response_model=Page[AuditRecord],
+    response_model=Page[AuditRecordRead],
     dependencies=[Depends(Authorize(Permission.HISTORY_READ))],
 )
 def history(
@@ -71,25 +70,25 @@ def history(
     """Every recorded version of one record, oldest first: what it was, who changed it, why.
     Read like the record itself: a record of another site is not found."""
     entity_type, entity_id = record
-    stmt = select(AuditRow).where(
-        AuditRow.entity_type == entity_type, AuditRow.entity_id == str(entity_id)
+    stmt = select(AuditRecord).where(
+        AuditRecord.entity_type == entity_type, AuditRecord.entity_id == str(entity_id)
     )
-    items, cursor = paginate(session, stmt, AuditRow.id, page)
+    items, cursor = paginate(session, stmt, AuditRecord.id, page)
     if not items and page.cursor is None:
         raise NotFound(f"no {entity_type} record {entity_id} exists")
     return {"items": audit_record_views(session, principal, items), "next_cursor": cursor}
 
 
 def audit_record_views(
-    session: Session, principal: Principal, rows: Sequence[AuditRow]
-) -> list[AuditRecord]:
+    session: Session, principal: Principal, rows: Sequence[AuditRecord]
+) -> list[AuditRecordRead]:
     """Audit records as this caller reads them: blinded fields of ``before``/``after`` masked
     for a blinded caller; for an unblinded one, each record whose arm it reveals is audited
     (once per record read)."""
     views = []
     revealed: dict[tuple[str, str], set[str]] = {}
     for row in rows:
-        view = AuditRecord.model_validate(row)
+        view = AuditRecordRead.model_validate(row)
         if principal.unblinded:
             fields = blinding.revealed_fields(row.before) | blinding.revealed_fields(row.after)
             if fields:

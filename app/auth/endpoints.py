@@ -17,13 +17,13 @@ from app.auth.deps import SESSION_COOKIE, Authorize, CurrentPrincipal
 from app.auth.principal import site_ids_of
 from app.auth.schemas import (
     ApiTokenCreate,
-    IssuedToken,
+    ApiTokenRead,
+    IssuedApiTokenRead,
     LoginRequest,
     LoginResult,
-    Me,
+    MeRead,
     RevokeRequest,
-    TokenInfo,
-    UserSummary,
+    UserSummaryRead,
 )
 from app.checked_input import CheckedRoute
 from app.clock import utcnow
@@ -89,7 +89,7 @@ def login(
     return LoginResult(
         access_token=outcome.plaintext,
         expires_at=outcome.expires_at,
-        user=UserSummary(
+        user=UserSummaryRead(
             id=user.id,
             username=user.username,
             display_name=user.display_name,
@@ -106,10 +106,10 @@ def logout(session: SessionDep, principal: CurrentPrincipal, response: Response)
     response.delete_cookie(SESSION_COOKIE, **_cookie_options())
 
 
-@router.get("/me", response_model=Me, dependencies=SIGNED_IN)
-def me(principal: CurrentPrincipal) -> Me:
+@router.get("/me", response_model=MeRead, dependencies=SIGNED_IN)
+def me(principal: CurrentPrincipal) -> MeRead:
     """Who this request is signed in as, and what that role may do."""
-    return Me(
+    return MeRead(
         id=principal.user_id,
         username=principal.username,
         display_name=principal.display_name,
@@ -125,24 +125,24 @@ def me(principal: CurrentPrincipal) -> Me:
 
 @router.post(
     "/tokens",
-    response_model=IssuedToken,
+    response_model=IssuedApiTokenRead,
     status_code=status.HTTP_201_CREATED,
     dependencies=SIGNED_IN,
 )
 def create_api_token(
     session: SessionDep, principal: CurrentPrincipal, data: ApiTokenCreate
-) -> IssuedToken:
+) -> IssuedApiTokenRead:
     """An API token acting as the caller (with the caller's role); the token is shown once."""
     user = session.get_one(User, principal.user_id)  # the caller's own account
     row, plaintext = service.issue_api_token(
         session, user, principal.token_id, data.label, data.ttl_days
     )
-    return IssuedToken.model_validate(
-        {**TokenInfo.model_validate(row).model_dump(), "token": plaintext}
+    return IssuedApiTokenRead.model_validate(
+        {**ApiTokenRead.model_validate(row).model_dump(), "token": plaintext}
     )
 
 
-@router.get("/tokens", response_model=Page[TokenInfo], dependencies=SIGNED_IN)
+@router.get("/tokens", response_model=Page[ApiTokenRead], dependencies=SIGNED_IN)
 def list_tokens(
     session: SessionDep, principal: CurrentPrincipal, page: PageDep, live_only: bool = True
 ) -> dict[str, object]:
@@ -152,7 +152,7 @@ def list_tokens(
     return {"items": items, "next_cursor": cursor}
 
 
-@router.post("/tokens/{token_id}/revoke", response_model=TokenInfo, dependencies=SIGNED_IN)
+@router.post("/tokens/{token_id}/revoke", response_model=ApiTokenRead, dependencies=SIGNED_IN)
 def revoke_token(
     session: SessionDep, principal: CurrentPrincipal, token_id: uuid.UUID, data: RevokeRequest
 ) -> AccessToken:

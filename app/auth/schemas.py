@@ -43,7 +43,7 @@ class LoginRequest(WriteModel):
     password: Password
 
 
-class UserSummary(ReadModel):
+class UserSummaryRead(ReadModel):
     id: uuid.UUID
     username: str
     display_name: str
@@ -57,10 +57,10 @@ class LoginResult(ReadModel):
     )
     token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the scheme, not a secret
     expires_at: datetime
-    user: UserSummary
+    user: UserSummaryRead
 
 
-class Me(UserSummary):
+class MeRead(UserSummaryRead):
     permissions: list[str] = Field(description="What this role may do (app/permissions.py)")
     token_id: uuid.UUID
     via_cookie: bool
@@ -76,7 +76,7 @@ class ApiTokenCreate(WriteModel):
     )
 
 
-class TokenInfo(ReadModel):
+class ApiTokenRead(ReadModel):
     """A token as listed: never its secret (only its hash is stored)."""
 
     id: uuid.UUID
@@ -91,7 +91,7 @@ class TokenInfo(ReadModel):
     last_seen_address: str | None
 
 
-class IssuedToken(TokenInfo):
+class IssuedApiTokenRead(ApiTokenRead):
     token: str = Field(description="The token itself: shown this once, never again")
 
 

@@ -12,11 +12,11 @@ from app.dosing import dose_gate, doses, service, views
 from app.dosing.deps import DosingSessionDep
 from app.dosing.schemas import (
     BaselineAttestation,
-    Dose,
     DoseCreate,
-    DoseGate,
-    DosingSession,
+    DoseGateRead,
+    DoseRead,
     DosingSessionCreate,
+    DosingSessionRead,
     DosingSessionStatus,
     EnteredInError,
     SessionEnd,
@@ -34,7 +34,7 @@ router = APIRouter(tags=["dosing"], route_class=CheckedRoute)
 
 @router.post(
     "/participants/{participant_id}/dosing-sessions",
-    response_model=DosingSession,
+    response_model=DosingSessionRead,
     status_code=status.HTTP_201_CREATED,
     dependencies=[Depends(Authorize(Permission.SESSION_PLAN))],
 )
@@ -43,7 +43,7 @@ def create_dosing_session(
     principal: CurrentPrincipal,
     participant: ScopedParticipant,
     data: DosingSessionCreate,
-) -> DosingSession:
+) -> DosingSessionRead:
     """Plan the dosing session of one of the participant's experimental visits."""
     visit = referenced_visit(session, principal, data.visit_id, field="visit_id")
     return views.present(session, service.create_session(session, participant, visit))
@@ -51,7 +51,7 @@ def create_dosing_session(
 
 @router.get(
     "/participants/{participant_id}/dosing-sessions",
-    response_model=Page[DosingSession],
+    response_model=Page[DosingSessionRead],
     dependencies=[Depends(Authorize(Permission.SESSION_READ))],
 )
 def list_participant_dosing_sessions(
@@ -69,7 +69,7 @@ def list_participant_dosing_sessions(
 
 @router.get(
     "/dosing-sessions",
-    response_model=Page[DosingSession],
+    response_model=Page[DosingSessionRead],
     dependencies=[Depends(Authorize(Permission.SESSION_READ))],
 )
 def list_dosing_sessions(
@@ -93,33 +93,33 @@ def list_dosing_sessions(
 
 @router.get(
     "/dosing-sessions/{dosing_session_id}",
-    response_model=DosingSession,
+    response_model=DosingSessionRead,
     dependencies=[Depends(Authorize(Permission.SESSION_READ))],
 )
-def get_dosing_session(session: SessionDep, dosing_session: DosingSessionDep) -> DosingSession:
+def get_dosing_session(session: SessionDep, dosing_session: DosingSessionDep) -> DosingSessionRead:
     return views.present(session, dosing_session)
 
 
 @router.post(
     "/dosing-sessions/{dosing_session_id}/start",
-    response_model=DosingSession,
+    response_model=DosingSessionRead,
     dependencies=[Depends(Authorize(Permission.SESSION_RUN))],
 )
 def start_dosing_session(
     session: SessionDep, dosing_session: DosingSessionDep, data: SessionStart
-) -> DosingSession:
+) -> DosingSessionRead:
     """Start a planned session; the participant's first one moves them to in_treatment."""
     return views.present(session, service.start(session, dosing_session, data.started_at))
 
 
 @router.post(
     "/dosing-sessions/{dosing_session_id}/therapist-presence",
-    response_model=DosingSession,
+    response_model=DosingSessionRead,
     dependencies=[Depends(Authorize(Permission.SESSION_RUN))],
 )
 def attest_therapist_presence(
     session: SessionDep, dosing_session: DosingSessionDep, data: TherapistPresence
-) -> DosingSession:
+) -> DosingSessionRead:
     """Attest that two distinct, active therapists of the site are present together."""
     service.attest_therapists(
         session, dosing_session, data.lead_therapist_id, data.co_therapist_id, data.present_at
@@ -129,23 +129,23 @@ def attest_therapist_presence(
 
 @router.post(
     "/dosing-sessions/{dosing_session_id}/end",
-    response_model=DosingSession,
+    response_model=DosingSessionRead,
     dependencies=[Depends(Authorize(Permission.SESSION_RUN))],
 )
 def end_dosing_session(
     session: SessionDep, dosing_session: DosingSessionDep, data: SessionEnd
-) -> DosingSession:
+) -> DosingSessionRead:
     return views.present(session, service.end(session, dosing_session, data.ended_at))
 
 
 @router.post(
     "/dosing-sessions/{dosing_session_id}/baseline-attestation",
-    response_model=DosingSession,
+    response_model=DosingSessionRead,
     dependencies=[Depends(Authorize(Permission.SESSION_RUN))],
 )
 def attest_baseline(
     session: SessionDep, dosing_session: DosingSessionDep, data: BaselineAttestation
-) -> DosingSession:
+) -> DosingSessionRead:
     """Attest that vitals are back near baseline (once, after the start and the last dose)."""
     service.attest_baseline(
         session, dosing_session, data.attested_by_id, data.attested_at, data.note
@@ -155,7 +155,7 @@ def attest_baseline(
 
 @router.post(
     "/dosing-sessions/{dosing_session_id}/doses",
-    response_model=Dose,
+    response_model=DoseRead,
     status_code=status.HTTP_201_CREATED,
     dependencies=[Depends(Authorize(Permission.DOSE_RECORD))],
 )
@@ -178,13 +178,13 @@ def record_dose(
 
 @router.get(
     "/dosing-sessions/{dosing_session_id}/supplemental-dose-gate",
-    response_model=DoseGate,
+    response_model=DoseGateRead,
     dependencies=[Depends(Authorize(Permission.SESSION_READ))],
 )
-def supplemental_dose_gate(session: SessionDep, dosing_session: DosingSessionDep) -> DoseGate:
+def supplemental_dose_gate(session: SessionDep, dosing_session: DosingSessionDep) -> DoseGateRead:
     """May the supplemental dose be given now? Every reason it may not, and its window."""
     decision = dose_gate.dose_gate(session, dosing_session, clock.utcnow())
-    return DoseGate(
+    return DoseGateRead(
         open=decision.open,
         reasons=list(decision.reasons),
         opens_at=decision.opens_at,
@@ -196,7 +196,7 @@ def supplemental_dose_gate(session: SessionDep, dosing_session: DosingSessionDep
 
 @router.get(
     "/dosing-sessions/{dosing_session_id}/doses",
-    response_model=Page[Dose],
+    response_model=Page[DoseRead],
     dependencies=[Depends(Authorize(Permission.SESSION_READ))],
 )
 def list_doses(
@@ -210,7 +210,7 @@ def list_doses(
 
 @router.post(
     "/doses/{dose_id}/entered-in-error",
-    response_model=Dose,
+    response_model=DoseRead,
     dependencies=[Depends(Authorize(Permission.DOSE_RECORD))],
 )
 def enter_dose_in_error(session: SessionDep, dose: ScopedDose, data: EnteredInError) -> DoseRow:

@@ -59,7 +59,7 @@ class EnteredInError(WriteModel):
     reason: Reason
 
 
-class Dose(ReadModel):
+class DoseRead(ReadModel):
     id: uuid.UUID
     dosing_session_id: uuid.UUID
     kind: DoseKind
@@ -88,7 +88,7 @@ class BaselineAttestationRead(ReadModel):
     note: str | None
 
 
-class DosingSession(ReadModel):
+class DosingSessionRead(ReadModel):
     id: uuid.UUID
     participant_id: uuid.UUID
     visit_id: uuid.UUID
@@ -100,7 +100,7 @@ class DosingSession(ReadModel):
     therapists: Therapists | None
     baseline_attestation: BaselineAttestationRead | None
     drug: str
-    doses: list[Dose] = Field(description="every dose recorded, entered-in-error ones included")
+    doses: list[DoseRead] = Field(description="every dose recorded, entered-in-error ones included")
     total_mg: float = Field(description="sum of the valid doses")
     supplemental_window: SupplementalWindow | None = Field(
         description="when the protocol allows the supplemental dose, from the valid initial "
@@ -112,7 +112,7 @@ class DosingSession(ReadModel):
     )
 
 
-class DoseGate(ReadModel):
+class DoseGateRead(ReadModel):
     open: bool
     reasons: list[str] = Field(description="why the gate is closed; empty when open")
     opens_at: datetime | None

@@ -21,13 +21,13 @@ S = DosingSessionStatus
 # --- the read shape -----------------------------------------------------------------------------
 
 
-def present(session: Session, dosing_session: DosingSession) -> schemas.DosingSession:
+def present(session: Session, dosing_session: DosingSession) -> schemas.DosingSessionRead:
     return present_many(session, [dosing_session])[0]
 
 
 def present_many(
     session: Session, dosing_sessions: Sequence[DosingSession]
-) -> list[schemas.DosingSession]:
+) -> list[schemas.DosingSessionRead]:
     """The read shape of several sessions, with two queries for all of them."""
     if not dosing_sessions:
         return []
@@ -53,7 +53,7 @@ def _view(
     visit_code: str,
     doses: list[Dose],
     signed: list[SignatureRead],
-) -> schemas.DosingSession:
+) -> schemas.DosingSessionRead:
     protocol = protocols.definition_of(session, ds.protocol_version_id)
     definition = protocol.dosing_for_visit(visit_code)
     valid = service.valid_doses(doses)
@@ -72,7 +72,7 @@ def _view(
             attested_at=ds.baseline_attested_at,
             note=ds.baseline_attestation_note,
         )
-    return schemas.DosingSession(
+    return schemas.DosingSessionRead(
         id=ds.id,
         participant_id=ds.participant_id,
         visit_id=ds.visit_id,
@@ -84,7 +84,7 @@ def _view(
         therapists=therapists,
         baseline_attestation=baseline,
         drug=protocol.protocol.drug.name,
-        doses=[schemas.Dose.model_validate(dose) for dose in doses],
+        doses=[schemas.DoseRead.model_validate(dose) for dose in doses],
         total_mg=sum(dose.amount_mg for dose in valid),
         supplemental_window=(
             schemas.SupplementalWindow(opens_at=window[0], closes_at=window[1]) if window else None

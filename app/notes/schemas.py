@@ -16,14 +16,14 @@ class NoteCreate(WriteModel):
     visit_id: uuid.UUID | None = None
 
 
-class NoteCorrection(WriteModel):
+class NoteUpdate(WriteModel):
     """New text; the previous text stays in the audit trail with the reason."""
 
     text: Text
     reason: Reason
 
 
-class Note(ReadModel):
+class NoteRead(ReadModel):
     id: uuid.UUID
     participant_id: uuid.UUID
     dosing_session_id: uuid.UUID | None

@@ -20,7 +20,7 @@ from app.auth.principal import site_ids_of
 from app.errors import InvalidInput, NotFound
 from app.models import Participant, TherapistNote, User
 from app.notes import schemas
-from app.notes.schemas import NoteCorrection, NoteCreate
+from app.notes.schemas import NoteCreate, NoteUpdate
 from app.participants.service import consent_time
 from app.permissions import Role
 from app.signatures import service as signatures
@@ -82,7 +82,7 @@ def get(session: Session, note_id: uuid.UUID) -> TherapistNote:
     return note
 
 
-def correct(session: Session, note: TherapistNote, data: NoteCorrection) -> TherapistNote:
+def correct(session: Session, note: TherapistNote, data: NoteUpdate) -> TherapistNote:
     refuse_if_entered_in_error(note, "note")
     if data.text == note.text:
         raise InvalidInput("the correction changes nothing: the text is already recorded")
@@ -108,11 +108,11 @@ def listing(
 # --- the read shape -----------------------------------------------------------------------------
 
 
-def present_all(session: Session, notes: Sequence[TherapistNote]) -> list[schemas.Note]:
+def present_all(session: Session, notes: Sequence[TherapistNote]) -> list[schemas.NoteRead]:
     """The read shapes, each with its e-signatures (one query for all of them)."""
     signed = signatures.signatures_of(session, notes)
     return [
-        schemas.Note(
+        schemas.NoteRead(
             id=note.id,
             participant_id=note.participant_id,
             dosing_session_id=note.dosing_session_id,
@@ -130,5 +130,5 @@ def present_all(session: Session, notes: Sequence[TherapistNote]) -> list[schema
     ]
 
 
-def present(session: Session, note: TherapistNote) -> schemas.Note:
+def present(session: Session, note: TherapistNote) -> schemas.NoteRead:
     return present_all(session, [note])[0]

@@ -18,12 +18,12 @@ from app.participants import service
 from app.participants.schemas import (
     Completion,
     Enrolment,
-    Participant,
     ParticipantCreate,
+    ParticipantRead,
     ParticipantStatus,
     ScreenFailure,
-    Visit,
     VisitOutcome,
+    VisitRead,
     VisitReschedule,
     Withdrawal,
 )
@@ -37,13 +37,13 @@ router = APIRouter(tags=["participants"], route_class=CheckedRoute)
 
 @router.post(
     "/studies/{study_id}/participants",
-    response_model=Participant,
+    response_model=ParticipantRead,
     status_code=status.HTTP_201_CREATED,
     dependencies=[Depends(Authorize(Permission.PARTICIPANT_WRITE))],
 )
 def create_participant(
     session: SessionDep, principal: CurrentPrincipal, study: ScopedStudy, data: ParticipantCreate
-) -> Participant:
+) -> ParticipantRead:
     """Register a participant at one of the caller's sites of the study."""
     referenced_site(session, principal, data.site_id, study=study, field="site_id")
     return participant_view(session, principal, service.create(session, study, data))
@@ -51,7 +51,7 @@ def create_participant(
 
 @router.get(
     "/participants",
-    response_model=Page[Participant],
+    response_model=Page[ParticipantRead],
     dependencies=[Depends(Authorize(Permission.PARTICIPANT_READ))],
 )
 def list_participants(
@@ -76,18 +76,18 @@ def list_participants(
 
 @router.get(
     "/participants/{participant_id}",
-    response_model=Participant,
+    response_model=ParticipantRead,
     dependencies=[Depends(Authorize(Permission.PARTICIPANT_READ))],
 )
 def get_participant(
     session: SessionDep, principal: CurrentPrincipal, participant: ScopedParticipant
-) -> Participant:
+) -> ParticipantRead:
     return participant_view(session, principal, participant)
 
 
 @router.post(
     "/participants/{participant_id}/enrol",
-    response_model=Participant,
+    response_model=ParticipantRead,
     dependencies=[Depends(Authorize(Permission.PARTICIPANT_WRITE))],
 )
 def enrol(
@@ -95,7 +95,7 @@ def enrol(
     principal: CurrentPrincipal,
     participant: ScopedParticipant,
     data: Enrolment,
-) -> Participant:
+) -> ParticipantRead:
     """Enrol a screened participant and generate the protocol's visit schedule (listed at
     `GET /participants/{id}/visits`)."""
     service.enrol(session, participant, data)
@@ -104,12 +104,12 @@ def enrol(
 
 @router.post(
     "/participants/{participant_id}/randomise",
-    response_model=Participant,
+    response_model=ParticipantRead,
     dependencies=[Depends(Authorize(Permission.RANDOMISE))],
 )
 def randomise(
     session: SessionDep, principal: CurrentPrincipal, participant: ScopedParticipant
-) -> Participant:
+) -> ParticipantRead:
     """Allocate the next arm of the site's sequence; the arm is masked unless the caller is
     unblinded, the coordinator who randomises included."""
     return participant_view(session, principal, service.randomise(session, participant))
@@ -117,7 +117,7 @@ def randomise(
 
 @router.post(
     "/participants/{participant_id}/withdraw",
-    response_model=Participant,
+    response_model=ParticipantRead,
     dependencies=[Depends(Authorize(Permission.PARTICIPANT_WRITE))],
 )
 def withdraw(
@@ -125,14 +125,14 @@ def withdraw(
     principal: CurrentPrincipal,
     participant: ScopedParticipant,
     data: Withdrawal,
-) -> Participant:
+) -> ParticipantRead:
     row = service.withdraw(session, participant, data)
     return participant_view(session, principal, row)
 
 
 @router.post(
     "/participants/{participant_id}/screen-failure",
-    response_model=Participant,
+    response_model=ParticipantRead,
     dependencies=[Depends(Authorize(Permission.PARTICIPANT_WRITE))],
 )
 def screen_fail(
@@ -140,14 +140,14 @@ def screen_fail(
     principal: CurrentPrincipal,
     participant: ScopedParticipant,
     data: ScreenFailure,
-) -> Participant:
+) -> ParticipantRead:
     row = service.screen_fail(session, participant, data)
     return participant_view(session, principal, row)
 
 
 @router.post(
     "/participants/{participant_id}/complete",
-    response_model=Participant,
+    response_model=ParticipantRead,
     dependencies=[Depends(Authorize(Permission.PARTICIPANT_WRITE))],
 )
 def complete(
@@ -155,13 +155,13 @@ def complete(
     principal: CurrentPrincipal,
     participant: ScopedParticipant,
     data: Completion,
-) -> Participant:
+) -> ParticipantRead:
     return participant_view(session, principal, service.complete(session, participant))
 
 
 @router.get(
     "/participants/{participant_id}/visits",
-    response_model=Page[Visit],
+    response_model=Page[VisitRead],
     dependencies=[Depends(Authorize(Permission.PARTICIPANT_READ))],
 )
 def list_visits(
@@ -175,7 +175,7 @@ def list_visits(
 
 @router.get(
     "/visits/{visit_id}",
-    response_model=Visit,
+    response_model=VisitRead,
     dependencies=[Depends(Authorize(Permission.PARTICIPANT_READ))],
 )
 def get_visit(visit: ScopedVisit) -> VisitRow:
@@ -184,7 +184,7 @@ def get_visit(visit: ScopedVisit) -> VisitRow:
 
 @router.post(
     "/visits/{visit_id}/reschedule",
-    response_model=Visit,
+    response_model=VisitRead,
     dependencies=[Depends(Authorize(Permission.SESSION_PLAN))],
 )
 def reschedule(session: SessionDep, visit: ScopedVisit, data: VisitReschedule) -> VisitRow:
@@ -194,7 +194,7 @@ def reschedule(session: SessionDep, visit: ScopedVisit, data: VisitReschedule) -
 
 @router.post(
     "/visits/{visit_id}/outcome",
-    response_model=Visit,
+    response_model=VisitRead,
     dependencies=[Depends(Authorize(Permission.SESSION_PLAN))],
 )
 def record_outcome(session: SessionDep, visit: ScopedVisit, data: VisitOutcome) -> VisitRow:
@@ -206,12 +206,12 @@ def record_outcome(session: SessionDep, visit: ScopedVisit, data: VisitOutcome) 
 
 def participant_views(
     session: Session, principal: Principal, rows: Sequence[ParticipantRow]
-) -> list[Participant]:
+) -> list[ParticipantRead]:
     """The read shape of participants for this caller: arms masked for a blinded one; for an
     unblinded one, every arm shown is audited as a read."""
     views = []
     for row in rows:
-        view = Participant.model_validate(row)
+        view = ParticipantRead.model_validate(row)
         if view.arm_code is not None:
             if principal.unblinded:
                 blinding.audit_unblinded_read(session, "participants", str(row.id), ["arm_code"])
@@ -221,5 +221,7 @@ def participant_views(
     return views
 
 
-def participant_view(session: Session, principal: Principal, row: ParticipantRow) -> Participant:
+def participant_view(
+    session: Session, principal: Principal, row: ParticipantRow
+) -> ParticipantRead:
     return participant_views(session, principal, [row])[0]

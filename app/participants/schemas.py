@@ -53,7 +53,7 @@ class ParticipantCreate(WriteModel):
     consented_on: ClinicalDate
 
 
-class Participant(ReadModel):
+class ParticipantRead(ReadModel):
     id: uuid.UUID
     study_id: uuid.UUID
     site_id: uuid.UUID
@@ -107,7 +107,7 @@ class VisitStatus(StrEnum):
     MISSED = "missed"
 
 
-class Visit(ReadModel):
+class VisitRead(ReadModel):
     id: uuid.UUID
     participant_id: uuid.UUID
     code: str

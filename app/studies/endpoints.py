@@ -15,12 +15,12 @@ from app.permissions import Permission
 from app.protocols import service as protocols
 from app.studies import service
 from app.studies.schemas import (
-    ProtocolVersionDetail,
-    ProtocolVersionSummary,
-    Site,
+    ProtocolVersionDetailRead,
+    ProtocolVersionSummaryRead,
     SiteCreate,
-    Study,
+    SiteRead,
     StudyCreate,
+    StudyRead,
 )
 
 router = APIRouter(tags=["studies"], route_class=CheckedRoute)
@@ -28,7 +28,7 @@ router = APIRouter(tags=["studies"], route_class=CheckedRoute)
 
 @router.get(
     "/protocol-versions",
-    response_model=Page[ProtocolVersionSummary],
+    response_model=Page[ProtocolVersionSummaryRead],
     dependencies=[Depends(Authorize(Permission.STUDY_READ))],
 )
 def list_protocol_versions(
@@ -43,7 +43,7 @@ def list_protocol_versions(
 
 @router.get(
     "/protocol-versions/{version_id}",
-    response_model=ProtocolVersionDetail,
+    response_model=ProtocolVersionDetailRead,
     dependencies=[Depends(Authorize(Permission.STUDY_READ))],
 )
 def get_protocol_version(session: SessionDep, version_id: uuid.UUID) -> ProtocolVersion:
@@ -53,7 +53,7 @@ def get_protocol_version(session: SessionDep, version_id: uuid.UUID) -> Protocol
 
 @router.post(
     "/studies",
-    response_model=Study,
+    response_model=StudyRead,
     status_code=status.HTTP_201_CREATED,
     dependencies=[Depends(Authorize(Permission.STUDY_MANAGE))],
 )
@@ -63,7 +63,7 @@ def create_study(session: SessionDep, data: StudyCreate) -> StudyRow:
 
 @router.get(
     "/studies",
-    response_model=Page[Study],
+    response_model=Page[StudyRead],
     dependencies=[Depends(Authorize(Permission.STUDY_READ))],
 )
 def list_studies(
@@ -77,7 +77,7 @@ def list_studies(
 
 @router.get(
     "/studies/{study_id}",
-    response_model=Study,
+    response_model=StudyRead,
     dependencies=[Depends(Authorize(Permission.STUDY_READ))],
 )
 def get_study(study: ScopedStudy) -> StudyRow:
@@ -86,7 +86,7 @@ def get_study(study: ScopedStudy) -> StudyRow:
 
 @router.post(
     "/studies/{study_id}/sites",
-    response_model=Site,
+    response_model=SiteRead,
     status_code=status.HTTP_201_CREATED,
     dependencies=[Depends(Authorize(Permission.STUDY_MANAGE))],
 )
@@ -96,7 +96,7 @@ def create_site(session: SessionDep, study: ScopedStudy, data: SiteCreate) -> Si
 
 @router.get(
     "/studies/{study_id}/sites",
-    response_model=Page[Site],
+    response_model=Page[SiteRead],
     dependencies=[Depends(Authorize(Permission.STUDY_READ))],
 )
 def list_sites(
@@ -112,7 +112,7 @@ def list_sites(
 
 @router.get(
     "/sites/{site_id}",
-    response_model=Site,
+    response_model=SiteRead,
     dependencies=[Depends(Authorize(Permission.STUDY_READ))],
 )
 def get_site(site: ScopedSite) -> SiteRow:

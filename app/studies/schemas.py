@@ -8,7 +8,7 @@ from pydantic import AfterValidator, Field
 from app.schemas import Code, ReadModel, WriteModel
 
 
-class ProtocolVersionSummary(ReadModel):
+class ProtocolVersionSummaryRead(ReadModel):
     id: uuid.UUID
     protocol_key: str
     sequence: int
@@ -19,7 +19,7 @@ class ProtocolVersionSummary(ReadModel):
     loaded_at: datetime
 
 
-class ProtocolVersionDetail(ProtocolVersionSummary):
+class ProtocolVersionDetailRead(ProtocolVersionSummaryRead):
     definition: dict[str, Any]
 
 
@@ -44,7 +44,7 @@ class StudyCreate(WriteModel):
     protocol_key: str = Field(description="id of a loaded protocol, e.g. mdma-ptsd-phase3")
 
 
-class Study(ReadModel):
+class StudyRead(ReadModel):
     id: uuid.UUID
     code: str
     name: str
@@ -58,7 +58,7 @@ class SiteCreate(WriteModel):
     timezone: TimeZone = Field(default="UTC", description="IANA time zone, e.g. America/Denver")
 
 
-class Site(ReadModel):
+class SiteRead(ReadModel):
     id: uuid.UUID
     study_id: uuid.UUID
     code: str

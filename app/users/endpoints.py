@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.auth.deps import Authorize, CurrentPrincipal
-from app.auth.schemas import TokenInfo
+from app.auth.schemas import ApiTokenRead
 from app.checked_input import CheckedRoute
 from app.db import SessionDep
 from app.models import User as UserRow
@@ -16,43 +16,43 @@ from app.pagination import Page, PageDep, paginate
 from app.permissions import Permission, Role
 from app.users import service
 from app.users.schemas import (
-    Device,
     DeviceCreate,
-    DeviceCredential,
+    DeviceCredentialRead,
+    DeviceRead,
     ReasonRequest,
     SitesUpdate,
-    User,
     UserCreate,
+    UserRead,
 )
 
 router = APIRouter(tags=["users"], route_class=CheckedRoute)
 MANAGE = [Depends(Authorize(Permission.USER_MANAGE))]
 
 
-def _users(session: Session, rows: Sequence[UserRow]) -> list[User]:
+def _users(session: Session, rows: Sequence[UserRow]) -> list[UserRead]:
     """The read shape, with each user's sites (one query for the page)."""
     sites = service.site_ids_by_user(session, (u.id for u in rows))
-    columns = [name for name in User.model_fields if name != "site_ids"]
+    columns = [name for name in UserRead.model_fields if name != "site_ids"]
     return [
-        User.model_validate(
+        UserRead.model_validate(
             {name: getattr(row, name) for name in columns} | {"site_ids": sorted(sites[row.id])}
         )
         for row in rows
     ]
 
 
-def _one(session: Session, row: UserRow) -> User:
+def _one(session: Session, row: UserRow) -> UserRead:
     return _users(session, [row])[0]
 
 
-def _devices(session: Session, rows: Sequence[UserRow]) -> list[Device]:
+def _devices(session: Session, rows: Sequence[UserRow]) -> list[DeviceRead]:
     sites = service.site_ids_by_user(session, (d.id for d in rows))
     tokens = service.device_tokens(session, (d.id for d in rows))
     devices = []
     for row in rows:
         seen_at, seen_from = service.last_seen(tokens[row.id])
         devices.append(
-            Device(
+            DeviceRead(
                 id=row.id,
                 name=row.username,
                 site_id=min(sites[row.id], default=None),
@@ -60,7 +60,7 @@ def _devices(session: Session, rows: Sequence[UserRow]) -> list[Device]:
                 created_at=row.created_at,
                 last_seen_at=seen_at,
                 last_seen_address=seen_from,
-                tokens=[TokenInfo.model_validate(t) for t in tokens[row.id] if not t.revoked_at],
+                tokens=[ApiTokenRead.model_validate(t) for t in tokens[row.id] if not t.revoked_at],
             )
         )
     return devices
@@ -70,9 +70,9 @@ def _devices(session: Session, rows: Sequence[UserRow]) -> list[Device]:
 
 
 @router.post(
-    "/users", response_model=User, status_code=status.HTTP_201_CREATED, dependencies=MANAGE
+    "/users", response_model=UserRead, status_code=status.HTTP_201_CREATED, dependencies=MANAGE
 )
-def create_user(session: SessionDep, data: UserCreate) -> User:
+def create_user(session: SessionDep, data: UserCreate) -> UserRead:
     user = service.create_user(
         session,
         username=data.username,
@@ -84,7 +84,7 @@ def create_user(session: SessionDep, data: UserCreate) -> User:
     return _one(session, user)
 
 
-@router.get("/users", response_model=Page[User], dependencies=MANAGE)
+@router.get("/users", response_model=Page[UserRead], dependencies=MANAGE)
 def list_users(
     session: SessionDep, page: PageDep, role: Role | None = None, active: bool | None = None
 ) -> dict[str, object]:
@@ -97,31 +97,31 @@ def list_users(
     return {"items": _users(session, rows), "next_cursor": cursor}
 
 
-@router.get("/users/{user_id}", response_model=User, dependencies=MANAGE)
-def get_user(session: SessionDep, user_id: uuid.UUID) -> User:
+@router.get("/users/{user_id}", response_model=UserRead, dependencies=MANAGE)
+def get_user(session: SessionDep, user_id: uuid.UUID) -> UserRead:
     return _one(session, service.get_user(session, user_id))
 
 
-@router.post("/users/{user_id}/deactivate", response_model=User, dependencies=MANAGE)
+@router.post("/users/{user_id}/deactivate", response_model=UserRead, dependencies=MANAGE)
 def deactivate_user(
     session: SessionDep, principal: CurrentPrincipal, user_id: uuid.UUID, data: ReasonRequest
-) -> User:
+) -> UserRead:
     """Switch an account off for good and revoke its tokens (accounts are never deleted)."""
     user = service.get_user(session, user_id)
     service.deactivate(session, user, data.reason, by_user_id=principal.user_id)
     return _one(session, user)
 
 
-@router.post("/users/{user_id}/unlock", response_model=User, dependencies=MANAGE)
-def unlock_user(session: SessionDep, user_id: uuid.UUID, data: ReasonRequest) -> User:
+@router.post("/users/{user_id}/unlock", response_model=UserRead, dependencies=MANAGE)
+def unlock_user(session: SessionDep, user_id: uuid.UUID, data: ReasonRequest) -> UserRead:
     """Lift a lockout after failed sign-ins and reset the failure count."""
     user = service.get_user(session, user_id)
     service.unlock(session, user, data.reason)
     return _one(session, user)
 
 
-@router.post("/users/{user_id}/sites", response_model=User, dependencies=MANAGE)
-def set_user_sites(session: SessionDep, user_id: uuid.UUID, data: SitesUpdate) -> User:
+@router.post("/users/{user_id}/sites", response_model=UserRead, dependencies=MANAGE)
+def set_user_sites(session: SessionDep, user_id: uuid.UUID, data: SitesUpdate) -> UserRead:
     """Replace the sites a user (or a device) works at; the change is audited with its reason."""
     user = service.get_user(session, user_id)
     service.set_sites(session, user, data.site_ids, data.reason)
@@ -133,17 +133,17 @@ def set_user_sites(session: SessionDep, user_id: uuid.UUID, data: SitesUpdate) -
 
 @router.post(
     "/devices",
-    response_model=DeviceCredential,
+    response_model=DeviceCredentialRead,
     status_code=status.HTTP_201_CREATED,
     dependencies=MANAGE,
 )
-def create_device(session: SessionDep, data: DeviceCreate) -> DeviceCredential:
+def create_device(session: SessionDep, data: DeviceCreate) -> DeviceCredentialRead:
     """Register a bedside tablet at one site; its token is in the answer, this once."""
     device, plaintext = service.create_device(session, data.name, data.site_id)
-    return DeviceCredential(device=_devices(session, [device])[0], token=plaintext)
+    return DeviceCredentialRead(device=_devices(session, [device])[0], token=plaintext)
 
 
-@router.get("/devices", response_model=Page[Device], dependencies=MANAGE)
+@router.get("/devices", response_model=Page[DeviceRead], dependencies=MANAGE)
 def list_devices(session: SessionDep, page: PageDep) -> dict[str, object]:
     """Devices with when and from where each was last seen."""
     stmt = select(UserRow).where(UserRow.role == Role.DEVICE.value)
@@ -151,11 +151,11 @@ def list_devices(session: SessionDep, page: PageDep) -> dict[str, object]:
     return {"items": _devices(session, rows), "next_cursor": cursor}
 
 
-@router.post("/devices/{device_id}/token", response_model=DeviceCredential, dependencies=MANAGE)
+@router.post("/devices/{device_id}/token", response_model=DeviceCredentialRead, dependencies=MANAGE)
 def rotate_device_token(
     session: SessionDep, device_id: uuid.UUID, data: ReasonRequest
-) -> DeviceCredential:
+) -> DeviceCredentialRead:
     """A new token for a device; the old one stops working now (revoked with the reason)."""
     device = service.get_device(session, device_id)
     _, plaintext = service.rotate_device_token(session, device, data.reason)
-    return DeviceCredential(device=_devices(session, [device])[0], token=plaintext)
+    return DeviceCredentialRead(device=_devices(session, [device])[0], token=plaintext)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field, StringConstraints
 
-from app.auth.schemas import NewPassword, TokenInfo
+from app.auth.schemas import ApiTokenRead, NewPassword
 from app.permissions import Role
 from app.schemas import ReadModel, Reason, WriteModel
 
@@ -43,7 +43,7 @@ class UserCreate(WriteModel):
     )
 
 
-class User(ReadModel):
+class UserRead(ReadModel):
     id: uuid.UUID
     username: str
     display_name: str
@@ -70,7 +70,7 @@ class DeviceCreate(WriteModel):
     site_id: uuid.UUID
 
 
-class Device(ReadModel):
+class DeviceRead(ReadModel):
     id: uuid.UUID
     name: str
     site_id: uuid.UUID | None
@@ -78,9 +78,9 @@ class Device(ReadModel):
     created_at: datetime
     last_seen_at: datetime | None = Field(description="Last request made with any of its tokens")
     last_seen_address: str | None
-    tokens: list[TokenInfo] = Field(description="Its tokens that are not revoked")
+    tokens: list[ApiTokenRead] = Field(description="Its tokens that are not revoked")
 
 
-class DeviceCredential(ReadModel):
-    device: Device
+class DeviceCredentialRead(ReadModel):
+    device: DeviceRead
     token: str = Field(description="The device's token: shown this once, never again")

@@ -16,10 +16,10 @@ from app.vitals import service
 from app.vitals.schemas import (
     BatchOutcome,
     EnteredInError,
-    ReadingBatchIn,
-    ReadingIn,
     ReadingOutcome,
-    VitalReading,
+    VitalReadingBatchCreate,
+    VitalReadingCreate,
+    VitalReadingRead,
 )
 
 
@@ -75,15 +75,18 @@ def _source_default(session: SessionDep) -> str:
 
 @router.post(
     "/dosing-sessions/{dosing_session_id}/vital-readings",
-    response_model=VitalReading,
+    response_model=VitalReadingRead,
     status_code=status.HTTP_201_CREATED,
     responses={
-        200: {"description": "an identical replay of a stored reading", "model": VitalReading}
+        200: {"description": "an identical replay of a stored reading", "model": VitalReadingRead}
     },
     dependencies=[Depends(Authorize(Permission.VITALS_RECORD))],
 )
 def post_reading(
-    session: SessionDep, dosing_session: DosingSessionDep, reading: ReadingIn, response: Response
+    session: SessionDep,
+    dosing_session: DosingSessionDep,
+    reading: VitalReadingCreate,
+    response: Response,
 ) -> VitalReadingRow:
     """Store one reading: 201 when new, 200 for an identical replay, 409 if the id is taken by
     other content, 422 naming the refused field."""
@@ -100,7 +103,7 @@ def post_reading(
     dependencies=[Depends(Authorize(Permission.VITALS_RECORD))],
 )
 def post_batch(
-    session: SessionDep, dosing_session: DosingSessionDep, data: ReadingBatchIn
+    session: SessionDep, dosing_session: DosingSessionDep, data: VitalReadingBatchCreate
 ) -> BatchOutcome:
     """Store a burst of readings, each validated on its own: a refused reading never costs the
     others, a replayed batch yields only duplicates. A control character or a key given twice
@@ -118,7 +121,7 @@ def post_batch(
 
 @router.get(
     "/dosing-sessions/{dosing_session_id}/vital-readings",
-    response_model=Page[VitalReading],
+    response_model=Page[VitalReadingRead],
     dependencies=[Depends(Authorize(Permission.SESSION_READ))],
 )
 def list_readings(
@@ -134,7 +137,7 @@ def list_readings(
 
 @router.get(
     "/vital-readings/{reading_id}",
-    response_model=VitalReading,
+    response_model=VitalReadingRead,
     dependencies=[Depends(Authorize(Permission.SESSION_READ))],
 )
 def get_reading(reading: ScopedReading) -> VitalReadingRow:
@@ -143,7 +146,7 @@ def get_reading(reading: ScopedReading) -> VitalReadingRow:
 
 @router.post(
     "/vital-readings/{reading_id}/entered-in-error",
-    response_model=VitalReading,
+    response_model=VitalReadingRead,
     dependencies=[Depends(Authorize(Permission.VITALS_CORRECT))],
 )
 def enter_reading_in_error(

@@ -30,7 +30,7 @@ from app.models import DosingSession, VitalReading
 from app.protocols import service as protocols
 from app.protocols.schema import Protocol
 from app.time_bounds import Bound, ImplausibleTime, check_within
-from app.vitals.schemas import ReadingIn
+from app.vitals.schemas import VitalReadingCreate
 from app.vocabulary import RecordStatus
 
 # A tablet that was offline may deliver readings after the session ended; those measured up to
@@ -100,20 +100,20 @@ def validation_error(errors: Sequence[Mapping[str, Any]]) -> InvalidInput:
     return InvalidInput("; ".join(f"{e['field']}: {e['message']}" for e in found), errors=found)
 
 
-def parse_reading(raw: Any) -> ReadingIn:
+def parse_reading(raw: Any) -> VitalReadingCreate:
     """Validate one reading as sent; raises InvalidInput naming every refused field."""
-    if isinstance(raw, ReadingIn):
+    if isinstance(raw, VitalReadingCreate):
         return raw
     if not isinstance(raw, Mapping):
         message = f"a reading is a JSON object, not {type(raw).__name__} {raw!r:.40}"
         raise InvalidInput(message, errors=[{"field": "reading", "message": message}])
     try:
-        return ReadingIn.model_validate(raw)
+        return VitalReadingCreate.model_validate(raw)
     except ValidationError as exc:
         raise validation_error(exc.errors()) from None
 
 
-def reading_problems(reading: ReadingIn) -> list[dict[str, str]]:
+def reading_problems(reading: VitalReadingCreate) -> list[dict[str, str]]:
     """What cannot be true of one measurement moment, beyond each value on its own."""
     problems = []
     first_at: dict[str, int] = {}
@@ -144,7 +144,10 @@ def reading_problems(reading: ReadingIn) -> list[dict[str, str]]:
 
 
 def _context_problems(
-    reading: ReadingIn, dosing_session: DosingSession, protocol: Protocol, received_at: datetime
+    reading: VitalReadingCreate,
+    dosing_session: DosingSession,
+    protocol: Protocol,
+    received_at: datetime,
 ) -> list[dict[str, str]]:
     """Whether a reading taken at measured_at can belong to this session."""
     assert dosing_session.started_at is not None
@@ -178,14 +181,16 @@ def _observations_key(observations: Sequence[Mapping[str, Any]]) -> list[tuple[s
     return sorted((o["code"], float(o["value"]), o["unit"]) for o in observations)
 
 
-def _reported(reading: ReadingIn) -> dict[str, Any]:
+def _reported(reading: VitalReadingCreate) -> dict[str, Any]:
     return {
         "measured_at": reading.measured_at.isoformat(),
         "observations": [o.model_dump() for o in reading.observations],
     }
 
 
-def _differences(row: VitalReading, dosing_session: DosingSession, reading: ReadingIn) -> list[str]:
+def _differences(
+    row: VitalReading, dosing_session: DosingSession, reading: VitalReadingCreate
+) -> list[str]:
     if row.dosing_session_id != dosing_session.id:
         return ["dosing session"]
     differences = []
@@ -203,7 +208,7 @@ def _differences(row: VitalReading, dosing_session: DosingSession, reading: Read
 
 
 def _row(
-    reading: ReadingIn, dosing_session: DosingSession, received_at: datetime, source: str
+    reading: VitalReadingCreate, dosing_session: DosingSession, received_at: datetime, source: str
 ) -> VitalReading:
     canonical: dict[str, float | None] = {m.column: None for m in MEASURES.values()}
     for observation in reading.observations:
@@ -260,7 +265,7 @@ def ingest_batch(
             "split it (each reading keeps its id, so resending is safe)"
         )
     _require_started(dosing_session)
-    items: list[tuple[str | None, ReadingIn | VigilError]] = []
+    items: list[tuple[str | None, VitalReadingCreate | VigilError]] = []
     for raw in raw_readings:
         if isinstance(raw, RefusedReading):
             items.append((raw.id, raw.error))
@@ -277,7 +282,7 @@ def ingest_batch(
 def ingest_one(
     session: Session,
     dosing_session: DosingSession,
-    reading: ReadingIn | Mapping[str, Any],
+    reading: VitalReadingCreate | Mapping[str, Any],
     source_default: str,
 ) -> tuple[VitalReading, bool]:
     """Store one reading: (the stored reading, True if new; False for an identical replay).
@@ -296,14 +301,14 @@ def ingest_one(
 def _ingest(
     session: Session,
     dosing_session: DosingSession,
-    items: list[tuple[str | None, ReadingIn | VigilError]],
+    items: list[tuple[str | None, VitalReadingCreate | VigilError]],
     source_default: str,
     *,
     retried: bool = False,
 ) -> BatchResult:
     protocol = protocols.definition_of(session, dosing_session.protocol_version_id)
     received_at = clock.utcnow()
-    known = _stored(session, {item.id for _, item in items if isinstance(item, ReadingIn)})
+    known = _stored(session, {item.id for _, item in items if isinstance(item, VitalReadingCreate)})
     in_this_batch: set[uuid.UUID] = set()
     new_rows: list[VitalReading] = []
     result = BatchResult()

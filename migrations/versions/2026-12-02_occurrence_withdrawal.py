@@ -12,7 +12,7 @@ the others stays unknown: they are never withdrawn (docs/alerts.md).
 
 Revision ID: 0007
 Revises: 0006
-Create Date: 2026-12-09 10:00:00
+Create Date: 2026-12-02 21:00:00
 """
 
 import hashlib

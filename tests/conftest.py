@@ -20,6 +20,7 @@ import os
 os.environ.setdefault("VIGIL_SCHEDULER_INTERVAL_SECONDS", "0")
 
 import itertools
+import logging
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
@@ -251,6 +252,25 @@ def client_as(db: Session, api: FastAPI) -> Iterator[ClientAs]:
             return test_client
 
         yield make
+
+
+_CONFIGURED_LOGGERS = ("", "uvicorn", "uvicorn.access", "httpx", "alembic")
+
+
+@pytest.fixture(autouse=True)
+def process_logging() -> Iterator[None]:
+    """Each test leaves the process's logging as it found it: a test that runs `vigil serve`
+    in-process (app/logs.py configures logging) would otherwise leave a handler on its captured,
+    later closed, stderr for every later test's log lines."""
+    saved = []
+    for name in _CONFIGURED_LOGGERS:
+        logger = logging.getLogger(name)
+        saved.append((logger, logger.level, list(logger.handlers), logger.propagate))
+    yield
+    for logger, level, handlers, propagate in saved:
+        logger.setLevel(level)
+        logger.handlers[:] = handlers
+        logger.propagate = propagate
 
 
 @pytest.fixture(autouse=True)

@@ -188,23 +188,20 @@ def upsert_alerts(
     raised = []
     taken: list[tuple[Alert, Keyed]] = []
     for dedup_key, new in news.items():
-        worst = max(
-            new,
-            key=lambda e: (SEVERITY_ORDER[e.finding.severity], e.finding.at, e.finding.sort_key()),
-        ).finding
+        named, span = _first_at_worst(new)
         alert, _ = alerts.upsert_from_finding(
             session,
             participant=participant,
             dosing_session=dosing_session,
             protocol_version_id=protocol_version_id,
-            rule_id=worst.rule_id,
-            kind=worst.kind,
-            severity=worst.severity,
+            rule_id=named.rule_id,
+            kind=named.kind,
+            severity=named.severity,
             dedup_key=dedup_key,
-            title=worst.title,
-            message=worst.message,
-            finding={**worst.as_dict(), "dedup_key": dedup_key},
-            found_at=worst.at,
+            title=named.title,
+            message=named.message,
+            finding={**named.as_dict(), "dedup_key": dedup_key},
+            found=span,
             new_occurrences=len(new),
             unresolved=locked,
         )
@@ -212,6 +209,15 @@ def upsert_alerts(
         raised.append(alert)
     _remember(session, taken)
     return raised
+
+
+def _first_at_worst(new: list[Keyed]) -> tuple[Finding, alerts.Span]:
+    """The finding an alert names for these occurrences: the first at their worst severity;
+    and when they happened (``first`` and ``last`` of any severity)."""
+    worst = max(SEVERITY_ORDER[each.finding.severity] for each in new)
+    order = sorted((each.finding for each in new), key=Finding.sort_key)
+    named = next(f for f in order if SEVERITY_ORDER[f.severity] == worst)
+    return named, alerts.Span(named=named.at, first=order[0].at, last=order[-1].at)
 
 
 def raise_alerts(

@@ -28,11 +28,18 @@ class AlertRead(ReadModel):
     status: AlertStatus
     dedup_key: str
     title: str
-    message: str = Field(description="the sentence a clinician reads")
-    finding: dict[str, Any] = Field(description="the latest explanation of the finding")
-    first_found_at: datetime
-    last_found_at: datetime
-    occurrences: int
+    message: str = Field(
+        description="the sentence a clinician reads: the first occurrence at the alert's severity"
+    )
+    finding: dict[str, Any] = Field(
+        description="the explanation of the first occurrence at the alert's severity"
+    )
+    first_found_at: datetime = Field(description="the earliest occurrence, of any severity")
+    severity_since: datetime = Field(
+        description="the first occurrence at the alert's current severity"
+    )
+    last_found_at: datetime = Field(description="the latest occurrence, of any severity")
+    occurrences: int = Field(description="the occurrences taken in, the first and all later ones")
     acknowledge_by: datetime | None = Field(
         description="the protocol's acknowledgement deadline for the alert's severity"
     )

@@ -3,6 +3,7 @@ critical alert waits too long. Every change is audited with its reason."""
 
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -42,29 +43,50 @@ def lock_unresolved(session: Session, dedup_keys: Sequence[str]) -> dict[str, Al
     return {alert.dedup_key: alert for alert in alerts}
 
 
+@dataclass(frozen=True)
+class Span:
+    """When the occurrences a finding stands for happened: the one its message names, and the
+    earliest and latest of them all (a batch may hold several, of several severities)."""
+
+    named: datetime
+    first: datetime
+    last: datetime
+
+    @classmethod
+    def of(cls, at: datetime) -> "Span":
+        return cls(at, at, at)
+
+
 def _update(
     session: Session,
     alert: Alert,
     severity: AlertSeverity,
     message: str,
     finding: dict[str, Any],
-    found_at: datetime,
+    found: Span,
     new_occurrences: int,
 ) -> None:
-    """A repeated finding: count its occurrences, keep the latest explanation, raise (never
-    lower) severity. ``alert`` is locked and current, so concurrent counts add up."""
+    """A repeated finding: count its occurrences and widen the alert's span; raise (never lower)
+    severity. The message and finding stay those of the first occurrence at the alert's
+    severity: an escalation names the first occurrence at the new one, a later occurrence at the
+    same severity is only counted, one measured earlier (a backlog arriving late) takes its
+    place. ``alert`` is locked and current, so concurrent counts add up."""
     with change_reason(session, f"rule {alert.rule_id} found again", "update"):
-        alert.last_found_at = max(alert.last_found_at, found_at)
+        alert.first_found_at = min(alert.first_found_at, found.first)
+        alert.last_found_at = max(alert.last_found_at, found.last)
         alert.occurrences += new_occurrences
+        rank, current = SEVERITY_ORDER[severity], SEVERITY_ORDER[alert.severity]
+        if rank < current or (rank == current and found.named >= alert.severity_since):
+            return
+        alert.severity = severity.value
+        alert.severity_since = found.named
         alert.message, alert.finding = message, finding
-        if SEVERITY_ORDER[severity] > SEVERITY_ORDER[alert.severity]:
-            alert.severity = severity.value
-            if alert.status == OPEN:
-                deadline = _acknowledge_by(session, alert.protocol_version_id, severity, found_at)
-                if deadline is not None and (
-                    alert.acknowledge_by is None or deadline < alert.acknowledge_by
-                ):
-                    alert.acknowledge_by = deadline
+        if alert.status == OPEN:
+            deadline = _acknowledge_by(session, alert.protocol_version_id, severity, found.named)
+            if deadline is not None and (
+                alert.acknowledge_by is None or deadline < alert.acknowledge_by
+            ):
+                alert.acknowledge_by = deadline
 
 
 def upsert_from_finding(
@@ -80,7 +102,7 @@ def upsert_from_finding(
     title: str,
     message: str,
     finding: dict[str, Any],
-    found_at: datetime,
+    found: Span,
     new_occurrences: int = 1,
     unresolved: Mapping[str, Alert] | None = None,
 ) -> tuple[Alert, bool]:
@@ -88,14 +110,15 @@ def upsert_from_finding(
     dedup key (rule and session) is updated, otherwise a new open alert is created. Runs in the
     caller's transaction, beside the reading or event that caused the finding.
 
-    ``new_occurrences``: how many occurrences not counted yet the finding stands for; a new
-    alert starts at it, an update adds it. ``unresolved``: the caller's
-    :func:`lock_unresolved` of several keys at once, this one among them."""
+    ``found``: when the occurrences the finding stands for happened. ``new_occurrences``: how
+    many occurrences not counted yet the finding stands for; a new alert starts at it, an update
+    adds it. ``unresolved``: the caller's :func:`lock_unresolved` of several keys at once, this
+    one among them."""
     severity = AlertSeverity(severity)
     locked = unresolved if unresolved is not None else lock_unresolved(session, [dedup_key])
     existing = locked.get(dedup_key)
     if existing is not None:
-        _update(session, existing, severity, message, finding, found_at, new_occurrences)
+        _update(session, existing, severity, message, finding, found, new_occurrences)
         return existing, False
     alert = Alert(
         participant_id=participant.id,
@@ -110,10 +133,11 @@ def upsert_from_finding(
         title=title,
         message=message,
         finding=finding,
-        first_found_at=found_at,
-        last_found_at=found_at,
+        first_found_at=found.first,
+        severity_since=found.named,
+        last_found_at=found.last,
         occurrences=new_occurrences,
-        acknowledge_by=_acknowledge_by(session, protocol_version_id, severity, found_at),
+        acknowledge_by=_acknowledge_by(session, protocol_version_id, severity, found.named),
         escalation_level=SITE_CLINICIAN,
     )
     try:
@@ -125,7 +149,7 @@ def upsert_from_finding(
         existing = lock_unresolved(session, [dedup_key]).get(dedup_key)
         if existing is None:
             raise
-        _update(session, existing, severity, message, finding, found_at, new_occurrences)
+        _update(session, existing, severity, message, finding, found, new_occurrences)
         return existing, False
     return alert, True
 

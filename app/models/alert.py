@@ -55,9 +55,11 @@ class Alert(HasId, Timestamped, Audited, Base):
     )  # open | acknowledged | resolved
     dedup_key: Mapped[str] = mapped_column(String(300))
     title: Mapped[str] = mapped_column(String(300))
-    message: Mapped[str] = mapped_column(Text)  # the sentence a clinician reads
-    finding: Mapped[dict[str, Any]]  # the latest explanation: values, thresholds, readings used
-    first_found_at: Mapped[datetime]
+    message: Mapped[str] = mapped_column(Text)  # the sentence a clinician reads, of ``finding``
+    # the first occurrence at the current severity: values, thresholds, readings used
+    finding: Mapped[dict[str, Any]]
+    first_found_at: Mapped[datetime]  # the earliest occurrence, of any severity
+    severity_since: Mapped[datetime]  # the first occurrence at the current severity
     last_found_at: Mapped[datetime]
     occurrences: Mapped[int] = mapped_column(default=1)
     acknowledge_by: Mapped[datetime | None]  # the protocol's deadline for its severity

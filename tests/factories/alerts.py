@@ -33,7 +33,7 @@ def make_alert(
         title="Hypertensive crisis",
         message=f"Systolic blood pressure {systolic} mmHg is at or above 180 mmHg.",
         finding={"rule_id": rule_id, "observed": {"SYSBP": systolic}, "threshold": 180},
-        found_at=found_at,
+        found=alerts.Span.of(found_at),
     )
 
 

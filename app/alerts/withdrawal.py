@@ -7,8 +7,8 @@ evidence names the record is withdrawn: kept, marked with when and why (the ente
 reason), audited, and no longer counted. An alert left with no occurrence resolves itself (no
 clinician resolved it, so ``resolved_by_id`` stays empty), except a critical alert nobody has
 acknowledged: it stays open with ``evidence_entered_in_error`` set, until a clinician has seen
-it. An alert that still has occurrences keeps its state; its latest finding becomes the latest
-of those left. See docs/alerts.md.
+it. An alert that still has occurrences keeps its state; it names the first of those left at
+their worst severity. See docs/alerts.md.
 """
 
 import uuid
@@ -22,6 +22,7 @@ from app.alerts.evaluation import Keyed, judge_session, occurrence_hash
 from app.alerts.schemas import AlertSeverity, AlertStatus
 from app.audit.recorder import change_reason, record_event
 from app.models import Alert, AlertOccurrence, DosingSession, OccurrenceEvidence
+from app.vocabulary import SEVERITY_ORDER
 
 # The audit records of withdrawn occurrences: entity_type, and the alert's id as entity_id.
 OCCURRENCES = "alert_occurrences"
@@ -95,7 +96,7 @@ def _settle(
     with change_reason(session, why, "resolve" if unsettled and not unseen_critical else "update"):
         alert.occurrences -= withdrawn
         if left:
-            _latest_left(alert, left, judged)
+            _first_left(alert, left, judged)
         elif unsettled and unseen_critical:
             alert.evidence_entered_in_error = why
         elif unsettled:
@@ -104,20 +105,27 @@ def _settle(
             alert.resolution = why
 
 
-def _latest_left(alert: Alert, left: set[str], judged: list[Keyed]) -> None:
-    """The alert's latest finding becomes the latest of its occurrences left, as judged again;
-    unchanged if none of them was (an occurrence of unknown evidence, say)."""
-    standing = [
-        each
-        for each in judged
-        if each.dedup_key == alert.dedup_key and occurrence_hash(each.occurrence_key) in left
-    ]
+def _first_left(alert: Alert, left: set[str], judged: list[Keyed]) -> None:
+    """The alert names the first of its occurrences left at their worst severity, as judged
+    again, and spans the occurrences left; unchanged if none of them was (an occurrence of
+    unknown evidence, say)."""
+    standing = sorted(
+        (
+            each.finding
+            for each in judged
+            if each.dedup_key == alert.dedup_key and occurrence_hash(each.occurrence_key) in left
+        ),
+        key=lambda finding: finding.sort_key(),
+    )
     if not standing:
         return
-    latest = max(standing, key=lambda each: each.finding.sort_key()).finding
-    alert.finding = {**latest.as_dict(), "dedup_key": alert.dedup_key}
-    alert.message = latest.message
-    alert.last_found_at = latest.at
+    worst = max(SEVERITY_ORDER[finding.severity] for finding in standing)
+    named = next(f for f in standing if SEVERITY_ORDER[f.severity] == worst)
+    alert.finding = {**named.as_dict(), "dedup_key": alert.dedup_key}
+    alert.message = named.message
+    if named.severity == alert.severity:
+        alert.severity_since = named.at
+    alert.first_found_at, alert.last_found_at = standing[0].at, standing[-1].at
 
 
 def record_entered_in_error(

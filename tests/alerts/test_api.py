@@ -77,8 +77,10 @@ def test_a_repeated_finding_updates_the_open_alert_and_severity_only_rises(db, c
     (body,) = fever
     assert body["occurrences"] == 3
     assert body["severity"] == "critical"  # never lowered by the later info finding
-    assert body["finding"]["observed"] == {"SYSBP": 3}  # the latest explanation
+    # the first occurrence at the alert's severity, not the later info one
+    assert body["finding"]["observed"] == {"SYSBP": 2}
     assert datetime.fromisoformat(body["first_found_at"]) == T0
+    assert datetime.fromisoformat(body["severity_since"]) == T0 + timedelta(minutes=5)
     assert datetime.fromisoformat(body["last_found_at"]) == T0 + timedelta(minutes=10)
     # raised to critical: the critical deadline from the finding that raised it
     assert datetime.fromisoformat(body["acknowledge_by"]) == T0 + timedelta(minutes=15)

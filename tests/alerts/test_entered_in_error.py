@@ -153,14 +153,15 @@ def test_an_alert_with_two_readings_keeps_the_other_one(db, client, pinned, part
     first = post_reading(client, running, 60, TEMP=38.4)
     second = post_reading(client, running, 75, TEMP=38.3)
     before = alert_of(client, participant, "fever-grade-1")
-    assert before["occurrences"] == 2 and before["finding"]["evidence"] == [second]
+    assert before["occurrences"] == 2 and before["finding"]["evidence"] == [first]
 
-    enter_in_error(client, f"vital-readings/{second}", "wrong participant's probe")
+    enter_in_error(client, f"vital-readings/{first}", "wrong participant's probe")
     after = alert_of(client, participant, "fever-grade-1")
     assert (after["id"], after["status"], after["occurrences"]) == (before["id"], "open", 1)
-    assert after["finding"]["evidence"] == [first]
-    assert "38.4" in after["message"] and after["evidence_entered_in_error"] is None
-    assert_withdrawn(db, after, second, "wrong participant's probe")
+    assert after["finding"]["evidence"] == [second]
+    assert "38.3" in after["message"] and after["evidence_entered_in_error"] is None
+    assert after["first_found_at"] == after["severity_since"] == after["last_found_at"]
+    assert_withdrawn(db, after, first, "wrong participant's probe")
 
 
 # --- doses -------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import textwrap
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -48,6 +48,7 @@ class World:
     monitor: str
     clinician_a_id: uuid.UUID
     minute: int = 0
+    measured_at: dict[str, datetime] = field(default_factory=dict)  # of the readings posted
 
     def reading(self, **values: float) -> dict[str, Any]:
         """A new reading, a minute after the previous one, measured before now."""
@@ -70,6 +71,7 @@ class World:
             headers={"Authorization": f"Bearer {device}"},
         )
         assert response.status_code in (200, 201), response.text
+        self.measured_at[reading["id"]] = datetime.fromisoformat(reading["measured_at"])
         return reading["id"]
 
     def token(self, username: str) -> str:
@@ -203,9 +205,18 @@ def test_an_acknowledgement_and_a_resolution_are_streamed(world: World):
         assert _alert_of(resolved)["status"] == "resolved"
 
 
-def _evidence(events: list[Any]) -> set[str]:
-    """The records behind each change as it was made (``alert`` is the alert as it is now)."""
-    return {ref for e in events for ref in e.data["changes"].get("finding", {}).get("evidence", [])}
+def _evidence(world: World, events: list[Any]) -> set[str]:
+    """The readings behind each change as it was made (``alert`` is the alert as it is now): the
+    one a new finding names, or the later one a count's ``last_found_at`` dates."""
+    named = {
+        ref for e in events for ref in e.data["changes"].get("finding", {}).get("evidence", [])
+    }
+    dated = {
+        datetime.fromisoformat(e.data["changes"]["last_found_at"])
+        for e in events
+        if "last_found_at" in e.data["changes"]
+    }
+    return named | {ref for ref, at in world.measured_at.items() if at in dated}
 
 
 def test_a_reconnecting_client_receives_what_it_missed_in_order(world: World):
@@ -217,7 +228,7 @@ def test_a_reconnecting_client_receives_what_it_missed_in_order(world: World):
         caught_up = again.quiet(1.0)
     ids = [int(e.id) for e in caught_up]
     assert ids and ids == sorted(set(ids)) and ids[0] > int(ready.id)
-    assert set(missed) <= _evidence(caught_up)
+    assert set(missed) <= _evidence(world, caught_up)
     # ?after= does the same for clients that cannot set the header
     with open_stream(world.base, world.clinician_a, params={"after": ready.id}) as same:
         same.next_of("ready")
@@ -229,7 +240,7 @@ def test_a_reconnecting_client_receives_what_it_missed_in_order(world: World):
         fresh = world.post(world.device_a, world.session_a)
         events = resumed.quiet(1.0)
     assert all(int(e.id) > ids[-1] for e in events)
-    assert fresh in _evidence(events)
+    assert fresh in _evidence(world, events)
 
 
 def test_another_sites_events_are_not_replayed_on_resume(world: World):

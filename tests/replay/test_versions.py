@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidInput, NotFound
-from app.protocols import service as protocols
+from app.models import ProtocolVersion
 from app.protocols.loader import parse_protocol_text
 from app.replay.service import find_version
 from tests.replay import builders
@@ -25,8 +25,21 @@ def test_by_id_label_sha256_prefix_and_latest(db: Session, world: SimpleNamespac
 
 
 def test_a_label_two_versions_share_is_refused_with_both(db: Session, world: SimpleNamespace):
+    # store() now refuses this; a database loaded before it did may hold such a pair
     text = builders.amended_text().replace("value: 150", "value: 145", 1)
-    again, _ = protocols.store(db, parse_protocol_text(text, source="again.yaml"))
+    loaded = parse_protocol_text(text, source="again.yaml")
+    again = ProtocolVersion(
+        protocol_key=world.amended.protocol_key,
+        sequence=world.amended.sequence + 1,
+        version_label=world.amended.version_label,
+        title=world.amended.title,
+        sha256=loaded.sha256,
+        source_name="again.yaml",
+        source_text=loaded.source_text,
+        definition=loaded.protocol.model_dump(mode="json"),
+    )
+    db.add(again)
+    db.flush()
     with pytest.raises(InvalidInput) as refused:
         find_version(db, world.dosing_session, builders.AMENDED_LABEL)
     assert str(world.amended.id) in refused.value.detail and str(again.id) in refused.value.detail

@@ -1,5 +1,7 @@
 """Alembic environment: the URL from Vigil's settings (or a connection handed in by tests)."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from logging.config import fileConfig
 
 from alembic import context
@@ -25,18 +27,43 @@ def _configure(connection: Connection) -> None:
     )
 
 
+@contextmanager
+def _sqlite_foreign_keys_deferred(connection: Connection) -> Iterator[None]:
+    """SQLite alters a table by copying it to a new one and dropping the old (batch mode); with
+    foreign keys enforced, dropping a table other rows refer to fails. Enforcement is switched
+    off for the migration (outside any transaction, where SQLite honours it) and every foreign
+    key is checked once it has run: a migration that broke one fails."""
+    if connection.dialect.name != "sqlite" or connection.in_transaction():
+        yield
+        return
+    raw = connection.connection.driver_connection
+    assert raw is not None
+    raw.execute("PRAGMA foreign_keys=OFF")
+    try:
+        yield
+        broken = raw.execute("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise RuntimeError(
+                f"the migration left rows whose foreign keys point nowhere: {broken}"
+            )
+    finally:
+        raw.execute("PRAGMA foreign_keys=ON")
+
+
+def _run(connection: Connection) -> None:
+    _configure(connection)
+    with _sqlite_foreign_keys_deferred(connection), context.begin_transaction():
+        context.run_migrations()
+
+
 def run_migrations_online() -> None:
     connection = config.attributes.get("connection")
     if connection is not None:
-        _configure(connection)
-        with context.begin_transaction():
-            context.run_migrations()
+        _run(connection)
         return
     engine = make_engine(config.attributes.get("url") or get_settings().database_url)
     with engine.connect() as connection:
-        _configure(connection)
-        with context.begin_transaction():
-            context.run_migrations()
+        _run(connection)
     engine.dispose()
 
 

@@ -259,6 +259,20 @@ def test_an_amendment_is_a_new_sequence(migrated_url: str, tmp_path: Path):
     assert result.stdout.splitlines()[1].startswith("loaded cli-test v2.0 sequence 2 ")
 
 
+def test_other_content_under_a_loaded_label_is_refused(migrated_url: str, tmp_path: Path):
+    original = write(tmp_path, "cli-test.yaml", MINIMAL)
+    assert run("protocol", "load", str(original)).exit_code == 0
+    changed = write(tmp_path, "changed.yaml", MINIMAL.replace("title: A", "title: An amended", 1))
+
+    result = run("protocol", "load", str(changed))
+
+    assert result.exit_code == 1
+    assert "cli-test version '1.0' is already loaded with other content" in result.stderr
+    assert "An amendment needs a new version label" in result.stderr
+    with unit_of_work(actor="test") as session:
+        assert session.scalar(select(func.count()).select_from(ProtocolVersion)) == 1
+
+
 def test_load_stores_nothing_if_any_file_is_invalid(migrated_url: str, tmp_path: Path):
     good = write(tmp_path, "good.yaml", MINIMAL)
     bad = write(tmp_path, "bad.yaml", MINIMAL.replace("kind: threshold", "kind: thresold"))

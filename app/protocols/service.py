@@ -6,7 +6,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.errors import NotFound
+from app.errors import Conflict, NotFound
 from app.models import ProtocolVersion
 from app.protocols.loader import LoadedProtocol, load_protocol_file
 from app.protocols.schema import Protocol
@@ -16,20 +16,35 @@ _by_version_id: dict[uuid.UUID, Protocol] = {}
 
 
 def store(session: Session, loaded: LoadedProtocol) -> tuple[ProtocolVersion, bool]:
-    """Store a loaded protocol; the same bytes again is a no-op, changed bytes an amendment."""
+    """Store a loaded protocol; the same bytes again is a no-op, changed bytes an amendment.
+    An amendment needs a label of its own: other content under a label already stored for
+    the protocol is refused, so a label always names one content."""
     existing = session.scalar(
         select(ProtocolVersion).where(ProtocolVersion.sha256 == loaded.sha256)
     )
     if existing is not None:
         return existing, False
     key = loaded.protocol.protocol.id
+    label = loaded.protocol.protocol.version
+    taken = session.scalar(
+        select(ProtocolVersion)
+        .where(ProtocolVersion.protocol_key == key, ProtocolVersion.version_label == label)
+        .limit(1)
+    )
+    if taken is not None:
+        raise Conflict(
+            f"protocol {key} version {label!r} is already loaded with other content "
+            f"(sha256 {taken.sha256[:12]}, sequence {taken.sequence}); {loaded.source} differs "
+            f"from it. An amendment needs a new version label: change protocol.version in the "
+            "file and load it again"
+        )
     last = session.scalar(
         select(func.max(ProtocolVersion.sequence)).where(ProtocolVersion.protocol_key == key)
     )
     version = ProtocolVersion(
         protocol_key=key,
         sequence=(last or 0) + 1,
-        version_label=loaded.protocol.protocol.version,
+        version_label=label,
         title=loaded.protocol.protocol.title,
         sha256=loaded.sha256,
         source_name=Path(loaded.source).name,

@@ -66,9 +66,9 @@ def _describe(version: ProtocolVersion) -> str:
 def find_version(session: Session, dosing_session: DosingSession, ref: str) -> ProtocolVersion:
     """A protocol version named the ways `vigil protocol load` prints one: its id, a sha256
     prefix (at least 6 hex digits), its version label among the versions of the session's
-    protocol, or ``latest`` (the session's protocol's last loaded version). Labels are not
-    unique (an amendment may keep its label), so a label or a prefix naming several versions
-    is refused with the candidates rather than guessed."""
+    protocol, or ``latest`` (the session's protocol's last loaded version). A prefix may name
+    several versions, and so may a label in a database loaded before ``store`` refused other
+    content under a stored label: either is refused with the candidates rather than guessed."""
     ref = ref.strip()
     try:
         return protocols.get_version(session, uuid.UUID(ref))

@@ -76,7 +76,7 @@ def alerts_of(client, dosing_session: DosingSession) -> dict[str, dict[str, Any]
     return {alert["rule_id"]: alert for alert in response.json()["items"]}
 
 
-def test_a_hypertensive_batch_opens_one_warning_alert_and_a_replay_adds_nothing(
+def test_a_hypertensive_batch_opens_one_critical_alert_and_a_replay_adds_nothing(
     client, pinned, undosed
 ):
     pinned.at(T0 + timedelta(minutes=60))
@@ -86,7 +86,9 @@ def test_a_hypertensive_batch_opens_one_warning_alert_and_a_replay_adds_nothing(
     alerts = alerts_of(client, undosed)
     assert list(alerts) == ["hypertension-grade-3"]
     alert = alerts["hypertension-grade-3"]
-    assert (alert["severity"], alert["status"], alert["occurrences"]) == ("warning", "open", 1)
+    # CTCAE grade 3 hypertension: a critical alert, acknowledged within the protocol's 10 minutes
+    assert (alert["severity"], alert["status"], alert["occurrences"]) == ("critical", "open", 1)
+    assert datetime.fromisoformat(alert["acknowledge_by"]) == T0 + timedelta(minutes=30)
     assert "172 mmHg" in alert["message"]
 
     replay = post_batch(client, undosed, *batch)
@@ -105,7 +107,8 @@ def test_a_crisis_reading_raises_its_own_critical_alert(client, pinned, undosed)
     alerts = alerts_of(client, undosed)
     assert set(alerts) == {"hypertension-grade-3", "hypertensive-crisis"}
     grade_3, crisis = alerts["hypertension-grade-3"], alerts["hypertensive-crisis"]
-    assert (grade_3["severity"], grade_3["occurrences"]) == ("warning", 2)
+    # one grade 3 alert for the session, updated by the later reading
+    assert (grade_3["severity"], grade_3["occurrences"]) == ("critical", 2)
     assert "172 mmHg" in grade_3["message"]  # the first at its severity; the later one counted
     assert (crisis["severity"], crisis["occurrences"]) == ("critical", 1)
     # the MDMA protocol: a critical alert is acknowledged within 10 minutes of the finding

@@ -1,10 +1,11 @@
+import uuid
 from datetime import timedelta
 
 from sqlalchemy import select
 
 from app.clock import utcnow
 from app.models import AuditRecord
-from tests.dosing.api import create_session, fresh_normal_reading, give, started_session
+from tests.dosing.api import at, create_session, fresh_normal_reading, give, started_session
 from tests.pages import walk
 
 
@@ -205,3 +206,39 @@ def test_doses_are_pages_in_the_order_given_not_the_order_recorded(client, parti
     for limit in (1, 2):
         doses = walk(client, url, limit)
         assert [(d["amount_mg"], d["record_status"]) for d in doses] == expected
+
+
+def test_grade_3_hypertension_keeps_the_supplemental_dose_closed_until_resolved(
+    client, participant
+):
+    sid = started_session(client, participant.id)["id"]
+    assert give(client, sid, "initial", 80, 10).status_code == 201
+    high = client.post(
+        f"/api/v1/dosing-sessions/{sid}/vital-readings",
+        json={
+            "id": str(uuid.uuid4()),
+            "measured_at": at(10 + 60),
+            "observations": [
+                {"code": "SYSBP", "value": 164, "unit": "mmHg"},
+                {"code": "DIABP", "value": 92, "unit": "mmHg"},
+            ],
+        },
+    )
+    assert high.status_code == 201, high.text
+    alerts = client.get("/api/v1/alerts", params={"dosing_session_id": sid}).json()["items"]
+    [alert] = [a for a in alerts if a["severity"] == "critical"]
+    assert alert["rule_id"] == "hypertension-grade-3"
+    fresh_normal_reading(client, sid, 10 + 95)  # blood pressure back down, vitals fresh
+
+    acknowledged = client.post(f"/api/v1/alerts/{alert['id']}/acknowledge", json={"note": "seen"})
+    assert acknowledged.status_code == 200, acknowledged.text
+    refused = give(client, sid, "supplemental", 40, 10 + 100)
+    assert refused.status_code == 409, refused.text
+    assert "an open critical alert (hypertension-grade-3) blocks it" in refused.json()["detail"]
+
+    resolved = client.post(
+        f"/api/v1/alerts/{alert['id']}/resolve", json={"resolution": "assessed; BP 122/78"}
+    )
+    assert resolved.status_code == 200, resolved.text
+    given = give(client, sid, "supplemental", 40, 10 + 100)
+    assert given.status_code == 201, given.text

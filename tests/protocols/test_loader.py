@@ -130,12 +130,14 @@ def test_mdma_protocol_encodes_the_published_design() -> None:
     assert protocol.alerting.sae_report_within_hours == 24
 
     assert {rule.kind for rule in protocol.rules} == ALL_KINDS
-    assert protocol.rule("hypertension-grade-3").severity == "warning"
+    assert protocol.rule("hypertension-grade-3").severity == "critical"
+    assert protocol.rule("hypoxia-news2-3").severity == "critical"
+    assert protocol.rule("low-spo2-news2-2").severity == "warning"
     assert protocol.rule("hypertensive-crisis").severity == "critical"
     (news2,) = protocol.rules_of_kind("composite_score")
     assert isinstance(news2, CompositeScoreRule)
     assert [(level.at_least, level.severity) for level in news2.levels] == [
-        (5, "warning"),
+        (5, "critical"),
         (7, "critical"),
     ]
     (gate,) = protocol.rules_of_kind("dose_gate")

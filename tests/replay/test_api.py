@@ -50,14 +50,14 @@ def test_the_lowered_threshold_is_a_finding_only_under_the_amendment(
         "sha256": world.amended.sha256,
     }
     assert body["baseline"]["id"] == str(world.own.id)
-    assert body["baseline"]["version_label"] == "1.0"
+    assert body["baseline"]["version_label"] == "1.1"
     assert body["same_version"] is False
 
     [extra] = body["comparison"]["only_target"]
     assert extra["rule_id"] == "hypertension-grade-3"
     assert extra["at"] == ONLY_AMENDED_AT.isoformat().replace("+00:00", "Z")
     assert extra["minutes_after_dose"] == 60
-    assert extra["severity"] == "warning"
+    assert extra["severity"] == "critical"
     assert extra["informational"] is False
     assert extra["kind"] == "threshold"
     assert extra["evidence"] == [str(world.readings.only_amended.id)]

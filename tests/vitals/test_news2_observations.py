@@ -43,7 +43,7 @@ def test_supplemental_oxygen_scores_two_and_reaches_the_urgent_level(client, db,
     shown = client.get(f"/api/v1/vital-readings/{sent['id']}").json()
     assert (shown["supplemental_oxygen"], shown["new_confusion"]) == (True, False)
     (alert,) = _news2_alerts(db, dosing_session)
-    assert alert.severity == "warning"
+    assert alert.severity == "critical"  # 5-6 is the urgent-response level
     assert "NEWS2 6" in alert.message
     assert "supplemental oxygen: 2" in alert.message
 

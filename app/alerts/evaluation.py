@@ -64,13 +64,10 @@ def _remember(session: Session, taken: list[tuple[Alert, "Keyed"]]) -> None:
     """Record the occurrences alerts took in, in one statement. A concurrent writer may have
     recorded (and counted) one already, both having judged before either committed: that row
     stands, and the alert's count gives back what this writer added for it."""
+    hashes = [occurrence_hash(each.occurrence_key) for _, each in taken]
     rows = [
-        {
-            "alert_id": alert.id,
-            "occurrence_hash": occurrence_hash(each.occurrence_key),
-            "found_at": each.finding.at,
-        }
-        for alert, each in taken
+        {"alert_id": alert.id, "occurrence_hash": hashed, "found_at": each.finding.at}
+        for (alert, each), hashed in zip(taken, hashes, strict=True)
     ]
     insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     stmt = insert(AlertOccurrence).values(rows).on_conflict_do_nothing()
@@ -78,8 +75,7 @@ def _remember(session: Session, taken: list[tuple[Alert, "Keyed"]]) -> None:
     written = {(alert_id, hashed) for alert_id, hashed in session.execute(returning)}
     # the records behind each occurrence written here, so entering one in error finds it
     evidence = []
-    for alert, each in taken:
-        hashed = occurrence_hash(each.occurrence_key)
+    for (alert, each), hashed in zip(taken, hashes, strict=True):
         if (alert.id, hashed) in written:
             evidence += [
                 {"alert_id": alert.id, "occurrence_hash": hashed, "record_id": uuid.UUID(record)}

@@ -45,6 +45,12 @@ def _integer(value: Any) -> int:
     return value
 
 
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(value)
+    return value
+
+
 def _identifier(value: Any) -> uuid.UUID:
     if not isinstance(value, str):
         raise ValueError(value)
@@ -55,6 +61,7 @@ def _identifier(value: Any) -> uuid.UUID:
 _READ: dict[type, Callable[[Any], Any]] = {
     datetime: _timestamp,
     int: _integer,
+    str: _text,
     uuid.UUID: _identifier,
 }
 
@@ -109,7 +116,7 @@ PageDep = Annotated[PageParams, Depends(page_params)]
 def paginate(
     session: Session,
     stmt: Select[Any],
-    key: InstrumentedAttribute[uuid.UUID],
+    key: InstrumentedAttribute[uuid.UUID] | InstrumentedAttribute[str],
     params: PageParams,
     *,
     order_by: Sequence[Column] = (),

@@ -323,7 +323,7 @@ def _site_with_records(session: Session, study: Study, code: str, number: str) -
     dosing_session = make_dosing_session(session, participant, started_at=T0, initial_dose_mg=80)
     # The world holds exactly the alert made below: the engine's findings on this seed reading
     # (e.g. measurements overdue months after T0) are left out of it.
-    with patch.object(vitals.evaluation, "raise_alerts", return_value=[]):
+    with patch.object(vitals.evaluation, "judge_session", return_value=([], [])):
         reading, _ = _seed_reading(session, dosing_session)
     event = adverse_events.create(
         session,

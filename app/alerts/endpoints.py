@@ -2,8 +2,16 @@ import uuid
 
 from fastapi import APIRouter, Depends
 
-from app.alerts import service
-from app.alerts.schemas import AlertAcknowledge, AlertRead, AlertResolve, AlertSeverity, AlertStatus
+from app.alerts import occurrences, service
+from app.alerts.schemas import (
+    AlertAcknowledge,
+    AlertDetail,
+    AlertRead,
+    AlertResolve,
+    AlertSeverity,
+    AlertStatus,
+    OccurrencePage,
+)
 from app.auth.deps import Authorize, CurrentPrincipal, ScopedAlert
 from app.auth.scope import only_visible_sites
 from app.checked_input import CheckedRoute
@@ -43,11 +51,25 @@ def list_alerts(
 
 @router.get(
     "/alerts/{alert_id}",
-    response_model=AlertRead,
+    response_model=AlertDetail,
     dependencies=[Depends(Authorize(Permission.ALERT_READ))],
 )
-def get_alert(alert: ScopedAlert) -> AlertRow:
-    return alert
+def get_alert(session: SessionDep, alert: ScopedAlert) -> dict[str, object]:
+    """The alert, the SDTM codes of the measures its rule reads, and its occurrences (oldest
+    first, withdrawn ones included, with their values, thresholds and evidence): the first
+    page, the rest from /alerts/{alert_id}/occurrences."""
+    return occurrences.detail(session, alert)
+
+
+@router.get(
+    "/alerts/{alert_id}/occurrences",
+    response_model=OccurrencePage,
+    dependencies=[Depends(Authorize(Permission.ALERT_READ))],
+)
+def list_occurrences(session: SessionDep, alert: ScopedAlert, page: PageDep) -> dict[str, object]:
+    """The alert's occurrences, oldest first (the time each finding became true), withdrawn ones
+    included with when and why."""
+    return occurrences.page_of(session, alert, page)
 
 
 @router.post(

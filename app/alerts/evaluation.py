@@ -66,7 +66,12 @@ def _remember(session: Session, taken: list[tuple[Alert, "Keyed"]]) -> None:
     stands, and the alert's count gives back what this writer added for it."""
     hashes = [occurrence_hash(each.occurrence_key) for _, each in taken]
     rows = [
-        {"alert_id": alert.id, "occurrence_hash": hashed, "found_at": each.finding.at}
+        {
+            "alert_id": alert.id,
+            "occurrence_hash": hashed,
+            "found_at": each.finding.at,
+            "finding": {**each.finding.as_dict(), "dedup_key": each.dedup_key},
+        }
         for (alert, each), hashed in zip(taken, hashes, strict=True)
     ]
     insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert

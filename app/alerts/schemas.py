@@ -2,7 +2,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from app.models.alert import AlertSeverity, AlertStatus
 from app.schemas import ReadModel, Text, WriteModel
@@ -51,9 +51,51 @@ class AlertRead(ReadModel):
     resolution: str | None
     escalation_level: int = Field(description="0: site clinician; 1: medical monitor")
     escalated_at: datetime | None
-    evidence_entered_in_error: str | None = Field(
-        description="set on a critical alert left open although all its evidence was entered in "
-        "error before anyone acknowledged it: why; a clinician acknowledges and resolves it"
+    disproved: str | None = Field(
+        description="set on a critical alert left open although every occurrence was withdrawn "
+        "before anyone acknowledged it (its evidence entered in error, or its due times met by "
+        "readings that arrived late): why; a clinician acknowledges and resolves it"
     )
     created_at: datetime
     updated_at: datetime
+
+
+class OccurrenceRead(BaseModel):
+    """One occurrence an alert took in, as the rules engine explained it. The explanation is
+    stored from migration 0009 on; occurrences taken in before show only their time."""
+
+    occurrence_id: str = Field(description="the SHA-256 of the occurrence key, unique per alert")
+    found_at: datetime = Field(description="when the finding became true")
+    severity: AlertSeverity | None
+    message: str | None = Field(description="the sentence a clinician reads")
+    observed: dict[str, Any] | None = Field(
+        description="the values the rule used, keyed by SDTM code (or the rule's own names)"
+    )
+    thresholds: list[str] | None = Field(description="what the values were compared with")
+    evidence: list[str] | None = Field(
+        description="ids of the readings, doses, adverse events or screens behind it"
+    )
+    variant: str | None = Field(description="e.g. no-baseline, deadline-passed; null: the rule")
+    late: bool | None = Field(
+        description="whether its data arrived late, where the finding says so; null otherwise"
+    )
+    withdrawn: bool = Field(description="taken back: no longer counted")
+    withdrawn_at: datetime | None
+    withdrawn_reason: str | None = Field(
+        description="why: the entered-in-error reason, or the readings that met a due time"
+    )
+
+
+class OccurrencePage(BaseModel):
+    items: list[OccurrenceRead]
+    next_cursor: str | None = Field(
+        description="null: no more; otherwise the cursor of GET /alerts/{id}/occurrences"
+    )
+
+
+class AlertDetail(AlertRead):
+    measures: list[str] = Field(description="the SDTM test codes the alert's rule reads")
+    occurrence_page: OccurrencePage = Field(
+        description="its occurrences, oldest first, withdrawn ones included: the first page; "
+        "GET /alerts/{id}/occurrences?cursor=next_cursor reads on"
+    )

@@ -1,18 +1,25 @@
-"""A record entered in error takes back what it fed, whatever its type (a vital reading, a dose,
-an adverse event, a C-SSRS screen), in the transaction that marks it.
+"""Taking back alert occurrences that turned out not to hold, in the transaction of the write that
+shows it: a record entered in error (whatever its type: a vital reading, a dose, an adverse
+event, a C-SSRS screen) takes back what it was evidence for; readings that arrive late take back
+the overdue due times they met (app/alerts/disproval.py).
 
-First what it fed is judged again without it (its dosing sessions, by the caller), so findings
-its absence makes true (a due time it met is now missed) are raised. Then every occurrence whose
-evidence names the record is withdrawn: kept, marked with when and why (the entered-in-error
-reason), audited, and no longer counted. An alert left with no occurrence resolves itself (no
-clinician resolved it, so ``resolved_by_id`` stays empty), except a critical alert nobody has
-acknowledged: it stays open with ``evidence_entered_in_error`` set, until a clinician has seen
-it. An alert that still has occurrences keeps its state; it names the first of those left at
-their worst severity. See docs/alerts.md.
+A withdrawn occurrence is kept, marked with when and why, audited, and no longer counted. An
+alert left with no occurrence resolves itself (no clinician resolved it, so ``resolved_by_id``
+stays empty), except a critical alert nobody has acknowledged: it stays open with ``disproved``
+set, until a clinician has seen it. An alert that still has occurrences keeps its state and
+severity; it names the first of those left at their worst severity. See docs/alerts.md.
+
+For a record entered in error, what it fed is judged again without it first (its dosing
+sessions, by the caller), so findings its absence makes true (a due time it met is now missed)
+are raised.
 """
 
 import uuid
 from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -26,6 +33,58 @@ from app.vocabulary import SEVERITY_ORDER
 
 # The audit records of withdrawn occurrences: entity_type, and the alert's id as entity_id.
 OCCURRENCES = "alert_occurrences"
+
+
+@dataclass(frozen=True)
+class Withdrawal:
+    """One occurrence to take back: why (``reason``, kept on the row and its audit record), and
+    what shows it (``shown_by``: fields added to the audit record, e.g. the record entered in
+    error or the readings that met a due time)."""
+
+    occurrence: AlertOccurrence
+    reason: str
+    shown_by: Mapping[str, Any]
+
+
+def withdraw(
+    session: Session,
+    withdrawals: Sequence[Withdrawal],
+    why: Callable[[list[Withdrawal]], str],
+    judged: list[Keyed],
+) -> list[Alert]:
+    """Withdraw the occurrences, each audited, then settle their alerts in one audited change
+    each, saying ``why`` (of the alert's withdrawals); ``judged``: findings judged just now,
+    for occurrences stored without their finding. Returns the alerts changed."""
+    if not withdrawals:
+        return []
+    by_alert: dict[uuid.UUID, list[Withdrawal]] = defaultdict(list)
+    for each in withdrawals:
+        by_alert[each.occurrence.alert_id].append(each)
+    locked = select(Alert).where(Alert.id.in_(list(by_alert))).order_by(Alert.id).with_for_update()
+    alerts = list(session.scalars(locked.execution_options(populate_existing=True)))
+    now = clock.utcnow()
+    for each in withdrawals:
+        occurrence = each.occurrence
+        occurrence.withdrawn_at, occurrence.withdrawn_reason = now, each.reason
+        record_event(
+            session,
+            "withdraw",
+            OCCURRENCES,
+            str(occurrence.alert_id),  # the occurrence is after's alert_id and occurrence_hash
+            after={
+                "alert_id": occurrence.alert_id,
+                "occurrence_hash": occurrence.occurrence_hash,
+                "found_at": occurrence.found_at,
+                **each.shown_by,
+                "withdrawn_at": now,
+                "withdrawn_reason": each.reason,
+            },
+            reason=each.reason,
+        )
+    session.flush()
+    for alert in alerts:
+        _settle(session, alert, len(by_alert[alert.id]), why(by_alert[alert.id]), judged)
+    return alerts
 
 
 def withdraw_evidence(
@@ -44,51 +103,22 @@ def withdraw_evidence(
         .where(OccurrenceEvidence.record_id == record_id, AlertOccurrence.withdrawn_at.is_(None))
         .order_by(AlertOccurrence.alert_id, AlertOccurrence.found_at)
     )
-    withdrawn = list(session.scalars(stmt))
-    if not withdrawn:
-        return []
-    by_alert: dict[uuid.UUID, list[AlertOccurrence]] = defaultdict(list)
-    for occurrence in withdrawn:
-        by_alert[occurrence.alert_id].append(occurrence)
-    locked = select(Alert).where(Alert.id.in_(list(by_alert))).order_by(Alert.id).with_for_update()
-    alerts = list(session.scalars(locked.execution_options(populate_existing=True)))
-    now = clock.utcnow()
-    for occurrence in withdrawn:
-        occurrence.withdrawn_at, occurrence.withdrawn_reason = now, reason
-        record_event(
-            session,
-            "withdraw",
-            OCCURRENCES,
-            str(occurrence.alert_id),  # the occurrence is after's alert_id and occurrence_hash
-            after={
-                "alert_id": occurrence.alert_id,
-                "occurrence_hash": occurrence.occurrence_hash,
-                "found_at": occurrence.found_at,
-                "evidence_entered_in_error": record_id,
-                "withdrawn_at": now,
-                "withdrawn_reason": reason,
-            },
-            reason=reason,
-        )
-    session.flush()
-    for alert in alerts:
-        _settle(session, alert, len(by_alert[alert.id]), reason, judged)
-    return alerts
+    shown_by = {"evidence_entered_in_error": record_id}
+    withdrawals = [Withdrawal(each, reason, shown_by) for each in session.scalars(stmt)]
+    why = f"its evidence was entered in error: {reason}"
+    return withdraw(session, withdrawals, lambda _: why, judged)
 
 
-def _settle(
-    session: Session, alert: Alert, withdrawn: int, reason: str, judged: list[Keyed]
-) -> None:
+def _settle(session: Session, alert: Alert, withdrawn: int, why: str, judged: list[Keyed]) -> None:
     """One audited change of the alert: its count, and its latest finding, its resolution or
     its mark as the occurrences left (by this alert, this transaction) decide."""
-    left = set(
+    left = list(
         session.scalars(
-            select(AlertOccurrence.occurrence_hash).where(
+            select(AlertOccurrence).where(
                 AlertOccurrence.alert_id == alert.id, AlertOccurrence.withdrawn_at.is_(None)
             )
         )
     )
-    why = f"its evidence was entered in error: {reason}"
     unsettled = not left and alert.status != AlertStatus.RESOLVED.value
     unseen_critical = (
         alert.severity == AlertSeverity.CRITICAL.value and alert.status == AlertStatus.OPEN.value
@@ -98,34 +128,49 @@ def _settle(
         if left:
             _first_left(alert, left, judged)
         elif unsettled and unseen_critical:
-            alert.evidence_entered_in_error = why
+            alert.disproved = why
         elif unsettled:
             alert.status = AlertStatus.RESOLVED.value
             alert.resolved_at = clock.utcnow()
             alert.resolution = why
 
 
-def _first_left(alert: Alert, left: set[str], judged: list[Keyed]) -> None:
-    """The alert names the first of its occurrences left at their worst severity, as judged
-    again, and spans the occurrences left; unchanged if none of them was (an occurrence of
-    unknown evidence, say)."""
-    standing = sorted(
-        (
-            each.finding
-            for each in judged
-            if each.dedup_key == alert.dedup_key and occurrence_hash(each.occurrence_key) in left
-        ),
-        key=lambda finding: finding.sort_key(),
+def _sort_key(finding: Mapping[str, Any]) -> tuple[datetime, str, str, tuple[str, ...], str, str]:
+    """``Finding.sort_key`` of a stored finding."""
+    return (
+        datetime.fromisoformat(finding["at"]),
+        finding["rule_id"],
+        finding["dedup_key"],
+        tuple(finding["evidence"]),
+        finding.get("variant") or "",
+        finding["message"],
     )
+
+
+def _first_left(alert: Alert, left: list[AlertOccurrence], judged: list[Keyed]) -> None:
+    """The alert spans the occurrences left and names the first of them at their worst
+    severity: as stored with the occurrence, or as judged again for one stored without (before
+    migration 0009); its finding is unchanged if none of them is known."""
+    alert.first_found_at = min(occurrence.found_at for occurrence in left)
+    alert.last_found_at = max(occurrence.found_at for occurrence in left)
+    again: dict[str, dict[str, Any]] = {
+        occurrence_hash(each.occurrence_key): {
+            **each.finding.as_dict(),
+            "dedup_key": alert.dedup_key,
+        }
+        for each in judged
+        if each.dedup_key == alert.dedup_key
+    }
+    known = [o.finding or again.get(o.occurrence_hash) for o in left]
+    standing = sorted((finding for finding in known if finding), key=_sort_key)
     if not standing:
         return
-    worst = max(SEVERITY_ORDER[finding.severity] for finding in standing)
-    named = next(f for f in standing if SEVERITY_ORDER[f.severity] == worst)
-    alert.finding = {**named.as_dict(), "dedup_key": alert.dedup_key}
-    alert.message = named.message
-    if named.severity == alert.severity:
-        alert.severity_since = named.at
-    alert.first_found_at, alert.last_found_at = standing[0].at, standing[-1].at
+    worst = max(SEVERITY_ORDER[finding["severity"]] for finding in standing)
+    named = next(f for f in standing if SEVERITY_ORDER[f["severity"]] == worst)
+    alert.finding = {**named, "dedup_key": alert.dedup_key}
+    alert.message = named["message"]
+    if named["severity"] == alert.severity:
+        alert.severity_since = datetime.fromisoformat(named["at"])
 
 
 def record_entered_in_error(

@@ -5,7 +5,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ForeignKey, ForeignKeyConstraint, Index, String, Text, text
+from sqlalchemy import JSON, ForeignKey, ForeignKeyConstraint, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Audited, Base, HasId, Timestamped
@@ -72,15 +72,17 @@ class Alert(HasId, Timestamped, Audited, Base):
     escalation_level: Mapped[int] = mapped_column(default=0)  # 0 site clinician, 1 medical monitor
     escalated_at: Mapped[datetime | None]
     # Set when every occurrence of a critical alert nobody had acknowledged was withdrawn (its
-    # evidence entered in error): the alert stays open, saying so, until a clinician sees it.
-    evidence_entered_in_error: Mapped[str | None] = mapped_column(Text)
+    # evidence entered in error, or its due times met by readings that arrived late): why. The
+    # alert stays open, saying so, until a clinician sees it.
+    disproved: Mapped[str | None] = mapped_column(Text)
 
 
 class AlertOccurrence(Base):
     """One occurrence an alert has taken in: the memory that makes a repeated evaluation change
-    nothing. Written once with its alert's change; changed only to withdraw it (a record behind
-    it was entered in error), never deleted. The alert's audit records show the change
-    (occurrences, the latest finding), a withdrawal has an audit record of its own.
+    nothing. Written once with its alert's change, with the finding it was taken in for;
+    changed only to withdraw it (a record behind it was entered in error, or later data
+    disproved it), never deleted. The alert's audit records show the change (occurrences, the
+    latest finding), a withdrawal has an audit record of its own.
     ``occurrence_hash`` is the SHA-256 of the finding's occurrence key, which names every record
     behind it and has no bound on length; the records are :class:`OccurrenceEvidence` rows."""
 
@@ -89,8 +91,11 @@ class AlertOccurrence(Base):
     alert_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("alerts.id"), primary_key=True)
     occurrence_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     found_at: Mapped[datetime]  # the finding's moment: an evaluation since t needs those from t on
+    # the finding as the engine explained it (``Finding.as_dict`` with the alert's key): severity,
+    # message, observed values, thresholds, evidence; None for occurrences before migration 0009
+    finding: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     withdrawn_at: Mapped[datetime | None]
-    withdrawn_reason: Mapped[str | None] = mapped_column(Text)  # the entered-in-error reason
+    withdrawn_reason: Mapped[str | None] = mapped_column(Text)  # why: entered in error, disproved
 
 
 class OccurrenceEvidence(Base):

@@ -9,7 +9,7 @@ from app.rules.dose_gate import GateCheck, GateDecision, GateReason, evaluate_do
 from app.rules.engine import evaluate, evaluate_rule, replay
 from app.rules.findings import DedupKey, Finding
 from app.rules.news2 import News2Score, band_score, news2
-from app.rules.overdue import overdue_between, overdue_moments
+from app.rules.overdue import met_window, overdue_between, overdue_moments
 from app.rules.snapshot import (
     AdverseEvent,
     CssrsScreen,
@@ -36,6 +36,7 @@ __all__ = [
     "evaluate",
     "evaluate_dose_gate",
     "evaluate_rule",
+    "met_window",
     "news2",
     "overdue_between",
     "overdue_moments",

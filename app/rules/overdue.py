@@ -66,6 +66,13 @@ def overdue_between(
     return any(since <= moment < now for moment in overdue_moments(protocol, initial_dose_at))
 
 
+def met_window(overdue_at: datetime, grace_minutes: int) -> tuple[datetime, datetime]:
+    """When a reading of a missing measure must have been measured, both ends included, to meet
+    the due time of an overdue finding at ``overdue_at`` (the due time plus its grace)."""
+    grace = timedelta(minutes=grace_minutes)
+    return overdue_at - 2 * grace, overdue_at
+
+
 def _measured(ctx: RuleContext, code: str, start: datetime, end: datetime) -> bool:
     return any(code in r.values and start <= r.measured_at <= end for r in ctx.snapshot.readings)
 
@@ -82,7 +89,7 @@ def overdue_findings(ctx: RuleContext, rule: OverdueMeasurementRule) -> Iterator
         overdue_at = due_at + grace
         if not (snapshot.now > overdue_at and snapshot.in_progress_at(overdue_at)):
             continue
-        if not _measured(ctx, due.measure, due_at - grace, overdue_at):
+        if not _measured(ctx, due.measure, *met_window(overdue_at, due.grace_minutes)):
             missed.setdefault((due.minute, due.grace_minutes), []).append(due.measure)
     for (minute, grace_minutes), missing in sorted(missed.items()):
         codes = [code for code in rule.measures if code in missing]
@@ -95,7 +102,11 @@ def overdue_findings(ctx: RuleContext, rule: OverdueMeasurementRule) -> Iterator
                 f"{wording.capitalise(names)} due at {wording.moment(due_at, minute)} {verb} "
                 f"not measured within {grace_minutes} min of it."
             ),
-            observed={"due_minute": minute, "missing": ", ".join(codes)},
+            observed={
+                "due_minute": minute,
+                "grace_minutes": grace_minutes,
+                "missing": ", ".join(codes),
+            },
             thresholds=[f"due at T+{minute} min, within {grace_minutes} min either side"],
             evidence=[initial.id],
         )

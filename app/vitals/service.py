@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app import clock
-from app.alerts import evaluation, withdrawal
+from app.alerts import disproval, evaluation, withdrawal
 from app.audit.recorder import change_reason
 from app.clinical.measures import MEASURES
 from app.config import get_settings
@@ -359,7 +359,9 @@ def _ingest(
     # One evaluation per batch, in this transaction: the readings and their alerts commit
     # together or not at all. Findings before the earliest new reading cannot have changed.
     since = min(row.measured_at for row in new_rows)
-    evaluation.raise_alerts(session, dosing_session, received_at, since=since)
+    _, judged = evaluation.judge_session(session, dosing_session, received_at, since=since)
+    # readings that arrive late may meet due times already found overdue: take those back
+    disproval.disprove_overdue(session, dosing_session, new_rows, judged)
     return result
 
 

@@ -103,13 +103,13 @@ def assert_withdrawn(db: Session, alert: dict[str, Any], record_id: str, reason:
 def assert_resolved_by_itself(alert: dict[str, Any], reason: str) -> None:
     assert (alert["status"], alert["occurrences"]) == ("resolved", 0)
     assert alert["resolution"] == f"its evidence was entered in error: {reason}"
-    assert alert["resolved_by_id"] is None and alert["evidence_entered_in_error"] is None
+    assert alert["resolved_by_id"] is None and alert["disproved"] is None
 
 
 def assert_open_and_marked(client, alert: dict[str, Any], reason: str) -> None:
     """Open, no occurrence left, saying why; a clinician acknowledges then resolves it."""
     assert (alert["status"], alert["occurrences"]) == ("open", 0)
-    assert alert["evidence_entered_in_error"] == f"its evidence was entered in error: {reason}"
+    assert alert["disproved"] == f"its evidence was entered in error: {reason}"
     acknowledged = client.post(f"{API}/alerts/{alert['id']}/acknowledge", json={"note": "seen"})
     assert acknowledged.status_code == 200, acknowledged.text
     resolved = client.post(
@@ -159,7 +159,7 @@ def test_an_alert_with_two_readings_keeps_the_other_one(db, client, pinned, part
     after = alert_of(client, participant, "fever-grade-1")
     assert (after["id"], after["status"], after["occurrences"]) == (before["id"], "open", 1)
     assert after["finding"]["evidence"] == [second]
-    assert "38.3" in after["message"] and after["evidence_entered_in_error"] is None
+    assert "38.3" in after["message"] and after["disproved"] is None
     assert after["first_found_at"] == after["severity_since"] == after["last_found_at"]
     assert_withdrawn(db, after, first, "wrong participant's probe")
 
@@ -307,6 +307,6 @@ def test_alerts_after_readings_entered_in_error_are_those_of_the_valid_readings(
         if not left:
             unseen_critical = (alert["severity"], alert["status"]) == ("critical", "open")
             assert alert["status"] == "resolved" or unseen_critical
-            assert unseen_critical == (alert["evidence_entered_in_error"] is not None)
+            assert unseen_critical == (alert["disproved"] is not None)
         counted.setdefault(alert["dedup_key"], set()).update(left)
     assert {key: hashes for key, hashes in counted.items() if hashes} == expected

@@ -240,7 +240,7 @@ def test_an_ae_entered_in_error_withdraws_its_alerts_and_stops_its_clock(
         ("critical", "open"),
     }
     for alert in taken_back:
-        why = alert["resolution"] or alert["evidence_entered_in_error"]
+        why = alert["resolution"] or alert["disproved"]
         assert why == f"its evidence was entered in error: {reason}"
         audit = db.scalars(
             select(AuditRecord).where(
@@ -317,6 +317,6 @@ def test_a_positive_screen_outside_a_session_alerts_and_in_error_withdraws(
     taken_back = by_rule(alerts_about(client, participant, screen["id"]))
     assert taken_back["cssrs-ideation"]["status"] == "resolved"
     assert taken_back["cssrs-high-risk"]["status"] == "open"  # critical, not yet acknowledged
-    assert taken_back["cssrs-high-risk"]["evidence_entered_in_error"] == (
+    assert taken_back["cssrs-high-risk"]["disproved"] == (
         "its evidence was entered in error: answers of another participant"
     )

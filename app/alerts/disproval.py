@@ -1,0 +1,110 @@
+"""Overdue measurements that readings arriving late disprove, in the transaction of the readings.
+
+While a tablet is offline the sweep finds the due times it does not hear of overdue. When its
+backlog arrives, a reading of a missing measure measured within a due time's grace meets it: the
+engine, judging the session with the backlog (the ingest's judgment), no longer finds that
+occurrence. Each overdue occurrence the engine no longer finds, and that a reading of the batch
+meets for every measure it named missing, is withdrawn (app/alerts/withdrawal.py: kept, audited,
+no longer counted) with the reason naming when the readings were measured and when they arrived.
+An alert left with none resolves itself with that reason, except a critical one nobody has
+acknowledged: it stays open, ``disproved``, for a clinician. An alert with occurrences left names
+the first of those. See docs/alerts.md.
+"""
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.alerts.evaluation import Keyed, occurrence_hash
+from app.alerts.withdrawal import Withdrawal, withdraw
+from app.clinical.measures import MEASURES
+from app.models import Alert, AlertOccurrence, DosingSession, VitalReading
+from app.rules import met_window, wording
+from app.vocabulary import RecordStatus
+
+OVERDUE = "overdue_measurement"
+
+
+def disprove_overdue(
+    session: Session,
+    dosing_session: DosingSession,
+    readings: Sequence[VitalReading],
+    judged: list[Keyed],
+) -> list[Alert]:
+    """Withdraw the session's overdue occurrences that ``readings`` (just stored) met;
+    ``judged``: the warning and critical findings of judging the session with them, from the
+    earliest of them on. Returns the alerts changed."""
+    valid = [r for r in readings if r.record_status == RecordStatus.VALID.value]
+    if not valid:
+        return []
+    since = min(reading.measured_at for reading in valid)
+    # a reading measured at m meets only due times whose grace ends at m or later
+    stmt = (
+        select(AlertOccurrence)
+        .join(Alert, Alert.id == AlertOccurrence.alert_id)
+        .where(
+            Alert.dosing_session_id == dosing_session.id,
+            Alert.kind == OVERDUE,
+            AlertOccurrence.withdrawn_at.is_(None),
+            AlertOccurrence.found_at >= since,
+        )
+        .order_by(AlertOccurrence.alert_id, AlertOccurrence.found_at)
+    )
+    candidates = list(session.scalars(stmt))
+    if not candidates:
+        return []
+    standing = {occurrence_hash(each.occurrence_key) for each in judged}
+    withdrawals = []
+    for occurrence in candidates:
+        if occurrence.occurrence_hash in standing or occurrence.finding is None:
+            continue
+        met = _met_by(occurrence.finding, valid)
+        if met is not None:
+            reason, ids = met
+            withdrawals.append(Withdrawal(occurrence, reason, {"met_by": ids}))
+    return withdraw(session, withdrawals, _why, judged)
+
+
+def _why(withdrawals: list[Withdrawal]) -> str:
+    return "measured in time, arrived late: " + "; ".join(each.reason for each in withdrawals)
+
+
+def _met_by(finding: dict[str, Any], readings: list[VitalReading]) -> tuple[str, list[str]] | None:
+    """Why the overdue finding no longer holds (its due time, when the readings that met it
+    were measured and when they arrived) and their ids; None unless a reading among these meets
+    its due time for every measure it named missing."""
+    observed = finding.get("observed") or {}
+    grace, minute = observed.get("grace_minutes"), observed.get("due_minute")
+    if grace is None or minute is None:
+        return None
+    overdue_at = datetime.fromisoformat(finding["at"])
+    start, end = met_window(overdue_at, grace)
+    codes = [code for code in str(observed.get("missing") or "").split(", ") if code in MEASURES]
+    if not codes:
+        return None
+    meeting: list[VitalReading] = []
+    for code in codes:
+        column = MEASURES[code].column
+        found = sorted(
+            (
+                r
+                for r in readings
+                if start <= r.measured_at <= end and getattr(r, column) is not None
+            ),
+            key=lambda r: (r.measured_at, r.received_at, str(r.id)),
+        )
+        if not found:
+            return None
+        meeting.append(found[0])
+    meeting = sorted(dict.fromkeys(meeting), key=lambda r: (r.measured_at, str(r.id)))
+    names = wording.and_list([wording.MEASURE_NAMES[code] for code in codes])
+    due = wording.moment(overdue_at - timedelta(minutes=grace), minute)
+    times = " and ".join(
+        f"measured at {wording.clock(r.measured_at)}, "
+        f"arrived late at {wording.clock(r.received_at)}"
+        for r in meeting
+    )
+    return f"{wording.capitalise(names)} due at {due}: {times}", [str(r.id) for r in meeting]

@@ -149,8 +149,8 @@ def _sort_key(finding: Mapping[str, Any]) -> tuple[datetime, str, str, tuple[str
 
 def _first_left(alert: Alert, left: list[AlertOccurrence], judged: list[Keyed]) -> None:
     """The alert spans the occurrences left and names the first of them at their worst
-    severity: as stored with the occurrence, or as judged again for one stored without (before
-    migration 0009); its finding is unchanged if none of them is known."""
+    severity: as judged just now where it was, otherwise as stored with the occurrence (none
+    before migration 0009); its finding is unchanged if none of them is known."""
     alert.first_found_at = min(occurrence.found_at for occurrence in left)
     alert.last_found_at = max(occurrence.found_at for occurrence in left)
     again: dict[str, dict[str, Any]] = {
@@ -161,7 +161,7 @@ def _first_left(alert: Alert, left: list[AlertOccurrence], judged: list[Keyed]) 
         for each in judged
         if each.dedup_key == alert.dedup_key
     }
-    known = [o.finding or again.get(o.occurrence_hash) for o in left]
+    known = [again.get(o.occurrence_hash) or o.finding for o in left]
     standing = sorted((finding for finding in known if finding), key=_sort_key)
     if not standing:
         return

@@ -21,13 +21,13 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from app.alerts import service as alerts
-from app.alerts.schemas import AlertSeverity
+from app.alerts.schemas import AlertSeverity, AlertStatus
 from app.audit.recorder import change_reason
 from app.models import Alert, AlertOccurrence, DosingSession, OccurrenceEvidence, Participant
 from app.protocols import service as protocols
@@ -46,12 +46,16 @@ def _handled(
     session: Session, alerts: list[Alert], since: datetime | None
 ) -> dict[uuid.UUID, set[str]]:
     """The occurrences (hashes) each alert has taken in; from ``since`` on when given, which is
-    all an evaluation since then can find again."""
+    all an evaluation since then can find again. A withdrawn occurrence of a resolved alert is
+    not handled: found again (a due time a late reading met is missed once that reading is
+    entered in error), it is new, for the alert of its key not yet resolved."""
     handled: dict[uuid.UUID, set[str]] = defaultdict(set)
     if not alerts:
         return handled
+    unresolved = [alert.id for alert in alerts if alert.status != AlertStatus.RESOLVED.value]
     stmt = select(AlertOccurrence.alert_id, AlertOccurrence.occurrence_hash).where(
-        AlertOccurrence.alert_id.in_([alert.id for alert in alerts])
+        AlertOccurrence.alert_id.in_([alert.id for alert in alerts]),
+        or_(AlertOccurrence.withdrawn_at.is_(None), AlertOccurrence.alert_id.in_(unresolved)),
     )
     if since is not None:
         stmt = stmt.where(AlertOccurrence.found_at >= since)

@@ -11,7 +11,7 @@ severity; it names the first of those left at their worst severity. See docs/ale
 
 For a record entered in error, what it fed is judged again without it first (its dosing
 sessions, by the caller), so findings its absence makes true (a due time it met is now missed)
-are raised.
+are raised, and an occurrence it alone had disproved counts again (:func:`reinstate_found_again`).
 """
 
 import uuid
@@ -173,13 +173,87 @@ def _first_left(alert: Alert, left: list[AlertOccurrence], judged: list[Keyed]) 
         alert.severity_since = datetime.fromisoformat(named["at"])
 
 
+def reinstate_found_again(
+    session: Session,
+    fed: list[DosingSession],
+    record_id: uuid.UUID,
+    reason: str,
+    judged: list[Keyed],
+) -> list[Alert]:
+    """Withdrawn occurrences of the sessions' alerts not yet resolved that the engine finds again
+    (``judged``) count again, each audited: an overdue due time that a late reading met, once
+    that reading is entered in error. (Nothing else withdrawn can be found again: its evidence
+    is a record entered in error, which no snapshot holds. A resolved alert's withdrawn
+    occurrences found again are new, for the alert of their key not yet resolved:
+    ``evaluation._handled``.) Returns the alerts changed."""
+    found = {occurrence_hash(each.occurrence_key) for each in judged}
+    if not fed or not found:
+        return []
+    stmt = (
+        select(AlertOccurrence)
+        .join(Alert, Alert.id == AlertOccurrence.alert_id)
+        .where(
+            Alert.dosing_session_id.in_([dosing_session.id for dosing_session in fed]),
+            Alert.status != AlertStatus.RESOLVED.value,
+            AlertOccurrence.withdrawn_at.is_not(None),
+            AlertOccurrence.occurrence_hash.in_(sorted(found)),
+        )
+        .order_by(AlertOccurrence.alert_id, AlertOccurrence.found_at)
+    )
+    again = list(session.scalars(stmt))
+    if not again:
+        return []
+    by_alert: dict[uuid.UUID, int] = defaultdict(int)
+    for occurrence in again:
+        by_alert[occurrence.alert_id] += 1
+    locked = select(Alert).where(Alert.id.in_(list(by_alert))).order_by(Alert.id).with_for_update()
+    alerts = list(session.scalars(locked.execution_options(populate_existing=True)))
+    why = f"what disproved it was entered in error: {reason}"
+    for occurrence in again:
+        record_event(
+            session,
+            "reinstate",
+            OCCURRENCES,
+            str(occurrence.alert_id),
+            after={
+                "alert_id": occurrence.alert_id,
+                "occurrence_hash": occurrence.occurrence_hash,
+                "found_at": occurrence.found_at,
+                "record_entered_in_error": record_id,
+                "had_been_withdrawn_at": occurrence.withdrawn_at,
+                "had_been_withdrawn_for": occurrence.withdrawn_reason,
+                "withdrawn_at": None,
+                "withdrawn_reason": None,
+            },
+            reason=why,
+        )
+        occurrence.withdrawn_at, occurrence.withdrawn_reason = None, None
+    session.flush()
+    for alert in alerts:
+        left = list(
+            session.scalars(
+                select(AlertOccurrence).where(
+                    AlertOccurrence.alert_id == alert.id, AlertOccurrence.withdrawn_at.is_(None)
+                )
+            )
+        )
+        with change_reason(session, why, "update"):
+            alert.occurrences += by_alert[alert.id]
+            alert.disproved = None
+            _first_left(alert, left, judged)
+    return alerts
+
+
 def record_entered_in_error(
     session: Session, record_id: uuid.UUID, reason: str, fed: list[DosingSession]
 ) -> list[Alert]:
     """Judge the dosing sessions the record fed again without it (the caller has marked it),
-    then withdraw what it was evidence for; returns the alerts withdrawing changed."""
+    count again what only it had disproved, then withdraw what it was evidence for; returns the
+    alerts changed."""
     now = clock.utcnow()
     judged = [
         each for dosing_session in fed for each in judge_session(session, dosing_session, now)[1]
     ]
-    return withdraw_evidence(session, record_id, reason, judged)
+    reinstated = reinstate_found_again(session, fed, record_id, reason, judged)
+    withdrawn = withdraw_evidence(session, record_id, reason, judged)
+    return list({alert.id: alert for alert in [*reinstated, *withdrawn]}.values())

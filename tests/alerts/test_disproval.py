@@ -230,3 +230,57 @@ def test_occurrences_remember_their_withdrawal_in_the_database(db, client, pinne
     )
     assert row.withdrawn_at == BACKLOG_ARRIVES
     assert row.finding is not None and row.finding["rule_id"] == "overdue-temperature"
+
+
+# --- the reading that disproved it entered in error ---------------------------------------------
+
+
+def enter_in_error(client, reading_id: str, reason: str) -> None:
+    response = client.post(
+        f"{API}/vital-readings/{reading_id}/entered-in-error", json={"reason": reason}
+    )
+    assert response.status_code == 200, response.text
+
+
+def test_a_due_time_met_by_a_reading_later_entered_in_error_is_overdue_again(
+    db, client, pinned, dosed
+):
+    go_offline_until_the_sweep(client, db, pinned, dosed)
+    pinned.at(BACKLOG_ARRIVES)
+    late = reading(60, "TEMP")
+    post_batch(client, dosed, late)
+    resolved = alert_of(client, dosed, "overdue-temperature")
+    assert resolved["status"] == "resolved"
+
+    enter_in_error(client, late["id"], "probe on the wrong participant")
+    listed = client.get(f"{API}/alerts", params={"dosing_session_id": str(dosed.id)}).json()
+    temperature = [a for a in listed["items"] if a["rule_id"] == "overdue-temperature"]
+    assert [a["status"] for a in temperature] == ["resolved", "open"]  # never reopened: a new one
+    again = client.get(f"{API}/alerts/{temperature[1]['id']}").json()
+    assert again["occurrences"] == 1 and "09:30 UTC (T+60 min)" in again["message"]
+
+
+def test_a_disproved_critical_alert_counts_its_due_time_again_when_the_reading_was_wrong(
+    db, client, pinned, critical_overdue
+):
+    go_offline_until_the_sweep(client, db, pinned, critical_overdue)
+    pinned.at(BACKLOG_ARRIVES)
+    late = reading(60, "TEMP")
+    post_batch(client, critical_overdue, late)
+    assert alert_of(client, critical_overdue, "overdue-temperature")["disproved"] is not None
+
+    reason = "reading of another session"
+    enter_in_error(client, late["id"], reason)
+    alert = alert_of(client, critical_overdue, "overdue-temperature")
+    assert (alert["status"], alert["occurrences"], alert["disproved"]) == ("open", 1, None)
+    assert "09:30 UTC (T+60 min)" in alert["message"]
+    (item,) = alert["occurrence_page"]["items"]
+    assert (item["withdrawn"], item["withdrawn_reason"]) == (False, None)
+    (record,) = db.scalars(
+        select(AuditRecord).where(
+            AuditRecord.action == "reinstate", AuditRecord.entity_id == alert["id"]
+        )
+    )
+    assert record.reason == f"what disproved it was entered in error: {reason}"
+    assert record.after["record_entered_in_error"] == late["id"]
+    assert record.after["had_been_withdrawn_for"].startswith("Temperature due at 09:30 UTC")

@@ -8,7 +8,8 @@ meets for every measure it named missing, is withdrawn (app/alerts/withdrawal.py
 no longer counted) with the reason naming when the readings were measured and when they arrived.
 An alert left with none resolves itself with that reason, except a critical one nobody has
 acknowledged: it stays open, ``disproved``, for a clinician. An alert with occurrences left names
-the first of those. See docs/alerts.md.
+the first of those. An occurrence met for only some of its missing measures stands, narrowed to
+the others (audited). See docs/alerts.md.
 """
 
 from collections.abc import Sequence
@@ -19,7 +20,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.alerts.evaluation import Keyed, occurrence_hash
-from app.alerts.withdrawal import Withdrawal, withdraw
+from app.alerts.withdrawal import OCCURRENCES, Withdrawal, withdraw
+from app.audit.recorder import change_reason, record_event
 from app.clinical.measures import MEASURES
 from app.models import Alert, AlertOccurrence, DosingSession, VitalReading
 from app.rules import met_window, wording
@@ -56,33 +58,91 @@ def disprove_overdue(
     candidates = list(session.scalars(stmt))
     if not candidates:
         return []
-    standing = {occurrence_hash(each.occurrence_key) for each in judged}
-    withdrawals = []
+    standing = {occurrence_hash(each.occurrence_key): each for each in judged}
+    withdrawals, narrowed = [], []
     for occurrence in candidates:
-        if occurrence.occurrence_hash in standing or occurrence.finding is None:
+        if occurrence.finding is None:
             continue
-        met = _met_by(occurrence.finding, valid)
+        still = standing.get(occurrence.occurrence_hash)
+        if still is None:
+            met = _met_by(occurrence.finding, valid)
+            if met is not None:
+                reason, ids = met
+                withdrawals.append(Withdrawal(occurrence, reason, {"met_by": ids}))
+            continue
+        now_missing = _missing(still.finding.as_dict())
+        met_now = [code for code in _missing(occurrence.finding) if code not in now_missing]
+        met = _met_by(occurrence.finding, valid, met_now) if met_now else None
         if met is not None:
-            reason, ids = met
-            withdrawals.append(Withdrawal(occurrence, reason, {"met_by": ids}))
-    return withdraw(session, withdrawals, _why, judged)
+            narrowed.append((occurrence, still, *met))
+    changed = _narrow(session, narrowed)
+    changed += withdraw(session, withdrawals, _why, judged)
+    return list({alert.id: alert for alert in changed}.values())
 
 
 def _why(withdrawals: list[Withdrawal]) -> str:
     return "measured in time, arrived late: " + "; ".join(each.reason for each in withdrawals)
 
 
-def _met_by(finding: dict[str, Any], readings: list[VitalReading]) -> tuple[str, list[str]] | None:
-    """Why the overdue finding no longer holds (its due time, when the readings that met it
-    were measured and when they arrived) and their ids; None unless a reading among these meets
-    its due time for every measure it named missing."""
+def _missing(finding: dict[str, Any]) -> list[str]:
+    observed = finding.get("observed") or {}
+    return [code for code in str(observed.get("missing") or "").split(", ") if code in MEASURES]
+
+
+def _narrow(
+    session: Session, narrowed: list[tuple[AlertOccurrence, Keyed, str, list[str]]]
+) -> list[Alert]:
+    """Overdue occurrences whose due time late readings met for some of the measures they named
+    missing: still overdue for the others, they say so from now on (their finding, and their
+    alert's message where it names them), each change audited. Returns the alerts changed."""
+    if not narrowed:
+        return []
+    ids = sorted({occurrence.alert_id for occurrence, *_ in narrowed})
+    locked = select(Alert).where(Alert.id.in_(ids)).order_by(Alert.id).with_for_update()
+    alerts = {a.id: a for a in session.scalars(locked.execution_options(populate_existing=True))}
+    changed: dict[Any, Alert] = {}
+    for occurrence, still, reason, met_by in narrowed:
+        finding = {**still.finding.as_dict(), "dedup_key": still.dedup_key}
+        record_event(
+            session,
+            "narrow",
+            OCCURRENCES,
+            str(occurrence.alert_id),
+            after={
+                "alert_id": occurrence.alert_id,
+                "occurrence_hash": occurrence.occurrence_hash,
+                "found_at": occurrence.found_at,
+                "met_by": met_by,
+                "was_missing": ", ".join(_missing(occurrence.finding or {})),
+                "missing": ", ".join(_missing(finding)),
+                "message": finding["message"],
+            },
+            reason=reason,
+        )
+        occurrence.finding = finding
+        alert = alerts[occurrence.alert_id]
+        named = alert.finding or {}
+        if (named.get("at"), named.get("evidence")) == (finding["at"], finding["evidence"]):
+            with change_reason(session, f"measured in time, arrived late: {reason}", "update"):
+                alert.finding, alert.message = finding, str(finding["message"])
+            changed[alert.id] = alert
+    session.flush()
+    return list(changed.values())
+
+
+def _met_by(
+    finding: dict[str, Any], readings: list[VitalReading], codes: list[str] | None = None
+) -> tuple[str, list[str]] | None:
+    """Why the overdue finding no longer holds for ``codes`` (default: every measure it named
+    missing): its due time, when the readings that met it were measured and when they arrived;
+    and their ids. None unless a reading among these meets its due time for each of them."""
     observed = finding.get("observed") or {}
     grace, minute = observed.get("grace_minutes"), observed.get("due_minute")
     if grace is None or minute is None:
         return None
     overdue_at = datetime.fromisoformat(finding["at"])
     start, end = met_window(overdue_at, grace)
-    codes = [code for code in str(observed.get("missing") or "").split(", ") if code in MEASURES]
+    codes = _missing(finding) if codes is None else codes
     if not codes:
         return None
     meeting: list[VitalReading] = []

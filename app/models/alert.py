@@ -81,7 +81,8 @@ class AlertOccurrence(Base):
     """One occurrence an alert has taken in: the memory that makes a repeated evaluation change
     nothing. Written once with its alert's change, with the finding it was taken in for;
     changed only to withdraw it (a record behind it was entered in error, or later data
-    disproved it), never deleted. The alert's audit records show the change (occurrences, the
+    disproved it), to count it again, or to narrow an overdue one's missing measures; never
+    deleted. The alert's audit records show the change (occurrences, the
     latest finding), a withdrawal has an audit record of its own.
     ``occurrence_hash`` is the SHA-256 of the finding's occurrence key, which names every record
     behind it and has no bound on length; the records are :class:`OccurrenceEvidence` rows."""

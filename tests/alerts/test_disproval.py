@@ -163,6 +163,36 @@ def test_a_backlog_meeting_the_first_due_time_only_moves_the_alert_to_the_next(
     assert "measured at 08:58 UTC, arrived late at 10:05 UTC" in items[0]["withdrawn_reason"]
 
 
+def test_a_due_time_met_for_some_measures_names_only_those_still_missing(db, client, pinned, dosed):
+    go_offline_until_the_sweep(client, db, pinned, dosed)
+    before = alert_of(client, dosed, "overdue-bp-pulse")
+    assert before["message"].startswith("Systolic BP, diastolic BP and pulse due at 09:00 UTC")
+
+    pinned.at(BACKLOG_ARRIVES)
+    blood_pressure = reading(30, "SYSBP", "DIABP")  # the pulse was not taken
+    post_batch(client, dosed, blood_pressure)
+
+    after = alert_of(client, dosed, "overdue-bp-pulse")
+    assert (after["status"], after["occurrences"]) == ("open", 2)  # still overdue for the pulse
+    assert after["message"].startswith("Pulse due at 09:00 UTC (T+30 min) was not measured")
+    first = after["occurrence_page"]["items"][0]
+    assert (first["observed"]["missing"], first["withdrawn"]) == ("PULSE", False)
+    (record,) = db.scalars(
+        select(AuditRecord).where(
+            AuditRecord.action == "narrow", AuditRecord.entity_id == after["id"]
+        )
+    )
+    assert (record.after["was_missing"], record.after["missing"]) == (
+        "SYSBP, DIABP, PULSE",
+        "PULSE",
+    )
+    assert record.after["met_by"] == [blood_pressure["id"]]
+    assert record.reason == (
+        "Systolic BP and diastolic BP due at 09:00 UTC (T+30 min): "
+        "measured at 09:00 UTC, arrived late at 10:05 UTC"
+    )
+
+
 @pytest.fixture
 def critical_overdue(db: Session, tmp_path: Path) -> DosingSession:
     """A session under a protocol whose overdue temperature is critical."""

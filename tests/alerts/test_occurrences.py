@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.alerts import occurrences
@@ -70,7 +70,6 @@ def test_an_alert_shows_its_measures_and_each_occurrence_with_values_and_thresho
             None,
             None,
         )
-        assert item["late"] is None  # this finding says nothing of lateness
 
 
 def test_an_overdue_alert_names_the_measures_it_watches(db, client, pinned, dosed):
@@ -133,6 +132,17 @@ def test_an_occurrence_stored_before_its_finding_was_kept_shows_its_time(db, cli
     (item,) = client.get(f"{API}/alerts/{alert}/occurrences").json()["items"]
     assert datetime.fromisoformat(item["found_at"]) == DOSED + timedelta(minutes=40)
     assert (item["severity"], item["observed"], item["evidence"]) == (None, None, None)
+
+
+def test_an_occurrence_passes_on_whether_its_finding_says_it_was_late(db, client, pinned, dosed):
+    post_batch(client, dosed, hypertensive(40, 172))
+    alert = alert_id(client, dosed, "hypertension-grade-3")
+    (row,) = db.scalars(select(AlertOccurrence).where(AlertOccurrence.alert_id == uuid.UUID(alert)))
+    assert row.finding is not None
+    row.finding = {**row.finding, "late": True}
+    db.flush()
+    (item,) = client.get(f"{API}/alerts/{alert}/occurrences").json()["items"]
+    assert item["late"] is True
 
 
 def test_an_unknown_alert_is_not_found(client):

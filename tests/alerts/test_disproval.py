@@ -10,11 +10,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.alerts import evaluation
+from app.alerts.evaluation import occurrence_hash
 from app.alerts.sweep import sweep
 from app.models import AlertOccurrence, AuditRecord, DosingSession, Participant, Site
+from app.protocols import service as protocols
+from app.rules import evaluate
+from app.sessions.snapshot import snapshot_of
 from tests.factories.alerts import PinnedClock
 from tests.factories.dosing import T0, make_dosing_session
 from tests.factories.trial import MDMA, make_participant, make_site, make_study
@@ -314,3 +321,70 @@ def test_a_disproved_critical_alert_counts_its_due_time_again_when_the_reading_w
     assert record.reason == f"what disproved it was entered in error: {reason}"
     assert record.after["record_entered_in_error"] == late["id"]
     assert record.after["had_been_withdrawn_for"].startswith("Temperature due at 09:30 UTC")
+
+
+# --- the property -------------------------------------------------------------------------------
+
+GROUPS = {
+    "all": tuple(NORMAL),
+    "bp-pulse": ("SYSBP", "DIABP", "PULSE"),
+    "bp": ("SYSBP", "DIABP"),
+    "temperature": ("TEMP",),
+}
+
+
+@settings(
+    max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    backlog=st.lists(
+        st.tuples(st.integers(min_value=0, max_value=190), st.sampled_from(sorted(GROUPS))),
+        min_size=1,
+        max_size=8,
+        unique_by=lambda r: r[0],
+    ),
+    batches=st.integers(min_value=1, max_value=3),
+)
+def test_after_a_backlog_the_overdue_occurrences_counted_are_the_engines_findings(
+    db, client, monkeypatch, site, backlog, batches
+):
+    """Offline from the dose on, swept at T+200 min, then the backlog arrives in one to three
+    batches, oldest first: the overdue occurrences still counted are exactly the overdue
+    findings of judging the session with every reading, each saying what it still misses, and
+    an overdue alert counting none has resolved itself."""
+    pinned = PinnedClock(monkeypatch, DOSED + timedelta(minutes=200))
+    participant = make_participant(db, site, uuid.uuid4().hex[:8].upper(), stage="randomised")
+    dosing_session = make_dosing_session(db, participant, initial_dose_mg=80)
+    sweep(db, pinned.now)
+    pinned.at(DOSED + timedelta(minutes=205))  # before T+210, the next moment one is overdue
+    readings = [reading(minute, *GROUPS[group]) for minute, group in sorted(backlog)]
+    size = -(-len(readings) // batches)
+    for start in range(0, len(readings), size):
+        post_batch(client, dosing_session, *readings[start : start + size])
+
+    protocol = protocols.definition_of(db, dosing_session.protocol_version_id)
+    judged = evaluation.keyed(evaluate(protocol, snapshot_of(db, dosing_session, pinned.now)))
+    expected = {
+        occurrence_hash(each.occurrence_key): each.finding
+        for each in judged
+        if each.finding.kind == "overdue_measurement"
+    }
+    listed = client.get(f"{API}/alerts", params={"dosing_session_id": str(dosing_session.id)})
+    counted = {}
+    for alert in listed.json()["items"]:
+        if alert["kind"] != "overdue_measurement":
+            continue
+        rows = db.scalars(
+            select(AlertOccurrence).where(AlertOccurrence.alert_id == uuid.UUID(alert["id"]))
+        ).all()
+        left = [row for row in rows if row.withdrawn_at is None]
+        assert alert["occurrences"] == len(left)
+        assert alert["status"] == ("open" if left else "resolved")
+        if left:
+            first = min(left, key=lambda row: row.found_at)
+            assert alert["message"] == expected[first.occurrence_hash].message
+        counted.update({row.occurrence_hash: row.finding for row in left})
+    assert set(counted) == set(expected)
+    for hashed, finding in counted.items():
+        assert finding is not None
+        assert finding["observed"]["missing"] == expected[hashed].observed["missing"]

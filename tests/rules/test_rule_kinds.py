@@ -460,8 +460,7 @@ def test_reporting_findings_share_a_key_apart_from_the_event() -> None:
     )
     assert found[2].message == (
         "The sponsor report of adverse event 'Hospitalised' is due by 2026-03-11 09:00 "
-        "(UTC+00:00) (24 h "
-        "after the site learnt of it); the deadline passed without it."
+        "(UTC+00:00), 24 h after the site learnt of it; the deadline passed without it."
     )
 
 

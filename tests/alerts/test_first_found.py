@@ -81,7 +81,7 @@ def test_a_later_reading_of_a_higher_severity_dates_the_severity_not_the_alert(
     client, pinned, warning_at_5
 ):
     undosed = warning_at_5
-    pinned.at(T0 + timedelta(hours=2))
+    pinned.at(AT_0140)  # received as measured: the clock runs from the finding
     post_batch(
         client,
         undosed,

@@ -98,12 +98,9 @@ def test_the_offset_follows_daylight_saving_time():
 ZONES = ["UTC", "America/New_York", "Europe/London", "Australia/Lord_Howe", "Asia/Kolkata"]
 
 
-@given(
-    st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2035, 1, 1)),
-    st.sampled_from(ZONES),
-)
-def test_a_local_time_and_its_offset_name_the_same_instant(naive: datetime, zone_name: str):
-    at_utc = naive.replace(tzinfo=UTC, second=0, microsecond=0)
+@given(st.integers(min_value=0, max_value=15 * 366 * 24 * 60), st.sampled_from(ZONES))
+def test_a_local_time_and_its_offset_name_the_same_instant(minutes: int, zone_name: str):
+    at_utc = datetime(2020, 1, 1, tzinfo=UTC) + timedelta(minutes=minutes)
     text = wording.date_time(at_utc, ZoneInfo(zone_name))
     match = re.fullmatch(r"(\d{4}-\d\d-\d\d \d\d:\d\d) \(UTC([+-])(\d\d):(\d\d)\)", text)
     assert match, text

@@ -200,7 +200,7 @@ def upsert_alerts(
             found=span,
             new_occurrences=len(new),
             unresolved=locked,
-            escalate_at_once=named.escalate_at_once,
+            escalate_at_once=any(each.finding.escalate_at_once for each in new),
         )
         taken.extend((alert, each) for each in new)
         raised.append(alert)

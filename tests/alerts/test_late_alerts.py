@@ -109,3 +109,16 @@ def test_news2_of_6_waits_for_its_acknowledgement_deadline(client, db: Session, 
     assert alert["finding"]["escalate_at_once"] is False
     row = db.scalars(select(Alert).where(Alert.rule_id == "news2")).one()
     assert row.escalated_at is None
+
+
+def test_news2_of_7_after_a_6_in_the_same_batch_escalates_the_alert(client, pinned, new_york):
+    later = MEASURED + timedelta(minutes=5)
+    pinned.at(later)
+    six = {**reading(MEASURED), "observations": FOUR, "supplemental_oxygen": True}
+    seven = {**reading(later), "observations": FOUR, "new_confusion": True}
+    post_batch(client, new_york, six, seven)
+
+    alert = alerts_of(client, new_york)["news2"]
+    assert (alert["severity"], alert["occurrences"]) == ("critical", 2)
+    assert "NEWS2 6" in alert["message"]  # the first at its severity
+    assert alert["escalation_level"] == 1  # the 7 among them escalates it at once

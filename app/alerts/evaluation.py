@@ -209,6 +209,7 @@ def upsert_alerts(
             found=span,
             new_occurrences=len(new),
             unresolved=locked,
+            escalate_at_once=any(each.finding.escalate_at_once for each in new),
         )
         taken.extend((alert, each) for each in new)
         raised.append(alert)
@@ -222,7 +223,8 @@ def _first_at_worst(new: list[Keyed]) -> tuple[Finding, alerts.Span]:
     worst = max(SEVERITY_ORDER[each.finding.severity] for each in new)
     order = sorted((each.finding for each in new), key=Finding.sort_key)
     named = next(f for f in order if SEVERITY_ORDER[f.severity] == worst)
-    return named, alerts.Span(named=named.at, first=order[0].at, last=order[-1].at)
+    span = alerts.Span(named.at, order[0].at, order[-1].at, learnt=named.learnt_at)
+    return named, span
 
 
 def raise_alerts(

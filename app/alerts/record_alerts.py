@@ -33,6 +33,7 @@ from app.sessions.snapshot import (
     adverse_event_of,
     cssrs_screen_of,
     session_alerts_of,
+    site_zone,
     snapshot_of,
 )
 from app.vocabulary import RecordStatus
@@ -96,6 +97,7 @@ def _judge(
         dosing_session_id=NO_SESSION,
         visit_code="",  # no visit: only event rules are judged, and they read no dosing
         now=now,
+        timezone=site_zone(session, participant_id),
         adverse_events=[alone] if isinstance(alone, SnapshotEvent) else [],
         cssrs_screens=[alone] if isinstance(alone, SnapshotScreen) else [],
     )

@@ -51,10 +51,31 @@ class Span:
     named: datetime
     first: datetime
     last: datetime
+    # when the server learnt of the named occurrence (a late reading's receipt): the escalation
+    # clock starts then; None: at ``named``
+    learnt: datetime | None = None
 
     @classmethod
     def of(cls, at: datetime) -> "Span":
         return cls(at, at, at)
+
+    @property
+    def clock_start(self) -> datetime:
+        return self.named if self.learnt is None else max(self.named, self.learnt)
+
+
+def _escalate_at_once(session: Session, alert: Alert) -> None:
+    """A critical alert whose rule asks for it goes to the medical monitor now."""
+    if (
+        alert.severity != AlertSeverity.CRITICAL.value
+        or alert.status != OPEN
+        or alert.escalation_level != SITE_CLINICIAN
+    ):
+        return
+    reason = f"rule {alert.rule_id} escalates at once; escalated to the medical monitor"
+    with change_reason(session, reason, "escalate"):
+        alert.escalation_level = MEDICAL_MONITOR
+        alert.escalated_at = clock.utcnow()
 
 
 def _update(
@@ -65,12 +86,14 @@ def _update(
     finding: dict[str, Any],
     found: Span,
     new_occurrences: int,
+    escalate_at_once: bool = False,
 ) -> None:
     """A repeated finding: count its occurrences and widen the alert's span; raise (never lower)
     severity. The message and finding stay those of the first occurrence at the alert's
     severity: an escalation names the first occurrence at the new one, a later occurrence at the
     same severity is only counted, one measured earlier (a backlog arriving late) takes its
-    place. ``alert`` is locked and current, so concurrent counts add up."""
+    place. ``alert`` is locked and current, so concurrent counts add up. A raise to a critical
+    severity whose rule escalates at once escalates the alert."""
     with change_reason(session, f"rule {alert.rule_id} found again", "update"):
         alert.first_found_at = min(alert.first_found_at, found.first)
         alert.last_found_at = max(alert.last_found_at, found.last)
@@ -82,11 +105,15 @@ def _update(
         alert.severity_since = found.named
         alert.message, alert.finding = message, finding
         if alert.status == OPEN:
-            deadline = _acknowledge_by(session, alert.protocol_version_id, severity, found.named)
+            deadline = _acknowledge_by(
+                session, alert.protocol_version_id, severity, found.clock_start
+            )
             if deadline is not None and (
                 alert.acknowledge_by is None or deadline < alert.acknowledge_by
             ):
                 alert.acknowledge_by = deadline
+    if escalate_at_once:
+        _escalate_at_once(session, alert)
 
 
 def upsert_from_finding(
@@ -105,6 +132,7 @@ def upsert_from_finding(
     found: Span,
     new_occurrences: int = 1,
     unresolved: Mapping[str, Alert] | None = None,
+    escalate_at_once: bool = False,
 ) -> tuple[Alert, bool]:
     """The alert of a finding and whether it is new: a not-yet-resolved alert with the same
     dedup key (rule and session) is updated, otherwise a new open alert is created. Runs in the
@@ -113,12 +141,15 @@ def upsert_from_finding(
     ``found``: when the occurrences the finding stands for happened. ``new_occurrences``: how
     many occurrences not counted yet the finding stands for; a new alert starts at it, an update
     adds it. ``unresolved``: the caller's :func:`lock_unresolved` of several keys at once, this
-    one among them."""
+    one among them. ``escalate_at_once``: the finding's rule sends a critical alert to the
+    medical monitor at once. The acknowledgement deadline counts from ``found.clock_start``."""
     severity = AlertSeverity(severity)
     locked = unresolved if unresolved is not None else lock_unresolved(session, [dedup_key])
     existing = locked.get(dedup_key)
     if existing is not None:
-        _update(session, existing, severity, message, finding, found, new_occurrences)
+        _update(
+            session, existing, severity, message, finding, found, new_occurrences, escalate_at_once
+        )
         return existing, False
     alert = Alert(
         participant_id=participant.id,
@@ -137,7 +168,7 @@ def upsert_from_finding(
         severity_since=found.named,
         last_found_at=found.last,
         occurrences=new_occurrences,
-        acknowledge_by=_acknowledge_by(session, protocol_version_id, severity, found.named),
+        acknowledge_by=_acknowledge_by(session, protocol_version_id, severity, found.clock_start),
         escalation_level=SITE_CLINICIAN,
     )
     try:
@@ -149,8 +180,12 @@ def upsert_from_finding(
         existing = lock_unresolved(session, [dedup_key]).get(dedup_key)
         if existing is None:
             raise
-        _update(session, existing, severity, message, finding, found, new_occurrences)
+        _update(
+            session, existing, severity, message, finding, found, new_occurrences, escalate_at_once
+        )
         return existing, False
+    if escalate_at_once:
+        _escalate_at_once(session, alert)
     return alert, True
 
 

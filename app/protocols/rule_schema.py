@@ -164,6 +164,17 @@ class _RuleBase(StrictModel):
     severity: Severity
     title: Text  # a sentence a clinician reads
     source: Text  # where the number comes from
+    # A critical alert of this rule goes to the medical monitor as soon as it is raised, without
+    # waiting for the acknowledgement deadline; only a critical rule may ask for it.
+    escalate_at_once: bool = False
+
+    @model_validator(mode="after")
+    def _escalates_only_critical(self) -> Self:
+        if self.escalate_at_once and self.severity != "critical":
+            raise ValueError(
+                f"escalate_at_once is for critical rules; this rule's severity is {self.severity!r}"
+            )
+        return self
 
 
 class ThresholdRule(_RuleBase):
@@ -227,6 +238,16 @@ class OverdueMeasurementRule(_RuleBase):
 class ScoreLevel(StrictModel):
     at_least: int
     severity: Severity
+    escalate_at_once: bool = False  # a critical level only, as the rule option
+
+    @model_validator(mode="after")
+    def _escalates_only_critical(self) -> Self:
+        if self.escalate_at_once and self.severity != "critical":
+            raise ValueError(
+                f"escalate_at_once is for critical levels; the level at {self.at_least} is "
+                f"{self.severity!r}"
+            )
+        return self
 
 
 _SCORE_RANGE: dict[str, tuple[int, int]] = {"NEWS2": (0, 20)}

@@ -190,6 +190,9 @@ class VitalsSchedule(StrictModel):
     # observation after the last dose's effects wear off); later ones are refused. Not a *late*
     # reading (one received long after it was measured): that is a different clock.
     readings_accepted_after_end_minutes: NonNegativeInt = 60
+    # A reading received more than this long after it was measured is late: its findings say
+    # how late and their acknowledgement deadline counts from its receipt (docs/alerts.md).
+    late_after_minutes: NonNegativeInt = 15
 
     def scheduled_measures(self) -> set[str]:
         return {code for interval in self.intervals for code in interval.measures}

@@ -83,7 +83,9 @@ def decide(
     opens_at = closes_at = None
     supplemental_mg = None
     if snapshot.ended_at is not None and snapshot.ended_at <= now:
-        reasons.append(f"the session ended at {wording.clock(snapshot.ended_at)}")
+        reasons.append(
+            f"the session ended at {wording.clock(snapshot.ended_at, snapshot.timezone)}"
+        )
     definition = protocol.dosing_for_visit(snapshot.visit_code)
     if definition is None:
         info = protocol.protocol
@@ -107,7 +109,8 @@ def decide(
             evidence.append(given.id)
             reasons.append(
                 f"a supplemental dose ({wording.mg(given.amount_mg)}) was already given at "
-                f"{wording.clock(given.administered_at)}; the protocol allows one"
+                f"{wording.clock(given.administered_at, snapshot.timezone)}; the protocol allows "
+                "one"
             )
         total = sum(d.amount_mg for d in snapshot.doses) + supplemental_mg
         if total > definition.max_total_mg + AMOUNT_TOLERANCE_MG:
@@ -118,13 +121,13 @@ def decide(
             )
         if now < opens_at:
             reasons.append(
-                f"the supplemental window opens at {wording.clock(opens_at)} "
-                f"({minutes.start} min after the initial dose)"
+                f"the supplemental window opens at {wording.clock(opens_at, snapshot.timezone)}, "
+                f"{minutes.start} min after the initial dose"
             )
         elif now > closes_at:
             reasons.append(
-                f"the supplemental window closed at {wording.clock(closes_at)} "
-                f"({minutes.end} min after the initial dose)"
+                f"the supplemental window closed at {wording.clock(closes_at, snapshot.timezone)}, "
+                f"{minutes.end} min after the initial dose"
             )
     why = [GateReason(GateCheck.DOSE_LIMITS, reason) for reason in reasons]
     for rule in rules:
@@ -159,14 +162,14 @@ def _rule_reasons(rule: DoseGateRule, snapshot: SessionSnapshot, evidence: list[
         age = (snapshot.now - reading.measured_at).total_seconds() / 60
         if age > rule.max_reading_age_minutes:
             reasons.append(
-                f"the latest {name} ({wording.clock(reading.measured_at)}) is "
+                f"the latest {name} ({wording.clock(reading.measured_at, snapshot.timezone)}) is "
                 f"{wording.duration(age)} old; the gate needs one at most "
                 f"{rule.max_reading_age_minutes} min old"
             )
     result = judge(rule.block_if, {code: r.values[code] for code, r in latest.items()})
     if result.met:
         for condition, value in result.held:
-            at = wording.clock(latest[condition.measure].measured_at)
+            at = wording.clock(latest[condition.measure].measured_at, snapshot.timezone)
             reasons.append(f"{wording.comparison(condition, value)} at {at}")
     return reasons
 

@@ -91,8 +91,10 @@ def adverse_event_findings(ctx: RuleContext, rule: AdverseEventRule) -> Iterator
             "site_aware_at": event.site_aware_at.isoformat(),
         }
         known = (
-            f"Adverse event {event.verbatim_term!r} (onset {wording.date_time(event.onset_at)}, "
-            f"site aware {wording.date_time(event.site_aware_at)}) is {wording.and_list(why)}"
+            f"Adverse event {event.verbatim_term!r}, "
+            f"onset {wording.date_time(event.onset_at, ctx.zone)}, "
+            f"site aware {wording.date_time(event.site_aware_at, ctx.zone)}, "
+            f"is {wording.and_list(why)}"
         )
         hours = rule.reporting_deadline_hours
         if hours is None:
@@ -112,15 +114,15 @@ def adverse_event_findings(ctx: RuleContext, rule: AdverseEventRule) -> Iterator
         observed["report_due_at"] = due_at.isoformat()
         observed["sponsor_reported_at"] = reported_at.isoformat() if reported_at else None
         report = (
-            f"reported to the sponsor {wording.date_time(reported_at)}"
+            f"reported to the sponsor {wording.date_time(reported_at, ctx.zone)}"
             if reported_at is not None
             else "not yet reported to the sponsor"
         )
         yield ctx.finding(
             at=event.site_aware_at,
             message=(
-                f"{known}; report it to the sponsor by {wording.date_time(due_at)} "
-                f"({hours} h); {report}."
+                f"{known}; report it to the sponsor by {wording.date_time(due_at, ctx.zone)}, "
+                f"within {hours} h; {report}."
             ),
             observed=observed,
             thresholds=thresholds,
@@ -130,7 +132,7 @@ def adverse_event_findings(ctx: RuleContext, rule: AdverseEventRule) -> Iterator
         near_at = due_at - timedelta(hours=hours * NEAR_FRACTION_LEFT)
         owed = (
             f"The sponsor report of adverse event {event.verbatim_term!r} is due by "
-            f"{wording.date_time(due_at)} ({hours} h after the site learnt of it)"
+            f"{wording.date_time(due_at, ctx.zone)}, {hours} h after the site learnt of it"
         )
         left = wording.duration(hours * 60 * NEAR_FRACTION_LEFT)
         for variant, at, tail in (
@@ -138,7 +140,7 @@ def adverse_event_findings(ctx: RuleContext, rule: AdverseEventRule) -> Iterator
                 "deadline-near",
                 near_at,
                 f"less than {left} was left at "
-                f"{wording.date_time(near_at)} and it had not been made",
+                f"{wording.date_time(near_at, ctx.zone)} and it had not been made",
             ),
             ("deadline-passed", due_at, "the deadline passed without it"),
         ):

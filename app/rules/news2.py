@@ -91,7 +91,11 @@ def _part_text(reading: Reading, name: str, points: int) -> str:
 
 def composite_findings(ctx: RuleContext, rule: CompositeScoreRule) -> Iterator[Finding]:
     levels = sorted(rule.levels, key=lambda level: level.at_least)
-    thresholds = [f"NEWS2 >= {level.at_least}: {level.severity}" for level in levels]
+    thresholds = [
+        f"NEWS2 >= {level.at_least}: {level.severity}"
+        + (", escalated at once" if level.escalate_at_once else "")
+        for level in levels
+    ]
     if rule.any_single_parameter_3 is not None:
         thresholds.append(f"any single parameter scoring 3: {rule.any_single_parameter_3}")
     for reading in ctx.snapshot.readings:
@@ -111,6 +115,9 @@ def composite_findings(ctx: RuleContext, rule: CompositeScoreRule) -> Iterator[F
         if not severities:
             continue
         highest: Severity = max(severities, key=SEVERITY_ORDER.__getitem__)
+        at_once = (rule.escalate_at_once or bool(reached and reached[-1].escalate_at_once)) and (
+            highest == "critical"
+        )
         parts = [
             _part_text(reading, name, points)
             for name, points in score.parts.items()
@@ -136,4 +143,5 @@ def composite_findings(ctx: RuleContext, rule: CompositeScoreRule) -> Iterator[F
             thresholds=thresholds,
             evidence=[reading.id],
             severity=highest,
+            escalate_at_once=at_once,
         )

@@ -99,7 +99,8 @@ def overdue_findings(ctx: RuleContext, rule: OverdueMeasurementRule) -> Iterator
         yield ctx.finding(
             at=due_at + timedelta(minutes=grace_minutes),
             message=(
-                f"{wording.capitalise(names)} due at {wording.moment(due_at, minute)} {verb} "
+                f"{wording.capitalise(names)} due at "
+                f"{wording.moment(due_at, minute, ctx.zone)} {verb} "
                 f"not measured within {grace_minutes} min of it."
             ),
             observed={

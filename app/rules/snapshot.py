@@ -14,7 +14,7 @@ doses, doses in a session that never started.
 import math
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from types import MappingProxyType
 from typing import Literal
 
@@ -44,7 +44,7 @@ class Reading:
 
     A reading may lack some measures (a blood-pressure-only reading). ``supplemental_oxygen`` and
     ``new_confusion`` are the two NEWS2 observations that are not measures; False means room air
-    and alert.
+    and alert. ``received_at`` is when the server stored it (None: not known, taken as on time).
     """
 
     id: str
@@ -52,9 +52,12 @@ class Reading:
     values: Mapping[str, float] = field(hash=False)
     supplemental_oxygen: bool = False
     new_confusion: bool = False
+    received_at: datetime | None = None
 
     def __post_init__(self) -> None:
         _require_aware(self.measured_at, f"reading {self.id} measured_at")
+        if self.received_at is not None:
+            _require_aware(self.received_at, f"reading {self.id} received_at")
         if not self.values:
             raise ValueError(f"reading {self.id} has no values")
         checked: dict[str, float] = {}
@@ -75,6 +78,12 @@ class Reading:
 
     def has(self, code: str) -> bool:
         return code in self.values
+
+    def minutes_late(self) -> float:
+        """How long after it was measured the server received it (0 when not known)."""
+        if self.received_at is None:
+            return 0.0
+        return max(0.0, (self.received_at - self.measured_at) / timedelta(minutes=1))
 
 
 @dataclass(frozen=True)
@@ -153,11 +162,15 @@ class OpenAlert:
 
 @dataclass(frozen=True)
 class SessionSnapshot:
-    """One dosing session as known at ``now``; collections are sorted into a canonical order."""
+    """One dosing session as known at ``now``; collections are sorted into a canonical order.
+
+    ``timezone`` is the site's (a zoneinfo zone): messages give times on its wall clock with the
+    offset; every time in the data stays an aware datetime."""
 
     dosing_session_id: str
     visit_code: str  # picks the protocol's dosing definition (EXP1, EXP2, ...)
     now: datetime
+    timezone: tzinfo = UTC
     started_at: datetime | None = None
     ended_at: datetime | None = None
     readings: Sequence[Reading] = ()
@@ -181,6 +194,8 @@ class SessionSnapshot:
         events = tuple(sorted(self.adverse_events, key=lambda e: (e.site_aware_at, e.id)))
         screens = tuple(sorted(self.cssrs_screens, key=lambda s: (s.administered_at, s.id)))
         alerts = tuple(sorted(self.open_alerts, key=lambda a: (a.rule_id, a.severity)))
+        if datetime(2000, 1, 1, tzinfo=self.timezone).utcoffset() is None:
+            raise ValueError(f"timezone {self.timezone!r} gives no offset from UTC")
         _require_unique((r.id for r in readings), "reading")
         _require_unique((d.id for d in doses), "dose")
         _require_unique((e.id for e in events), "adverse event")
@@ -192,12 +207,17 @@ class SessionSnapshot:
         if doses and self.started_at is not None and doses[0].administered_at < self.started_at:
             raise ValueError(f"dose {doses[0].id} was given before the session started")
         object.__setattr__(self, "readings", readings)
+        object.__setattr__(self, "_readings_by_id", {r.id: r for r in readings})
         object.__setattr__(self, "doses", doses)
         object.__setattr__(self, "adverse_events", events)
         object.__setattr__(self, "cssrs_screens", screens)
         object.__setattr__(self, "open_alerts", alerts)
 
     # --- questions every rule asks ----------------------------------------------------------
+
+    def reading(self, reading_id: str) -> Reading | None:
+        by_id: dict[str, Reading] = self._readings_by_id  # type: ignore[attr-defined]
+        return by_id.get(reading_id)
 
     def initial_dose(self) -> Dose | None:
         return next((dose for dose in self.doses if dose.kind == "initial"), None)

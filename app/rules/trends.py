@@ -61,8 +61,8 @@ def change_from_baseline_findings(
             at=initial.administered_at,
             message=(
                 f"No pre-dose baseline for {name}: no reading of it in the {within} min before "
-                f"the initial dose at {wording.clock(initial.administered_at)}, so changes from "
-                "baseline cannot be judged in this session."
+                f"the initial dose at {wording.clock(initial.administered_at, ctx.zone)}, so "
+                "changes from baseline cannot be judged in this session."
             ),
             observed={"baseline_window_minutes": within},
             thresholds=[threshold],

@@ -1,7 +1,7 @@
 """How findings put numbers, times and comparisons into words a clinician reads."""
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from app.clinical.measures import MEASURES
 from app.protocols.schema import Condition, ConditionGroup
@@ -42,12 +42,25 @@ def mg(value: float) -> str:
     return f"{value:g} mg"
 
 
-def clock(at: datetime) -> str:
-    return at.astimezone(UTC).strftime("%H:%M UTC")
+def offset(at: datetime) -> str:
+    """'UTC-05:00': the offset from UTC of an aware time (whole minutes)."""
+    delta = at.utcoffset() or timedelta(0)
+    minutes = round(delta / timedelta(minutes=1))
+    sign = "-" if minutes < 0 else "+"
+    hours, rest = divmod(abs(minutes), 60)
+    return f"UTC{sign}{hours:02d}:{rest:02d}"
 
 
-def date_time(at: datetime) -> str:
-    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+def clock(at: datetime, zone: tzinfo = UTC) -> str:
+    """'01:20 (UTC-05:00)': the wall clock in ``zone`` (the site's) with its offset on that day."""
+    local = at.astimezone(zone)
+    return f"{local:%H:%M} ({offset(local)})"
+
+
+def date_time(at: datetime, zone: tzinfo = UTC) -> str:
+    """'2026-03-08 01:20 (UTC-05:00)'."""
+    local = at.astimezone(zone)
+    return f"{local:%Y-%m-%d %H:%M} ({offset(local)})"
 
 
 def relative(minutes: float) -> str:
@@ -55,11 +68,22 @@ def relative(minutes: float) -> str:
     return f"T+{whole} min" if whole >= 0 else f"T-{-whole} min"
 
 
-def moment(at: datetime, minutes_after_dose: float | None) -> str:
-    """'10:32 UTC (T+92 min)': wall clock, and minutes from the initial dose when there is one."""
+def moment(at: datetime, minutes_after_dose: float | None, zone: tzinfo = UTC) -> str:
+    """'10:32 (UTC+01:00, T+92 min)': wall clock, and minutes from the initial dose when there is
+    one."""
     if minutes_after_dose is None:
-        return clock(at)
-    return f"{clock(at)} ({relative(minutes_after_dose)})"
+        return clock(at, zone)
+    local = at.astimezone(zone)
+    return f"{local:%H:%M} ({offset(local)}, {relative(minutes_after_dose)})"
+
+
+def lateness(measured_at: datetime, received_at: datetime, zone: tzinfo = UTC) -> str:
+    """'measured 01:20 (UTC-05:00), received 02:05 (UTC-05:00), 45 min late'."""
+    late = (received_at - measured_at) / timedelta(minutes=1)
+    return (
+        f"measured {clock(measured_at, zone)}, received {clock(received_at, zone)}, "
+        f"{duration(late)} late"
+    )
 
 
 def duration(minutes: float) -> str:

@@ -8,6 +8,7 @@ session through :func:`snapshot_of`, so they judge the same data.
 import uuid
 from dataclasses import replace
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
@@ -15,7 +16,16 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from app.clinical.cssrs import ITEMS as CSSRS_ITEMS
 from app.clinical.measures import MEASURES
 from app.models import AdverseEvent as AdverseEventRow
-from app.models import Alert, Assessment, Dose, DosingSession, Visit, VitalReading
+from app.models import (
+    Alert,
+    Assessment,
+    Dose,
+    DosingSession,
+    Participant,
+    Site,
+    Visit,
+    VitalReading,
+)
 from app.models.alert import AlertStatus
 from app.rules import AdverseEvent, CssrsScreen, OpenAlert, Reading, SessionSnapshot
 from app.rules import Dose as SnapshotDose
@@ -33,6 +43,7 @@ def _readings(session: Session, dosing_session: DosingSession) -> list[Reading]:
         VitalReading.measured_at,
         VitalReading.supplemental_oxygen,
         VitalReading.new_confusion,
+        VitalReading.received_at,
         *(column for _, column in _MEASURE_COLUMNS),
     ).where(
         VitalReading.dosing_session_id == dosing_session.id,
@@ -42,7 +53,7 @@ def _readings(session: Session, dosing_session: DosingSession) -> list[Reading]:
     for row in session.execute(stmt):
         values = {
             code: value
-            for (code, _), value in zip(_MEASURE_COLUMNS, row[4:], strict=True)
+            for (code, _), value in zip(_MEASURE_COLUMNS, row[5:], strict=True)
             if value is not None
         }
         if values:
@@ -53,6 +64,7 @@ def _readings(session: Session, dosing_session: DosingSession) -> list[Reading]:
                     values=values,
                     supplemental_oxygen=bool(row[2]),
                     new_confusion=bool(row[3]),
+                    received_at=row[4],
                 )
             )
     return readings
@@ -132,6 +144,13 @@ def _cssrs_screens(
     return [cssrs_screen_of(row) for row in session.scalars(stmt)]
 
 
+def site_zone(session: Session, participant_id: uuid.UUID) -> ZoneInfo:
+    """The time zone of the participant's site, in which messages give times."""
+    stmt = select(Site.timezone).join(Participant, Participant.site_id == Site.id)
+    name = session.scalar(stmt.where(Participant.id == participant_id))
+    return ZoneInfo(name or "UTC")
+
+
 def session_alerts_of(session: Session, dosing_session: DosingSession) -> list[Alert]:
     stmt = select(Alert).where(Alert.dosing_session_id == dosing_session.id)
     return list(session.scalars(stmt.order_by(Alert.first_found_at, Alert.id)))
@@ -160,6 +179,7 @@ def snapshot_of(
         dosing_session_id=str(dosing_session.id),
         visit_code=visit_code,
         now=now,
+        timezone=site_zone(session, dosing_session.participant_id),
         started_at=dosing_session.started_at,
         ended_at=dosing_session.ended_at,
         readings=_readings(session, dosing_session),

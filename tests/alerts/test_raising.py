@@ -79,7 +79,7 @@ def alerts_of(client, dosing_session: DosingSession) -> dict[str, dict[str, Any]
 def test_a_hypertensive_batch_opens_one_critical_alert_and_a_replay_adds_nothing(
     client, pinned, undosed
 ):
-    pinned.at(T0 + timedelta(minutes=60))
+    pinned.at(T0 + timedelta(minutes=25))  # received on time: the clock runs from the finding
     batch = [reading(T0 + timedelta(minutes=20), SYSBP=172), reading(T0 + timedelta(minutes=25))]
     assert post_batch(client, undosed, *batch)["accepted"] == 2
 
@@ -95,13 +95,15 @@ def test_a_hypertensive_batch_opens_one_critical_alert_and_a_replay_adds_nothing
     assert replay["duplicates"] == 2
     assert alerts_of(client, undosed)["hypertension-grade-3"]["occurrences"] == 1
     # a quiet later reading evaluates the session again: still no new occurrence
+    pinned.at(T0 + timedelta(minutes=40))
     post_batch(client, undosed, reading(T0 + timedelta(minutes=40)))
     assert alerts_of(client, undosed)["hypertension-grade-3"]["occurrences"] == 1
 
 
 def test_a_crisis_reading_raises_its_own_critical_alert(client, pinned, undosed):
-    pinned.at(T0 + timedelta(minutes=60))
+    pinned.at(T0 + timedelta(minutes=20))
     post_batch(client, undosed, reading(T0 + timedelta(minutes=20), SYSBP=172))
+    pinned.at(T0 + timedelta(minutes=35))
     post_batch(client, undosed, reading(T0 + timedelta(minutes=35), SYSBP=185))
 
     alerts = alerts_of(client, undosed)

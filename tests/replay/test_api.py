@@ -50,7 +50,7 @@ def test_the_lowered_threshold_is_a_finding_only_under_the_amendment(
         "sha256": world.amended.sha256,
     }
     assert body["baseline"]["id"] == str(world.own.id)
-    assert body["baseline"]["version_label"] == "1.1"
+    assert body["baseline"]["version_label"] == "1.2"
     assert body["same_version"] is False
 
     [extra] = body["comparison"]["only_target"]
@@ -62,7 +62,7 @@ def test_the_lowered_threshold_is_a_finding_only_under_the_amendment(
     assert extra["kind"] == "threshold"
     assert extra["evidence"] == [str(world.readings.only_amended.id)]
     assert "155" in extra["message"] and "150" in extra["message"]
-    assert "09:30 UTC (T+60 min)" in extra["message"]
+    assert "09:30 (UTC+00:00, T+60 min)" in extra["message"]
     assert body["comparison"]["only_baseline"] == []
 
     # the SBP 165 reading: raised by both versions, worded with each one's threshold

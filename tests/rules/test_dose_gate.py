@@ -74,11 +74,11 @@ def test_window_ends_are_allowed(now: float, is_open: bool) -> None:
     assert decision.open is is_open, decision.reasons
     if now < 90:
         assert decision.reasons == (
-            "the supplemental window opens at 10:30 UTC (90 min after the initial dose)",
+            "the supplemental window opens at 10:30 (UTC+00:00), 90 min after the initial dose",
         )
     if now > 150:
         assert decision.reasons == (
-            "the supplemental window closed at 11:30 UTC (150 min after the initial dose)",
+            "the supplemental window closed at 11:30 (UTC+00:00), 150 min after the initial dose",
         )
 
 
@@ -100,14 +100,15 @@ def test_closed_when_the_protocol_has_no_supplemental_dose() -> None:
 def test_closed_for_a_visit_without_dosing() -> None:
     decision = decide(ready(), visit_code="PREP1")
     assert decision.reasons == (
-        "visit PREP1 is not a dosing session of protocol mdma-ptsd-phase3 1.1",
+        "visit PREP1 is not a dosing session of protocol mdma-ptsd-phase3 1.2",
     )
 
 
 def test_closed_once_the_supplemental_dose_was_given() -> None:
     decision = decide(ready(95, supplemental(92, 60)))
     assert decision.reasons == (
-        "a supplemental dose (60 mg) was already given at 10:32 UTC; the protocol allows one",
+        "a supplemental dose (60 mg) was already given at 10:32 (UTC+00:00); the protocol allows "
+        "one",
         "the supplemental 60 mg would bring the session total to 240 mg, above the maximum of "
         "180 mg",
     )
@@ -125,7 +126,7 @@ def test_closed_when_the_dose_would_pass_the_session_maximum() -> None:
 def test_closed_after_the_session_ended() -> None:
     s = ready()
     decision = decide(s, ended_at=at(93))
-    assert decision.reasons == ("the session ended at 10:33 UTC",)
+    assert decision.reasons == ("the session ended at 10:33 (UTC+00:00)",)
 
 
 @pytest.mark.parametrize(
@@ -146,7 +147,8 @@ def test_readings_must_be_at_most_30_minutes_old(age: int, is_open: bool) -> Non
     if not is_open:
         assert len(decision.reasons) == 4  # SYSBP, DIABP, PULSE and TEMP, all from T+60
         assert decision.reasons[0] == (
-            "the latest systolic BP (10:00 UTC) is 31 min old; the gate needs one at most 30 min "
+            "the latest systolic BP (10:00 (UTC+00:00)) is 31 min old; the gate needs one at most "
+            "30 min "
             "old"
         )
 
@@ -159,7 +161,7 @@ def test_each_reason_says_whether_the_dose_limits_or_a_gate_rule_closed_it() -> 
     limits = decision.reasons_of(GateCheck.DOSE_LIMITS)
     clinical = decision.reasons_of(GateCheck.CLINICAL)
     assert limits == [
-        "the supplemental window closed at 11:30 UTC (150 min after the initial dose)"
+        "the supplemental window closed at 11:30 (UTC+00:00), 150 min after the initial dose"
     ]
     assert len(clinical) == 4  # SYSBP, DIABP, PULSE and TEMP from T+60, all too old
     assert all(reason.startswith("the latest ") for reason in clinical)
@@ -174,10 +176,10 @@ def test_a_measure_never_taken_closes_it() -> None:
 @pytest.mark.parametrize(
     ("values", "reason"),
     [
-        ({"SYSBP": 160}, "systolic BP 160 mmHg is at or above 160 mmHg at 10:30 UTC"),
-        ({"DIABP": 100}, "diastolic BP 100 mmHg is at or above 100 mmHg at 10:30 UTC"),
-        ({"PULSE": 110}, "pulse 110 beats/min is at or above 110 beats/min at 10:30 UTC"),
-        ({"TEMP": 38.0}, "temperature 38.0 C is at or above 38.0 C at 10:30 UTC"),
+        ({"SYSBP": 160}, "systolic BP 160 mmHg is at or above 160 mmHg at 10:30 (UTC+00:00)"),
+        ({"DIABP": 100}, "diastolic BP 100 mmHg is at or above 100 mmHg at 10:30 (UTC+00:00)"),
+        ({"PULSE": 110}, "pulse 110 beats/min is at or above 110 beats/min at 10:30 (UTC+00:00)"),
+        ({"TEMP": 38.0}, "temperature 38.0 C is at or above 38.0 C at 10:30 (UTC+00:00)"),
     ],
 )
 def test_each_block_if_condition_closes_it(values: dict[str, Any], reason: str) -> None:
@@ -192,7 +194,7 @@ def test_the_latest_value_of_each_measure_may_come_from_different_readings() -> 
         vitals(88, SYSBP=130, DIABP=80, PULSE=90),
         now=95,
     )
-    assert decide(s).reasons == ("temperature 38.2 C is at or above 38.0 C at 10:10 UTC",)
+    assert decide(s).reasons == ("temperature 38.2 C is at or above 38.0 C at 10:10 (UTC+00:00)",)
     cooler = session(
         MDMA,
         dose(0, 120),
@@ -210,14 +212,16 @@ def test_every_reason_is_listed() -> None:
     assert decision.reasons == (
         "the supplemental 75 mg would bring the session total to 225 mg, above the maximum of "
         "180 mg",
-        "the supplemental window opens at 10:30 UTC (90 min after the initial dose)",
+        "the supplemental window opens at 10:30 (UTC+00:00), 90 min after the initial dose",
         "an open critical alert (hypertensive-crisis) blocks it",
-        "the latest systolic BP (09:20 UTC) is 40 min old; the gate needs one at most 30 min old",
-        "the latest diastolic BP (09:20 UTC) is 40 min old; the gate needs one at most 30 min old",
-        "the latest pulse (09:20 UTC) is 40 min old; the gate needs one at most 30 min old",
+        "the latest systolic BP (09:20 (UTC+00:00)) is 40 min old; the gate needs one at most 30 "
+        "min old",
+        "the latest diastolic BP (09:20 (UTC+00:00)) is 40 min old; the gate needs one at most 30 "
+        "min old",
+        "the latest pulse (09:20 (UTC+00:00)) is 40 min old; the gate needs one at most 30 min old",
         "temperature has not been measured in this session",
-        "systolic BP 170 mmHg is at or above 160 mmHg at 09:20 UTC",
-        "pulse 120 beats/min is at or above 110 beats/min at 09:20 UTC",
+        "systolic BP 170 mmHg is at or above 160 mmHg at 09:20 (UTC+00:00)",
+        "pulse 120 beats/min is at or above 110 beats/min at 09:20 (UTC+00:00)",
     )
 
 
@@ -245,8 +249,9 @@ def test_a_supplemental_dose_given_too_early_is_a_finding() -> None:
     assert finding.severity == "warning"
     assert finding.dedup_key == "S1:supplemental-dose-gate:d-supplemental"
     assert finding.message == (
-        "Supplemental dose 60 mg given at 10:15 UTC (T+75 min) while the dose gate was closed: "
-        "the supplemental window opens at 10:30 UTC (90 min after the initial dose)."
+        "Supplemental dose 60 mg given at 10:15 (UTC+00:00, T+75 min) while the dose gate was "
+        "closed: "
+        "the supplemental window opens at 10:30 (UTC+00:00), 90 min after the initial dose."
     )
     assert finding.evidence[0] == "d-supplemental"
 

@@ -83,7 +83,7 @@ def test_an_all_group_needs_every_measure_present_and_met() -> None:
 def test_an_all_group_finding_names_every_condition() -> None:
     [finding] = findings(ALL_GROUP, vitals(30, PULSE=120, OXYSAT=93), now=40)
     assert finding.message == (
-        "Pulse 120 beats/min is above 100 beats/min and SpO2 93% is below 94% at 09:30 UTC."
+        "Pulse 120 beats/min is above 100 beats/min and SpO2 93% is below 94% at 09:30 (UTC+00:00)."
     )
     assert dict(finding.observed) == {"PULSE": 120.0, "OXYSAT": 93.0}
     assert finding.thresholds == ("PULSE > 100 beats/min", "OXYSAT < 94%")
@@ -92,7 +92,7 @@ def test_an_all_group_finding_names_every_condition() -> None:
 def test_an_any_group_fires_on_the_measure_present() -> None:
     [finding] = findings(MDMA, vitals(30, DIABP=104), now=31)  # no dose: no overdue
     assert finding.rule_id == "hypertension-grade-3"
-    assert finding.message == "Diastolic BP 104 mmHg is at or above 100 mmHg at 09:30 UTC."
+    assert finding.message == "Diastolic BP 104 mmHg is at or above 100 mmHg at 09:30 (UTC+00:00)."
     assert dict(finding.observed) == {"DIABP": 104.0}
 
 
@@ -113,7 +113,7 @@ def test_a_finding_carries_the_protocol_version_and_the_rule() -> None:
         for f in findings(MDMA, baseline(-15), dose(0, 120), routine(0, SYSBP=182), now=1)
         if f.rule_id == "hypertensive-crisis"
     )
-    assert (crisis.protocol_id, crisis.protocol_version) == ("mdma-ptsd-phase3", "1.1")
+    assert (crisis.protocol_id, crisis.protocol_version) == ("mdma-ptsd-phase3", "1.2")
     assert crisis.kind == "threshold"
     assert crisis.severity == "critical"
     assert crisis.title == MDMA.rule("hypertensive-crisis").title
@@ -158,7 +158,8 @@ def test_sustained_message_and_evidence() -> None:
     assert second.evidence == ("r10", "r20")  # the readings the rule compared
     assert second.observed["run_readings"] == 3
     assert second.message == (
-        "Pulse above 110 beats/min on 3 readings in a row, from 09:00 UTC to 09:20 UTC "
+        "Pulse above 110 beats/min on 3 readings in a row, from 09:00 (UTC+00:00) to 09:20 "
+        "(UTC+00:00) "
         "(the latest: pulse 118 beats/min)."
     )
 
@@ -183,8 +184,9 @@ def test_the_baseline_is_the_last_reading_in_the_window_before_the_dose() -> Non
     assert finding.at == at(60)
     assert finding.evidence == ("r-10", "r60")
     assert finding.message == (
-        "Systolic BP 160 mmHg at 10:00 UTC (T+60 min) is 40 mmHg above the pre-dose baseline of "
-        "120 mmHg at 08:50 UTC (T-10 min); the rule fires at 40 mmHg."
+        "Systolic BP 160 mmHg at 10:00 (UTC+00:00, T+60 min) is 40 mmHg above the pre-dose "
+        "baseline of "
+        "120 mmHg at 08:50 (UTC+00:00, T-10 min); the rule fires at 40 mmHg."
     )
 
 
@@ -299,7 +301,8 @@ def test_a_fall_within_minutes_compares_with_the_highest_earlier_reading() -> No
     assert finding.evidence == ("r5", "r15")
     assert finding.observed["change"] == -32.0
     assert finding.message == (
-        "Systolic BP 118 mmHg at 09:15 UTC is down 32 mmHg from 150 mmHg at 09:05 UTC, 10 min "
+        "Systolic BP 118 mmHg at 09:15 (UTC+00:00) is down 32 mmHg from 150 mmHg at 09:05 "
+        "(UTC+00:00), 10 min "
         "earlier; the rule fires at 30 mmHg within 15 min."
     )
 
@@ -340,7 +343,8 @@ def test_overdue_names_the_measures_missed_and_the_due_time() -> None:
     assert finding.rule_id == "overdue-bp-pulse"
     assert finding.at == at(40)
     assert (
-        finding.message == "Pulse due at 09:30 UTC (T+30 min) was not measured within 10 min of it."
+        finding.message
+        == "Pulse due at 09:30 (UTC+00:00, T+30 min) was not measured within 10 min of it."
     )
     assert finding.observed["missing"] == "PULSE"
     assert finding.dedup_key == "S1:overdue-bp-pulse"
@@ -450,13 +454,13 @@ def test_reporting_findings_share_a_key_apart_from_the_event() -> None:
     ]
     assert found[0].observed["report_due_at"] == "2026-03-11T09:00:00+00:00"
     assert found[0].message == (
-        "Adverse event 'Hospitalised' (onset 2026-03-10 08:50 UTC, site aware 2026-03-10 09:00 "
-        "UTC) is serious; report it to the sponsor by 2026-03-11 09:00 UTC (24 h); not yet "
-        "reported to the sponsor."
+        "Adverse event 'Hospitalised', onset 2026-03-10 08:50 (UTC+00:00), site aware 2026-03-10 "
+        "09:00 (UTC+00:00), is serious; report it to the sponsor by 2026-03-11 09:00 (UTC+00:00), "
+        "within 24 h; not yet reported to the sponsor."
     )
     assert found[2].message == (
-        "The sponsor report of adverse event 'Hospitalised' is due by 2026-03-11 09:00 UTC (24 h "
-        "after the site learnt of it); the deadline passed without it."
+        "The sponsor report of adverse event 'Hospitalised' is due by 2026-03-11 09:00 "
+        "(UTC+00:00), 24 h after the site learnt of it; the deadline passed without it."
     )
 
 
@@ -480,7 +484,8 @@ def test_a_cssrs_finding_names_the_items_that_hit() -> None:
         f for f in findings(MDMA, cssrs(30, 1, 2, 6), now=40) if f.rule_id == "cssrs-high-risk"
     ]
     assert (
-        finding.message == "C-SSRS screen at 09:30 UTC is positive on item 6 (suicidal behaviour)."
+        finding.message
+        == "C-SSRS screen at 09:30 (UTC+00:00) is positive on item 6 (suicidal behaviour)."
     )
     assert finding.dedup_key == "S1:cssrs-high-risk:c1"
     assert finding.observed["positive_items"] == "1, 2, 6"
@@ -503,7 +508,7 @@ def test_replay_needs_a_finished_session() -> None:
 def test_replay_against_an_amended_protocol_shows_what_would_have_fired() -> None:
     amended = with_rules(
         rule("hypertension-150", "threshold", when={"any": [cond("SYSBP", ">=", 150)]}),
-        version="1.1",
+        version="1.3",
     )
     s = session(
         MDMA,
@@ -518,6 +523,6 @@ def test_replay_against_an_amended_protocol_shows_what_would_have_fired() -> Non
     [finding] = replay(amended, s)
     assert (finding.rule_id, finding.protocol_version, finding.at) == (
         "hypertension-150",
-        "1.1",
+        "1.3",
         at(30),
     )

@@ -27,7 +27,7 @@ from tests.factories.dosing import T0, make_dosing_session
 from tests.factories.trial import MDMA, make_participant, make_site, make_study
 
 API = "/api/v1"
-DOSED = T0 + timedelta(minutes=30)  # 08:30 UTC: blood pressure and pulse due every 30 min
+DOSED = T0 + timedelta(minutes=30)  # 08:30 (UTC+00:00): blood pressure and pulse due every 30 min
 # (grace 10 min), temperature every 60 min (grace 15 min), counted from here
 OFFLINE_SWEEP = DOSED + timedelta(minutes=80)  # 09:50: due times +30 and +60 are overdue
 BACKLOG_ARRIVES = DOSED + timedelta(minutes=95)  # 10:05: before +90 is overdue (10:10)
@@ -106,22 +106,22 @@ def test_an_overdue_alert_disproved_by_a_backlog_resolves_with_its_reason(
     assert (temperature["status"], temperature["occurrences"]) == ("resolved", 0)
     assert temperature["resolved_by_id"] is None and temperature["disproved"] is None
     assert temperature["resolution"] == (
-        "measured in time, arrived late: Temperature due at 09:30 UTC (T+60 min): "
-        "measured at 09:31 UTC, arrived late at 10:05 UTC"
+        "measured in time, arrived late: Temperature due at 09:30 (UTC+00:00, T+60 min): "
+        "measured at 09:31 (UTC+00:00), arrived late at 10:05 (UTC+00:00)"
     )
     bp = alert_of(client, dosed, "overdue-bp-pulse")
     assert (bp["status"], bp["occurrences"]) == ("resolved", 0)
     assert (
-        "due at 09:00 UTC (T+30 min): measured at 09:00 UTC, arrived late at 10:05"
+        "due at 09:00 (UTC+00:00, T+30 min): measured at 09:00 (UTC+00:00), arrived late at 10:05"
         in (bp["resolution"])
     )
-    assert "due at 09:30 UTC (T+60 min): measured at 09:31 UTC" in bp["resolution"]
+    assert "due at 09:30 (UTC+00:00, T+60 min): measured at 09:31 (UTC+00:00)" in bp["resolution"]
 
     # the occurrences are kept, withdrawn with their reasons, each withdrawal audited
     (occurrence,) = temperature["occurrence_page"]["items"]
     assert occurrence["withdrawn"] is True
     assert occurrence["withdrawn_reason"] == (
-        "Temperature due at 09:30 UTC (T+60 min): measured at 09:31 UTC, arrived late at 10:05 UTC"
+        "Temperature due at 09:30 (UTC+00:00, T+60 min): measured at 09:31 (UTC+00:00), arrived late at 10:05 (UTC+00:00)"
     )
     assert occurrence["observed"]["missing"] == "TEMP"
     (record,) = withdraw_records(db, temperature["id"])
@@ -146,7 +146,7 @@ def test_a_backlog_meeting_the_first_due_time_only_moves_the_alert_to_the_next(
 ):
     go_offline_until_the_sweep(client, db, pinned, dosed)
     before = alert_of(client, dosed, "overdue-bp-pulse")
-    assert "09:00 UTC" in before["message"]
+    assert "09:00 (UTC+00:00, T+30 min)" in before["message"]
 
     pinned.at(BACKLOG_ARRIVES)
     # temperature due at +60 with 15 min of grace: measured one minute too late, it meets nothing
@@ -157,7 +157,9 @@ def test_a_backlog_meeting_the_first_due_time_only_moves_the_alert_to_the_next(
 
     after = alert_of(client, dosed, "overdue-bp-pulse")
     assert (after["id"], after["status"], after["occurrences"]) == (before["id"], "open", 1)
-    assert "due at 09:30 UTC (T+60 min)" in after["message"] and "09:00" not in after["message"]
+    assert (
+        "due at 09:30 (UTC+00:00, T+60 min)" in after["message"] and "09:00" not in after["message"]
+    )
     assert after["finding"]["observed"]["due_minute"] == 60
     still_missed = DOSED + timedelta(minutes=70)
     for field in ("first_found_at", "severity_since", "last_found_at"):
@@ -167,13 +169,18 @@ def test_a_backlog_meeting_the_first_due_time_only_moves_the_alert_to_the_next(
         (30, True),
         (60, False),
     ]
-    assert "measured at 08:58 UTC, arrived late at 10:05 UTC" in items[0]["withdrawn_reason"]
+    assert (
+        "measured at 08:58 (UTC+00:00), arrived late at 10:05 (UTC+00:00)"
+        in items[0]["withdrawn_reason"]
+    )
 
 
 def test_a_due_time_met_for_some_measures_names_only_those_still_missing(db, client, pinned, dosed):
     go_offline_until_the_sweep(client, db, pinned, dosed)
     before = alert_of(client, dosed, "overdue-bp-pulse")
-    assert before["message"].startswith("Systolic BP, diastolic BP and pulse due at 09:00 UTC")
+    assert before["message"].startswith(
+        "Systolic BP, diastolic BP and pulse due at 09:00 (UTC+00:00, T+30 min)"
+    )
 
     pinned.at(BACKLOG_ARRIVES)
     blood_pressure = reading(30, "SYSBP", "DIABP")  # the pulse was not taken
@@ -181,7 +188,7 @@ def test_a_due_time_met_for_some_measures_names_only_those_still_missing(db, cli
 
     after = alert_of(client, dosed, "overdue-bp-pulse")
     assert (after["status"], after["occurrences"]) == ("open", 2)  # still overdue for the pulse
-    assert after["message"].startswith("Pulse due at 09:00 UTC (T+30 min) was not measured")
+    assert after["message"].startswith("Pulse due at 09:00 (UTC+00:00, T+30 min) was not measured")
     first = after["occurrence_page"]["items"][0]
     assert (first["observed"]["missing"], first["withdrawn"]) == ("PULSE", False)
     (record,) = db.scalars(
@@ -195,8 +202,8 @@ def test_a_due_time_met_for_some_measures_names_only_those_still_missing(db, cli
     )
     assert record.after["met_by"] == [blood_pressure["id"]]
     assert record.reason == (
-        "Systolic BP and diastolic BP due at 09:00 UTC (T+30 min): "
-        "measured at 09:00 UTC, arrived late at 10:05 UTC"
+        "Systolic BP and diastolic BP due at 09:00 (UTC+00:00, T+30 min): "
+        "measured at 09:00 (UTC+00:00), arrived late at 10:05 (UTC+00:00)"
     )
 
 
@@ -205,11 +212,11 @@ def critical_overdue(db: Session, tmp_path: Path) -> DosingSession:
     """A session under a protocol whose overdue temperature is critical."""
     text = MDMA.read_text()
     warning = "  - id: overdue-temperature\n    kind: overdue_measurement\n    severity: warning"
-    assert warning in text and 'version: "1.1"' in text
+    assert warning in text and 'version: "1.2"' in text
     edited = tmp_path / "overdue-temperature-critical.yaml"
     edited.write_text(
         text.replace(warning, warning.replace("warning", "critical"), 1).replace(
-            'version: "1.1"', 'version: "1.1-critical-overdue"', 1
+            'version: "1.2"', 'version: "1.2-critical-overdue"', 1
         )
     )
     site: Site = make_site(db, make_study(db, edited, code="OVERDUE-C"))
@@ -230,8 +237,8 @@ def test_a_critical_overdue_alert_nobody_acknowledged_is_marked_disproved_not_cl
     assert (alert["status"], alert["occurrences"]) == ("open", 0)
     assert alert["resolved_at"] is None
     assert alert["disproved"] == (
-        "measured in time, arrived late: Temperature due at 09:30 UTC (T+60 min): "
-        "measured at 09:30 UTC, arrived late at 10:05 UTC"
+        "measured in time, arrived late: Temperature due at 09:30 (UTC+00:00, T+60 min): "
+        "measured at 09:30 (UTC+00:00), arrived late at 10:05 (UTC+00:00)"
     )
     # it waits for a clinician, who acknowledges then resolves it as usual
     acknowledged = client.post(f"{API}/alerts/{alert['id']}/acknowledge", json={"note": "seen"})
@@ -294,7 +301,7 @@ def test_a_due_time_met_by_a_reading_later_entered_in_error_is_overdue_again(
     temperature = [a for a in listed["items"] if a["rule_id"] == "overdue-temperature"]
     assert [a["status"] for a in temperature] == ["resolved", "open"]  # never reopened: a new one
     again = client.get(f"{API}/alerts/{temperature[1]['id']}").json()
-    assert again["occurrences"] == 1 and "09:30 UTC (T+60 min)" in again["message"]
+    assert again["occurrences"] == 1 and "09:30 (UTC+00:00, T+60 min)" in again["message"]
 
 
 def test_a_disproved_critical_alert_counts_its_due_time_again_when_the_reading_was_wrong(
@@ -310,7 +317,7 @@ def test_a_disproved_critical_alert_counts_its_due_time_again_when_the_reading_w
     enter_in_error(client, late["id"], reason)
     alert = alert_of(client, critical_overdue, "overdue-temperature")
     assert (alert["status"], alert["occurrences"], alert["disproved"]) == ("open", 1, None)
-    assert "09:30 UTC (T+60 min)" in alert["message"]
+    assert "09:30 (UTC+00:00, T+60 min)" in alert["message"]
     (item,) = alert["occurrence_page"]["items"]
     assert (item["withdrawn"], item["withdrawn_reason"]) == (False, None)
     (record,) = db.scalars(
@@ -320,7 +327,9 @@ def test_a_disproved_critical_alert_counts_its_due_time_again_when_the_reading_w
     )
     assert record.reason == f"what disproved it was entered in error: {reason}"
     assert record.after["record_entered_in_error"] == late["id"]
-    assert record.after["had_been_withdrawn_for"].startswith("Temperature due at 09:30 UTC")
+    assert record.after["had_been_withdrawn_for"].startswith(
+        "Temperature due at 09:30 (UTC+00:00, T+60 min)"
+    )
 
 
 # --- the property -------------------------------------------------------------------------------

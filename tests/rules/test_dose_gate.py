@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 
 from app.rules import GateCheck, GateDecision, OpenAlert, evaluate_dose_gate, evaluate_rule
+from app.rules.dose_limits import Refusal
 from tests.rules.dsl import (
     Session,
     at,
@@ -74,19 +75,24 @@ def test_window_ends_are_allowed(now: float, is_open: bool) -> None:
     assert decision.open is is_open, decision.reasons
     if now < 90:
         assert decision.reasons == (
-            "the supplemental window opens at 10:30 UTC (90 min after the initial dose)",
+            "supplemental dose at 89 min 54 s after the initial dose is outside the protocol "
+            "window 90-150 min (10:30-11:30 UTC)",
         )
     if now > 150:
         assert decision.reasons == (
-            "the supplemental window closed at 11:30 UTC (150 min after the initial dose)",
+            "supplemental dose at 150 min 6 s after the initial dose is outside the protocol "
+            "window 90-150 min (10:30-11:30 UTC)",
         )
+    if not is_open:
+        assert [r.refusal for r in decision.why] == [Refusal.DOSE_OUTSIDE_WINDOW]
 
 
 def test_closed_without_an_initial_dose() -> None:
     s = session(MDMA, baseline(-15), now=-5)
     decision = decide(s)
     assert not decision.open
-    assert "no initial dose has been given" in decision.reasons
+    assert decision.reasons == ("a supplemental dose needs the initial dose recorded first",)
+    assert decision.why[0].check is GateCheck.SESSION
     assert decision.opens_at is None and decision.supplemental_mg is None
 
 
@@ -107,18 +113,18 @@ def test_closed_for_a_visit_without_dosing() -> None:
 def test_closed_once_the_supplemental_dose_was_given() -> None:
     decision = decide(ready(95, supplemental(92, 60)))
     assert decision.reasons == (
-        "a supplemental dose (60 mg) was already given at 10:32 UTC; the protocol allows one",
-        "the supplemental 60 mg would bring the session total to 240 mg, above the maximum of "
-        "180 mg",
+        "a supplemental dose was already given at 2026-03-10T10:32:00+00:00; the protocol "
+        "allows one",
+        "the session total would be 240 mg, above the protocol maximum of 180 mg at EXP2",
     )
+    assert [r.refusal for r in decision.why] == [Refusal.DOSE_ALREADY_GIVEN, Refusal.DOSE_MAX_TOTAL]
 
 
 def test_closed_when_the_dose_would_pass_the_session_maximum() -> None:
     # 150 mg initial was a recorded deviation; half of it on top would make 225 mg
     decision = decide(ready(initial_mg=150))
     assert decision.reasons == (
-        "the supplemental 75 mg would bring the session total to 225 mg, above the maximum of "
-        "180 mg",
+        "the session total would be 225 mg, above the protocol maximum of 180 mg at EXP2",
     )
 
 
@@ -159,7 +165,8 @@ def test_each_reason_says_whether_the_dose_limits_or_a_gate_rule_closed_it() -> 
     limits = decision.reasons_of(GateCheck.DOSE_LIMITS)
     clinical = decision.reasons_of(GateCheck.CLINICAL)
     assert limits == [
-        "the supplemental window closed at 11:30 UTC (150 min after the initial dose)"
+        "supplemental dose at 200 min after the initial dose is outside the protocol window "
+        "90-150 min (10:30-11:30 UTC)"
     ]
     assert len(clinical) == 4  # SYSBP, DIABP, PULSE and TEMP from T+60, all too old
     assert all(reason.startswith("the latest ") for reason in clinical)
@@ -208,9 +215,9 @@ def test_every_reason_is_listed() -> None:
     s = session(MDMA, dose(0, 150), vitals(20, SYSBP=170, DIABP=80, PULSE=120), now=60)
     decision = decide(s, open_alerts=[OpenAlert("hypertensive-crisis", "critical")])
     assert decision.reasons == (
-        "the supplemental 75 mg would bring the session total to 225 mg, above the maximum of "
-        "180 mg",
-        "the supplemental window opens at 10:30 UTC (90 min after the initial dose)",
+        "the session total would be 225 mg, above the protocol maximum of 180 mg at EXP3",
+        "supplemental dose at 60 min after the initial dose is outside the protocol window "
+        "90-150 min (10:30-11:30 UTC)",
         "an open critical alert (hypertensive-crisis) blocks it",
         "the latest systolic BP (09:20 UTC) is 40 min old; the gate needs one at most 30 min old",
         "the latest diastolic BP (09:20 UTC) is 40 min old; the gate needs one at most 30 min old",
@@ -246,7 +253,8 @@ def test_a_supplemental_dose_given_too_early_is_a_finding() -> None:
     assert finding.dedup_key == "S1:supplemental-dose-gate:d-supplemental"
     assert finding.message == (
         "Supplemental dose 60 mg given at 10:15 UTC (T+75 min) while the dose gate was closed: "
-        "the supplemental window opens at 10:30 UTC (90 min after the initial dose)."
+        "supplemental dose at 75 min after the initial dose is outside the protocol window "
+        "90-150 min (10:30-11:30 UTC)."
     )
     assert finding.evidence[0] == "d-supplemental"
 

@@ -1,11 +1,14 @@
 """The supplemental dose gate: evaluate_dose_gate's decision, and the finding when ignored."""
 
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from app.rules import GateCheck, GateDecision, OpenAlert, evaluate_dose_gate, evaluate_rule
+from app.rules import GateCheck, GateDecision, OpenAlert, evaluate_dose_gate, evaluate_rule, wording
 from app.rules.dose_limits import Refusal
 from tests.rules.dsl import (
     Session,
@@ -270,3 +273,43 @@ def test_open_alerts_do_not_make_a_past_dose_a_finding() -> None:
     s = ready(100, supplemental(95, 60))
     snapshot = replace(s.snapshot(), open_alerts=[OpenAlert("hypertensive-crisis", "critical")])
     assert evaluate_rule(MDMA, GATE, snapshot) == []
+
+
+# --- ages and times in the reasons are never rounded onto the limit ----------------------------
+
+
+def _seconds(text: str) -> int:
+    """'2 h 1 min 5 s' -> 7265."""
+    units = {"h": 3600, "min": 60, "s": 1}
+    words = text.split()
+    return sum(int(n) * units[unit] for n, unit in zip(words[::2], words[1::2], strict=True))
+
+
+@given(
+    seconds=st.floats(0, 5 * 3600, allow_nan=False),
+    bound_minutes=st.integers(1, 240),
+    hours=st.booleans(),
+)
+def test_a_span_past_a_bound_never_reads_as_the_bound(
+    seconds: float, bound_minutes: int, hours: bool
+) -> None:
+    bound = bound_minutes * 60
+    shown = _seconds(wording.duration_beyond(seconds, bound, hours=hours))
+    assert (shown > bound) is (seconds > bound)
+    assert (shown < bound) is (seconds < bound)
+    assert abs(shown - seconds) < 1
+
+
+@given(age_seconds=st.integers(25 * 60, 40 * 60), micro=st.integers(0, 999_999))
+def test_closed_for_age_exactly_when_the_age_shown_is_past_the_limit(
+    age_seconds: int, micro: int
+) -> None:
+    measured = at(90)
+    now = measured + timedelta(seconds=age_seconds, microseconds=micro)
+    s = session(MDMA, dose(0, 120), routine(90, TEMP=37.0), now=95)
+    decision = decide(s, now=now)
+    stale = [r for r in decision.why if r.refusal is Refusal.GATE_STALE_VITALS]
+    assert bool(stale) is (now - measured > timedelta(minutes=30))
+    for reason in stale:
+        shown = reason.text.split(" is ")[1].split(" old;")[0]
+        assert _seconds(shown) > 30 * 60, reason.text

@@ -89,8 +89,14 @@ class DatabaseUnavailable(TryLater):
     slug = "database-unavailable"
 
 
+def _absent_not_null(schema: dict[str, Any]) -> None:
+    """The optional members are left out of a problem, never sent as null."""
+    for member in schema["properties"].values():
+        member.pop("default", None)
+
+
 class FieldProblem(BaseModel):
-    model_config = ConfigDict(json_schema_extra=lambda schema: _absent_not_null(schema))
+    model_config = ConfigDict(json_schema_extra=_absent_not_null)
 
     field: str = Field(description="The input refused, e.g. observations.0.value")
     message: str
@@ -99,12 +105,6 @@ class FieldProblem(BaseModel):
         description="The kind of this reason when a refusal has several (a refused "
         "supplemental dose): a problem type URI",
     )
-
-
-def _absent_not_null(schema: dict[str, Any]) -> None:
-    """The optional members are left out of a problem, never sent as null."""
-    for member in schema["properties"].values():
-        member.pop("default", None)
 
 
 class Problem(BaseModel):

@@ -112,6 +112,12 @@ class DoseRefused(VigilError):
         super().__init__(detail, errors=errors)
 
 
+GENERAL = {
+    409: "The request conflicts with the record's state; nothing was changed",
+    422: "Invalid input: `errors` names each field and what is wrong with it",
+}
+
+
 def documented(statuses: Sequence[int]) -> dict[int | str, dict[str, Any]]:
     """The route's ``responses=``: each status with the problem types it answers with."""
     responses: dict[int | str, dict[str, Any]] = {}
@@ -122,8 +128,8 @@ def documented(statuses: Sequence[int]) -> dict[int | str, dict[str, Any]]:
             if kind.status == status
         ]
         responses[status] = {
-            "description": f"A refused supplemental dose, typed {PROBLEM_BASE}<slug>, the first "
-            "reason by priority; `errors` lists every reason with its own `type`: "
-            + "; ".join(kinds)
+            "description": f"{GENERAL[status]}. A refused supplemental dose is typed "
+            f"{PROBLEM_BASE}<slug> by its first reason in this order, and `errors` lists every "
+            "reason with its own `type`: " + "; ".join(kinds)
         }
     return responses

@@ -56,7 +56,7 @@ def judge_supplemental(
         assert dosing_session.started_at is not None
         service.check_time(field, at, Bound(dosing_session.started_at, "the session started"))
     protocol = protocols.definition_of(session, dosing_session.protocol_version_id)
-    if refused:  # the session takes no dose: judged on what it is now, whatever ``at`` is
+    if refused:  # the reasons are the session's alone; read it at a moment it had started by
         at = max(at, dosing_session.started_at or at)
     decision = evaluate_dose_gate(protocol, known_at(session, dosing_session, at), amount_mg)
     return decision.with_session_reasons(refused)

@@ -19,6 +19,7 @@ from app.outages import is_outage
 
 log = logging.getLogger("vigil.errors")
 PROBLEM_JSON = "application/problem+json"
+PROBLEM_BASE = "https://vigil.invalid/problems/"
 # Every 401 names the scheme that would be accepted (RFC 9110 section 11.6.1).
 BEARER_CHALLENGE = 'Bearer realm="vigil"'
 
@@ -88,15 +89,22 @@ class DatabaseUnavailable(TryLater):
     slug = "database-unavailable"
 
 
-class FieldProblem(BaseModel):
-    field: str = Field(description="The input refused, e.g. observations.0.value")
-    message: str
-
-
 def _absent_not_null(schema: dict[str, Any]) -> None:
     """The optional members are left out of a problem, never sent as null."""
     for member in schema["properties"].values():
         member.pop("default", None)
+
+
+class FieldProblem(BaseModel):
+    model_config = ConfigDict(json_schema_extra=_absent_not_null)
+
+    field: str = Field(description="The input refused, e.g. observations.0.value")
+    message: str
+    type: str | SkipJsonSchema[None] = Field(
+        default=None,
+        description="The kind of this reason when a refusal has several (a refused "
+        "supplemental dose): a problem type URI",
+    )
 
 
 class Problem(BaseModel):
@@ -121,7 +129,7 @@ def problem(
     status: int, title: str, detail: str, slug: str, instance: str, **extra: Any
 ) -> JSONResponse:
     body = {
-        "type": f"https://vigil.invalid/problems/{slug}",
+        "type": f"{PROBLEM_BASE}{slug}",
         "title": title,
         "status": status,
         "detail": detail,

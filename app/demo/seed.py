@@ -216,8 +216,16 @@ class _Builder:
         minutes = int((end - dosed_at).total_seconds() // 60)
         count = max(0, minutes // 30)
         if supplemental:
-            # quiet readings up to the dose, so the dose gate has fresh vitals and opens
-            self.readings(ds, dosed_at + timedelta(minutes=30), dosed_at, 3, excursion_chance=0)
+            # quiet readings up to the dose, received as they were taken (the dose gate judges
+            # the dose on what Vigil knew when it was given), so the gate has fresh vitals
+            self.readings(
+                ds,
+                dosed_at + timedelta(minutes=30),
+                dosed_at,
+                3,
+                excursion_chance=0,
+                received_at=dosed_at + timedelta(minutes=91),
+            )
             doses.record_dose(
                 self.session,
                 ds,
@@ -249,6 +257,7 @@ class _Builder:
         count: int,
         *,
         excursion_chance: float = 0.05,
+        received_at: datetime | None = None,
     ) -> None:
         batch = []
         for i in range(count):
@@ -265,7 +274,7 @@ class _Builder:
                 }
             )
         if batch:
-            vitals.ingest_batch(self.session, ds, batch, "demo-seed")
+            vitals.ingest_batch(self.session, ds, batch, "demo-seed", received_at=received_at)
 
 
 def seed_demo(session: Session) -> DemoSummary:

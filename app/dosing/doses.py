@@ -8,10 +8,11 @@ from app import clock
 from app.alerts import evaluation, withdrawal
 from app.audit.recorder import change_reason
 from app.dosing import dose_gate, service
+from app.dosing.refusals import DoseRefused
 from app.dosing.schemas import DoseCreate, DosingSessionStatus
 from app.errors import Conflict, Forbidden, ProtocolViolation
 from app.models import Dose, DosingSession
-from app.rules import dose_limits
+from app.rules import GateCheck, dose_limits
 from app.time_bounds import Bound
 from app.vocabulary import RecordStatus
 
@@ -33,12 +34,14 @@ def record_dose(
 ) -> Dose:
     """Record a dose if the protocol allows it, or as a deviation when a reason is given.
 
-    A supplemental dose is also judged by the dose gate as known at its administered_at: while
-    the gate's rules (readings, open alerts) close it, the dose is refused (409) unless a
-    clinician overrides it with gate_override_reason. The window, amount and dose-count reasons
-    of the gate are the protocol checks above, answered by deviation_reason.
+    A supplemental dose is judged as the dose gate judges it (app/dosing/dose_gate.py), as known
+    at its administered_at: the dose limits (window, amount, doses already given) are answered
+    by deviation_reason, the gate's rules (readings, open alerts) only by a clinician's
+    gate_override_reason; each reason left unanswered refuses it with its own problem type.
     """
     service.lock(session, dosing_session)
+    if data.kind.value == "supplemental":
+        return _record_supplemental(session, dosing_session, data, overridden_by_clinician)
     if dosing_session.status != S.IN_PROGRESS.value:
         raise Conflict(
             f"dosing session is {dosing_session.status}; doses are recorded while it is in progress"
@@ -67,17 +70,50 @@ def record_dose(
             + "; to record a dose given against the protocol, send deviation_reason",
             errors=[p.as_error() for p in problems],
         )
+    _check_deviation_reason(data, [p.message for p in problems])
+    if data.gate_override_reason:
+        _check_gate_override([], data, overridden_by_clinician)
+    return _store(session, dosing_session, data, [p.message for p in problems], [])
+
+
+def _record_supplemental(
+    session: Session, dosing_session: DosingSession, data: DoseCreate, by_clinician: bool
+) -> Dose:
+    decision = dose_gate.judge_supplemental(
+        session, dosing_session, data.administered_at, data.amount_mg, field="administered_at"
+    )
+    unanswered = [
+        reason
+        for reason in decision.why
+        if reason.check is GateCheck.SESSION
+        or (reason.check is GateCheck.DOSE_LIMITS and not data.deviation_reason)
+        or (reason.check is GateCheck.CLINICAL and not data.gate_override_reason)
+    ]
+    if unanswered:
+        raise DoseRefused(unanswered)
+    limits = decision.reasons_of(GateCheck.DOSE_LIMITS)
+    gate_reasons = decision.reasons_of(GateCheck.CLINICAL)
+    _check_deviation_reason(data, limits)
+    _check_gate_override(gate_reasons, data, by_clinician)
+    return _store(session, dosing_session, data, limits, gate_reasons)
+
+
+def _check_deviation_reason(data: DoseCreate, problems: list[str]) -> None:
     if data.deviation_reason and not problems:
         raise service.field_error(
             "deviation_reason",
             "the dose follows the protocol, so there is no deviation to explain; leave it out",
         )
-    gate_reasons: list[str] = []
-    if data.kind.value == "supplemental":
-        gate_reasons = dose_gate.clinical_gate_reasons(
-            session, dosing_session, data.administered_at
-        )
-    _check_gate_override(gate_reasons, data, overridden_by_clinician)
+
+
+def _store(
+    session: Session,
+    dosing_session: DosingSession,
+    data: DoseCreate,
+    problems: list[str],
+    gate_reasons: list[str],
+) -> Dose:
+    """The dose, with the deviation and the override it was given with, audited."""
     stored_reason = "; ".join(
         reason
         for reason in (
@@ -98,7 +134,7 @@ def record_dose(
     if problems:
         audit_reasons.append(
             "protocol deviation: "
-            + "; ".join(p.message for p in problems)
+            + "; ".join(problems)
             + f". Reason given: {data.deviation_reason}"
         )
     if gate_reasons:
@@ -121,7 +157,8 @@ def record_dose(
 def _check_gate_override(
     gate_reasons: list[str], data: DoseCreate, overridden_by_clinician: bool
 ) -> None:
-    """A closed gate needs a clinician's override reason; an open one needs none."""
+    """A closed gate needs a clinician's override reason (refused before this without one); an
+    open one needs none."""
     if not gate_reasons:
         if data.gate_override_reason:
             raise service.field_error(
@@ -130,13 +167,6 @@ def _check_gate_override(
                 "nothing to override; leave it out",
             )
         return
-    if not data.gate_override_reason:
-        raise Conflict(
-            "the supplemental dose gate is closed: "
-            + "; ".join(gate_reasons)
-            + ". A clinician may give it anyway with gate_override_reason",
-            errors=[{"field": "gate", "message": reason} for reason in gate_reasons],
-        )
     if not overridden_by_clinician:
         raise Forbidden(
             "only a clinician may override the closed supplemental dose gate ("

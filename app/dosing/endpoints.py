@@ -1,6 +1,8 @@
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Query, status
+from pydantic import FiniteFloat
 from sqlalchemy import select
 
 from app import clock
@@ -10,6 +12,7 @@ from app.checked_input import CheckedRoute
 from app.db import SessionDep
 from app.dosing import dose_gate, doses, service, views
 from app.dosing.deps import DosingSessionDep
+from app.dosing.refusals import documented, reason_entry
 from app.dosing.schemas import (
     BaselineAttestation,
     DoseCreate,
@@ -28,6 +31,7 @@ from app.models import DosingSession as DosingSessionRow
 from app.models import Visit as VisitRow
 from app.pagination import Page, PageDep, paginate
 from app.permissions import Permission, Role
+from app.schemas import AwareDatetime
 
 router = APIRouter(tags=["dosing"], route_class=CheckedRoute)
 
@@ -158,6 +162,7 @@ def attest_baseline(
     response_model=DoseRead,
     status_code=status.HTTP_201_CREATED,
     dependencies=[Depends(Authorize(Permission.DOSE_RECORD))],
+    responses=documented([409, 422]),
 )
 def record_dose(
     session: SessionDep,
@@ -167,7 +172,8 @@ def record_dose(
 ) -> DoseRow:
     """Record a dose the protocol allows; one that deviates needs `deviation_reason`. A
     supplemental dose while the dose gate is closed is refused (409) unless a clinician sends
-    `gate_override_reason`."""
+    `gate_override_reason`. A refused supplemental dose names each reason with its own problem
+    type, as `GET .../supplemental-dose-gate` lists them."""
     return doses.record_dose(
         session,
         dosing_session,
@@ -181,15 +187,33 @@ def record_dose(
     response_model=DoseGateRead,
     dependencies=[Depends(Authorize(Permission.SESSION_READ))],
 )
-def supplemental_dose_gate(session: SessionDep, dosing_session: DosingSessionDep) -> DoseGateRead:
-    """May the supplemental dose be given now? Every reason it may not, and its window."""
-    decision = dose_gate.dose_gate(session, dosing_session, clock.utcnow())
+def supplemental_dose_gate(
+    session: SessionDep,
+    dosing_session: DosingSessionDep,
+    as_of: Annotated[
+        AwareDatetime | None,
+        Query(
+            description="when the dose would be given (default now): judged on what Vigil knew "
+            "then; not before the session started, nor in the future"
+        ),
+    ] = None,
+    amount_mg: Annotated[
+        FiniteFloat | None,
+        Query(gt=0, le=10000, description="the amount proposed (default the protocol's)"),
+    ] = None,
+) -> DoseGateRead:
+    """Would a supplemental dose of `amount_mg` given at `as_of` be recorded without a
+    `deviation_reason` or a `gate_override_reason`? Every reason it would not, each with the
+    problem type a refusal of that dose answers with, and the window."""
+    at = as_of if as_of is not None else clock.utcnow()
+    decision = dose_gate.judge_supplemental(session, dosing_session, at, amount_mg, field="as_of")
     return DoseGateRead(
         open=decision.open,
-        reasons=list(decision.reasons),
+        reasons=[reason_entry(reason) for reason in decision.why],
         opens_at=decision.opens_at,
         closes_at=decision.closes_at,
         supplemental_mg=decision.supplemental_mg,
+        amount_mg=decision.amount_mg,
         evaluated_at=decision.evaluated_at,
     )
 

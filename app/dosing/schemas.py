@@ -112,10 +112,23 @@ class DosingSessionRead(ReadModel):
     )
 
 
+class DoseGateReason(ReadModel):
+    type: str = Field(description="the problem type a refusal of the dose answers with")
+    field: str = Field(description="the dose field it is about ('gate' for the gate's rules)")
+    message: str
+
+
 class DoseGateRead(ReadModel):
-    open: bool
-    reasons: list[str] = Field(description="why the gate is closed; empty when open")
+    open: bool = Field(
+        description="true when the dose would be recorded without deviation_reason or "
+        "gate_override_reason"
+    )
+    reasons: list[DoseGateReason] = Field(
+        description="why it is closed, first by priority, as a refused dose's `errors` lists "
+        "them; empty when open"
+    )
     opens_at: datetime | None
     closes_at: datetime | None
-    supplemental_mg: float | None
-    evaluated_at: datetime
+    supplemental_mg: float | None = Field(description="the amount the protocol sets")
+    amount_mg: float | None = Field(description="the amount judged")
+    evaluated_at: datetime = Field(description="as_of: the moment judged")

@@ -1,15 +1,17 @@
 """The supplemental dose gate: may the supplemental dose be given now?
 
-:func:`evaluate_dose_gate` answers for the snapshot's ``now``. The gate is closed, with every
-reason listed, when: the session has ended; the visit has no dosing definition or allows no
-supplemental dose; no initial dose has been given; a supplemental dose was already given; the
-supplemental amount would take the session past ``max_total_mg``; ``now`` is outside the
-supplemental window (both ends allowed, as the dosing service checks it); and, for each
-``dose_gate`` rule, while an alert at or above ``block_on_open_alert_severity`` is open, while
-the latest value of a ``block_if`` measure is missing or older than
-``max_reading_age_minutes``, or while the latest values meet ``block_if``. The latest value of
-each measure may come from a different reading. A protocol without a dose_gate rule still gets
-the structural checks.
+:func:`evaluate_dose_gate` answers for a supplemental dose given at the snapshot's ``now``, of
+the amount proposed (default: the protocol's), with the very checks that recording that dose
+applies (app/rules/dose_limits.py), so an open gate means the dose is recorded without a
+deviation or an override reason. Every reason is listed, each typed by the :class:`Refusal` it
+is (in that priority) and by what answers it (:class:`GateCheck`): the session refuses any
+supplemental dose (it has ended, the visit has no dosing, no initial dose before it: then
+those reasons alone); the dose limits (no supplemental dose allowed, one already given, the
+amount, the session maximum, the window, both ends allowed); and, for each ``dose_gate`` rule,
+an alert at or above ``block_on_open_alert_severity`` open, the latest value of a ``block_if``
+measure missing or older than ``max_reading_age_minutes``, or the latest values meeting
+``block_if``. The latest value of each measure may come from a different reading. A protocol
+without a dose_gate rule still gets the other checks.
 
 As a rule in :func:`app.rules.engine.evaluate`, a dose gate is a finding when a supplemental dose
 was given while the gate was closed, judged on what was known just before the dose. Which alerts
@@ -24,16 +26,26 @@ from enum import StrEnum
 from app.protocols.schema import SEVERITY_ORDER, DoseGateRule, Protocol
 from app.rules import wording
 from app.rules.conditions import judge
-from app.rules.dose_limits import AMOUNT_TOLERANCE_MG
+from app.rules.dose_limits import (
+    PRIORITY,
+    Problem,
+    Refusal,
+    protocol_problems,
+    structural_problems,
+    supplemental_window,
+)
 from app.rules.findings import Finding, RuleContext
 from app.rules.snapshot import Reading, SessionSnapshot
 
 
 class GateCheck(StrEnum):
-    """What closed the gate: the protocol's dose limits (the session, the supplemental window,
-    the amounts, the doses already given), which a deviation reason answers, or a dose_gate
-    rule (readings, open alerts), which only a clinician's override answers."""
+    """What closed the gate: the session itself (no supplemental dose can be recorded: it is
+    not in progress, or the dose would break the order of doses), the protocol's dose limits
+    (the supplemental window, the amounts, the doses already given), which a deviation reason
+    answers, or a dose_gate rule (readings, open alerts), which only a clinician's override
+    answers."""
 
+    SESSION = "session"
     DOSE_LIMITS = "dose_limits"
     CLINICAL = "clinical"
 
@@ -41,15 +53,18 @@ class GateCheck(StrEnum):
 @dataclass(frozen=True)
 class GateReason:
     check: GateCheck
+    refusal: Refusal  # the kind of reason; the API's problem type
+    field: str  # the request field a refused dose names for it ("gate" for a rule's)
     text: str  # the sentence a clinician reads
 
 
 @dataclass(frozen=True)
 class GateDecision:
-    why: tuple[GateReason, ...]  # why it is closed; empty when open
+    why: tuple[GateReason, ...]  # why it is closed, in Refusal priority; empty when open
     opens_at: datetime | None  # the supplemental window, once there is an initial dose
     closes_at: datetime | None
     supplemental_mg: float | None  # the amount the protocol sets for this session
+    amount_mg: float | None  # the amount judged: the one proposed, or the protocol's
     evaluated_at: datetime
     rule_ids: tuple[str, ...]  # the dose_gate rules consulted
     evidence: tuple[str, ...]  # the readings and doses looked at
@@ -65,112 +80,124 @@ class GateDecision:
     def reasons_of(self, check: GateCheck) -> list[str]:
         return [reason.text for reason in self.why if reason.check is check]
 
+    def with_session_reasons(self, reasons: Sequence[GateReason]) -> "GateDecision":
+        """The decision once the session itself refuses any dose: those reasons alone."""
+        return replace(self, why=tuple(reasons)) if reasons else self
 
-def evaluate_dose_gate(protocol: Protocol, snapshot: SessionSnapshot) -> GateDecision:
-    return decide(protocol, snapshot, protocol.rules_of_kind("dose_gate"))
+
+def evaluate_dose_gate(
+    protocol: Protocol, snapshot: SessionSnapshot, amount_mg: float | None = None
+) -> GateDecision:
+    return decide(protocol, snapshot, protocol.rules_of_kind("dose_gate"), amount_mg)
 
 
 def _latest(readings: Sequence[Reading], code: str) -> Reading | None:
     return next((r for r in reversed(readings) if code in r.values), None)
 
 
+def _reason(check: GateCheck, problem: Problem) -> GateReason:
+    return GateReason(check, problem.refusal, problem.field, problem.message)
+
+
 def decide(
-    protocol: Protocol, snapshot: SessionSnapshot, rules: Sequence[DoseGateRule]
+    protocol: Protocol,
+    snapshot: SessionSnapshot,
+    rules: Sequence[DoseGateRule],
+    amount_mg: float | None = None,
 ) -> GateDecision:
+    """The gate for a supplemental dose of ``amount_mg`` (default: the protocol's amount) given
+    at ``snapshot.now``: the checks of recording that dose (app/rules/dose_limits.py) and the
+    dose_gate rules. While the session refuses any supplemental dose (ended, not a dosing
+    visit, out of order), those are the only reasons."""
     now = snapshot.now
-    reasons: list[str] = []
+    session: list[GateReason] = []
     evidence: list[str] = []
-    opens_at = closes_at = None
-    supplemental_mg = None
+    opens_at = closes_at = supplemental_mg = None
     if snapshot.ended_at is not None and snapshot.ended_at <= now:
-        reasons.append(
-            f"the session ended at {wording.clock(snapshot.ended_at, snapshot.timezone)}"
+        text = f"the session ended at {wording.clock(snapshot.ended_at, snapshot.timezone)}"
+        session.append(
+            GateReason(GateCheck.SESSION, Refusal.SESSION_NOT_IN_PROGRESS, "administered_at", text)
         )
     definition = protocol.dosing_for_visit(snapshot.visit_code)
     if definition is None:
         info = protocol.protocol
-        reasons.append(
+        text = (
             f"visit {snapshot.visit_code} is not a dosing session of protocol {info.id} "
             f"{info.version}"
         )
-    elif definition.supplemental is None:
-        reasons.append(f"the protocol allows no supplemental dose at {definition.visit}")
+        session.append(GateReason(GateCheck.SESSION, Refusal.DOSE_NOT_ALLOWED, "kind", text))
+    structural = structural_problems("supplemental", now, snapshot.doses)
+    session += [_reason(GateCheck.SESSION, problem) for problem in structural]
+    why: list[GateReason] = []
     initial = snapshot.initial_dose()
-    if initial is None:
-        reasons.append("no initial dose has been given")
-    if definition is not None and definition.supplemental is not None and initial is not None:
+    if definition is not None and not session:
+        assert initial is not None  # structural_problems asks for one
         evidence.append(initial.id)
+        evidence += [d.id for d in snapshot.doses if d.kind == "supplemental"]
         supplemental_mg = definition.supplemental_mg(initial.amount_mg)
-        assert supplemental_mg is not None
-        minutes = definition.supplemental.window_minutes
-        opens_at = initial.administered_at + timedelta(minutes=minutes.start)
-        closes_at = initial.administered_at + timedelta(minutes=minutes.end)
-        for given in (d for d in snapshot.doses if d.kind == "supplemental"):
-            evidence.append(given.id)
-            reasons.append(
-                f"a supplemental dose ({wording.mg(given.amount_mg)}) was already given at "
-                f"{wording.clock(given.administered_at, snapshot.timezone)}; the protocol allows "
-                "one"
-            )
-        total = sum(d.amount_mg for d in snapshot.doses) + supplemental_mg
-        if total > definition.max_total_mg + AMOUNT_TOLERANCE_MG:
-            reasons.append(
-                f"the supplemental {wording.mg(supplemental_mg)} would bring the session total "
-                f"to {wording.mg(total)}, above the maximum of "
-                f"{wording.mg(definition.max_total_mg)}"
-            )
-        if now < opens_at:
-            reasons.append(
-                f"the supplemental window opens at {wording.clock(opens_at, snapshot.timezone)}, "
-                f"{minutes.start} min after the initial dose"
-            )
-        elif now > closes_at:
-            reasons.append(
-                f"the supplemental window closed at {wording.clock(closes_at, snapshot.timezone)}, "
-                f"{minutes.end} min after the initial dose"
-            )
-    why = [GateReason(GateCheck.DOSE_LIMITS, reason) for reason in reasons]
-    for rule in rules:
-        why += [GateReason(GateCheck.CLINICAL, r) for r in _rule_reasons(rule, snapshot, evidence)]
+        window = supplemental_window(definition, snapshot.doses)
+        if window is not None:
+            opens_at, closes_at = window
+        amount = amount_mg if amount_mg is not None else (supplemental_mg or 0.0)
+        limits = protocol_problems(
+            definition, "supplemental", amount, now, snapshot.doses, snapshot.timezone
+        )
+        why += [_reason(GateCheck.DOSE_LIMITS, problem) for problem in limits]
+        for rule in rules:
+            why += _rule_reasons(rule, snapshot, evidence)
+    chosen = session or why
     return GateDecision(
-        why=tuple(dict.fromkeys(why)),
+        why=tuple(sorted(dict.fromkeys(chosen), key=lambda r: PRIORITY[r.refusal])),
         opens_at=opens_at,
         closes_at=closes_at,
         supplemental_mg=supplemental_mg,
+        amount_mg=amount_mg if amount_mg is not None else supplemental_mg,
         evaluated_at=now,
         rule_ids=tuple(rule.id for rule in rules),
         evidence=tuple(dict.fromkeys(evidence)),
     )
 
 
-def _rule_reasons(rule: DoseGateRule, snapshot: SessionSnapshot, evidence: list[str]) -> list[str]:
+def _rule_reasons(
+    rule: DoseGateRule, snapshot: SessionSnapshot, evidence: list[str]
+) -> list[GateReason]:
     reasons = []
+
+    def add(refusal: Refusal, text: str) -> None:
+        reasons.append(GateReason(GateCheck.CLINICAL, refusal, "gate", text))
+
     block_at = rule.block_on_open_alert_severity
     if block_at is not None:
         for alert in snapshot.open_alerts:
             if SEVERITY_ORDER[alert.severity] >= SEVERITY_ORDER[block_at]:
-                reasons.append(f"an open {alert.severity} alert ({alert.rule_id}) blocks it")
+                add(
+                    Refusal.GATE_OPEN_ALERT,
+                    f"an open {alert.severity} alert ({alert.rule_id}) blocks it",
+                )
     latest: dict[str, Reading] = {}
     for code in rule.block_if.measures():
         reading = _latest(snapshot.readings, code)
         name = wording.MEASURE_NAMES[code]
         if reading is None:
-            reasons.append(f"{name} has not been measured in this session")
+            add(Refusal.GATE_STALE_VITALS, f"{name} has not been measured in this session")
             continue
         latest[code] = reading
         evidence.append(reading.id)
-        age = (snapshot.now - reading.measured_at).total_seconds() / 60
-        if age > rule.max_reading_age_minutes:
-            reasons.append(
-                f"the latest {name} ({wording.clock(reading.measured_at, snapshot.timezone)}) is "
-                f"{wording.duration(age)} old; the gate needs one at most "
-                f"{rule.max_reading_age_minutes} min old"
+        age = snapshot.now - reading.measured_at
+        limit = timedelta(minutes=rule.max_reading_age_minutes)
+        if age > limit:
+            add(
+                Refusal.GATE_STALE_VITALS,
+                f"the latest {name}, at {wording.clock(reading.measured_at, snapshot.timezone)}, "
+                "is "
+                f"{wording.duration_beyond(age.total_seconds(), limit.total_seconds())} old; "
+                f"the gate needs one at most {rule.max_reading_age_minutes} min old",
             )
     result = judge(rule.block_if, {code: r.values[code] for code, r in latest.items()})
     if result.met:
         for condition, value in result.held:
             at = wording.clock(latest[condition.measure].measured_at, snapshot.timezone)
-            reasons.append(f"{wording.comparison(condition, value)} at {at}")
+            add(Refusal.GATE_VITALS, f"{wording.comparison(condition, value)} at {at}")
     return reasons
 
 

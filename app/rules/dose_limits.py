@@ -1,30 +1,61 @@
 """What the protocol allows for one dose: pure checks, no database.
 
-Each check returns the problems found, each naming the request field to fix and saying what the
+Each check returns the problems found, each naming the request field to fix, the kind of
+refusal (:class:`Refusal`, which the API answers as a problem type of its own) and saying what the
 protocol allows, so the same text can refuse a dose or explain a recorded deviation.
 """
 
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
+from enum import StrEnum
 from typing import Protocol as Interface
 
 from app.protocols.schema import DosingSessionDefinition
+from app.rules import wording
 
 AMOUNT_TOLERANCE_MG = 1e-6
 
 
 class DoseLike(Interface):
-    kind: str
-    amount_mg: float
-    administered_at: datetime
+    """A recorded dose or a snapshot's (read only)."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def amount_mg(self) -> float: ...
+
+    @property
+    def administered_at(self) -> datetime: ...
+
+
+class Refusal(StrEnum):
+    """Why a supplemental dose is refused (or the dose gate closed), in a fixed priority: when
+    several hold, the first in this order names the refusal. The values are problem type slugs."""
+
+    SESSION_NOT_IN_PROGRESS = "session-not-in-progress"
+    DOSE_AFTER_BASELINE = "dose-after-baseline"
+    DOSE_ORDER = "dose-order"
+    DOSE_NOT_ALLOWED = "dose-not-allowed"
+    DOSE_ALREADY_GIVEN = "dose-already-given"
+    DOSE_AMOUNT = "dose-amount"
+    DOSE_MAX_TOTAL = "dose-max-total"
+    DOSE_OUTSIDE_WINDOW = "dose-outside-window"
+    GATE_OPEN_ALERT = "dose-gate-open-alert"
+    GATE_STALE_VITALS = "dose-gate-stale-vitals"
+    GATE_VITALS = "dose-gate-vitals"
+
+
+PRIORITY = {refusal: rank for rank, refusal in enumerate(Refusal)}
 
 
 @dataclass(frozen=True)
 class Problem:
     field: str
     message: str
+    refusal: Refusal
 
     def as_error(self) -> dict[str, str]:
         return {"field": self.field, "message": self.message}
@@ -59,6 +90,7 @@ def structural_problems(
                     f"this session already has an initial dose ({_mg(initial.amount_mg)} at "
                     f"{initial.administered_at.isoformat()}); to correct it, mark it entered in "
                     "error and record the right one",
+                    Refusal.DOSE_ALREADY_GIVEN,
                 )
             ]
         # Only left when an earlier initial dose was entered in error.
@@ -69,17 +101,25 @@ def structural_problems(
                     "administered_at",
                     "the initial dose must be given before the supplemental dose recorded at "
                     f"{supplementals[0].administered_at.isoformat()}",
+                    Refusal.DOSE_ORDER,
                 )
             ]
         return []
     if initial is None:
-        return [Problem("kind", "a supplemental dose needs the initial dose recorded first")]
+        return [
+            Problem(
+                "kind",
+                "a supplemental dose needs the initial dose recorded first",
+                Refusal.DOSE_ORDER,
+            )
+        ]
     if administered_at <= initial.administered_at:
         return [
             Problem(
                 "administered_at",
                 "a supplemental dose must be given after the initial dose "
                 f"({initial.administered_at.isoformat()})",
+                Refusal.DOSE_ORDER,
             )
         ]
     return []
@@ -91,8 +131,10 @@ def protocol_problems(
     amount_mg: float,
     administered_at: datetime,
     valid_doses: Sequence[DoseLike],
+    zone: tzinfo = UTC,
 ) -> list[Problem]:
-    """Where a dose departs from the protocol; a deviation reason may waive these."""
+    """Where a dose departs from the protocol; a deviation reason may waive these. Times in
+    the messages are on ``zone``'s wall clock (the site's)."""
     visit = definition.visit
     problems = []
     if kind == "initial":
@@ -103,10 +145,13 @@ def protocol_problems(
                     "amount_mg",
                     f"initial dose {_mg(amount_mg)} is not an amount the protocol allows at "
                     f"{visit} ({allowed_text})",
+                    Refusal.DOSE_AMOUNT,
                 )
             )
     else:
-        problems += _supplemental_problems(definition, amount_mg, administered_at, valid_doses)
+        problems += _supplemental_problems(
+            definition, amount_mg, administered_at, valid_doses, zone
+        )
     total = amount_mg + sum(dose.amount_mg for dose in valid_doses)
     if total > definition.max_total_mg + AMOUNT_TOLERANCE_MG:
         problems.append(
@@ -114,6 +159,7 @@ def protocol_problems(
                 "amount_mg",
                 f"the session total would be {_mg(total)}, above the protocol maximum of "
                 f"{_mg(definition.max_total_mg)} at {visit}",
+                Refusal.DOSE_MAX_TOTAL,
             )
         )
     return problems
@@ -124,18 +170,26 @@ def _supplemental_problems(
     amount_mg: float,
     administered_at: datetime,
     valid_doses: Sequence[DoseLike],
+    zone: tzinfo,
 ) -> list[Problem]:
     supplemental = definition.supplemental
     if supplemental is None:
-        return [Problem("kind", f"the protocol allows no supplemental dose at {definition.visit}")]
+        return [
+            Problem(
+                "kind",
+                f"the protocol allows no supplemental dose at {definition.visit}",
+                Refusal.DOSE_NOT_ALLOWED,
+            )
+        ]
     problems = []
     given = [dose for dose in valid_doses if dose.kind == "supplemental"]
     if given:
         problems.append(
             Problem(
                 "kind",
-                f"a supplemental dose was already given at {given[0].administered_at.isoformat()}"
-                "; the protocol allows one",
+                f"a supplemental dose was already given at "
+                f"{wording.clock(given[0].administered_at, zone)}; the protocol allows one",
+                Refusal.DOSE_ALREADY_GIVEN,
             )
         )
     initial = initial_dose(valid_doses)
@@ -148,16 +202,23 @@ def _supplemental_problems(
                 "amount_mg",
                 f"supplemental dose {_mg(amount_mg)} is not {supplemental.fraction_of_initial:g} "
                 f"x the {_mg(initial.amount_mg)} initial dose ({_mg(expected)})",
+                Refusal.DOSE_AMOUNT,
             )
         )
     minutes = minutes_between(initial.administered_at, administered_at)
     window = supplemental.window_minutes
     if not window.start <= minutes <= window.end:
+        nearest = window.start if minutes < window.start else window.end
+        opens_at = initial.administered_at + timedelta(minutes=window.start)
+        closes_at = initial.administered_at + timedelta(minutes=window.end)
+        after = wording.duration_beyond(minutes * 60, nearest * 60, hours=False)
         problems.append(
             Problem(
                 "administered_at",
-                f"supplemental dose at {round(minutes, 1):g} min after the initial dose is "
-                f"outside the protocol window {window.start}-{window.end} min",
+                f"supplemental dose at {after} after the initial dose is outside the protocol "
+                f"window {window.start}-{window.end} min "
+                f"({wording.clock(opens_at, zone)} to {wording.clock(closes_at, zone)})",
+                Refusal.DOSE_OUTSIDE_WINDOW,
             )
         )
     return problems

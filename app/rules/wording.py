@@ -1,5 +1,6 @@
 """How findings put numbers, times and comparisons into words a clinician reads."""
 
+import math
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 
@@ -128,3 +129,21 @@ def and_list(parts: Sequence[str]) -> str:
     if len(parts) <= 1:
         return "".join(parts)
     return f"{', '.join(parts[:-1])} and {parts[-1]}"
+
+
+def duration_beyond(seconds: float, bound_seconds: float, *, hours: bool = True) -> str:
+    """A time span in whole seconds, rounded away from ``bound_seconds``, so a span just past a
+    bound never reads as the bound itself ('30 min 1 s', not '30 min', past 30 min; '89 min 59 s'
+    short of 90 min). Whole minutes read as minutes ('31 min'); from 120 min on, hours too
+    unless ``hours`` is False."""
+    whole = math.ceil(seconds) if seconds > bound_seconds else math.floor(seconds)
+    if seconds == bound_seconds:
+        whole = round(seconds)
+    minutes, secs = divmod(whole, 60)
+    if hours and minutes >= 120:
+        whole_hours, minutes = divmod(minutes, 60)
+        parts = [f"{whole_hours} h", f"{minutes} min" if minutes else ""]
+    else:
+        parts = [f"{minutes} min" if minutes or not secs else ""]
+    parts.append(f"{secs} s" if secs else "")
+    return " ".join(part for part in parts if part)

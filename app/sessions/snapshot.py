@@ -36,8 +36,11 @@ VALID = RecordStatus.VALID.value
 _MEASURE_COLUMNS = [(code, getattr(VitalReading, m.column)) for code, m in MEASURES.items()]
 
 
-def _readings(session: Session, dosing_session: DosingSession) -> list[Reading]:
-    """Plain rows, not ORM objects: a session's readings are loaded at every evaluation."""
+def _readings(
+    session: Session, dosing_session: DosingSession, known_by: datetime | None = None
+) -> list[Reading]:
+    """Plain rows, not ORM objects: a session's readings are loaded at every evaluation. With
+    ``known_by``, those measured and received by then."""
     stmt = select(
         VitalReading.id,
         VitalReading.measured_at,
@@ -49,6 +52,10 @@ def _readings(session: Session, dosing_session: DosingSession) -> list[Reading]:
         VitalReading.dosing_session_id == dosing_session.id,
         VitalReading.record_status == VALID,
     )
+    if known_by is not None:
+        stmt = stmt.where(
+            VitalReading.measured_at <= known_by, VitalReading.received_at <= known_by
+        )
     readings = []
     for row in session.execute(stmt):
         values = {
@@ -161,10 +168,12 @@ def snapshot_of(
     dosing_session: DosingSession,
     now: datetime,
     session_alerts: list[Alert] | None = None,
+    readings_known_by: datetime | None = None,
 ) -> SessionSnapshot:
     """The session as stored: valid records only, canonical units, ids as strings; the open
     alerts are those not resolved and first found by ``now`` (pass ``session_alerts`` when they
-    are already loaded)."""
+    are already loaded); with ``readings_known_by``, the readings measured and received by
+    then."""
     session.flush()
     if session_alerts is None:
         session_alerts = session_alerts_of(session, dosing_session)
@@ -182,7 +191,7 @@ def snapshot_of(
         timezone=site_zone(session, dosing_session.participant_id),
         started_at=dosing_session.started_at,
         ended_at=dosing_session.ended_at,
-        readings=_readings(session, dosing_session),
+        readings=_readings(session, dosing_session, readings_known_by),
         doses=_doses(session, dosing_session),
         adverse_events=_adverse_events(session, dosing_session, now),
         cssrs_screens=_cssrs_screens(session, dosing_session, now),
@@ -191,8 +200,17 @@ def snapshot_of(
 
 
 def known_at(session: Session, dosing_session: DosingSession, at: datetime) -> SessionSnapshot:
-    """The session as known at ``at``, with the alerts open then (first found by ``at`` and not
-    resolved): what the dose gate judges."""
-    snapshot = snapshot_of(session, dosing_session, at)
-    # as_of leaves out open alerts (it cannot date them); those first found by `at` still count
-    return replace(snapshot.as_of(at), open_alerts=snapshot.open_alerts)
+    """What a supplemental dose given at ``at`` is judged on (the dose gate, and recording the
+    dose): the readings the server knew at ``at`` (measured and received by then), the alerts
+    open then (first found by ``at``, not resolved by then, acknowledged or not), and every
+    valid dose recorded (the dose limits count them all, whenever given). Entered-in-error
+    records are left out, even when marked after ``at``: a correction applies to the past too,
+    as the alerts they caused are withdrawn."""
+    alerts = session_alerts_of(session, dosing_session)
+    snapshot = snapshot_of(session, dosing_session, at, alerts, readings_known_by=at)
+    open_then = [
+        OpenAlert(rule_id=alert.rule_id, severity=alert.severity)  # type: ignore[arg-type]
+        for alert in alerts
+        if alert.first_found_at <= at and (alert.resolved_at is None or alert.resolved_at > at)
+    ]
+    return replace(snapshot.as_of(at), doses=snapshot.doses, open_alerts=open_then)

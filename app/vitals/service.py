@@ -255,9 +255,12 @@ def ingest_batch(
     dosing_session: DosingSession,
     raw_readings: list[Any],
     source_default: str,
+    *,
+    received_at: datetime | None = None,
 ) -> BatchResult:
     """Store the valid new readings of a batch; report each one as accepted, duplicate or
-    rejected (with its problem), in input order. Never all-or-nothing."""
+    rejected (with its problem), in input order. Never all-or-nothing. ``received_at`` is now,
+    except for a session's history seeded at once (the demo study)."""
     limit = get_settings().batch_size_max
     if len(raw_readings) > limit:
         raise BatchTooLarge(
@@ -276,7 +279,7 @@ def ingest_batch(
             items.append((id_as_sent(raw), exc))
         else:
             items.append((str(reading.id), reading))
-    return _ingest(session, dosing_session, items, source_default)
+    return _ingest(session, dosing_session, items, source_default, received_at=received_at)
 
 
 def ingest_one(
@@ -305,9 +308,10 @@ def _ingest(
     source_default: str,
     *,
     retried: bool = False,
+    received_at: datetime | None = None,
 ) -> BatchResult:
     protocol = protocols.definition_of(session, dosing_session.protocol_version_id)
-    received_at = clock.utcnow()
+    received_at = received_at or clock.utcnow()
     known = _stored(session, {item.id for _, item in items if isinstance(item, VitalReadingCreate)})
     in_this_batch: set[uuid.UUID] = set()
     new_rows: list[VitalReading] = []
@@ -355,7 +359,9 @@ def _ingest(
         # these ids since we looked: sort the batch out again against what is stored now.
         if retried:
             raise
-        return _ingest(session, dosing_session, items, source_default, retried=True)
+        return _ingest(
+            session, dosing_session, items, source_default, retried=True, received_at=received_at
+        )
     # One evaluation per batch, in this transaction: the readings and their alerts commit
     # together or not at all. Findings before the earliest new reading cannot have changed.
     since = min(row.measured_at for row in new_rows)

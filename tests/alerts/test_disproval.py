@@ -121,7 +121,8 @@ def test_an_overdue_alert_disproved_by_a_backlog_resolves_with_its_reason(
     (occurrence,) = temperature["occurrence_page"]["items"]
     assert occurrence["withdrawn"] is True
     assert occurrence["withdrawn_reason"] == (
-        "Temperature due at 09:30 (UTC+00:00, T+60 min): measured at 09:31 (UTC+00:00), arrived late at 10:05 (UTC+00:00)"
+        "Temperature due at 09:30 (UTC+00:00, T+60 min): measured at 09:31 (UTC+00:00), "
+        "arrived late at 10:05 (UTC+00:00)"
     )
     assert occurrence["observed"]["missing"] == "TEMP"
     (record,) = withdraw_records(db, temperature["id"])

@@ -19,6 +19,7 @@ from tests.factories.dosing import T0, make_dosing_session
 from tests.factories.trial import make_participant
 
 API = "/api/v1"
+PROBLEMS = "https://vigil.invalid/problems/"
 DOSED_AT = T0 + timedelta(minutes=30)  # the factory's initial dose, 80 mg
 NORMAL = {"SYSBP": 122, "DIABP": 78, "PULSE": 76, "TEMP": 36.8}
 UNITS = {"SYSBP": "mmHg", "DIABP": "mmHg", "PULSE": "beats/min", "TEMP": "C"}
@@ -218,7 +219,7 @@ def test_the_gate_is_closed_before_the_window_and_open_inside_it_with_fresh_quie
     post_batch(client, dosed, reading(DOSED_AT + timedelta(minutes=55)))
     early = gate(client, dosed)
     assert early["open"] is False
-    assert any("window opens" in reason for reason in early["reasons"]), early["reasons"]
+    assert [r["type"] for r in early["reasons"]] == [f"{PROBLEMS}dose-outside-window"]
     assert datetime.fromisoformat(early["opens_at"]) == DOSED_AT + timedelta(minutes=90)
     assert datetime.fromisoformat(early["closes_at"]) == DOSED_AT + timedelta(minutes=150)
     assert early["supplemental_mg"] == 40
@@ -227,7 +228,8 @@ def test_the_gate_is_closed_before_the_window_and_open_inside_it_with_fresh_quie
     pinned.at(DOSED_AT + timedelta(minutes=100))
     stale = gate(client, dosed)
     assert stale["open"] is False
-    assert any("min old" in reason for reason in stale["reasons"]), stale["reasons"]
+    assert all(r["message"].endswith("min old") for r in stale["reasons"]), stale["reasons"]
+    assert {r["type"] for r in stale["reasons"]} == {f"{PROBLEMS}dose-gate-stale-vitals"}
 
     post_batch(client, dosed, reading(DOSED_AT + timedelta(minutes=95)))
     inside = gate(client, dosed)

@@ -1,8 +1,11 @@
 """Calls the dosing tests make through the HTTP API."""
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
+from unittest.mock import patch
 
 from app.clock import utcnow
 
@@ -13,6 +16,14 @@ STARTED = (utcnow() - timedelta(hours=10)).replace(microsecond=0)
 def at(minutes: float) -> str:
     """ISO time ``minutes`` after the session start."""
     return (STARTED + timedelta(minutes=minutes)).isoformat()
+
+
+@contextmanager
+def server_time(minutes: float) -> Iterator[None]:
+    """Vigil's clock at ``minutes`` after the session start while the block runs: a reading
+    posted in it is received then (the dose gate judges a dose on what was received by it)."""
+    with patch("app.clock.utcnow", return_value=STARTED + timedelta(minutes=minutes)):
+        yield
 
 
 def visit_id(client, participant_id, code: str) -> str:
@@ -50,18 +61,25 @@ def parse(value: str) -> datetime:
 
 
 def fresh_normal_reading(client, session_id, minutes: float) -> dict[str, Any]:
-    """A quiet, complete reading at ``minutes`` after the start, so the dose gate has fresh
-    vitals (the MDMA protocol wants them at most 30 min old before a supplemental dose)."""
+    """A quiet, complete reading at ``minutes`` after the start, received 10 s later, so the dose
+    gate has fresh vitals (the MDMA protocol wants them at most 30 min old before a supplemental
+    dose)."""
+    with server_time(minutes + 1 / 6):
+        return post_reading(client, session_id, minutes)
+
+
+def post_reading(client, session_id, minutes: float, **values: float) -> dict[str, Any]:
+    """A reading at ``minutes`` after the start, quiet unless ``values`` say otherwise."""
+    observed = {"SYSBP": 122, "DIABP": 78, "PULSE": 76, "TEMP": 36.8, **values}
+    units = {"SYSBP": "mmHg", "DIABP": "mmHg", "PULSE": "beats/min", "TEMP": "C"}
     response = client.post(
         f"/api/v1/dosing-sessions/{session_id}/vital-readings",
         json={
             "id": str(uuid.uuid4()),
             "measured_at": at(minutes),
             "observations": [
-                {"code": "SYSBP", "value": 122, "unit": "mmHg"},
-                {"code": "DIABP", "value": 78, "unit": "mmHg"},
-                {"code": "PULSE", "value": 76, "unit": "beats/min"},
-                {"code": "TEMP", "value": 36.8, "unit": "C"},
+                {"code": code, "value": value, "unit": units[code]}
+                for code, value in observed.items()
             ],
         },
     )

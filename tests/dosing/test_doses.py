@@ -1,11 +1,18 @@
-import uuid
 from datetime import timedelta
 
 from sqlalchemy import select
 
 from app.clock import utcnow
 from app.models import AuditRecord
-from tests.dosing.api import at, create_session, fresh_normal_reading, give, started_session
+from tests.dosing.api import (
+    at,
+    create_session,
+    fresh_normal_reading,
+    give,
+    post_reading,
+    server_time,
+    started_session,
+)
 from tests.pages import walk
 
 
@@ -46,23 +53,28 @@ def test_later_sessions_allow_either_listed_initial_amount(client, participant):
 def test_supplemental_outside_the_window_is_refused_with_the_window(client, participant):
     sid = started_session(client, participant.id)["id"]
     assert give(client, sid, "initial", 80, 10).status_code == 201
+    window = f"{at(10 + 90)[11:16]} (UTC+00:00) to {at(10 + 150)[11:16]} (UTC+00:00)"
+    fresh_normal_reading(client, sid, 10 + 70)  # the dose gate wants fresh, quiet vitals
     early = give(client, sid, "supplemental", 40, 10 + 75)
     assert early.status_code == 422
-    assert (
+    message = (
         "supplemental dose at 75 min after the initial dose is outside the protocol window "
-        "90-150 min"
-    ) in early.json()["detail"]
+        f"90-150 min ({window})"
+    )
+    assert early.json()["type"] == "https://vigil.invalid/problems/dose-outside-window"
+    assert early.json()["title"] == "Dose outside the window"
+    assert message in early.json()["detail"]
     assert early.json()["errors"] == [
         {
+            "type": "https://vigil.invalid/problems/dose-outside-window",
             "field": "administered_at",
-            "message": "supplemental dose at 75 min after the initial dose is outside the "
-            "protocol window 90-150 min",
+            "message": message,
         }
     ]
-    late = give(client, sid, "supplemental", 40, 10 + 151)
+    fresh_normal_reading(client, sid, 10 + 145)
+    late = give(client, sid, "supplemental", 40, 10 + 150 + 1 / 60)
     assert late.status_code == 422
-    assert "151 min" in late.json()["detail"]
-    fresh_normal_reading(client, sid, 10 + 145)  # the dose gate wants fresh, quiet vitals
+    assert "at 150 min 1 s after the initial dose" in late.json()["detail"]
     at_edges = give(client, sid, "supplemental", 40, 10 + 150)
     assert at_edges.status_code == 201, at_edges.text
 
@@ -213,32 +225,29 @@ def test_grade_3_hypertension_keeps_the_supplemental_dose_closed_until_resolved(
 ):
     sid = started_session(client, participant.id)["id"]
     assert give(client, sid, "initial", 80, 10).status_code == 201
-    high = client.post(
-        f"/api/v1/dosing-sessions/{sid}/vital-readings",
-        json={
-            "id": str(uuid.uuid4()),
-            "measured_at": at(10 + 60),
-            "observations": [
-                {"code": "SYSBP", "value": 164, "unit": "mmHg"},
-                {"code": "DIABP", "value": 92, "unit": "mmHg"},
-            ],
-        },
-    )
-    assert high.status_code == 201, high.text
+    with server_time(10 + 60):
+        post_reading(client, sid, 10 + 60, SYSBP=164, DIABP=92)
     alerts = client.get("/api/v1/alerts", params={"dosing_session_id": sid}).json()["items"]
     [alert] = [a for a in alerts if a["severity"] == "critical"]
     assert alert["rule_id"] == "hypertension-grade-3"
     fresh_normal_reading(client, sid, 10 + 95)  # blood pressure back down, vitals fresh
 
-    acknowledged = client.post(f"/api/v1/alerts/{alert['id']}/acknowledge", json={"note": "seen"})
+    with server_time(10 + 96):
+        acknowledged = client.post(
+            f"/api/v1/alerts/{alert['id']}/acknowledge", json={"note": "seen"}
+        )
     assert acknowledged.status_code == 200, acknowledged.text
-    refused = give(client, sid, "supplemental", 40, 10 + 100)
+    refused = give(client, sid, "supplemental", 40, 10 + 97)
     assert refused.status_code == 409, refused.text
+    assert refused.json()["type"] == "https://vigil.invalid/problems/dose-gate-open-alert"
     assert "an open critical alert (hypertension-grade-3) blocks it" in refused.json()["detail"]
 
-    resolved = client.post(
-        f"/api/v1/alerts/{alert['id']}/resolve", json={"resolution": "assessed; BP 122/78"}
-    )
+    with server_time(10 + 98):
+        resolved = client.post(
+            f"/api/v1/alerts/{alert['id']}/resolve", json={"resolution": "assessed; BP 122/78"}
+        )
     assert resolved.status_code == 200, resolved.text
+    # judged on what was known when it was given: the alert was open until 10+98
+    assert give(client, sid, "supplemental", 40, 10 + 97).status_code == 409
     given = give(client, sid, "supplemental", 40, 10 + 100)
     assert given.status_code == 201, given.text

@@ -1,11 +1,15 @@
 """The supplemental dose gate: evaluate_dose_gate's decision, and the finding when ignored."""
 
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from app.rules import GateCheck, GateDecision, OpenAlert, evaluate_dose_gate, evaluate_rule
+from app.rules import GateCheck, GateDecision, OpenAlert, evaluate_dose_gate, evaluate_rule, wording
+from app.rules.dose_limits import Refusal
 from tests.rules.dsl import (
     Session,
     at,
@@ -74,19 +78,24 @@ def test_window_ends_are_allowed(now: float, is_open: bool) -> None:
     assert decision.open is is_open, decision.reasons
     if now < 90:
         assert decision.reasons == (
-            "the supplemental window opens at 10:30 (UTC+00:00), 90 min after the initial dose",
+            "supplemental dose at 89 min 54 s after the initial dose is outside the protocol "
+            "window 90-150 min (10:30 (UTC+00:00) to 11:30 (UTC+00:00))",
         )
     if now > 150:
         assert decision.reasons == (
-            "the supplemental window closed at 11:30 (UTC+00:00), 150 min after the initial dose",
+            "supplemental dose at 150 min 6 s after the initial dose is outside the protocol "
+            "window 90-150 min (10:30 (UTC+00:00) to 11:30 (UTC+00:00))",
         )
+    if not is_open:
+        assert [r.refusal for r in decision.why] == [Refusal.DOSE_OUTSIDE_WINDOW]
 
 
 def test_closed_without_an_initial_dose() -> None:
     s = session(MDMA, baseline(-15), now=-5)
     decision = decide(s)
     assert not decision.open
-    assert "no initial dose has been given" in decision.reasons
+    assert decision.reasons == ("a supplemental dose needs the initial dose recorded first",)
+    assert decision.why[0].check is GateCheck.SESSION
     assert decision.opens_at is None and decision.supplemental_mg is None
 
 
@@ -107,19 +116,17 @@ def test_closed_for_a_visit_without_dosing() -> None:
 def test_closed_once_the_supplemental_dose_was_given() -> None:
     decision = decide(ready(95, supplemental(92, 60)))
     assert decision.reasons == (
-        "a supplemental dose (60 mg) was already given at 10:32 (UTC+00:00); the protocol allows "
-        "one",
-        "the supplemental 60 mg would bring the session total to 240 mg, above the maximum of "
-        "180 mg",
+        "a supplemental dose was already given at 10:32 (UTC+00:00); the protocol allows one",
+        "the session total would be 240 mg, above the protocol maximum of 180 mg at EXP2",
     )
+    assert [r.refusal for r in decision.why] == [Refusal.DOSE_ALREADY_GIVEN, Refusal.DOSE_MAX_TOTAL]
 
 
 def test_closed_when_the_dose_would_pass_the_session_maximum() -> None:
     # 150 mg initial was a recorded deviation; half of it on top would make 225 mg
     decision = decide(ready(initial_mg=150))
     assert decision.reasons == (
-        "the supplemental 75 mg would bring the session total to 225 mg, above the maximum of "
-        "180 mg",
+        "the session total would be 225 mg, above the protocol maximum of 180 mg at EXP2",
     )
 
 
@@ -147,9 +154,8 @@ def test_readings_must_be_at_most_30_minutes_old(age: int, is_open: bool) -> Non
     if not is_open:
         assert len(decision.reasons) == 4  # SYSBP, DIABP, PULSE and TEMP, all from T+60
         assert decision.reasons[0] == (
-            "the latest systolic BP (10:00 (UTC+00:00)) is 31 min old; the gate needs one at most "
-            "30 min "
-            "old"
+            "the latest systolic BP, at 10:00 (UTC+00:00), is 31 min old; the gate needs one at "
+            "most 30 min old"
         )
 
 
@@ -161,7 +167,8 @@ def test_each_reason_says_whether_the_dose_limits_or_a_gate_rule_closed_it() -> 
     limits = decision.reasons_of(GateCheck.DOSE_LIMITS)
     clinical = decision.reasons_of(GateCheck.CLINICAL)
     assert limits == [
-        "the supplemental window closed at 11:30 (UTC+00:00), 150 min after the initial dose"
+        "supplemental dose at 200 min after the initial dose is outside the protocol window "
+        "90-150 min (10:30 (UTC+00:00) to 11:30 (UTC+00:00))"
     ]
     assert len(clinical) == 4  # SYSBP, DIABP, PULSE and TEMP from T+60, all too old
     assert all(reason.startswith("the latest ") for reason in clinical)
@@ -210,15 +217,16 @@ def test_every_reason_is_listed() -> None:
     s = session(MDMA, dose(0, 150), vitals(20, SYSBP=170, DIABP=80, PULSE=120), now=60)
     decision = decide(s, open_alerts=[OpenAlert("hypertensive-crisis", "critical")])
     assert decision.reasons == (
-        "the supplemental 75 mg would bring the session total to 225 mg, above the maximum of "
-        "180 mg",
-        "the supplemental window opens at 10:30 (UTC+00:00), 90 min after the initial dose",
+        "the session total would be 225 mg, above the protocol maximum of 180 mg at EXP3",
+        "supplemental dose at 60 min after the initial dose is outside the protocol window "
+        "90-150 min (10:30 (UTC+00:00) to 11:30 (UTC+00:00))",
         "an open critical alert (hypertensive-crisis) blocks it",
-        "the latest systolic BP (09:20 (UTC+00:00)) is 40 min old; the gate needs one at most 30 "
-        "min old",
-        "the latest diastolic BP (09:20 (UTC+00:00)) is 40 min old; the gate needs one at most 30 "
-        "min old",
-        "the latest pulse (09:20 (UTC+00:00)) is 40 min old; the gate needs one at most 30 min old",
+        "the latest systolic BP, at 09:20 (UTC+00:00), is 40 min old; the gate needs one at "
+        "most 30 min old",
+        "the latest diastolic BP, at 09:20 (UTC+00:00), is 40 min old; the gate needs one at "
+        "most 30 min old",
+        "the latest pulse, at 09:20 (UTC+00:00), is 40 min old; the gate needs one at most "
+        "30 min old",
         "temperature has not been measured in this session",
         "systolic BP 170 mmHg is at or above 160 mmHg at 09:20 (UTC+00:00)",
         "pulse 120 beats/min is at or above 110 beats/min at 09:20 (UTC+00:00)",
@@ -251,7 +259,8 @@ def test_a_supplemental_dose_given_too_early_is_a_finding() -> None:
     assert finding.message == (
         "Supplemental dose 60 mg given at 10:15 (UTC+00:00, T+75 min) while the dose gate was "
         "closed: "
-        "the supplemental window opens at 10:30 (UTC+00:00), 90 min after the initial dose."
+        "supplemental dose at 75 min after the initial dose is outside the protocol window "
+        "90-150 min (10:30 (UTC+00:00) to 11:30 (UTC+00:00))."
     )
     assert finding.evidence[0] == "d-supplemental"
 
@@ -267,3 +276,43 @@ def test_open_alerts_do_not_make_a_past_dose_a_finding() -> None:
     s = ready(100, supplemental(95, 60))
     snapshot = replace(s.snapshot(), open_alerts=[OpenAlert("hypertensive-crisis", "critical")])
     assert evaluate_rule(MDMA, GATE, snapshot) == []
+
+
+# --- ages and times in the reasons are never rounded onto the limit ----------------------------
+
+
+def _seconds(text: str) -> int:
+    """'2 h 1 min 5 s' -> 7265."""
+    units = {"h": 3600, "min": 60, "s": 1}
+    words = text.split()
+    return sum(int(n) * units[unit] for n, unit in zip(words[::2], words[1::2], strict=True))
+
+
+@given(
+    seconds=st.floats(0, 5 * 3600, allow_nan=False),
+    bound_minutes=st.integers(1, 240),
+    hours=st.booleans(),
+)
+def test_a_span_past_a_bound_never_reads_as_the_bound(
+    seconds: float, bound_minutes: int, hours: bool
+) -> None:
+    bound = bound_minutes * 60
+    shown = _seconds(wording.duration_beyond(seconds, bound, hours=hours))
+    assert (shown > bound) is (seconds > bound)
+    assert (shown < bound) is (seconds < bound)
+    assert abs(shown - seconds) < 1
+
+
+@given(age_seconds=st.integers(25 * 60, 40 * 60), micro=st.integers(0, 999_999))
+def test_closed_for_age_exactly_when_the_age_shown_is_past_the_limit(
+    age_seconds: int, micro: int
+) -> None:
+    measured = at(90)
+    now = measured + timedelta(seconds=age_seconds, microseconds=micro)
+    s = session(MDMA, dose(0, 120), routine(90, TEMP=37.0), now=95)
+    decision = decide(s, now=now)
+    stale = [r for r in decision.why if r.refusal is Refusal.GATE_STALE_VITALS]
+    assert bool(stale) is (now - measured > timedelta(minutes=30))
+    for reason in stale:
+        shown = reason.text.split(" is ")[1].split(" old;")[0]
+        assert _seconds(shown) > 30 * 60, reason.text

@@ -24,7 +24,28 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+def _refuse_shared_labels() -> None:
+    """Stop with what to fix if versions stored before labels were checked share one: the
+    stored versions are never changed behind the trail's back."""
+    shared = op.get_bind().execute(
+        sa.text(
+            "SELECT protocol_key, version_label, COUNT(*) FROM protocol_versions "
+            "GROUP BY protocol_key, version_label HAVING COUNT(*) > 1 "
+            "ORDER BY protocol_key, version_label"
+        )
+    )
+    found = [f"{key} {label!r} ({count} versions)" for key, label, count in shared]
+    if found:
+        raise RuntimeError(
+            "protocol versions with other content share a version label: "
+            + "; ".join(found)
+            + ". A label must name one content: give each of these versions its own label "
+            "(a reviewed, recorded data correction), then run the migration again"
+        )
+
+
 def upgrade() -> None:
+    _refuse_shared_labels()
     with op.batch_alter_table("protocol_versions") as batch:
         batch.create_unique_constraint(
             batch.f("uq_protocol_versions_protocol_key_version_label"),

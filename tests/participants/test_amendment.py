@@ -235,3 +235,16 @@ def test_only_an_admin_moves_a_participant(client_as, db):
         assert "study:manage" in refused.json()["detail"]
     db.refresh(participant)
     assert participant.protocol_version_id != amended.id
+
+
+def test_a_scheduled_visit_the_amendment_drops_stays_for_the_coordinator(client_as, db):
+    _, participant, current, _ = _trial(db)
+    without_fu = _amendment_text().replace(FU, "", 1).replace('version: "1.2"', 'version: "1.3"')
+    dropped, _ = protocols.store(db, parse_protocol_text(without_fu, "mdma-1.3.yaml"))
+
+    assert _amend(client_as(Role.ADMIN), participant, dropped).status_code == 200
+
+    after = _visits(db, participant)
+    fu = after["FU"]
+    assert (fu.status, fu.protocol_version_id) == ("scheduled", current.id)
+    assert after["FU2"].protocol_version_id == dropped.id

@@ -14,6 +14,9 @@ What a permission covers:
 - ALERT_READ: safety alerts (the clinical readers, the medical monitor included).
 - ALERT_RESPOND: acknowledging and resolving alerts: the site clinician, and the medical monitor,
   who receives the critical alerts nobody acknowledged in time (DESIGN.md section 4).
+- STUDY_MANAGE: studies, sites, protocol versions, and moving a participant to an amendment.
+- EMERGENCY_UNBLIND: the site clinician's unblinding of one participant of their site in a
+  medical emergency (docs/blinding.md); the arm is then shown to that clinician only.
 """
 
 from enum import StrEnum
@@ -53,6 +56,7 @@ class Permission(StrEnum):
     ALERT_READ = "alert:read"
     ALERT_RESPOND = "alert:respond"
     SIGN = "sign"
+    EMERGENCY_UNBLIND = "participant:emergency-unblind"
     USER_MANAGE = "user:manage"
 
 
@@ -88,6 +92,7 @@ ROLE_PERMISSIONS: dict[Permission, frozenset[Role]] = {
     Permission.ALERT_READ: _CLINICAL_READERS,
     Permission.ALERT_RESPOND: frozenset({R.CLINICIAN, R.MEDICAL_MONITOR}),
     Permission.SIGN: frozenset({R.THERAPIST, R.CLINICIAN}),
+    Permission.EMERGENCY_UNBLIND: frozenset({R.CLINICIAN}),
     Permission.USER_MANAGE: frozenset({R.ADMIN}),
 }
 

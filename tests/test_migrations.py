@@ -174,3 +174,33 @@ def test_upgrade_moves_the_occurrence_lists_of_alerts_into_rows(fresh_database_u
         (occurrence_hash(key), T0 + timedelta(minutes=m))
         for key, m in zip(keys, (5, 10), strict=True)
     )
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_upgrade_stops_when_stored_versions_share_a_label(fresh_database_url, backend):
+    """0011 makes (protocol, version label) unique; versions stored before labels were checked
+    that share one are named, and nothing is changed behind the trail's back."""
+    url = fresh_database_url(backend)
+    migrations.upgrade(url)
+    engine = make_engine(url)
+    try:
+        with Session(engine) as session:
+            session.info["actor"] = "test"
+            make_study(session)
+            session.commit()
+        command.downgrade(migrations.alembic_config(url), "0008")
+        columns = "protocol_key, version_label, title, source_name, source_text, definition"
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    f"INSERT INTO protocol_versions (id, sequence, sha256, loaded_at, {columns}) "
+                    f"SELECT :id, sequence + 1, :sha, loaded_at, {columns} FROM protocol_versions"
+                ).bindparams(sa.bindparam("id", type_=sa.Uuid())),
+                {"id": new_id(), "sha": "0" * 64},
+            )
+        with pytest.raises(
+            RuntimeError, match=r"share a version label: mdma-ptsd-phase3 '1\.1' \(2 versions\)"
+        ):
+            migrations.upgrade(url)
+    finally:
+        engine.dispose()

@@ -1,5 +1,7 @@
 """Blinding: treatment arms (and kit numbers) are seen by the unblinded roles only
-(``UNBLINDED_ROLES``: the pharmacist); everybody else gets them masked, everywhere: participant
+(``UNBLINDED_ROLES``: the pharmacist), and a participant's arm by the clinician who unblinded
+that participant in an emergency (``sees_arm``; app/participants/unblinding.py) in that
+participant's read shape; everybody else gets them masked, everywhere: participant
 read shapes and lists (app/participants/endpoints.py), the audit trail and the history of a
 record (app/audit_api/endpoints.py), and exports, which reuse ``mask_value``/``mask_values``. A
 read of an unmasked arm is itself audited (``read_unblinded``), naming the record and the fields,
@@ -10,18 +12,28 @@ would let a blinded reader group participants by arm. ``None`` (not randomised y
 ``None``: a participant's status says as much already.
 """
 
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from app.audit.recorder import record_event
+from app.auth.principal import Principal
 
 MASKED = "BLINDED"
 # Fields that reveal a participant's arm wherever they appear: read shapes, the before/after
 # values of audit records, exports. `kit_number` is there for the drug kits of a later issue.
 BLINDED_FIELDS = frozenset({"arm_code", "kit_number"})
 READ_UNBLINDED = "read_unblinded"
+
+
+def sees_arm(principal: Principal, unblinded_by_id: uuid.UUID | None) -> bool:
+    """Whether ``principal`` sees the arm of a participant unblinded by ``unblinded_by_id``
+    (None: not unblinded): an unblinded role, or the clinician who unblinded them."""
+    return principal.unblinded or (
+        unblinded_by_id is not None and unblinded_by_id == principal.user_id
+    )
 
 
 def mask_value(field: str, value: Any, *, unblinded: bool) -> Any:

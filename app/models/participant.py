@@ -26,6 +26,14 @@ class Participant(HasId, Timestamped, Audited, Base):
     enrolled_on: Mapped[date | None]
     arm_code: Mapped[str | None] = mapped_column(String(32))
     randomised_at: Mapped[datetime | None]
+    # the re-consent date of the amendment (protocol version) the participant was last moved to
+    reconsented_on: Mapped[date | None]
+    # An emergency unblinding (app/participants/unblinding.py): when, by whom and why; shown to
+    # every reader. The arm itself stays in arm_code, seen by the unblinding clinician only.
+    unblinded_at: Mapped[datetime | None]
+    unblinded_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    unblinding_reason_code: Mapped[str | None] = mapped_column(String(64))
+    unblinding_justification: Mapped[str | None] = mapped_column(Text)
 
 
 class Visit(HasId, Timestamped, Audited, Base):

@@ -12,10 +12,14 @@ from app.models.base import Audited, Base, HasId, Timestamped
 
 
 class ProtocolVersion(HasId, Audited, Base):
-    """One loaded protocol file, never changed once stored; an amendment is a new row."""
+    """One loaded protocol file, never changed once stored; an amendment is a new row, with a
+    version label of its own (a label names one content)."""
 
     __tablename__ = "protocol_versions"
-    __table_args__ = (UniqueConstraint("protocol_key", "sequence"),)
+    __table_args__ = (
+        UniqueConstraint("protocol_key", "sequence"),
+        UniqueConstraint("protocol_key", "version_label"),
+    )
 
     protocol_key: Mapped[str] = mapped_column(String(64), index=True)
     sequence: Mapped[int]

@@ -1,22 +1,27 @@
 import uuid
 from collections.abc import Sequence
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Request, status
+from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.auth import blinding
 from app.auth.deps import Authorize, CurrentPrincipal, ScopedParticipant, ScopedStudy, ScopedVisit
 from app.auth.principal import Principal
+from app.auth.reauthentication import ReauthenticationFailed
 from app.auth.scope import only_visible_sites, referenced_site
 from app.checked_input import CheckedRoute
 from app.db import SessionDep
+from app.errors import problem
 from app.models import Participant as ParticipantRow
 from app.models import Visit as VisitRow
 from app.pagination import Page, PageDep, paginate
-from app.participants import service
+from app.participants import amendment, service, unblinding
 from app.participants.schemas import (
+    Amendment,
     Completion,
+    EmergencyUnblinding,
     Enrolment,
     ParticipantCreate,
     ParticipantRead,
@@ -159,6 +164,61 @@ def complete(
     return participant_view(session, principal, service.complete(session, participant))
 
 
+@router.post(
+    "/participants/{participant_id}/amendment",
+    response_model=ParticipantRead,
+    responses={
+        409: {"description": "the participant's part has ended, or a session is in progress"},
+        422: {"description": "not a newer version of their protocol, or a bad re-consent date"},
+    },
+    dependencies=[Depends(Authorize(Permission.STUDY_MANAGE))],
+)
+def move_to_amendment(
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    participant: ScopedParticipant,
+    data: Amendment,
+) -> ParticipantRead:
+    """Move the participant to a newer version of their protocol, re-consented on the date
+    given. Sessions created afterwards run under it; existing ones keep theirs. Visits still
+    scheduled follow the new version's schedule; recorded ones are kept."""
+    return participant_view(session, principal, amendment.amend(session, participant, data))
+
+
+@router.post(
+    "/participants/{participant_id}/unblinding",
+    response_model=ParticipantRead,
+    responses={
+        401: {"description": "wrong password (the attempt is audited)"},
+        403: {"description": "not a clinician, or not the caller's own username"},
+        404: {"description": "no such participant at the caller's sites"},
+        409: {"description": "not randomised, or unblinded already by another clinician"},
+        429: {"description": "account locked after failed password checks"},
+    },
+    dependencies=[Depends(Authorize(Permission.EMERGENCY_UNBLIND))],
+)
+def unblind(
+    session: SessionDep,
+    request: Request,
+    principal: CurrentPrincipal,
+    participant: ScopedParticipant,
+    data: EmergencyUnblinding,
+) -> ParticipantRead | JSONResponse:
+    """Emergency unblinding by a clinician of the participant's site, giving their username and
+    password again: the answer shows them the arm, as every later read of this participant
+    does for them (and nobody else). Everybody sees that the participant was unblinded, when,
+    by whom and why; the medical monitor and the sponsor get a critical alert saying so. Done
+    again by the same clinician, it shows the arm and changes nothing."""
+    try:
+        unblinding.unblind(session, principal, participant, data)
+    except ReauthenticationFailed as refused:
+        # Answered, not raised: the transaction commits with the audit record of the attempt.
+        return problem(
+            refused.status_code, refused.title, refused.detail, refused.slug, request.url.path
+        )
+    return participant_view(session, principal, participant)
+
+
 @router.get(
     "/participants/{participant_id}/visits",
     response_model=Page[VisitRead],
@@ -207,13 +267,14 @@ def record_outcome(session: SessionDep, visit: ScopedVisit, data: VisitOutcome) 
 def participant_views(
     session: Session, principal: Principal, rows: Sequence[ParticipantRow]
 ) -> list[ParticipantRead]:
-    """The read shape of participants for this caller: arms masked for a blinded one; for an
-    unblinded one, every arm shown is audited as a read."""
+    """The read shape of participants for this caller: arms masked for a blinded one (but the
+    arm of a participant they unblinded in an emergency); every arm shown is audited as a
+    read."""
     views = []
     for row in rows:
         view = ParticipantRead.model_validate(row)
         if view.arm_code is not None:
-            if principal.unblinded:
+            if blinding.sees_arm(principal, row.unblinded_by_id):
                 blinding.audit_unblinded_read(session, "participants", str(row.id), ["arm_code"])
             else:
                 view = view.model_copy(update={"arm_code": blinding.MASKED})

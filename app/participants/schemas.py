@@ -1,9 +1,9 @@
 import uuid
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, StringConstraints, model_validator
 
 from app.schemas import ClinicalDate, ReadModel, Reason, WriteModel
 
@@ -66,8 +66,20 @@ class ParticipantRead(ReadModel):
     protocol_version_id: uuid.UUID
     consented_on: date | None
     enrolled_on: date | None
-    arm_code: str | None
+    arm_code: str | None = Field(
+        description="masked ('BLINDED') for every caller but the unblinded pharmacist and the "
+        "clinician who unblinded this participant in an emergency"
+    )
     randomised_at: datetime | None
+    reconsented_on: date | None = Field(
+        description="the re-consent date of the amendment the participant was last moved to"
+    )
+    unblinded_at: datetime | None = Field(
+        description="when the participant was unblinded in an emergency (UTC); shown to all"
+    )
+    unblinded_by_id: uuid.UUID | None = Field(description="the clinician who unblinded")
+    unblinding_reason_code: str | None
+    unblinding_justification: str | None
     created_at: datetime
 
 
@@ -142,3 +154,41 @@ class VisitOutcome(WriteModel):
         if self.status == "missed" and not self.reason:
             raise ValueError("reason is required for a missed visit")
         return self
+
+
+class Amendment(WriteModel):
+    """Move a participant to a newer version (an amendment) of their protocol."""
+
+    protocol_version_id: uuid.UUID = Field(
+        description="a newer version of the protocol the participant is under"
+    )
+    reconsented_on: ClinicalDate = Field(
+        description="the day the participant consented to the amendment: not before enrolment "
+        "(or consent), not after today at the site"
+    )
+    reason: Reason
+
+
+class UnblindingReason(StrEnum):
+    """Why a participant's arm had to be known (docs/blinding.md)."""
+
+    MEDICAL_EMERGENCY = "medical_emergency"  # treating an acute emergency needs the arm
+    SERIOUS_ADVERSE_EVENT = "serious_adverse_event"  # managing an SAE needs the arm
+    OVERDOSE_OR_INTERACTION = "overdose_or_interaction"  # suspected overdose, interacting drug
+    PREGNANCY = "pregnancy"  # a pregnancy whose care depends on the exposure
+    OTHER = "other"  # said in the justification
+
+
+class EmergencyUnblinding(WriteModel):
+    """A clinician's emergency unblinding: both components of their credentials again, a
+    coded reason and a justification (which every reader of the participant sees: never write
+    the arm in it)."""
+
+    username: Annotated[str, StringConstraints(min_length=1, max_length=64)] = Field(
+        description="the clinician's own username"
+    )
+    password: Annotated[SecretStr, Field(min_length=1, max_length=1024)] = Field(
+        description="the clinician's password, checked again for this unblinding"
+    )
+    reason_code: UnblindingReason
+    justification: Reason

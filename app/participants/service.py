@@ -22,6 +22,7 @@ from app.participants.schemas import (
     Withdrawal,
 )
 from app.protocols import service as protocols
+from app.protocols.study_schema import VisitDefinition
 from app.time_bounds import Bound, ImplausibleTime, check_within, start_of_day, today_at
 
 S = ParticipantStatus
@@ -138,24 +139,31 @@ def enrol(session: Session, participant: Participant, data: Enrolment) -> list[V
     protocol = protocols.definition(version)
     visits = []
     for sequence, definition in enumerate(protocol.visits, start=1):
-        target = data.enrolled_on + timedelta(days=definition.day)
-        visits.append(
-            Visit(
-                participant_id=participant.id,
-                protocol_version_id=version.id,
-                code=definition.code,
-                name=definition.name,
-                kind=definition.kind,
-                sequence=sequence,
-                target_on=target,
-                window_start_on=target - timedelta(days=definition.window.before),
-                window_end_on=target + timedelta(days=definition.window.after),
-                scheduled_on=target,
-            )
-        )
+        visit = Visit(participant_id=participant.id)
+        plan_visit(visit, version.id, definition, sequence, data.enrolled_on)
+        visit.scheduled_on = visit.target_on
+        visits.append(visit)
     session.add_all(visits)
     session.flush()
     return visits
+
+
+def plan_visit(
+    visit: Visit,
+    version_id: uuid.UUID,
+    definition: VisitDefinition,
+    sequence: int,
+    enrolled_on: date,
+) -> None:
+    """Lay ``visit`` out as the protocol version's ``definition`` says, counted from enrolment:
+    its name, kind, place in the schedule, target day and window (not its scheduled day)."""
+    target = enrolled_on + timedelta(days=definition.day)
+    visit.protocol_version_id = version_id
+    visit.code, visit.name, visit.kind = definition.code, definition.name, definition.kind
+    visit.sequence = sequence
+    visit.target_on = target
+    visit.window_start_on = target - timedelta(days=definition.window.before)
+    visit.window_end_on = target + timedelta(days=definition.window.after)
 
 
 def randomise(session: Session, participant: Participant) -> Participant:

@@ -16,18 +16,19 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import TypeVar
 
-from pwdlib.exceptions import UnknownHashError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import clock
 from app.audit.recorder import change_reason, record_event
 from app.audit.signed_records import Signable, entity_type, record_hash
-from app.auth import passwords
-from app.auth.login import lockout_period
+from app.auth import reauthentication
 from app.auth.principal import Principal
+from app.auth.reauthentication import AccountLocked as AccountLocked
+from app.auth.reauthentication import NotTheSigner as NotTheSigner
+from app.auth.reauthentication import ReauthenticationFailed as ReauthenticationFailed
 from app.auth.scope import require_site
-from app.errors import Conflict, Forbidden, InvalidInput, NotFound, VigilError
+from app.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.models import AdverseEvent, DosingSession, Participant, Signature, TherapistNote, User
 from app.models.dosing import DosingSessionStatus
 from app.permissions import Role
@@ -51,34 +52,6 @@ MEANINGS: dict[tuple[type[Signable], Role], frozenset[Meaning]] = {
 }
 
 REFUSED = "signature_refused"  # the audit action of a signing refused for its credentials
-
-
-class ReauthenticationFailed(VigilError):
-    """The username or password given to sign is not the signer's.
-
-    The attempt is audited (record_event) in the request's transaction, so this error must be
-    answered, not raised through the unit of work: a raised error rolls the audit record back.
-    """
-
-    status_code = 401
-    title = "Re-authentication failed"
-    slug = "reauthentication-failed"
-
-
-class AccountLocked(ReauthenticationFailed):
-    """Too many failed password checks (sign-in or signing): no signing until the lock ends."""
-
-    status_code = 429
-    title = "Account locked"
-    slug = "account-locked"
-
-
-class NotTheSigner(ReauthenticationFailed):
-    """The username given is not the caller's: nobody signs for someone else (11.200(a)(2))."""
-
-    status_code = 403
-    title = "Not the signer"
-    slug = "not-the-signer"
 
 
 # --- signing ------------------------------------------------------------------------------------
@@ -139,48 +112,16 @@ def _refuse(session: Session, record: Signable, data: SignatureCreate, why: str)
 def reauthenticate(
     session: Session, principal: Principal, record: Signable, data: SignatureCreate
 ) -> User:
-    """Both components again (11.200(a)(1)): the caller's own username and their password.
-
-    A wrong password counts toward the sign-in lockout (app/auth/login.py), so a stolen token
-    cannot be used to guess the password here; while locked, the password is not looked at.
-    """
-    user = session.scalars(
-        select(User)
-        .where(User.id == principal.user_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).one()
-    if data.username != user.username:
-        _refuse(session, record, data, "the username is not the signer's own")
-        raise NotTheSigner("a signature is made by its signer: give your own username and password")
-    now = clock.utcnow()
-    if user.locked_until is not None and user.locked_until > now:
-        _refuse(session, record, data, "the account is locked")
-        raise AccountLocked(
-            "too many failed password checks: this account is locked until "
-            f"{user.locked_until.isoformat(timespec='seconds')}; nothing was signed"
-        )
-    if not _password_matches(data.password.get_secret_value(), user.password_hash):
-        failures = user.failed_login_count + 1
-        period = lockout_period(failures)
-        with change_reason(session, "failed re-authentication to sign: wrong password"):
-            user.failed_login_count = failures
-            if period is not None:
-                user.locked_until = now + period
-        _refuse(session, record, data, "wrong password")
-        raise ReauthenticationFailed("the password is wrong; nothing was signed")
-    if user.failed_login_count or user.locked_until is not None:
-        with change_reason(session, "re-authenticated to sign"):
-            user.failed_login_count = 0
-            user.locked_until = None
-    return user
-
-
-def _password_matches(password: str, stored_hash: str) -> bool:
-    try:
-        return passwords.password_hash.verify(password, stored_hash)
-    except UnknownHashError:  # an account without a usable password (a device)
-        return False
+    """Both components again (11.200(a)(1)): the caller's own username and their password."""
+    return reauthentication.reauthenticate(
+        session,
+        principal,
+        data.username,
+        data.password.get_secret_value(),
+        act="sign",
+        actor="signer",
+        refuse=lambda why: _refuse(session, record, data, why),
+    )
 
 
 def sign(

@@ -163,8 +163,18 @@ def _permission_of(name: str) -> Permission:
 def test_the_admin_manages_the_system_not_the_trial_data():
     clinical = ("/participants", "/visits", "/dosing-sessions", "/doses", "/vital-readings",
                 "/adverse-events", "/assessments", "/notes")  # fmt: skip
+    # Which protocol version a participant is under is the admin's protocol-version management
+    # (DESIGN.md section 2): moving one to an amendment, with the re-consent date.
+    protocol_versions = {"POST /participants/{participant_id}/amendment"}
     for route in _allowed(Role.ADMIN):
+        if route.name in protocol_versions:
+            continue
         assert not route.name.split(" ")[1].startswith(clinical), route.name
+
+
+def test_only_the_site_clinician_unblinds_in_an_emergency():
+    assert ROLE_PERMISSIONS[Permission.EMERGENCY_UNBLIND] == {Role.CLINICIAN}
+    assert Role.CLINICIAN not in ALL_SITES_ROLES
 
 
 # --- the world the matrix runs in ---------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.errors import Conflict
@@ -45,3 +46,22 @@ def test_other_content_under_a_new_label_is_the_next_version(db: Session):
     amended = TEXT.replace("title:", "title: Amended -", 1).replace(LABEL, 'version: "2"')
     version, created = protocols.store(db, parse_protocol_text(amended, source="amended.yaml"))
     assert created and (version.version_label, version.sequence) == ("2", 2)
+
+
+def test_the_database_refuses_a_second_version_under_a_stored_label(db: Session):
+    """A writer that skips store() (a script, a manual fix) cannot give a label two contents."""
+    first, _ = protocols.store(db, parse_protocol_text(TEXT, source="minimal.yaml"))
+    db.commit()
+    twin = ProtocolVersion(
+        protocol_key=first.protocol_key,
+        sequence=first.sequence + 1,
+        version_label=first.version_label,
+        title=first.title,
+        sha256="0" * 64,
+        source_name="twin.yaml",
+        source_text=first.source_text,
+        definition=first.definition,
+    )
+    with pytest.raises(IntegrityError, match="version_label"), db.begin_nested():
+        db.add(twin)
+    assert versions(db) == 1

@@ -13,7 +13,7 @@ the others (audited). See docs/alerts.md.
 """
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy import select
@@ -25,6 +25,7 @@ from app.audit.recorder import change_reason, record_event
 from app.clinical.measures import MEASURES
 from app.models import Alert, AlertOccurrence, DosingSession, VitalReading
 from app.rules import met_window, wording
+from app.sessions.snapshot import site_zone
 from app.vocabulary import RecordStatus
 
 OVERDUE = "overdue_measurement"
@@ -59,20 +60,21 @@ def disprove_overdue(
     if not candidates:
         return []
     standing = {occurrence_hash(each.occurrence_key): each for each in judged}
+    zone = site_zone(session, dosing_session.participant_id)
     withdrawals, narrowed = [], []
     for occurrence in candidates:
         if occurrence.finding is None:
             continue
         still = standing.get(occurrence.occurrence_hash)
         if still is None:
-            met = _met_by(occurrence.finding, valid)
+            met = _met_by(occurrence.finding, valid, zone)
             if met is not None:
                 reason, ids = met
                 withdrawals.append(Withdrawal(occurrence, reason, {"met_by": ids}))
             continue
         now_missing = _missing(still.finding.as_dict())
         met_now = [code for code in _missing(occurrence.finding) if code not in now_missing]
-        met = _met_by(occurrence.finding, valid, met_now) if met_now else None
+        met = _met_by(occurrence.finding, valid, zone, met_now) if met_now else None
         if met is not None:
             narrowed.append((occurrence, still, *met))
     changed = _narrow(session, narrowed)
@@ -131,11 +133,15 @@ def _narrow(
 
 
 def _met_by(
-    finding: dict[str, Any], readings: list[VitalReading], codes: list[str] | None = None
+    finding: dict[str, Any],
+    readings: list[VitalReading],
+    zone: tzinfo,
+    codes: list[str] | None = None,
 ) -> tuple[str, list[str]] | None:
     """Why the overdue finding no longer holds for ``codes`` (default: every measure it named
-    missing): its due time, when the readings that met it were measured and when they arrived;
-    and their ids. None unless a reading among these meets its due time for each of them."""
+    missing): its due time, when the readings that met it were measured and when they arrived
+    (on the site's wall clock, ``zone``); and their ids. None unless a reading among these
+    meets its due time for each of them."""
     observed = finding.get("observed") or {}
     grace, minute = observed.get("grace_minutes"), observed.get("due_minute")
     if grace is None or minute is None:
@@ -161,10 +167,10 @@ def _met_by(
         meeting.append(found[0])
     meeting = sorted(dict.fromkeys(meeting), key=lambda r: (r.measured_at, str(r.id)))
     names = wording.and_list([wording.MEASURE_NAMES[code] for code in codes])
-    due = wording.moment(overdue_at - timedelta(minutes=grace), minute)
+    due = wording.moment(overdue_at - timedelta(minutes=grace), minute, zone)
     times = " and ".join(
-        f"measured at {wording.clock(r.measured_at)}, "
-        f"arrived late at {wording.clock(r.received_at)}"
+        f"measured at {wording.clock(r.measured_at, zone)}, "
+        f"arrived late at {wording.clock(r.received_at, zone)}"
         for r in meeting
     )
     return f"{wording.capitalise(names)} due at {due}: {times}", [str(r.id) for r in meeting]

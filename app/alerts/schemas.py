@@ -60,6 +60,16 @@ class AlertRead(ReadModel):
     updated_at: datetime
 
 
+class Lateness(BaseModel):
+    """A finding's data arrived late: the reading received last, more than the protocol's
+    ``vitals_schedule.late_after_minutes`` after it was measured."""
+
+    reading_id: str
+    measured_at: datetime
+    received_at: datetime
+    minutes_late: float
+
+
 class OccurrenceRead(BaseModel):
     """One occurrence an alert took in, as the rules engine explained it. The explanation is
     stored from migration 0009 on; occurrences taken in before show only their time."""
@@ -76,8 +86,8 @@ class OccurrenceRead(BaseModel):
         description="ids of the readings, doses, adverse events or screens behind it"
     )
     variant: str | None = Field(description="e.g. no-baseline, deadline-passed; null: the rule")
-    late: bool | None = Field(
-        description="whether its data arrived late, where the finding says so; null otherwise"
+    late: Lateness | None = Field(
+        description="how late its data arrived, when a reading behind it was late; null otherwise"
     )
     withdrawn: bool = Field(description="taken back: no longer counted")
     withdrawn_at: datetime | None

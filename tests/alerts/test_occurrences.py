@@ -134,15 +134,23 @@ def test_an_occurrence_stored_before_its_finding_was_kept_shows_its_time(db, cli
     assert (item["severity"], item["observed"], item["evidence"]) == (None, None, None)
 
 
-def test_an_occurrence_passes_on_whether_its_finding_says_it_was_late(db, client, pinned, dosed):
+def test_an_occurrence_says_how_late_its_reading_arrived(db, client, pinned, dosed):
     post_batch(client, dosed, hypertensive(40, 172))
     alert = alert_id(client, dosed, "hypertension-grade-3")
+    (item,) = client.get(f"{API}/alerts/{alert}/occurrences").json()["items"]
     (row,) = db.scalars(select(AlertOccurrence).where(AlertOccurrence.alert_id == uuid.UUID(alert)))
     assert row.finding is not None
-    row.finding = {**row.finding, "late": True}
+    late = {
+        "reading_id": item["evidence"][0],
+        "measured_at": "2026-02-02T09:10:00+00:00",
+        "received_at": "2026-02-02T10:00:00+00:00",
+        "minutes_late": 50.0,
+    }
+    row.finding = {**row.finding, "late": late}
     db.flush()
     (item,) = client.get(f"{API}/alerts/{alert}/occurrences").json()["items"]
-    assert item["late"] is True
+    assert item["late"]["minutes_late"] == 50.0
+    assert item["late"]["received_at"].startswith("2026-02-02T10:00:00")
 
 
 def test_an_unknown_alert_is_not_found(client):

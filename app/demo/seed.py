@@ -231,14 +231,14 @@ class _Builder:
         else:
             self.readings(ds, dosed_at + timedelta(minutes=30), dosed_at, count)
         if finished:
-            dosing.end(self.session, ds, end)
             dosing.attest_baseline(
                 self.session,
                 ds,
                 clinician.id,
-                end + timedelta(minutes=5),
+                end - timedelta(minutes=5),
                 "Vitals back within 10% of the pre-dose values; participant settled.",
             )
+            dosing.end(self.session, ds, end, None)
         return ds
 
     def readings(

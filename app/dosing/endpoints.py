@@ -135,7 +135,11 @@ def attest_therapist_presence(
 def end_dosing_session(
     session: SessionDep, dosing_session: DosingSessionDep, data: SessionEnd
 ) -> DosingSessionRead:
-    return views.present(session, service.end(session, dosing_session, data.ended_at))
+    """End a session in progress: after the return-to-baseline attestation, or with
+    `end_reason`. Its visit is completed on the session's date."""
+    return views.present(
+        session, service.end(session, dosing_session, data.ended_at, data.end_reason)
+    )
 
 
 @router.post(

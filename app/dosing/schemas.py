@@ -25,6 +25,11 @@ class SessionStart(WriteModel):
 
 class SessionEnd(WriteModel):
     ended_at: AwareDatetime
+    end_reason: Reason | None = Field(
+        default=None,
+        description="why the session ends without the return-to-baseline attestation; "
+        "without that attestation a session ends only with a reason",
+    )
 
 
 class TherapistPresence(WriteModel):
@@ -99,6 +104,12 @@ class DosingSessionRead(ReadModel):
     ended_at: datetime | None
     therapists: Therapists | None
     baseline_attestation: BaselineAttestationRead | None
+    end_reason: str | None = Field(
+        description="why the session ended without the return-to-baseline attestation"
+    )
+    started_before_window: bool = Field(
+        description="the session started before its visit's window opened (site-local date)"
+    )
     drug: str
     doses: list[DoseRead] = Field(description="every dose recorded, entered-in-error ones included")
     total_mg: float = Field(description="sum of the valid doses")

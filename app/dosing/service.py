@@ -13,12 +13,12 @@ from sqlalchemy.orm import Session
 from app.audit.recorder import change_reason
 from app.dosing.schemas import DosingSessionStatus
 from app.errors import Conflict, InvalidInput, NotFound, ProtocolViolation
-from app.models import Dose, DosingSession, Participant, User, Visit, user_sites
+from app.models import Dose, DosingSession, Participant, Site, User, Visit, user_sites
 from app.participants import service as participants
 from app.permissions import Role
 from app.protocols import service as protocols
 from app.protocols.schema import DosingSessionDefinition
-from app.time_bounds import Bound, ImplausibleTime, check_within, not_in_future
+from app.time_bounds import Bound, ImplausibleTime, check_within, local_date, not_in_future
 from app.vocabulary import RecordStatus
 from app.wording import with_article
 
@@ -56,6 +56,13 @@ def dosing_definition(session: Session, dosing_session: DosingSession) -> Dosing
             f"the protocol version of this session has no dosing at {visit.code}"
         )
     return definition
+
+
+def therapists_required(session: Session, dosing_session: DosingSession) -> int:
+    """How many therapists the session's protocol wants present before the initial dose."""
+    return protocols.definition_of(
+        session, dosing_session.protocol_version_id
+    ).dosing.therapists_required
 
 
 def lock(session: Session, dosing_session: DosingSession) -> None:
@@ -159,24 +166,68 @@ def start(session: Session, dosing_session: DosingSession, started_at: datetime)
             f"participant {participant.subject_id} already has dosing session {running} in "
             "progress; end it first"
         )
-    dosing_session.status = S.IN_PROGRESS.value
-    dosing_session.started_at = started_at
-    session.flush()
+    visit = participants.get_visit(session, dosing_session.visit_id)
+    site = session.get_one(Site, participant.site_id)
+    reason = "session started"
+    if local_date(started_at, site.timezone) < visit.window_start_on:
+        reason = (
+            f"session started before the window of visit {visit.code} opens on "
+            f"{visit.window_start_on.isoformat()}"
+        )
+    with change_reason(session, reason, "start"):
+        dosing_session.status = S.IN_PROGRESS.value
+        dosing_session.started_at = started_at
     participants.start_treatment(session, participant)
     return dosing_session
 
 
-def end(session: Session, dosing_session: DosingSession, ended_at: datetime) -> DosingSession:
+def end(
+    session: Session, dosing_session: DosingSession, ended_at: datetime, end_reason: str | None
+) -> DosingSession:
+    """End a session in progress: after the return-to-baseline attestation, or with an
+    ``end_reason`` saying why it ends without one. Its visit is then completed on the session's
+    date (site-local), unless the visit already has an outcome."""
     lock(session, dosing_session)
     if dosing_session.status != S.IN_PROGRESS.value:
         raise Conflict(
             f"dosing session is {dosing_session.status}; only a session in progress can end"
         )
+    attested = dosing_session.baseline_attested_at is not None
+    if not attested and not end_reason:
+        raise Conflict(
+            "return to baseline has not been attested: attest it first (POST "
+            "/dosing-sessions/{id}/baseline-attestation), or send end_reason saying why the "
+            "session ends without it",
+            errors=[
+                {"field": "end_reason", "message": "required without the baseline attestation"}
+            ],
+        )
+    if attested and end_reason:
+        raise field_error(
+            "end_reason",
+            "return to baseline was attested, so the session ends without a reason; leave it out",
+        )
     doses = valid_doses(doses_of(session, dosing_session))
     check_time("ended_at", ended_at, _after_doses(dosing_session, doses))
-    dosing_session.status = S.ENDED.value
-    dosing_session.ended_at = ended_at
-    session.flush()
+    reason = (
+        f"ended without the return-to-baseline attestation: {end_reason}"
+        if end_reason
+        else "ended after the return to baseline"
+    )
+    with change_reason(session, reason, "end"):
+        dosing_session.status = S.ENDED.value
+        dosing_session.ended_at = ended_at
+        dosing_session.end_reason = end_reason
+    visit = participants.get_visit(session, dosing_session.visit_id)
+    participant = participants.get(session, dosing_session.participant_id)
+    site = session.get_one(Site, participant.site_id)
+    assert dosing_session.started_at is not None
+    participants.complete_by_session(
+        session,
+        visit,
+        local_date(dosing_session.started_at, site.timezone),
+        f"dosing session {dosing_session.id} ended",
+    )
     return dosing_session
 
 

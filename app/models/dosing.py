@@ -33,6 +33,7 @@ class DosingSession(HasId, Timestamped, Audited, Base):
     baseline_attested_at: Mapped[datetime | None]
     baseline_attested_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
     baseline_attestation_note: Mapped[str | None] = mapped_column(Text)
+    end_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class Dose(HasId, Audited, Base):

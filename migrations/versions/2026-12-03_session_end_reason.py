@@ -1,0 +1,29 @@
+"""session end reason
+
+A dosing session ended without the return-to-baseline attestation keeps why
+(``dosing_sessions.end_reason``).
+
+Revision ID: 0010
+Revises: 0008
+Create Date: 2026-12-03 00:00:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0010"
+down_revision: str | None = "0008"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("dosing_sessions") as batch:
+        batch.add_column(sa.Column("end_reason", sa.Text(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("dosing_sessions") as batch:
+        batch.drop_column("end_reason")

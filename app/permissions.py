@@ -11,9 +11,16 @@ What a permission covers:
 - HISTORY_READ: the audit history of one record; the record's own read permission and site
   scope apply too (a coordinator reads no note's history), unless the caller holds AUDIT_READ.
 - AUDIT_READ: the whole audit trail; only for roles that see every site.
-- ALERT_READ: safety alerts (the clinical readers, the medical monitor included).
-- ALERT_RESPOND: acknowledging and resolving alerts: the site clinician, and the medical monitor,
-  who receives the critical alerts nobody acknowledged in time (DESIGN.md section 4).
+- ALERT_READ: listing and reading alerts, of the kinds the caller sees: every kind with
+  CLINICAL_ALERT_READ, otherwise only the visit alerts (VISIT_ALERT_KINDS: a visit whose window
+  closed without an outcome). So the coordinator, who schedules visits, sees the visit alerts of
+  its sites and no clinical one; a clinical alert is as missing to it (404) as another site's.
+- CLINICAL_ALERT_READ: safety alerts from the session and event rules (the clinical readers,
+  the medical monitor included, not the coordinator); also the live alert stream and the replay
+  of a session's findings.
+- ALERT_RESPOND: acknowledging and resolving the alerts the caller sees: the site clinician,
+  the medical monitor, who receives the critical alerts nobody acknowledged in time (DESIGN.md
+  section 4), and the coordinator (visit alerts only, by the rule of ALERT_READ).
 """
 
 from enum import StrEnum
@@ -51,6 +58,7 @@ class Permission(StrEnum):
     HISTORY_READ = "history:read"
     AUDIT_READ = "audit:read"
     ALERT_READ = "alert:read"
+    CLINICAL_ALERT_READ = "alert:read-clinical"
     ALERT_RESPOND = "alert:respond"
     SIGN = "sign"
     USER_MANAGE = "user:manage"
@@ -86,7 +94,8 @@ ROLE_PERMISSIONS: dict[Permission, frozenset[Role]] = {
     Permission.HISTORY_READ: _CLINICAL_READERS | {R.ADMIN},
     Permission.AUDIT_READ: frozenset({R.SPONSOR, R.MEDICAL_MONITOR, R.ADMIN}),
     Permission.ALERT_READ: _CLINICAL_READERS,
-    Permission.ALERT_RESPOND: frozenset({R.CLINICIAN, R.MEDICAL_MONITOR}),
+    Permission.CLINICAL_ALERT_READ: _CLINICAL_READERS - {R.COORDINATOR},
+    Permission.ALERT_RESPOND: frozenset({R.CLINICIAN, R.MEDICAL_MONITOR, R.COORDINATOR}),
     Permission.SIGN: frozenset({R.THERAPIST, R.CLINICIAN}),
     Permission.USER_MANAGE: frozenset({R.ADMIN}),
 }
@@ -97,5 +106,14 @@ ALL_SITES_ROLES = frozenset({R.MEDICAL_MONITOR, R.SPONSOR, R.ADMIN})
 UNBLINDED_ROLES = frozenset({R.PHARMACIST})
 
 
+# The alerts about the visit schedule, not about a participant's safety: seen (and answered) by
+# every role with ALERT_READ; every other kind needs CLINICAL_ALERT_READ.
+VISIT_ALERT_KINDS = frozenset({"visit_missed"})
+
+
 def allows(role: Role, permission: Permission) -> bool:
     return role in ROLE_PERMISSIONS[permission]
+
+
+def sees_alert_kind(role: Role, kind: str) -> bool:
+    return kind in VISIT_ALERT_KINDS or allows(role, Permission.CLINICAL_ALERT_READ)

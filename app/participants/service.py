@@ -258,3 +258,11 @@ def complete_by_session(session: Session, visit: Visit, occurred_on: date, reaso
         visit.status = "completed"
         visit.occurred_on = occurred_on
     return visit
+
+
+def mark_missed(session: Session, visit: Visit, reason: str) -> Visit:
+    """A scheduled visit whose window closed without an outcome: missed, with the reason."""
+    with change_reason(session, reason, "missed"):
+        visit.status = "missed"
+        visit.status_reason = reason
+    return visit

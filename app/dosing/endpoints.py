@@ -1,6 +1,7 @@
 import uuid
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Request, status
+from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
 from app import clock
@@ -21,13 +22,16 @@ from app.dosing.schemas import (
     EnteredInError,
     SessionEnd,
     SessionStart,
+    TherapistAttestation,
     TherapistPresence,
 )
+from app.errors import problem
 from app.models import Dose as DoseRow
 from app.models import DosingSession as DosingSessionRow
 from app.models import Visit as VisitRow
 from app.pagination import Page, PageDep, paginate
 from app.permissions import Permission, Role
+from app.signatures.service import ReauthenticationFailed
 
 router = APIRouter(tags=["dosing"], route_class=CheckedRoute)
 
@@ -124,6 +128,39 @@ def attest_therapist_presence(
     service.attest_therapists(
         session, dosing_session, data.lead_therapist_id, data.co_therapist_id, data.present_at
     )
+    return views.present(session, dosing_session)
+
+
+@router.post(
+    "/dosing-sessions/{dosing_session_id}/therapist-attestations",
+    response_model=DosingSessionRead,
+    dependencies=[Depends(Authorize(Permission.SESSION_RUN))],
+    responses={
+        401: {"description": "wrong password (the attempt is audited)"},
+        403: {
+            "description": "not the caller's username, or not a therapist (own presence) or "
+            "a clinician (for a therapist)"
+        },
+        429: {"description": "account locked after failed password checks"},
+    },
+)
+def attest_therapist(
+    session: SessionDep,
+    request: Request,
+    principal: CurrentPrincipal,
+    dosing_session: DosingSessionDep,
+    data: TherapistAttestation,
+) -> DosingSessionRead | JSONResponse:
+    """One therapist of the pair present: attested by the therapist, signing in again with
+    `username` and `password`, or by a clinician for them with `therapist_id` and `reason`.
+    The initial dose waits until both the lead and the co-therapist are attested."""
+    try:
+        service.attest_presence(session, principal, dosing_session, data)
+    except ReauthenticationFailed as refused:
+        # Answered, not raised: the transaction commits with the audit record of the attempt.
+        return problem(
+            refused.status_code, refused.title, refused.detail, refused.slug, request.url.path
+        )
     return views.present(session, dosing_session)
 
 

@@ -1,8 +1,9 @@
 import uuid
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated, Literal
 
-from pydantic import Field, FiniteFloat
+from pydantic import Field, FiniteFloat, SecretStr, StringConstraints, model_validator
 
 from app.models.dosing import DosingSessionStatus
 from app.schemas import AwareDatetime, ReadModel, Reason, Text, WriteModel
@@ -130,3 +131,38 @@ class DoseGateRead(ReadModel):
     closes_at: datetime | None
     supplemental_mg: float | None
     evaluated_at: datetime
+
+
+class TherapistAttestation(WriteModel):
+    """One therapist of the pair present: attested by that therapist, who signs in again
+    (username and password), or by a clinician for them, with a reason."""
+
+    position: Literal["lead", "co"]
+    present_at: AwareDatetime
+    username: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = Field(
+        default=None, description="the attesting therapist's own username"
+    )
+    password: Annotated[SecretStr, Field(min_length=1, max_length=1024)] | None = Field(
+        default=None, description="the attesting therapist's password, checked again"
+    )
+    therapist_id: uuid.UUID | None = Field(
+        default=None, description="the therapist a clinician attests for"
+    )
+    reason: Reason | None = Field(
+        default=None, description="why a clinician attests for the therapist"
+    )
+
+    @model_validator(mode="after")
+    def _one_way(self) -> "TherapistAttestation":
+        own = self.username is not None or self.password is not None
+        for_them = self.therapist_id is not None or self.reason is not None
+        if own == for_them:
+            raise ValueError(
+                "give either username and password (a therapist attests their own presence) "
+                "or therapist_id and reason (a clinician attests for a therapist)"
+            )
+        if own and (self.username is None or self.password is None):
+            raise ValueError("a therapist attesting their own presence gives username and password")
+        if for_them and (self.therapist_id is None or self.reason is None):
+            raise ValueError("a clinician attesting for a therapist gives therapist_id and reason")
+        return self

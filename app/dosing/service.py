@@ -11,13 +11,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.audit.recorder import change_reason
-from app.dosing.schemas import DosingSessionStatus
+from app.auth.principal import Principal
+from app.dosing.schemas import DosingSessionStatus, TherapistAttestation
 from app.errors import Conflict, InvalidInput, NotFound, ProtocolViolation
 from app.models import Dose, DosingSession, Participant, Site, User, Visit, user_sites
 from app.participants import service as participants
 from app.permissions import Role
 from app.protocols import service as protocols
 from app.protocols.schema import DosingSessionDefinition
+from app.signatures import service as signatures
 from app.time_bounds import Bound, ImplausibleTime, check_within, local_date, not_in_future
 from app.vocabulary import RecordStatus
 from app.wording import with_article
@@ -301,6 +303,81 @@ def attest_therapists(
         dosing_session.lead_therapist_id = lead_therapist_id
         dosing_session.co_therapist_id = co_therapist_id
         dosing_session.therapists_present_at = present_at
+    return dosing_session
+
+
+def attest_presence(
+    session: Session,
+    principal: Principal,
+    dosing_session: DosingSession,
+    data: TherapistAttestation,
+) -> DosingSession:
+    """One therapist of the pair present at ``present_at``: the therapist attests it, signing in
+    again (a refused re-authentication raises ReauthenticationFailed, to be answered so its audit
+    record commits), or a clinician attests it for them with a reason. Once both are attested,
+    the pair is present from the later of the two times (the initial dose waits for that)."""
+    lock(session, dosing_session)
+    if dosing_session.status == S.ENDED.value:
+        raise Conflict(
+            "therapist presence is attested while the session is planned or in progress; this "
+            "session has ended"
+        )
+    participant = participants.get(session, dosing_session.participant_id)
+    if data.therapist_id is None:
+        if principal.role is not Role.THERAPIST:
+            raise field_error(
+                "username",
+                f"{with_article(principal.role.value)} does not attest their own presence as a "
+                "therapist; a clinician attests for a therapist with therapist_id and reason",
+            )
+        assert data.username is not None and data.password is not None
+        signatures.check_credentials(
+            session,
+            principal,
+            dosing_session,
+            data.username,
+            data.password.get_secret_value(),
+            refused=("attestation_refused", {"position": data.position}),
+            doing="attest your presence",
+            who="attester",
+        )
+        therapist_id = principal.user_id
+    else:
+        if principal.role is not Role.CLINICIAN:
+            raise field_error(
+                "therapist_id",
+                "only a clinician attests for a therapist; a therapist attests their own "
+                "presence with username and password",
+            )
+        therapist_id = data.therapist_id
+    problem = _user_problem(session, therapist_id, (Role.THERAPIST.value,), participant.site_id)
+    field = "username" if data.therapist_id is None else "therapist_id"
+    _refuse([(field, problem)] if problem else [])
+    other = (
+        dosing_session.co_therapist_id
+        if data.position == "lead"
+        else dosing_session.lead_therapist_id
+    )
+    if other == therapist_id:
+        _refuse([(field, "the lead and the co-therapist must be two different people")])
+    check_time("present_at", data.present_at, participants.consent_time(session, participant))
+    therapist = session.get_one(User, therapist_id)
+    how = (
+        f"{therapist.username} attested their own presence (re-authenticated)"
+        if data.therapist_id is None
+        else f"clinician attested {therapist.username} present: {data.reason}"
+    )
+    with change_reason(session, f"{data.position} therapist present; {how}", "attest_presence"):
+        if data.position == "lead":
+            dosing_session.lead_therapist_id = therapist_id
+            dosing_session.lead_present_at = data.present_at
+        else:
+            dosing_session.co_therapist_id = therapist_id
+            dosing_session.co_present_at = data.present_at
+        if dosing_session.lead_present_at and dosing_session.co_present_at:
+            dosing_session.therapists_present_at = max(
+                dosing_session.lead_present_at, dosing_session.co_present_at
+            )
     return dosing_session
 
 

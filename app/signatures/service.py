@@ -14,7 +14,7 @@ close-out of ended dosing sessions (approval); therapists sign the notes they wr
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pwdlib.exceptions import UnknownHashError
 from sqlalchemy import select
@@ -126,12 +126,16 @@ def _check_state(record: Signable) -> None:
 def _refuse(session: Session, record: Signable, data: SignatureCreate, why: str) -> None:
     """Audit a signing refused for its credentials; never the password, nor a username that is
     not the signer's (it could be a password typed in the wrong box)."""
+    _refused(session, REFUSED, record, {"meaning": data.meaning.value}, why)
+
+
+def _refused(session: Session, action: str, record: Any, after: dict[str, Any], why: str) -> None:
     record_event(
         session,
-        REFUSED,
+        action,
         entity_type(record),
         str(record.id),
-        after={"meaning": data.meaning.value},
+        after=after,
         reason=f"re-authentication failed: {why}",
     )
 
@@ -139,38 +143,67 @@ def _refuse(session: Session, record: Signable, data: SignatureCreate, why: str)
 def reauthenticate(
     session: Session, principal: Principal, record: Signable, data: SignatureCreate
 ) -> User:
-    """Both components again (11.200(a)(1)): the caller's own username and their password.
+    """Both components again (11.200(a)(1)): the caller's own username and their password."""
+    return check_credentials(
+        session,
+        principal,
+        record,
+        data.username,
+        data.password.get_secret_value(),
+        refused=(REFUSED, {"meaning": data.meaning.value}),
+        doing="sign",
+        who="signer",
+    )
+
+
+def check_credentials(
+    session: Session,
+    principal: Principal,
+    record: Any,
+    username: str,
+    password: str,
+    *,
+    refused: tuple[str, dict[str, Any]],
+    doing: str,
+    who: str,
+) -> User:
+    """The caller's own username and password, asked again to ``doing`` something to
+    ``record`` (sign it, attest one's presence); a refusal is audited as ``refused`` (its action
+    and what it was for), to be answered, not raised, so that its audit record commits.
 
     A wrong password counts toward the sign-in lockout (app/auth/login.py), so a stolen token
     cannot be used to guess the password here; while locked, the password is not looked at.
     """
+    action, after = refused
     user = session.scalars(
         select(User)
         .where(User.id == principal.user_id)
         .with_for_update()
         .execution_options(populate_existing=True)
     ).one()
-    if data.username != user.username:
-        _refuse(session, record, data, "the username is not the signer's own")
-        raise NotTheSigner("a signature is made by its signer: give your own username and password")
+    if username != user.username:
+        _refused(session, action, record, after, f"the username is not the {who}'s own")
+        raise NotTheSigner(
+            f"only you can {doing} with your credentials: give your own username and password"
+        )
     now = clock.utcnow()
     if user.locked_until is not None and user.locked_until > now:
-        _refuse(session, record, data, "the account is locked")
+        _refused(session, action, record, after, "the account is locked")
         raise AccountLocked(
             "too many failed password checks: this account is locked until "
-            f"{user.locked_until.isoformat(timespec='seconds')}; nothing was signed"
+            f"{user.locked_until.isoformat(timespec='seconds')}; nothing was done"
         )
-    if not _password_matches(data.password.get_secret_value(), user.password_hash):
+    if not _password_matches(password, user.password_hash):
         failures = user.failed_login_count + 1
         period = lockout_period(failures)
-        with change_reason(session, "failed re-authentication to sign: wrong password"):
+        with change_reason(session, f"failed re-authentication to {doing}: wrong password"):
             user.failed_login_count = failures
             if period is not None:
                 user.locked_until = now + period
-        _refuse(session, record, data, "wrong password")
-        raise ReauthenticationFailed("the password is wrong; nothing was signed")
+        _refused(session, action, record, after, "wrong password")
+        raise ReauthenticationFailed("the password is wrong; nothing was done")
     if user.failed_login_count or user.locked_until is not None:
-        with change_reason(session, "re-authenticated to sign"):
+        with change_reason(session, f"re-authenticated to {doing}"):
             user.failed_login_count = 0
             user.locked_until = None
     return user

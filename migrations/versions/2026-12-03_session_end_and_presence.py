@@ -1,7 +1,8 @@
-"""session end reason
+"""session end reason and therapist presence
 
 A dosing session ended without the return-to-baseline attestation keeps why
-(``dosing_sessions.end_reason``).
+(``dosing_sessions.end_reason``); each therapist of the pair is attested present on their own
+(``lead_present_at``, ``co_present_at``).
 
 Revision ID: 0010
 Revises: 0008
@@ -13,6 +14,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+import app.models.base
+
 revision: str = "0010"
 down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
@@ -22,8 +25,12 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("dosing_sessions") as batch:
         batch.add_column(sa.Column("end_reason", sa.Text(), nullable=True))
+        batch.add_column(sa.Column("lead_present_at", app.models.base.UTCDateTime(), nullable=True))
+        batch.add_column(sa.Column("co_present_at", app.models.base.UTCDateTime(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("dosing_sessions") as batch:
+        batch.drop_column("co_present_at")
+        batch.drop_column("lead_present_at")
         batch.drop_column("end_reason")

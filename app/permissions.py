@@ -11,6 +11,8 @@ What a permission covers:
 - HISTORY_READ: the audit history of one record; the record's own read permission and site
   scope apply too (a coordinator reads no note's history), unless the caller holds AUDIT_READ.
 - AUDIT_READ: the whole audit trail; only for roles that see every site.
+- PRESENCE_ATTEST_FOR: attesting a therapist's presence for them, with a reason (the site
+  clinician); a therapist attests their own presence by signing in again (SESSION_RUN).
 - ALERT_READ: listing and reading alerts, of the kinds the caller sees: every kind with
   CLINICAL_ALERT_READ, otherwise only the visit alerts (VISIT_ALERT_KINDS: a visit whose window
   closed without an outcome). So the coordinator, who schedules visits, sees the visit alerts of
@@ -48,6 +50,7 @@ class Permission(StrEnum):
     SESSION_READ = "session:read"
     SESSION_PLAN = "session:plan"
     SESSION_RUN = "session:run"
+    PRESENCE_ATTEST_FOR = "session:attest-presence-for"
     DOSE_RECORD = "dose:record"
     VITALS_RECORD = "vitals:record"
     VITALS_CORRECT = "vitals:correct"
@@ -82,6 +85,7 @@ ROLE_PERMISSIONS: dict[Permission, frozenset[Role]] = {
     Permission.SESSION_READ: _CLINICAL_READERS,
     Permission.SESSION_PLAN: _SITE_STAFF,
     Permission.SESSION_RUN: frozenset({R.THERAPIST, R.CLINICIAN}),
+    Permission.PRESENCE_ATTEST_FOR: frozenset({R.CLINICIAN}),
     Permission.DOSE_RECORD: frozenset({R.THERAPIST, R.CLINICIAN}),
     # A bedside tablet posts vitals, nothing else (DESIGN.md section 2): marking a reading
     # entered in error is a person's correction, hence a permission of its own.

@@ -119,14 +119,20 @@ def start_dosing_session(
 @router.post(
     "/dosing-sessions/{dosing_session_id}/therapist-presence",
     response_model=DosingSessionRead,
-    dependencies=[Depends(Authorize(Permission.SESSION_RUN))],
+    dependencies=[Depends(Authorize(Permission.PRESENCE_ATTEST_FOR))],
 )
 def attest_therapist_presence(
     session: SessionDep, dosing_session: DosingSessionDep, data: TherapistPresence
 ) -> DosingSessionRead:
-    """Attest that two distinct, active therapists of the site are present together."""
+    """A clinician attests, with a reason, that two distinct, active therapists of the site are
+    present together (each therapist may attest their own: POST .../therapist-attestations)."""
     service.attest_therapists(
-        session, dosing_session, data.lead_therapist_id, data.co_therapist_id, data.present_at
+        session,
+        dosing_session,
+        data.lead_therapist_id,
+        data.co_therapist_id,
+        data.present_at,
+        data.reason,
     )
     return views.present(session, dosing_session)
 

@@ -37,6 +37,10 @@ class TherapistPresence(WriteModel):
     lead_therapist_id: uuid.UUID
     co_therapist_id: uuid.UUID
     present_at: AwareDatetime = Field(description="when both therapists were present together")
+    reason: Reason = Field(
+        description="why a clinician attests the pair for them, rather than each therapist "
+        "attesting their own presence (POST /dosing-sessions/{id}/therapist-attestations)"
+    )
 
 
 class BaselineAttestation(WriteModel):

@@ -16,7 +16,7 @@ from app.dosing.schemas import DosingSessionStatus, TherapistAttestation
 from app.errors import Conflict, InvalidInput, NotFound, ProtocolViolation
 from app.models import Dose, DosingSession, Participant, Site, User, Visit, user_sites
 from app.participants import service as participants
-from app.permissions import Role
+from app.permissions import Permission, Role, allows
 from app.protocols import service as protocols
 from app.protocols.schema import DosingSessionDefinition
 from app.signatures import service as signatures
@@ -271,8 +271,11 @@ def attest_therapists(
     lead_therapist_id: uuid.UUID,
     co_therapist_id: uuid.UUID,
     present_at: datetime,
+    reason: str,
 ) -> DosingSession:
-    """Attest, with a timestamp, that the co-therapist pair is present with the participant.
+    """A clinician attests, with a timestamp and a reason, that the co-therapist pair is
+    present with the participant (each therapist may instead attest their own presence:
+    :func:`attest_presence`).
 
     Allowed while the session is planned or in progress, never backfilled after it ended; a new
     attestation replaces the pair, the audit trail keeps the earlier one.
@@ -299,9 +302,11 @@ def attest_therapists(
         )
     _refuse(problems)
     check_time("present_at", present_at, participants.consent_time(session, participant))
-    with change_reason(session, "co-therapist pair present", "attest_therapists"):
+    how = f"co-therapist pair present, attested for them by a clinician: {reason}"
+    with change_reason(session, how, "attest_therapists"):
         dosing_session.lead_therapist_id = lead_therapist_id
         dosing_session.co_therapist_id = co_therapist_id
+        dosing_session.lead_present_at = dosing_session.co_present_at = present_at
         dosing_session.therapists_present_at = present_at
     return dosing_session
 
@@ -343,7 +348,7 @@ def attest_presence(
         )
         therapist_id = principal.user_id
     else:
-        if principal.role is not Role.CLINICIAN:
+        if not allows(principal.role, Permission.PRESENCE_ATTEST_FOR):
             raise field_error(
                 "therapist_id",
                 "only a clinician attests for a therapist; a therapist attests their own "

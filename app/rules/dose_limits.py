@@ -190,7 +190,7 @@ def presence_problems(
                 "therapists",
                 "the protocol requires two therapists present before the initial dose, and "
                 "the pair has not been attested present (POST "
-                "/dosing-sessions/{id}/therapist-presence)",
+                "/dosing-sessions/{id}/therapist-attestations)",
             )
         ]
     if present_at > administered_at:

@@ -347,6 +347,7 @@ BODIES: dict[str, Callable[[World], dict[str, Any]]] = {
         "lead_therapist_id": str(w.trial.a.therapist.id),
         "co_therapist_id": str(w.trial.a.co_therapist.id),
         "present_at": _at(5),
+        "reason": "both therapists were with the participant; the tablet was offline",
     },
     "POST /dosing-sessions/{dosing_session_id}/end": lambda w: {
         "ended_at": _at(480),

@@ -51,6 +51,7 @@ def attest_pair(client, session_id, lead, co, minutes: float = -5) -> dict[str, 
             "lead_therapist_id": str(lead.id),
             "co_therapist_id": str(co.id),
             "present_at": at(minutes),
+            "reason": "both in the room; attested by the site physician",
         },
     )
     assert response.status_code == 200, response.text

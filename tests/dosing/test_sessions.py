@@ -38,6 +38,7 @@ def test_a_session_runs_from_plan_to_baseline_attestation(client, participant, t
             "lead_therapist_id": str(lead.id),
             "co_therapist_id": str(co.id),
             "present_at": at(-5),
+            "reason": "attested by the site physician",
         },
     )
     assert presence.status_code == 200, presence.text
@@ -179,6 +180,7 @@ def test_therapist_presence_needs_two_distinct_active_therapists(
                 "lead_therapist_id": str(lead_id),
                 "co_therapist_id": str(co_id),
                 "present_at": at(1),
+                "reason": "attested by the site physician",
             },
         )
 
@@ -221,6 +223,7 @@ def test_therapists_must_work_at_the_participants_site(client, db, participant, 
             "lead_therapist_id": str(lead.id),
             "co_therapist_id": str(visitor.id),
             "present_at": at(1),
+            "reason": "attested by the site physician",
         },
     )
     assert response.status_code == 422

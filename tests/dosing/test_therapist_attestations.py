@@ -110,3 +110,24 @@ def test_who_may_attest_for_whom(client_as, site, participant):
     twice = _attest(clinician, sid, "co", -5, therapist_id=str(lead.user.id), reason="covering")
     assert twice.status_code == 422
     assert "two different people" in twice.json()["detail"]
+
+
+def test_the_pair_at_once_is_a_clinicians_attestation_with_a_reason(client_as, site, participant):
+    clinician = client_as("clinician", [site])
+    lead = client_as("therapist", [site])
+    co = client_as("therapist", [site])
+    sid = _started(clinician, participant)
+    body = {
+        "lead_therapist_id": str(lead.user.id),
+        "co_therapist_id": str(co.user.id),
+        "present_at": at(-5),
+    }
+    url = f"{API}/dosing-sessions/{sid}/therapist-presence"
+    assert lead.post(url, json={**body, "reason": "we are both here"}).status_code == 403
+    no_reason = clinician.post(url, json=body)
+    assert no_reason.status_code == 422
+    assert no_reason.json()["errors"][0]["field"] == "reason"
+    pair = clinician.post(url, json={**body, "reason": "both in the room; tablets offline"})
+    assert pair.status_code == 200, pair.text
+    assert pair.json()["therapists"]["co_therapist_id"] == str(co.user.id)
+    assert give(clinician, sid, "initial", 80, 10).status_code == 201

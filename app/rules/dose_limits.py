@@ -199,7 +199,7 @@ def presence_problems(
                 "therapists",
                 f"the therapist pair was attested present at {present_at.isoformat()}, after "
                 f"the initial dose at {administered_at.isoformat()}; the protocol requires "
-                "both present before it",
+                "two therapists present before it",
             )
         ]
     return []

@@ -135,6 +135,10 @@ def test_coordinators_see_and_answer_visit_alerts_only(client_as, db):
     assert resolved.status_code == 200, resolved.text
     assert resolved.json()["status"] == "resolved"
 
+    history = coordinator.get(f"{API}/history/alerts/{clinical.id}")
+    assert history.status_code == 404
+    assert coordinator.get(f"{API}/history/alerts/{visit_alert.id}").status_code == 200
+
     elsewhere = client_as("coordinator", [other_site])
     assert elsewhere.get(f"{API}/alerts/{visit_alert.id}").status_code == 404
 

@@ -11,9 +11,18 @@ What a permission covers:
 - HISTORY_READ: the audit history of one record; the record's own read permission and site
   scope apply too (a coordinator reads no note's history), unless the caller holds AUDIT_READ.
 - AUDIT_READ: the whole audit trail; only for roles that see every site.
-- ALERT_READ: safety alerts (the clinical readers, the medical monitor included).
-- ALERT_RESPOND: acknowledging and resolving alerts: the site clinician, and the medical monitor,
-  who receives the critical alerts nobody acknowledged in time (DESIGN.md section 4).
+- PRESENCE_ATTEST_FOR: attesting a therapist's presence for them, with a reason (the site
+  clinician); a therapist attests their own presence by signing in again (SESSION_RUN).
+- ALERT_READ: listing and reading alerts, of the kinds the caller sees: every kind with
+  CLINICAL_ALERT_READ, otherwise only the visit alerts (VISIT_ALERT_KINDS: a visit whose window
+  closed without an outcome). So the coordinator, who schedules visits, sees the visit alerts of
+  its sites and no clinical one; a clinical alert is as missing to it (404) as another site's.
+- CLINICAL_ALERT_READ: safety alerts from the session and event rules (the clinical readers,
+  the medical monitor included, not the coordinator); also the live alert stream and the replay
+  of a session's findings.
+- ALERT_RESPOND: acknowledging and resolving the alerts the caller sees: the site clinician,
+  the medical monitor, who receives the critical alerts nobody acknowledged in time (DESIGN.md
+  section 4), and the coordinator (visit alerts only, by the rule of ALERT_READ).
 - STUDY_MANAGE: studies, sites, protocol versions, and moving a participant to an amendment.
 - EMERGENCY_UNBLIND: the site clinician's unblinding of one participant of their site in a
   medical emergency (docs/blinding.md); the arm is then shown to that clinician only.
@@ -44,6 +53,7 @@ class Permission(StrEnum):
     SESSION_READ = "session:read"
     SESSION_PLAN = "session:plan"
     SESSION_RUN = "session:run"
+    PRESENCE_ATTEST_FOR = "session:attest-presence-for"
     DOSE_RECORD = "dose:record"
     VITALS_RECORD = "vitals:record"
     VITALS_CORRECT = "vitals:correct"
@@ -54,6 +64,7 @@ class Permission(StrEnum):
     HISTORY_READ = "history:read"
     AUDIT_READ = "audit:read"
     ALERT_READ = "alert:read"
+    CLINICAL_ALERT_READ = "alert:read-clinical"
     ALERT_RESPOND = "alert:respond"
     SIGN = "sign"
     EMERGENCY_UNBLIND = "participant:emergency-unblind"
@@ -78,6 +89,7 @@ ROLE_PERMISSIONS: dict[Permission, frozenset[Role]] = {
     Permission.SESSION_READ: _CLINICAL_READERS,
     Permission.SESSION_PLAN: _SITE_STAFF,
     Permission.SESSION_RUN: frozenset({R.THERAPIST, R.CLINICIAN}),
+    Permission.PRESENCE_ATTEST_FOR: frozenset({R.CLINICIAN}),
     Permission.DOSE_RECORD: frozenset({R.THERAPIST, R.CLINICIAN}),
     # A bedside tablet posts vitals, nothing else (DESIGN.md section 2): marking a reading
     # entered in error is a person's correction, hence a permission of its own.
@@ -90,7 +102,8 @@ ROLE_PERMISSIONS: dict[Permission, frozenset[Role]] = {
     Permission.HISTORY_READ: _CLINICAL_READERS | {R.ADMIN},
     Permission.AUDIT_READ: frozenset({R.SPONSOR, R.MEDICAL_MONITOR, R.ADMIN}),
     Permission.ALERT_READ: _CLINICAL_READERS,
-    Permission.ALERT_RESPOND: frozenset({R.CLINICIAN, R.MEDICAL_MONITOR}),
+    Permission.CLINICAL_ALERT_READ: _CLINICAL_READERS - {R.COORDINATOR},
+    Permission.ALERT_RESPOND: frozenset({R.CLINICIAN, R.MEDICAL_MONITOR, R.COORDINATOR}),
     Permission.SIGN: frozenset({R.THERAPIST, R.CLINICIAN}),
     Permission.EMERGENCY_UNBLIND: frozenset({R.CLINICIAN}),
     Permission.USER_MANAGE: frozenset({R.ADMIN}),
@@ -102,5 +115,14 @@ ALL_SITES_ROLES = frozenset({R.MEDICAL_MONITOR, R.SPONSOR, R.ADMIN})
 UNBLINDED_ROLES = frozenset({R.PHARMACIST})
 
 
+# The alerts about the visit schedule, not about a participant's safety: seen (and answered) by
+# every role with ALERT_READ; every other kind needs CLINICAL_ALERT_READ.
+VISIT_ALERT_KINDS = frozenset({"visit_missed"})
+
+
 def allows(role: Role, permission: Permission) -> bool:
     return role in ROLE_PERMISSIONS[permission]
+
+
+def sees_alert_kind(role: Role, kind: str) -> bool:
+    return kind in VISIT_ALERT_KINDS or allows(role, Permission.CLINICAL_ALERT_READ)

@@ -2,8 +2,9 @@
 
 Each tick: critical alerts not acknowledged in time escalate from the site clinician to the
 medical monitor (app.alerts.service.escalate_overdue), and the sweep (app.alerts.sweep) judges the
-dosing sessions in progress (overdue measurements) and the adverse events whose reporting clock
-runs, each step in a transaction of its own. Alerts it opens or changes reach the live streams
+dosing sessions in progress (overdue measurements), the adverse events whose reporting clock
+runs and the visits whose window closed without an outcome (app.alerts.visit_windows), each step
+in a transaction of its own. Alerts it opens or changes reach the live streams
 like any other (app/events/).
 
 Several processes may serve Vigil from one database; only the leader ticks. On PostgreSQL the
@@ -34,7 +35,7 @@ from sqlalchemy.pool import NullPool
 
 from app import clock, listeners
 from app.alerts import service as alerts
-from app.alerts import sweep
+from app.alerts import sweep, visit_windows
 from app.db import transaction_slot
 from app.models import AdverseEvent, DosingSession
 
@@ -52,6 +53,10 @@ def _sweep_session(
     if dosing_session is None:
         return 0
     return len(sweep.sweep_session(session, dosing_session, now, since))
+
+
+def _flag_missed(session: Session, visit_id: uuid.UUID, now: datetime) -> int:
+    return len(visit_windows.flag_missed(session, visit_id, now))
 
 
 def _sweep_adverse_event(session: Session, event_id: uuid.UUID, now: datetime) -> int:
@@ -213,10 +218,11 @@ class Scheduler:
         since then (app.alerts.sweep.plan); a failed one is tried again from the same point."""
         now = self._now()
         escalated = self._in_transaction(lambda s: len(alerts.escalate_overdue(s, now)))
-        plan, event_ids = self._in_transaction(
+        plan, event_ids, visit_ids = self._in_transaction(
             lambda s: (
                 sweep.plan(s, now, self._swept_until),
                 [e.id for e in sweep.reporting_clocks(s)],
+                visit_windows.closed_windows(s, now),
             )
         )
         # the sessions with nothing to look for are judged up to now as they stand
@@ -237,6 +243,12 @@ class Scheduler:
                     swept[session_id] = since
         for event_id in event_ids:
             done = self._step(partial(_sweep_adverse_event, event_id=event_id, now=now))
+            if done is not None:
+                raised += done
+            else:
+                failed += 1
+        for visit_id in visit_ids:
+            done = self._step(partial(_flag_missed, visit_id=visit_id, now=now))
             if done is not None:
                 raised += done
             else:

@@ -63,6 +63,11 @@ def today_at(timezone: str) -> Bound[date]:
     return Bound(today, f"today at the site ({timezone})")
 
 
+def local_date(instant: datetime, timezone: str) -> date:
+    """The calendar day of a site's time zone that an instant falls on."""
+    return instant.astimezone(ZoneInfo(timezone)).date()
+
+
 def start_of_day(day: date, timezone: str) -> datetime:
     """The UTC instant at which a calendar day of a site's time zone begins."""
     return datetime.combine(day, time(), ZoneInfo(timezone)).astimezone(UTC)

@@ -124,7 +124,10 @@ def _seed(url: str, sessions: int) -> dict[str, Any]:
                 session,
                 dosing_session,
                 DoseCreate(
-                    kind="initial", amount_mg=80, administered_at=now - timedelta(minutes=50)
+                    kind="initial",
+                    amount_mg=80,
+                    administered_at=now - timedelta(minutes=50),
+                    deviation_reason="benchmark data: no therapist pair is attested",
                 ),
             )
             ids.append(str(dosing_session.id))

@@ -21,7 +21,7 @@ from app.alerts import sweep as sweep_module
 from app.auth import tokens
 from app.clock import utcnow
 from app.db import make_engine
-from app.models import Alert, AuditRecord, DosingSession, Participant, Site
+from app.models import Alert, AuditRecord, DosingSession, Participant, Site, Visit
 from app.permissions import Role
 from app.scheduler import ACTOR, SCHEDULER_LOCK, FileLeadership, Scheduler
 from app.users import service as users
@@ -233,6 +233,31 @@ def test_a_tick_opens_the_overdue_measurement_alert_of_a_silent_session(trial: T
             )
         assert "overdue_measurement" in kinds
         assert scheduler.run_once() == type(tick)(at=NOW, escalated=0, raised=0)
+    finally:
+        scheduler.leadership.release()
+
+
+def test_a_tick_marks_a_visit_whose_window_closed_missed_and_raises_its_alert(trial: Trial):
+    """The participant was enrolled in January: the windows of its early visits have closed."""
+    scheduler = Scheduler(trial.sessions, 60, now=lambda: NOW)
+    try:
+        assert scheduler.run_once() is not None
+        with trial.sessions() as session:
+            participant_id = session.get_one(DosingSession, trial.dosing_session_id).participant_id
+            prep1 = session.scalars(
+                select(Visit).where(Visit.participant_id == participant_id, Visit.code == "PREP1")
+            ).one()
+            assert prep1.status == "missed"
+            (alert,) = session.scalars(
+                select(Alert).where(Alert.dedup_key == f"visit_missed:{prep1.id}")
+            ).all()
+            record = session.scalars(
+                select(AuditRecord).where(
+                    AuditRecord.entity_id == str(prep1.id), AuditRecord.action == "missed"
+                )
+            ).one()
+        assert alert.kind == "visit_missed" and alert.dosing_session_id is None
+        assert record.actor == ACTOR and "without an outcome" in (record.reason or "")
     finally:
         scheduler.leadership.release()
 

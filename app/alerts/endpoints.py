@@ -13,7 +13,7 @@ from app.alerts.schemas import (
     OccurrencePage,
 )
 from app.auth.deps import Authorize, CurrentPrincipal, ScopedAlert
-from app.auth.scope import only_visible_sites
+from app.auth.scope import only_visible_alerts
 from app.checked_input import CheckedRoute
 from app.db import SessionDep
 from app.models import Alert as AlertRow
@@ -37,14 +37,15 @@ def list_alerts(
     dosing_session_id: uuid.UUID | None = None,
     participant_id: uuid.UUID | None = None,
 ) -> dict[str, object]:
-    """Alerts of the caller's sites (study-wide for the monitors), oldest first."""
+    """Alerts of the caller's sites (study-wide for the monitors), oldest first; a coordinator
+    sees only the visit alerts (visit_missed)."""
     stmt = service.listing(
         status=status,
         severity=severity,
         dosing_session_id=dosing_session_id,
         participant_id=participant_id,
     )
-    stmt = only_visible_sites(stmt, principal, AlertRow.site_id)
+    stmt = only_visible_alerts(stmt, principal)
     items, cursor = paginate(session, stmt, AlertRow.id, page)
     return {"items": items, "next_cursor": cursor}
 

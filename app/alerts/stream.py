@@ -65,7 +65,7 @@ def _recheck(plaintext: str) -> tuple[str | None, frozenset[uuid.UUID] | None]:
             return "the token has expired or was revoked, or the account was disabled", None
         _, user = found
         role = Role(user.role)
-        if not allows(role, Permission.ALERT_READ):
+        if not allows(role, Permission.CLINICAL_ALERT_READ):
             return f"{with_article(role.value)} may no longer read alerts", None
         return None, _visible_sites(role, frozenset(site_ids_of(session, user.id)))
 
@@ -137,7 +137,7 @@ async def _events(
 
 @router.get(
     "/alerts/stream",
-    dependencies=[Depends(Authorize(Permission.ALERT_READ))],
+    dependencies=[Depends(Authorize(Permission.CLINICAL_ALERT_READ))],
     response_class=EventSourceResponse,
     responses={
         200: {

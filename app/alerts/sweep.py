@@ -1,10 +1,12 @@
 """The time-driven sweep: the findings that become true by the clock alone, with no new data.
 
-Two kinds of rule fire on the clock: an overdue measurement (a due time plus its grace passes
-during a session in progress) and an adverse event's reporting deadline ("deadline-near", then
-"deadline-passed"). The scheduler calls :func:`sweep` every few seconds, in one transaction with
+Three kinds of finding fire on the clock: an overdue measurement (a due time plus its grace
+passes during a session in progress), an adverse event's reporting deadline ("deadline-near",
+then "deadline-passed") and a visit window closing without an outcome (visit_windows.py). The
+scheduler calls :func:`sweep` every few seconds, in one transaction with
 :func:`app.alerts.service.escalate_overdue`; the sweep only looks at the candidates (sessions in
-progress, adverse events whose reporting clock runs), never at a whole study. Occurrence keys make
+progress, adverse events whose reporting clock runs, scheduled visits whose window closed), never
+at a whole study. Occurrence keys make
 it idempotent: a second sweep at the same ``now`` finds only occurrences already handled.
 
 A session's sweep can also start where the last one stopped (:func:`plan`): what the clock alone
@@ -23,7 +25,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, and_, func, or_, select, true
 from sqlalchemy.orm import Session
 
-from app.alerts import evaluation, record_alerts
+from app.alerts import evaluation, record_alerts, visit_windows
 from app.models import AdverseEvent, Alert, Dose, DosingSession, ProtocolVersion
 from app.models.dosing import DosingSessionStatus
 from app.protocols import service as protocols
@@ -156,14 +158,18 @@ def sweep_adverse_event(session: Session, event: AdverseEvent, now: datetime) ->
 
 
 def sweep(session: Session, now: datetime) -> list[Alert]:
-    """Judge every session in progress (overdue measurements) and every running reporting clock
-    at ``now``, in the caller's transaction (never committed here); returns the alerts opened
-    or updated, each once. The scheduler runs the same steps, one transaction per candidate."""
+    """Judge every session in progress (overdue measurements), every running reporting clock
+    and every visit whose window has closed (app/alerts/visit_windows.py) at ``now``, in the
+    caller's transaction (never committed here); returns the alerts opened or updated, each
+    once. The scheduler runs the same steps, one transaction per candidate."""
     raised: dict[object, Alert] = {}
     for dosing_session in in_progress(session, now):
         for alert in sweep_session(session, dosing_session, now):
             raised.setdefault(alert.id, alert)
     for event in reporting_clocks(session):
         for alert in sweep_adverse_event(session, event, now):
+            raised.setdefault(alert.id, alert)
+    for visit_id in visit_windows.closed_windows(session, now):
+        for alert in visit_windows.flag_missed(session, visit_id, now):
             raised.setdefault(alert.id, alert)
     return list(raised.values())

@@ -34,7 +34,7 @@ from app.models import (
     Visit,
     VitalReading,
 )
-from app.permissions import Permission, allows
+from app.permissions import VISIT_ALERT_KINDS, Permission, allows, sees_alert_kind
 from app.wording import with_article
 
 
@@ -97,9 +97,17 @@ def load_in_scope(
     """The row of ``model`` with id ``record_id`` if the caller sees its site, else 404 with
     the very answer a missing row gets."""
     found = session.execute(_WITH_SITE[model](record_id)).first()
-    if found is None or not principal.sees_site(found[1]):
+    if found is None or not _sees(principal, found[0], found[1]):
         raise NotFound(f"{what} {record_id} does not exist")
     return found[0]
+
+
+def _sees(principal: Principal, record: Any, site_id: uuid.UUID) -> bool:
+    """The record's site is one of the caller's, and an alert is of a kind its role sees (the
+    coordinator: visit alerts only)."""
+    if isinstance(record, Alert) and not sees_alert_kind(principal.role, record.kind):
+        return False
+    return principal.sees_site(site_id)
 
 
 def study_visible(session: Session, principal: Principal, study_id: uuid.UUID) -> bool:
@@ -125,6 +133,14 @@ def only_visible_sites(
     """Narrow ``stmt`` to rows whose ``site_id`` column is one of the caller's sites."""
     clause = _sites_clause(principal, site_id)
     return stmt if clause is None else stmt.where(clause)
+
+
+def only_visible_alerts(stmt: Select[Any], principal: Principal) -> Select[Any]:
+    """Narrow an alert listing to the caller's sites and to the kinds its role sees."""
+    stmt = only_visible_sites(stmt, principal, Alert.site_id)
+    if allows(principal.role, Permission.CLINICAL_ALERT_READ):
+        return stmt
+    return stmt.where(Alert.kind.in_(sorted(VISIT_ALERT_KINDS)))
 
 
 def only_visible_participants(
@@ -226,7 +242,7 @@ def check_record_readable(
     model = _MODEL_OF_TABLE[entity_type]
     if model in _WITH_SITE:
         found = session.execute(_WITH_SITE[model](entity_id)).first()
-        if found is None or not principal.sees_site(found[1]):
+        if found is None or not _sees(principal, found[0], found[1]):
             raise missing
     elif model is Study:
         if session.get(Study, entity_id) is None or not study_visible(

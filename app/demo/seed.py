@@ -204,7 +204,14 @@ class _Builder:
     ) -> DosingSession:
         ds = dosing.create_session(self.session, p, self.visit(p, code))
         dosing.start(self.session, ds, start)
-        dosing.attest_therapists(self.session, ds, therapists[0].id, therapists[1].id, start)
+        dosing.attest_therapists(
+            self.session,
+            ds,
+            therapists[0].id,
+            therapists[1].id,
+            start,
+            "demo data: both therapists in the room at the start",
+        )
         dosed_at = start + timedelta(minutes=20)
         self.readings(ds, start + timedelta(minutes=5), dosed_at, count=1)
         doses.record_dose(
@@ -239,14 +246,14 @@ class _Builder:
         else:
             self.readings(ds, dosed_at + timedelta(minutes=30), dosed_at, count)
         if finished:
-            dosing.end(self.session, ds, end)
             dosing.attest_baseline(
                 self.session,
                 ds,
                 clinician.id,
-                end + timedelta(minutes=5),
+                end - timedelta(minutes=5),
                 "Vitals back within 10% of the pre-dose values; participant settled.",
             )
+            dosing.end(self.session, ds, end, None)
         return ds
 
     def readings(

@@ -1,6 +1,7 @@
-"""Recording doses: the protocol's dose limits (app/rules/dose_limits.py), a deviation reason
-for a dose given against them, the supplemental dose gate (app/dosing/dose_gate.py) and a
-clinician's override of it; and marking a dose entered in error."""
+"""Recording doses: the protocol's dose limits (app/rules/dose_limits.py) and its therapist pair
+before the initial dose, a deviation reason for a dose given against them, the supplemental dose
+gate (app/dosing/dose_gate.py) and a clinician's override of it; and marking a dose entered in
+error."""
 
 from sqlalchemy.orm import Session
 
@@ -63,6 +64,11 @@ def record_dose(
     definition = service.dosing_definition(session, dosing_session)
     problems = dose_limits.protocol_problems(
         definition, data.kind.value, data.amount_mg, data.administered_at, valid
+    ) + dose_limits.presence_problems(
+        service.therapists_required(session, dosing_session),
+        data.kind.value,
+        data.administered_at,
+        dosing_session.therapists_present_at,
     )
     if problems and not data.deviation_reason:
         raise ProtocolViolation(

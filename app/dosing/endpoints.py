@@ -1,12 +1,14 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi.responses import JSONResponse
 from pydantic import FiniteFloat
 from sqlalchemy import select
 
 from app import clock
 from app.auth.deps import Authorize, CurrentPrincipal, ScopedDose, ScopedParticipant
+from app.auth.reauthentication import ReauthenticationFailed
 from app.auth.scope import only_visible_participants, referenced_visit
 from app.checked_input import CheckedRoute
 from app.db import SessionDep
@@ -24,8 +26,10 @@ from app.dosing.schemas import (
     EnteredInError,
     SessionEnd,
     SessionStart,
+    TherapistAttestation,
     TherapistPresence,
 )
+from app.errors import problem
 from app.models import Dose as DoseRow
 from app.models import DosingSession as DosingSessionRow
 from app.models import Visit as VisitRow
@@ -119,15 +123,54 @@ def start_dosing_session(
 @router.post(
     "/dosing-sessions/{dosing_session_id}/therapist-presence",
     response_model=DosingSessionRead,
-    dependencies=[Depends(Authorize(Permission.SESSION_RUN))],
+    dependencies=[Depends(Authorize(Permission.PRESENCE_ATTEST_FOR))],
 )
 def attest_therapist_presence(
     session: SessionDep, dosing_session: DosingSessionDep, data: TherapistPresence
 ) -> DosingSessionRead:
-    """Attest that two distinct, active therapists of the site are present together."""
+    """A clinician attests, with a reason, that two distinct, active therapists of the site are
+    present together (each therapist may attest their own: POST .../therapist-attestations)."""
     service.attest_therapists(
-        session, dosing_session, data.lead_therapist_id, data.co_therapist_id, data.present_at
+        session,
+        dosing_session,
+        data.lead_therapist_id,
+        data.co_therapist_id,
+        data.present_at,
+        data.reason,
     )
+    return views.present(session, dosing_session)
+
+
+@router.post(
+    "/dosing-sessions/{dosing_session_id}/therapist-attestations",
+    response_model=DosingSessionRead,
+    dependencies=[Depends(Authorize(Permission.SESSION_RUN))],
+    responses={
+        401: {"description": "wrong password (the attempt is audited)"},
+        403: {
+            "description": "not the caller's username, or not a therapist (own presence) or "
+            "a clinician (for a therapist)"
+        },
+        429: {"description": "account locked after failed password checks"},
+    },
+)
+def attest_therapist(
+    session: SessionDep,
+    request: Request,
+    principal: CurrentPrincipal,
+    dosing_session: DosingSessionDep,
+    data: TherapistAttestation,
+) -> DosingSessionRead | JSONResponse:
+    """One therapist of the pair present: attested by the therapist, signing in again with
+    `username` and `password`, or by a clinician for them with `therapist_id` and `reason`.
+    The initial dose waits until both the lead and the co-therapist are attested."""
+    try:
+        service.attest_presence(session, principal, dosing_session, data)
+    except ReauthenticationFailed as refused:
+        # Answered, not raised: the transaction commits with the audit record of the attempt.
+        return problem(
+            refused.status_code, refused.title, refused.detail, refused.slug, request.url.path
+        )
     return views.present(session, dosing_session)
 
 
@@ -139,7 +182,11 @@ def attest_therapist_presence(
 def end_dosing_session(
     session: SessionDep, dosing_session: DosingSessionDep, data: SessionEnd
 ) -> DosingSessionRead:
-    return views.present(session, service.end(session, dosing_session, data.ended_at))
+    """End a session in progress: after the return-to-baseline attestation, or with
+    `end_reason`. Its visit is completed on the session's date."""
+    return views.present(
+        session, service.end(session, dosing_session, data.ended_at, data.end_reason)
+    )
 
 
 @router.post(

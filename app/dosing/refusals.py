@@ -34,6 +34,12 @@ PROBLEM_TYPES: dict[Refusal, ProblemType] = {
         "Dose out of order",
         "a supplemental dose needs an initial dose recorded before it; nothing waives it",
     ),
+    Refusal.THERAPISTS_NOT_PRESENT: ProblemType(
+        422,
+        "Therapist pair not present",
+        "the protocol requires both therapists attested present before the initial dose; "
+        "deviation_reason records a dose given without them",
+    ),
     Refusal.DOSE_NOT_ALLOWED: ProblemType(
         422,
         "Dose not allowed",

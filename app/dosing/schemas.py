@@ -1,8 +1,9 @@
 import uuid
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated, Literal
 
-from pydantic import Field, FiniteFloat
+from pydantic import Field, FiniteFloat, SecretStr, StringConstraints, model_validator
 
 from app.models.dosing import DosingSessionStatus
 from app.schemas import AwareDatetime, ReadModel, Reason, Text, WriteModel
@@ -25,12 +26,21 @@ class SessionStart(WriteModel):
 
 class SessionEnd(WriteModel):
     ended_at: AwareDatetime
+    end_reason: Reason | None = Field(
+        default=None,
+        description="why the session ends without the return-to-baseline attestation; "
+        "without that attestation a session ends only with a reason",
+    )
 
 
 class TherapistPresence(WriteModel):
     lead_therapist_id: uuid.UUID
     co_therapist_id: uuid.UUID
     present_at: AwareDatetime = Field(description="when both therapists were present together")
+    reason: Reason = Field(
+        description="why a clinician attests the pair for them, rather than each therapist "
+        "attesting their own presence (POST /dosing-sessions/{id}/therapist-attestations)"
+    )
 
 
 class BaselineAttestation(WriteModel):
@@ -99,6 +109,12 @@ class DosingSessionRead(ReadModel):
     ended_at: datetime | None
     therapists: Therapists | None
     baseline_attestation: BaselineAttestationRead | None
+    end_reason: str | None = Field(
+        description="why the session ended without the return-to-baseline attestation"
+    )
+    started_before_window: bool = Field(
+        description="the session started before its visit's window opened (site-local date)"
+    )
     drug: str
     doses: list[DoseRead] = Field(description="every dose recorded, entered-in-error ones included")
     total_mg: float = Field(description="sum of the valid doses")
@@ -132,3 +148,38 @@ class DoseGateRead(ReadModel):
     supplemental_mg: float | None = Field(description="the amount the protocol sets")
     amount_mg: float | None = Field(description="the amount judged")
     evaluated_at: datetime = Field(description="as_of: the moment judged")
+
+
+class TherapistAttestation(WriteModel):
+    """One therapist of the pair present: attested by that therapist, who signs in again
+    (username and password), or by a clinician for them, with a reason."""
+
+    position: Literal["lead", "co"]
+    present_at: AwareDatetime
+    username: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = Field(
+        default=None, description="the attesting therapist's own username"
+    )
+    password: Annotated[SecretStr, Field(min_length=1, max_length=1024)] | None = Field(
+        default=None, description="the attesting therapist's password, checked again"
+    )
+    therapist_id: uuid.UUID | None = Field(
+        default=None, description="the therapist a clinician attests for"
+    )
+    reason: Reason | None = Field(
+        default=None, description="why a clinician attests for the therapist"
+    )
+
+    @model_validator(mode="after")
+    def _one_way(self) -> "TherapistAttestation":
+        own = self.username is not None or self.password is not None
+        for_them = self.therapist_id is not None or self.reason is not None
+        if own == for_them:
+            raise ValueError(
+                "give either username and password (a therapist attests their own presence) "
+                "or therapist_id and reason (a clinician attests for a therapist)"
+            )
+        if own and (self.username is None or self.password is None):
+            raise ValueError("a therapist attesting their own presence gives username and password")
+        if for_them and (self.therapist_id is None or self.reason is None):
+            raise ValueError("a clinician attesting for a therapist gives therapist_id and reason")
+        return self

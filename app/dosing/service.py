@@ -10,15 +10,17 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.audit.recorder import change_reason
-from app.dosing.schemas import DosingSessionStatus
+from app.audit.recorder import change_reason, record_event
+from app.auth import reauthentication
+from app.auth.principal import Principal
+from app.dosing.schemas import DosingSessionStatus, TherapistAttestation
 from app.errors import Conflict, InvalidInput, NotFound, ProtocolViolation
-from app.models import Dose, DosingSession, Participant, User, Visit, user_sites
+from app.models import Dose, DosingSession, Participant, Site, User, Visit, user_sites
 from app.participants import service as participants
-from app.permissions import Role
+from app.permissions import Permission, Role, allows
 from app.protocols import service as protocols
 from app.protocols.schema import DosingSessionDefinition
-from app.time_bounds import Bound, ImplausibleTime, check_within, not_in_future
+from app.time_bounds import Bound, ImplausibleTime, check_within, local_date, not_in_future
 from app.vocabulary import RecordStatus
 from app.wording import with_article
 
@@ -56,6 +58,13 @@ def dosing_definition(session: Session, dosing_session: DosingSession) -> Dosing
             f"the protocol version of this session has no dosing at {visit.code}"
         )
     return definition
+
+
+def therapists_required(session: Session, dosing_session: DosingSession) -> int:
+    """How many therapists the session's protocol wants present before the initial dose."""
+    return protocols.definition_of(
+        session, dosing_session.protocol_version_id
+    ).dosing.therapists_required
 
 
 def lock(session: Session, dosing_session: DosingSession) -> None:
@@ -159,24 +168,68 @@ def start(session: Session, dosing_session: DosingSession, started_at: datetime)
             f"participant {participant.subject_id} already has dosing session {running} in "
             "progress; end it first"
         )
-    dosing_session.status = S.IN_PROGRESS.value
-    dosing_session.started_at = started_at
-    session.flush()
+    visit = participants.get_visit(session, dosing_session.visit_id)
+    site = session.get_one(Site, participant.site_id)
+    reason = "session started"
+    if local_date(started_at, site.timezone) < visit.window_start_on:
+        reason = (
+            f"session started before the window of visit {visit.code} opens on "
+            f"{visit.window_start_on.isoformat()}"
+        )
+    with change_reason(session, reason, "start"):
+        dosing_session.status = S.IN_PROGRESS.value
+        dosing_session.started_at = started_at
     participants.start_treatment(session, participant)
     return dosing_session
 
 
-def end(session: Session, dosing_session: DosingSession, ended_at: datetime) -> DosingSession:
+def end(
+    session: Session, dosing_session: DosingSession, ended_at: datetime, end_reason: str | None
+) -> DosingSession:
+    """End a session in progress: after the return-to-baseline attestation, or with an
+    ``end_reason`` saying why it ends without one. Its visit is then completed on the session's
+    date (site-local), unless the visit already has an outcome."""
     lock(session, dosing_session)
     if dosing_session.status != S.IN_PROGRESS.value:
         raise Conflict(
             f"dosing session is {dosing_session.status}; only a session in progress can end"
         )
+    attested = dosing_session.baseline_attested_at is not None
+    if not attested and not end_reason:
+        raise Conflict(
+            "return to baseline has not been attested: attest it first (POST "
+            "/dosing-sessions/{id}/baseline-attestation), or send end_reason saying why the "
+            "session ends without it",
+            errors=[
+                {"field": "end_reason", "message": "required without the baseline attestation"}
+            ],
+        )
+    if attested and end_reason:
+        raise field_error(
+            "end_reason",
+            "return to baseline was attested, so the session ends without a reason; leave it out",
+        )
     doses = valid_doses(doses_of(session, dosing_session))
     check_time("ended_at", ended_at, _after_doses(dosing_session, doses))
-    dosing_session.status = S.ENDED.value
-    dosing_session.ended_at = ended_at
-    session.flush()
+    reason = (
+        f"ended without the return-to-baseline attestation: {end_reason}"
+        if end_reason
+        else "ended after the return to baseline"
+    )
+    with change_reason(session, reason, "end"):
+        dosing_session.status = S.ENDED.value
+        dosing_session.ended_at = ended_at
+        dosing_session.end_reason = end_reason
+    visit = participants.get_visit(session, dosing_session.visit_id)
+    participant = participants.get(session, dosing_session.participant_id)
+    site = session.get_one(Site, participant.site_id)
+    assert dosing_session.started_at is not None
+    participants.complete_by_session(
+        session,
+        visit,
+        local_date(dosing_session.started_at, site.timezone),
+        f"dosing session {dosing_session.id} ended",
+    )
     return dosing_session
 
 
@@ -218,8 +271,11 @@ def attest_therapists(
     lead_therapist_id: uuid.UUID,
     co_therapist_id: uuid.UUID,
     present_at: datetime,
+    reason: str,
 ) -> DosingSession:
-    """Attest, with a timestamp, that the co-therapist pair is present with the participant.
+    """A clinician attests, with a timestamp and a reason, that the co-therapist pair is
+    present with the participant (each therapist may instead attest their own presence:
+    :func:`attest_presence`).
 
     Allowed while the session is planned or in progress, never backfilled after it ended; a new
     attestation replaces the pair, the audit trail keeps the earlier one.
@@ -246,10 +302,93 @@ def attest_therapists(
         )
     _refuse(problems)
     check_time("present_at", present_at, participants.consent_time(session, participant))
-    with change_reason(session, "co-therapist pair present", "attest_therapists"):
+    how = f"co-therapist pair present, attested for them by a clinician: {reason}"
+    with change_reason(session, how, "attest_therapists"):
         dosing_session.lead_therapist_id = lead_therapist_id
         dosing_session.co_therapist_id = co_therapist_id
+        dosing_session.lead_present_at = dosing_session.co_present_at = present_at
         dosing_session.therapists_present_at = present_at
+    return dosing_session
+
+
+def attest_presence(
+    session: Session,
+    principal: Principal,
+    dosing_session: DosingSession,
+    data: TherapistAttestation,
+) -> DosingSession:
+    """One therapist of the pair present at ``present_at``: the therapist attests it, signing in
+    again (a refused re-authentication raises ReauthenticationFailed, to be answered so its audit
+    record commits), or a clinician attests it for them with a reason. Once both are attested,
+    the pair is present from the later of the two times (the initial dose waits for that)."""
+    lock(session, dosing_session)
+    if dosing_session.status == S.ENDED.value:
+        raise Conflict(
+            "therapist presence is attested while the session is planned or in progress; this "
+            "session has ended"
+        )
+    participant = participants.get(session, dosing_session.participant_id)
+    if data.therapist_id is None:
+        if principal.role is not Role.THERAPIST:
+            raise field_error(
+                "username",
+                f"{with_article(principal.role.value)} does not attest their own presence as a "
+                "therapist; a clinician attests for a therapist with therapist_id and reason",
+            )
+        assert data.username is not None and data.password is not None
+        reauthentication.reauthenticate(
+            session,
+            principal,
+            data.username,
+            data.password.get_secret_value(),
+            act="attest presence",
+            actor="attesting therapist",
+            refuse=lambda why: record_event(
+                session,
+                "attestation_refused",
+                "dosing_sessions",
+                str(dosing_session.id),
+                after={"position": data.position},
+                reason=f"re-authentication failed: {why}",
+            ),
+        )
+        therapist_id = principal.user_id
+    else:
+        if not allows(principal.role, Permission.PRESENCE_ATTEST_FOR):
+            raise field_error(
+                "therapist_id",
+                "only a clinician attests for a therapist; a therapist attests their own "
+                "presence with username and password",
+            )
+        therapist_id = data.therapist_id
+    problem = _user_problem(session, therapist_id, (Role.THERAPIST.value,), participant.site_id)
+    field = "username" if data.therapist_id is None else "therapist_id"
+    _refuse([(field, problem)] if problem else [])
+    other = (
+        dosing_session.co_therapist_id
+        if data.position == "lead"
+        else dosing_session.lead_therapist_id
+    )
+    if other == therapist_id:
+        _refuse([(field, "the lead and the co-therapist must be two different people")])
+    check_time("present_at", data.present_at, participants.consent_time(session, participant))
+    therapist = session.get_one(User, therapist_id)
+    how = (
+        f"{therapist.username} attested their own presence (re-authenticated)"
+        if data.therapist_id is None
+        else f"clinician attested {therapist.username} present: {data.reason}"
+    )
+    with change_reason(session, f"{data.position} therapist present; {how}", "attest_presence"):
+        if data.position == "lead":
+            dosing_session.lead_therapist_id = therapist_id
+            dosing_session.lead_present_at = data.present_at
+        else:
+            dosing_session.co_therapist_id = therapist_id
+            dosing_session.co_present_at = data.present_at
+        if dosing_session.lead_present_at and dosing_session.co_present_at:
+            dosing_session.therapists_present_at = max(
+                dosing_session.lead_present_at, dosing_session.co_present_at
+            )
     return dosing_session
 
 

@@ -9,11 +9,12 @@ from sqlalchemy.orm import Session
 
 from app.dosing import schemas, service
 from app.dosing.schemas import DosingSessionStatus
-from app.models import Dose, DosingSession, Visit
+from app.models import Dose, DosingSession, Participant, Site, Visit
 from app.protocols import service as protocols
 from app.rules import dose_limits
 from app.signatures import service as signatures
 from app.signatures.schemas import SignatureRead
+from app.time_bounds import local_date
 
 S = DosingSessionStatus
 
@@ -38,19 +39,29 @@ def present_many(
     ):
         doses[dose.dosing_session_id].append(dose)
     visit_ids = {ds.visit_id for ds in dosing_sessions}
-    rows = session.execute(select(Visit.id, Visit.code).where(Visit.id.in_(visit_ids)))
-    codes = {visit_id: code for visit_id, code in rows}
+    rows = session.execute(
+        select(Visit.id, Visit.code, Visit.window_start_on, Site.timezone)
+        .join(Participant, Participant.id == Visit.participant_id)
+        .join(Site, Site.id == Participant.site_id)
+        .where(Visit.id.in_(visit_ids))
+    )
+    visits = {row.id: row for row in rows}
     signed = signatures.signatures_of(session, dosing_sessions)
-    return [
-        _view(session, ds, codes[ds.visit_id], doses[ds.id], signed.get(ds.id, []))
-        for ds in dosing_sessions
-    ]
+    views = []
+    for ds in dosing_sessions:
+        visit = visits[ds.visit_id]
+        early = ds.started_at is not None and (
+            local_date(ds.started_at, visit.timezone) < visit.window_start_on
+        )
+        views.append(_view(session, ds, visit.code, early, doses[ds.id], signed.get(ds.id, [])))
+    return views
 
 
 def _view(
     session: Session,
     ds: DosingSession,
     visit_code: str,
+    started_before_window: bool,
     doses: list[Dose],
     signed: list[SignatureRead],
 ) -> schemas.DosingSessionRead:
@@ -83,6 +94,8 @@ def _view(
         ended_at=ds.ended_at,
         therapists=therapists,
         baseline_attestation=baseline,
+        end_reason=ds.end_reason,
+        started_before_window=started_before_window,
         drug=protocol.protocol.drug.name,
         doses=[schemas.DoseRead.model_validate(dose) for dose in doses],
         total_mg=sum(dose.amount_mg for dose in valid),

@@ -30,9 +30,12 @@ class DosingSession(HasId, Timestamped, Audited, Base):
     lead_therapist_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
     co_therapist_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
     therapists_present_at: Mapped[datetime | None]
+    lead_present_at: Mapped[datetime | None]
+    co_present_at: Mapped[datetime | None]
     baseline_attested_at: Mapped[datetime | None]
     baseline_attested_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
     baseline_attestation_note: Mapped[str | None] = mapped_column(Text)
+    end_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class Dose(HasId, Audited, Base):

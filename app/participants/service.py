@@ -255,3 +255,14 @@ def record_outcome(session: Session, visit: Visit, data: VisitOutcome) -> Visit:
         visit.occurred_on = data.occurred_on
         visit.status_reason = data.reason
     return visit
+
+
+def complete_by_session(session: Session, visit: Visit, occurred_on: date, reason: str) -> Visit:
+    """A visit held as a dosing session that has ended: completed on the session's date. A visit
+    already given an outcome keeps it."""
+    if visit.status != "scheduled":
+        return visit
+    with change_reason(session, reason, "completed"):
+        visit.status = "completed"
+        visit.occurred_on = occurred_on
+    return visit

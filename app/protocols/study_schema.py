@@ -146,6 +146,11 @@ class DosingSessionDefinition(StrictModel):
 
 class Dosing(StrictModel):
     sessions: list[DosingSessionDefinition] = Field(min_length=1)
+    therapists_required: Literal[1, 2] = Field(
+        default=2,
+        description="therapists who must be attested present before the initial dose; a "
+        "co-therapist pair (2) unless the protocol says one is enough",
+    )
 
 
 # --- vital signs schedule -----------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """GET /dosing-sessions/{id}/replay: what a protocol version would have raised over a finished
-session, compared with the version it ran under. A read of safety findings, hence ALERT_READ;
-the session is loaded through the scoped dependency, so another site's session is a 404."""
+session, compared with the version it ran under. A read of safety findings, hence
+CLINICAL_ALERT_READ; the session is loaded through the scoped dependency, so another site's
+session is a 404."""
 
 import uuid
 from typing import Annotated
@@ -24,7 +25,7 @@ router = APIRouter(tags=["replay"], route_class=CheckedRoute)
 @router.get(
     "/dosing-sessions/{dosing_session_id}/replay",
     response_model=ReplayReport,
-    dependencies=[Depends(Authorize(Permission.ALERT_READ))],
+    dependencies=[Depends(Authorize(Permission.CLINICAL_ALERT_READ))],
 )
 def replay_dosing_session(
     session: SessionDep,

@@ -38,6 +38,7 @@ class Refusal(StrEnum):
     SESSION_NOT_IN_PROGRESS = "session-not-in-progress"
     DOSE_AFTER_BASELINE = "dose-after-baseline"
     DOSE_ORDER = "dose-order"
+    THERAPISTS_NOT_PRESENT = "therapists-not-present"
     DOSE_NOT_ALLOWED = "dose-not-allowed"
     DOSE_ALREADY_GIVEN = "dose-already-given"
     DOSE_AMOUNT = "dose-amount"
@@ -236,3 +237,33 @@ def supplemental_window(
         initial.administered_at + timedelta(minutes=window.start),
         initial.administered_at + timedelta(minutes=window.end),
     )
+
+
+def presence_problems(
+    therapists_required: int, kind: str, administered_at: datetime, present_at: datetime | None
+) -> list[Problem]:
+    """The initial dose of a protocol that requires a co-therapist pair waits until both are
+    attested present (at or before the dose)."""
+    if kind != "initial" or therapists_required < 2:
+        return []
+    if present_at is None:
+        return [
+            Problem(
+                "therapists",
+                "the protocol requires two therapists present before the initial dose, and "
+                "the pair has not been attested present (POST "
+                "/dosing-sessions/{id}/therapist-attestations)",
+                Refusal.THERAPISTS_NOT_PRESENT,
+            )
+        ]
+    if present_at > administered_at:
+        return [
+            Problem(
+                "therapists",
+                f"the therapist pair was attested present at {present_at.isoformat()}, after "
+                f"the initial dose at {administered_at.isoformat()}; the protocol requires "
+                "two therapists present before it",
+                Refusal.THERAPISTS_NOT_PRESENT,
+            )
+        ]
+    return []

@@ -14,7 +14,7 @@ close-out of ended dosing sessions (approval); therapists sign the notes they wr
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -99,12 +99,16 @@ def _check_state(record: Signable) -> None:
 def _refuse(session: Session, record: Signable, data: SignatureCreate, why: str) -> None:
     """Audit a signing refused for its credentials; never the password, nor a username that is
     not the signer's (it could be a password typed in the wrong box)."""
+    _refused(session, REFUSED, record, {"meaning": data.meaning.value}, why)
+
+
+def _refused(session: Session, action: str, record: Any, after: dict[str, Any], why: str) -> None:
     record_event(
         session,
-        REFUSED,
+        action,
         entity_type(record),
         str(record.id),
-        after={"meaning": data.meaning.value},
+        after=after,
         reason=f"re-authentication failed: {why}",
     )
 

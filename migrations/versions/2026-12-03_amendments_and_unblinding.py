@@ -7,7 +7,7 @@ an emergency unblinding records when, by whom and why (``participants.unblinded_
 ``unblinded_by_id``, ``unblinding_reason_code``, ``unblinding_justification``), never the arm.
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-03 00:00:00
 """
 
@@ -19,7 +19,7 @@ from alembic import op
 import app.models.base
 
 revision: str = "0011"
-down_revision: str | None = "0009"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -171,6 +171,8 @@ def test_an_initial_dose_entered_in_error_withdraws_the_due_times_counted_from_i
     db, client, pinned, participant
 ):
     dosing_session = make_dosing_session(db, participant)  # started at T0, no dose yet
+    dosing_session.therapists_present_at = T0  # the pair the initial dose waits for
+    db.flush()
     given = client.post(
         f"{API}/dosing-sessions/{dosing_session.id}/doses",
         json={

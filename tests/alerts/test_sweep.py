@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from app.alerts.sweep import in_progress, plan, reporting_clocks, sweep
+from app.alerts import sweep as sweeping
+from app.alerts.sweep import in_progress, plan, reporting_clocks
 from app.models import DosingSession, Participant
 from app.protocols import service as protocols
 from app.rules import evaluate
@@ -21,6 +22,13 @@ AWARE = T0 + timedelta(minutes=100)  # when the site learnt of the SAE: its cloc
 NEAR = AWARE + timedelta(hours=18)  # 24 h deadline, warned a quarter of it (6 h) before
 DUE = AWARE + timedelta(hours=24)
 MINUTE = timedelta(minutes=1)
+
+
+def sweep(db, now):
+    """The sweep's alerts about sessions and adverse events: the participants here were enrolled
+    in January, so their first visits' windows have closed too (tests/alerts/test_visit_missed.py
+    covers those)."""
+    return [alert for alert in sweeping.sweep(db, now) if alert.kind != "visit_missed"]
 
 
 @pytest.fixture
@@ -99,7 +107,11 @@ def test_a_sponsor_report_before_the_warning_keeps_the_clock_quiet(db, client, p
     report_to_sponsor(client, event, AWARE + timedelta(minutes=15))
     assert reporting_clocks(db) == []  # the clock stopped: not a candidate any more
     assert sweep(db, DUE + timedelta(hours=6)) == []
-    alerts = alerts_of(client, participant_id=str(participant.id))
+    alerts = [
+        a
+        for a in alerts_of(client, participant_id=str(participant.id))
+        if a["kind"] != "visit_missed"
+    ]
     assert [(a["rule_id"], a["severity"]) for a in alerts] == [
         ("serious-adverse-event", "critical")
     ]

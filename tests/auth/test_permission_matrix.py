@@ -24,6 +24,7 @@ from httpx import Response
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
+from app.alerts import visit_windows
 from app.audit_api.endpoints import AUDITED_TABLES
 from app.auth import tokens
 from app.auth.deps import Policy
@@ -31,7 +32,7 @@ from app.auth.scope import RECORD_READ_PERMISSION
 from app.clock import utcnow
 from app.db import get_reader_engine, get_session, make_reader_engine
 from app.main import create_app
-from app.permissions import ALL_SITES_ROLES, ROLE_PERMISSIONS, Permission, Role
+from app.permissions import ALL_SITES_ROLES, ROLE_PERMISSIONS, Permission, Role, allows
 from tests.conftest import T0, build_two_site_trial, make_person
 
 API = "/api/v1"
@@ -219,7 +220,11 @@ class World:
             "event_id": records.adverse_event.id,
             "assessment_id": records.assessment.id,
             "note_id": records.note.id,
-            "alert_id": records.alert.id,
+            "alert_id": (
+                records.alert.id
+                if role is None or allows(role, Permission.CLINICAL_ALERT_READ)
+                else records.visit_alert.id
+            ),
             "entity_type": "participants",
             "entity_id": records.participant.id,
             "user_id": self.users[Role.COORDINATOR].id,
@@ -238,6 +243,10 @@ def world(engine: Engine) -> Iterator[World]:
     )
     session.info["actor"] = "test"
     trial = build_two_site_trial(session)
+    for records in (trial.a, trial.b):  # a visit alert for the roles that see no clinical one
+        (records.visit_alert,) = visit_windows.flag_missed(
+            session, records.visits["FU"].id, T0 + timedelta(days=400)
+        )
     site_a = [trial.a.site]
     users, headers, token_ids = {}, {}, {}
     for role in ROLES:
@@ -348,8 +357,12 @@ BODIES: dict[str, Callable[[World], dict[str, Any]]] = {
         "lead_therapist_id": str(w.trial.a.therapist.id),
         "co_therapist_id": str(w.trial.a.co_therapist.id),
         "present_at": _at(5),
+        "reason": "both therapists were with the participant; the tablet was offline",
     },
-    "POST /dosing-sessions/{dosing_session_id}/end": lambda w: {"ended_at": _at(480)},
+    "POST /dosing-sessions/{dosing_session_id}/end": lambda w: {
+        "ended_at": _at(480),
+        "end_reason": "vitals not yet back at baseline; participant transferred to the ward",
+    },
     "POST /dosing-sessions/{dosing_session_id}/baseline-attestation": lambda w: {
         "attested_by_id": str(w.trial.a.therapist.id),
         "attested_at": _at(470),

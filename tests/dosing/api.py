@@ -40,10 +40,30 @@ def create_session(client, participant_id, code: str = "EXP1") -> dict[str, Any]
     return response.json()
 
 
-def started_session(client, participant_id, code: str = "EXP1") -> dict[str, Any]:
+def started_session(
+    client, participant_id, code: str = "EXP1", pair: tuple[Any, Any] | None = None
+) -> dict[str, Any]:
+    """A session started at STARTED; with ``pair`` (two therapist users) attested present five
+    minutes before, so an initial dose may be given."""
     session = create_session(client, participant_id, code)
     response = client.post(
         f"/api/v1/dosing-sessions/{session['id']}/start", json={"started_at": at(0)}
+    )
+    assert response.status_code == 200, response.text
+    if pair is not None:
+        attest_pair(client, session["id"], *pair)
+    return response.json()
+
+
+def attest_pair(client, session_id, lead, co, minutes: float = -5) -> dict[str, Any]:
+    response = client.post(
+        f"/api/v1/dosing-sessions/{session_id}/therapist-presence",
+        json={
+            "lead_therapist_id": str(lead.id),
+            "co_therapist_id": str(co.id),
+            "present_at": at(minutes),
+            "reason": "both in the room; attested by the site physician",
+        },
     )
     assert response.status_code == 200, response.text
     return response.json()

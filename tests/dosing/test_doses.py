@@ -25,8 +25,8 @@ def _audit(db, dose_id):
     return list(db.scalars(stmt))
 
 
-def test_initial_amount_must_be_one_the_protocol_allows(client, participant):
-    sid = started_session(client, participant.id, "EXP1")["id"]
+def test_initial_amount_must_be_one_the_protocol_allows(client, participant, therapists):
+    sid = started_session(client, participant.id, "EXP1", pair=therapists)["id"]
     response = give(client, sid, "initial", 120, 10)
     assert response.status_code == 422
     body = response.json()
@@ -39,8 +39,8 @@ def test_initial_amount_must_be_one_the_protocol_allows(client, participant):
     assert client.get(f"/api/v1/dosing-sessions/{sid}/doses").json()["items"] == []
 
 
-def test_later_sessions_allow_either_listed_initial_amount(client, participant):
-    sid = started_session(client, participant.id, "EXP2")["id"]
+def test_later_sessions_allow_either_listed_initial_amount(client, participant, therapists):
+    sid = started_session(client, participant.id, "EXP2", pair=therapists)["id"]
     assert give(client, sid, "initial", 80, 10).status_code == 201
     wrong_half = give(client, sid, "supplemental", 60, 110)
     assert wrong_half.status_code == 422
@@ -50,8 +50,10 @@ def test_later_sessions_allow_either_listed_initial_amount(client, participant):
     assert client.get(f"/api/v1/dosing-sessions/{sid}").json()["total_mg"] == 120
 
 
-def test_supplemental_outside_the_window_is_refused_with_the_window(client, participant):
-    sid = started_session(client, participant.id)["id"]
+def test_supplemental_outside_the_window_is_refused_with_the_window(
+    client, participant, therapists
+):
+    sid = started_session(client, participant.id, pair=therapists)["id"]
     assert give(client, sid, "initial", 80, 10).status_code == 201
     window = f"{at(10 + 90)[11:16]} (UTC+00:00) to {at(10 + 150)[11:16]} (UTC+00:00)"
     fresh_normal_reading(client, sid, 10 + 70)  # the dose gate wants fresh, quiet vitals
@@ -79,8 +81,8 @@ def test_supplemental_outside_the_window_is_refused_with_the_window(client, part
     assert at_edges.status_code == 201, at_edges.text
 
 
-def test_a_deviation_is_recorded_with_its_reason_and_audited(client, db, participant):
-    sid = started_session(client, participant.id)["id"]
+def test_a_deviation_is_recorded_with_its_reason_and_audited(client, db, participant, therapists):
+    sid = started_session(client, participant.id, pair=therapists)["id"]
     assert give(client, sid, "initial", 80, 10).status_code == 201
     reason = "participant anxious; site physician authorised an earlier supplemental dose"
     fresh_normal_reading(client, sid, 10 + 70)  # the dose gate wants fresh, quiet vitals
@@ -97,15 +99,17 @@ def test_a_deviation_is_recorded_with_its_reason_and_audited(client, db, partici
     assert reason in record.reason
 
 
-def test_a_deviation_reason_on_a_dose_that_follows_the_protocol_is_refused(client, participant):
-    sid = started_session(client, participant.id)["id"]
+def test_a_deviation_reason_on_a_dose_that_follows_the_protocol_is_refused(
+    client, participant, therapists
+):
+    sid = started_session(client, participant.id, pair=therapists)["id"]
     response = give(client, sid, "initial", 80, 10, deviation_reason="no deviation really")
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "deviation_reason"
 
 
-def test_total_and_count_limits_can_only_be_passed_as_deviations(client, participant):
-    sid = started_session(client, participant.id)["id"]
+def test_total_and_count_limits_can_only_be_passed_as_deviations(client, participant, therapists):
+    sid = started_session(client, participant.id, pair=therapists)["id"]
     give(client, sid, "initial", 80, 0)
     fresh_normal_reading(client, sid, 95)  # the dose gate wants fresh, quiet vitals
     assert give(client, sid, "supplemental", 40, 100).status_code == 201
@@ -119,13 +123,13 @@ def test_total_and_count_limits_can_only_be_passed_as_deviations(client, partici
     assert client.get(f"/api/v1/dosing-sessions/{sid}").json()["total_mg"] == 160
 
 
-def test_structural_rules_hold_even_with_a_deviation_reason(client, participant):
+def test_structural_rules_hold_even_with_a_deviation_reason(client, participant, therapists):
     planned = create_session(client, participant.id)
     not_running = give(client, planned["id"], "initial", 80, 10)
     assert not_running.status_code == 409
     assert "planned" in not_running.json()["detail"]
 
-    sid = started_session(client, participant.id, "EXP2")["id"]
+    sid = started_session(client, participant.id, "EXP2", pair=therapists)["id"]
     orphan = give(client, sid, "supplemental", 60, 100, deviation_reason="given by mistake")
     assert orphan.status_code == 422
     assert "needs the initial dose recorded first" in orphan.json()["detail"]
@@ -151,8 +155,10 @@ def test_structural_rules_hold_even_with_a_deviation_reason(client, participant)
     assert len(client.get(f"/api/v1/dosing-sessions/{sid}/doses").json()["items"]) == 1
 
 
-def test_a_dose_entered_in_error_is_kept_audited_and_no_longer_counts(client, db, participant):
-    sid = started_session(client, participant.id)["id"]
+def test_a_dose_entered_in_error_is_kept_audited_and_no_longer_counts(
+    client, db, participant, therapists
+):
+    sid = started_session(client, participant.id, pair=therapists)["id"]
     wrong = give(client, sid, "initial", 120, 10, deviation_reason="typed the EXP2 amount")
     assert wrong.status_code == 201
     dose_id = wrong.json()["id"]
@@ -189,16 +195,16 @@ def test_a_dose_entered_in_error_is_kept_audited_and_no_longer_counts(client, db
     assert again.status_code == 409
 
 
-def test_entered_in_error_needs_a_reason(client, participant):
-    sid = started_session(client, participant.id)["id"]
+def test_entered_in_error_needs_a_reason(client, participant, therapists):
+    sid = started_session(client, participant.id, pair=therapists)["id"]
     dose_id = give(client, sid, "initial", 80, 10).json()["id"]
     response = client.post(f"/api/v1/doses/{dose_id}/entered-in-error", json={})
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "reason"
 
 
-def test_a_dose_amount_is_a_json_number(client, db, participant):
-    sid = started_session(client, participant.id, "EXP1")["id"]
+def test_a_dose_amount_is_a_json_number(client, db, participant, therapists):
+    sid = started_session(client, participant.id, "EXP1", pair=therapists)["id"]
     for amount in ("80", True):
         response = give(client, sid, "initial", amount, 10)
         assert response.status_code == 422, response.text
@@ -207,8 +213,8 @@ def test_a_dose_amount_is_a_json_number(client, db, participant):
     assert db.scalars(select(AuditRecord).where(AuditRecord.entity_type == "doses")).all() == []
 
 
-def test_doses_are_pages_in_the_order_given_not_the_order_recorded(client, participant):
-    sid = started_session(client, participant.id)["id"]
+def test_doses_are_pages_in_the_order_given_not_the_order_recorded(client, participant, therapists):
+    sid = started_session(client, participant.id, pair=therapists)["id"]
     wrong = give(client, sid, "initial", 120, 10, deviation_reason="typed the EXP2 amount")
     client.post(f"/api/v1/doses/{wrong.json()['id']}/entered-in-error", json={"reason": "typo"})
     assert give(client, sid, "initial", 80, 5).status_code == 201  # given earlier, recorded later
@@ -221,9 +227,9 @@ def test_doses_are_pages_in_the_order_given_not_the_order_recorded(client, parti
 
 
 def test_grade_3_hypertension_keeps_the_supplemental_dose_closed_until_resolved(
-    client, participant
+    client, participant, therapists
 ):
-    sid = started_session(client, participant.id)["id"]
+    sid = started_session(client, participant.id, pair=therapists)["id"]
     assert give(client, sid, "initial", 80, 10).status_code == 201
     with server_time(10 + 60):
         post_reading(client, sid, 10 + 60, SYSBP=164, DIABP=92)

@@ -4,6 +4,7 @@ from app.clock import utcnow
 from app.models import Study
 from tests.dosing.api import (
     at,
+    attest_pair,
     create_session,
     fresh_normal_reading,
     give,
@@ -37,6 +38,7 @@ def test_a_session_runs_from_plan_to_baseline_attestation(client, participant, t
             "lead_therapist_id": str(lead.id),
             "co_therapist_id": str(co.id),
             "present_at": at(-5),
+            "reason": "attested by the site physician",
         },
     )
     assert presence.status_code == 200, presence.text
@@ -50,12 +52,6 @@ def test_a_session_runs_from_plan_to_baseline_attestation(client, participant, t
     fresh_normal_reading(client, sid, 15 + 115)  # the dose gate wants fresh, quiet vitals
     assert give(client, sid, "supplemental", 40, 15 + 120).status_code == 201
 
-    ended = client.post(f"/api/v1/dosing-sessions/{sid}/end", json={"ended_at": at(480)})
-    assert ended.status_code == 200, ended.text
-    assert ended.json()["status"] == "ended"
-    assert ended.json()["total_mg"] == 120
-    assert [d["kind"] for d in ended.json()["doses"]] == ["initial", "supplemental"]
-
     attested = client.post(
         f"/api/v1/dosing-sessions/{sid}/baseline-attestation",
         json={
@@ -66,6 +62,13 @@ def test_a_session_runs_from_plan_to_baseline_attestation(client, participant, t
     )
     assert attested.status_code == 200, attested.text
     assert attested.json()["baseline_attestation"]["note"] == "BP 128/82, pulse 78, temp 36.9"
+
+    ended = client.post(f"/api/v1/dosing-sessions/{sid}/end", json={"ended_at": at(480)})
+    assert ended.status_code == 200, ended.text
+    assert ended.json()["status"] == "ended"
+    assert ended.json()["end_reason"] is None
+    assert ended.json()["total_mg"] == 120
+    assert [d["kind"] for d in ended.json()["doses"]] == ["initial", "supplemental"]
 
 
 def test_only_randomised_or_in_treatment_participants_get_sessions(client, db, site):
@@ -132,15 +135,22 @@ def test_start_and_end_follow_the_lifecycle(client, participant):
     assert twice.status_code == 409
     assert "in_progress" in twice.json()["detail"]
 
-    early = client.post(f"/api/v1/dosing-sessions/{sid}/end", json={"ended_at": at(-1)})
+    reason = "participant asked to leave; vitals were not back at baseline"
+    early = client.post(
+        f"/api/v1/dosing-sessions/{sid}/end", json={"ended_at": at(-1), "end_reason": reason}
+    )
     assert early.status_code == 422
     assert early.json()["errors"][0]["field"] == "ended_at"
     assert (
-        client.post(f"/api/v1/dosing-sessions/{sid}/end", json={"ended_at": at(200)}).status_code
+        client.post(
+            f"/api/v1/dosing-sessions/{sid}/end", json={"ended_at": at(200), "end_reason": reason}
+        ).status_code
         == 200
     )
     assert (
-        client.post(f"/api/v1/dosing-sessions/{sid}/end", json={"ended_at": at(201)}).status_code
+        client.post(
+            f"/api/v1/dosing-sessions/{sid}/end", json={"ended_at": at(201), "end_reason": reason}
+        ).status_code
         == 409
     )
 
@@ -170,6 +180,7 @@ def test_therapist_presence_needs_two_distinct_active_therapists(
                 "lead_therapist_id": str(lead_id),
                 "co_therapist_id": str(co_id),
                 "present_at": at(1),
+                "reason": "attested by the site physician",
             },
         )
 
@@ -192,7 +203,11 @@ def test_therapist_presence_needs_two_distinct_active_therapists(
     assert client.get(f"/api/v1/dosing-sessions/{sid}").json()["therapists"] is None
 
     assert attest(lead.id, co.id).status_code == 200
-    client.post(f"/api/v1/dosing-sessions/{sid}/end", json={"ended_at": at(300)})
+    ended = client.post(
+        f"/api/v1/dosing-sessions/{sid}/end",
+        json={"ended_at": at(300), "end_reason": "no dose given; participant withdrew consent"},
+    )
+    assert ended.status_code == 200, ended.text
     backfilled = attest(lead.id, co.id)
     assert backfilled.status_code == 409
 
@@ -208,6 +223,7 @@ def test_therapists_must_work_at_the_participants_site(client, db, participant, 
             "lead_therapist_id": str(lead.id),
             "co_therapist_id": str(visitor.id),
             "present_at": at(1),
+            "reason": "attested by the site physician",
         },
     )
     assert response.status_code == 422
@@ -232,6 +248,7 @@ def test_baseline_attestation_comes_after_the_last_dose_once(
 
     assert attest(clinician, 10).status_code == 409  # not started
     client.post(f"/api/v1/dosing-sessions/{sid}/start", json={"started_at": at(0)})
+    attest_pair(client, sid, *therapists)
     assert give(client, sid, "initial", 80, 20).status_code == 201
     by_coordinator = attest(coordinator, 400)
     assert by_coordinator.status_code == 422

@@ -150,16 +150,19 @@ def test_another_sites_session_is_404(client_as: ClientAs, world: SimpleNamespac
     assert "01-001" not in response.text
 
 
-@pytest.mark.parametrize("role", [Role.CLINICIAN, Role.COORDINATOR, Role.MEDICAL_MONITOR])
-def test_alert_readers_may_replay(client_as: ClientAs, world: SimpleNamespace, role: Role):
+@pytest.mark.parametrize("role", [Role.CLINICIAN, Role.THERAPIST, Role.MEDICAL_MONITOR])
+def test_clinical_alert_readers_may_replay(client_as: ClientAs, world: SimpleNamespace, role: Role):
     sites = [] if role is Role.MEDICAL_MONITOR else [world.site]
     response = _replay(client_as(role, sites), world, world.amended.id)
     assert response.status_code == 200, response.text
 
 
-@pytest.mark.parametrize("role", [Role.ADMIN, Role.DEVICE])
-def test_a_role_without_alert_read_is_403(client_as: ClientAs, world: SimpleNamespace, role: Role):
-    sites = [world.site] if role is Role.DEVICE else []
+@pytest.mark.parametrize("role", [Role.ADMIN, Role.DEVICE, Role.COORDINATOR])
+def test_a_role_without_clinical_alert_read_is_403(
+    client_as: ClientAs, world: SimpleNamespace, role: Role
+):
+    """The coordinator sees visit alerts only; a replay is of a session's clinical findings."""
+    sites = [] if role is Role.ADMIN else [world.site]
     response = _replay(client_as(role, sites), world, world.amended.id)
     assert response.status_code == 403
     assert response.headers["content-type"] == PROBLEM

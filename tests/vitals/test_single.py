@@ -182,7 +182,8 @@ def test_a_planned_session_takes_no_readings(client, db):
 def test_readings_are_accepted_up_to_an_hour_after_the_end_by_default(client, dosing_session):
     ended_at = (T0 + timedelta(hours=8)).isoformat()
     ended = client.post(
-        f"/api/v1/dosing-sessions/{dosing_session.id}/end", json={"ended_at": ended_at}
+        f"/api/v1/dosing-sessions/{dosing_session.id}/end",
+        json={"ended_at": ended_at, "end_reason": "baseline not recorded in this test"},
     )
     assert ended.status_code == 200, ended.text
     assert client.post(_url(dosing_session), json=reading(8 * 60 + 60)).status_code == 201
@@ -207,7 +208,10 @@ def test_the_protocol_sets_how_long_after_the_end_readings_are_accepted(client, 
     session = make_dosing_session(db, make_participant(db, site, stage="randomised"))
     ended = client.post(
         f"/api/v1/dosing-sessions/{session.id}/end",
-        json={"ended_at": (T0 + timedelta(hours=8)).isoformat()},
+        json={
+            "ended_at": (T0 + timedelta(hours=8)).isoformat(),
+            "end_reason": "baseline not recorded in this test",
+        },
     )
     assert ended.status_code == 200, ended.text
     assert client.post(_url(session), json=reading(8 * 60 + 15)).status_code == 201

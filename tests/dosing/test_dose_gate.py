@@ -28,16 +28,16 @@ def types(reasons):
     return [reason["type"].removeprefix(PROBLEMS) for reason in reasons]
 
 
-def dosed_session(client, participant, code="EXP1"):
-    sid = started_session(client, participant.id, code)["id"]
+def dosed_session(client, participant, therapists, code="EXP1"):
+    sid = started_session(client, participant.id, code, pair=therapists)["id"]
     assert give(client, sid, "initial", 80, 10).status_code == 201
     return sid
 
 
 def test_the_gate_judges_the_amount_proposed_and_the_dose_is_refused_for_the_same_reason(
-    client, participant
+    client, participant, therapists
 ):
-    sid = dosed_session(client, participant)
+    sid = dosed_session(client, participant, therapists)
     fresh_normal_reading(client, sid, 10 + 95)
     assert gate(client, sid, as_of=at(10 + 100))["open"] is True
     closed = gate(client, sid, as_of=at(10 + 100), amount_mg=60)
@@ -59,10 +59,10 @@ def test_the_gate_judges_the_amount_proposed_and_the_dose_is_refused_for_the_sam
     assert give(client, sid, "supplemental", 40, 10 + 100).status_code == 201
 
 
-def test_readings_received_after_as_of_were_not_known_then(client, participant):
+def test_readings_received_after_as_of_were_not_known_then(client, participant, therapists):
     """A reading taken at T+95 that reached Vigil at T+125: a dose given at T+100 was given
     without it, so the gate was closed then, and it is open from T+125."""
-    sid = dosed_session(client, participant)
+    sid = dosed_session(client, participant, therapists)
     with server_time(10 + 125):
         post_reading(client, sid, 10 + 95)
     before = gate(client, sid, as_of=at(10 + 100))
@@ -77,8 +77,8 @@ def test_readings_received_after_as_of_were_not_known_then(client, participant):
     assert give(client, sid, "supplemental", 40, 10 + 125).status_code == 201
 
 
-def test_an_age_past_the_limit_is_never_shown_as_the_limit(client, participant):
-    sid = dosed_session(client, participant)
+def test_an_age_past_the_limit_is_never_shown_as_the_limit(client, participant, therapists):
+    sid = dosed_session(client, participant, therapists)
     fresh_normal_reading(client, sid, 10 + 95)
     closed = gate(client, sid, as_of=at(10 + 125 + 1 / 3))  # 30 min 20 s after
     messages = {reason["message"] for reason in closed["reasons"]}
@@ -89,8 +89,10 @@ def test_an_age_past_the_limit_is_never_shown_as_the_limit(client, participant):
     assert gate(client, sid, as_of=at(10 + 125))["open"] is True  # exactly 30 min is fine
 
 
-def test_several_reasons_name_the_first_by_priority_and_list_every_one(client, participant):
-    sid = dosed_session(client, participant)
+def test_several_reasons_name_the_first_by_priority_and_list_every_one(
+    client, participant, therapists
+):
+    sid = dosed_session(client, participant, therapists)
     with server_time(10 + 60):
         post_reading(client, sid, 10 + 60, SYSBP=165, DIABP=92)  # opens a critical alert
     closed = gate(client, sid, as_of=at(10 + 70))
@@ -142,8 +144,10 @@ def test_a_supplemental_dose_without_an_initial_one_is_out_of_order(client, part
     assert refused.json()["errors"] == closed["reasons"]
 
 
-def test_as_of_needs_a_timezone_and_a_moment_of_the_session_not_in_the_future(client, participant):
-    sid = dosed_session(client, participant)
+def test_as_of_needs_a_timezone_and_a_moment_of_the_session_not_in_the_future(
+    client, participant, therapists
+):
+    sid = dosed_session(client, participant, therapists)
     url = f"/api/v1/dosing-sessions/{sid}/supplemental-dose-gate"
     naive = client.get(url, params={"as_of": at(100)[:19]})
     assert naive.status_code == 422

@@ -180,7 +180,7 @@ def _second_reading(db, dosing_session):
         dosing_session,
         {
             "id": "0b8f1f7e-3a44-4d7e-9a55-1c3c1b0d2e01",
-            "measured_at": T0.replace(hour=9, minute=30).isoformat(),
+            "measured_at": T0.replace(hour=9, minute=10).isoformat(),
             "observations": [{"code": "TEMP", "value": 99.5, "unit": "F"}],
         },
         "seed",
@@ -251,3 +251,18 @@ def test_only_the_sponsor_exports(export_api, two_sites, client_as):
             f"{API}/dm.csv", params={"study": "MAPP-T"}
         )
         assert response.status_code == 403, role
+
+
+def test_vs_time_points_are_the_due_times_the_readings_answer(sponsor, two_sites, db):
+    second = _second_reading(db, two_sites.a.dosing_session)  # TEMP 40 min after the dose
+    rows = _rows(sponsor, "vs")
+    scheduled = [r for r in rows if r["VSSPID"] == str(two_sites.a.reading.id)]
+    assert {r["VSTESTCD"] for r in scheduled} == {"SYSBP", "DIABP", "PULSE"}
+    for row in scheduled:  # measured 30 min after the initial dose (08:30): due every 30 min
+        assert (row["VSTPT"], row["VSTPTNUM"], row["VSELTM"]) == ("30 MIN POST-DOSE", 30, "PT30M")
+        assert row["VSTPTREF"] == "INITIAL DOSE"
+        assert row["VSRFTDTC"] == "2026-02-02T08:30:00"
+    (unscheduled,) = [r for r in rows if r["VSSPID"] == str(second.id)]
+    # TEMP is due hourly from the dose with 15 min of grace: 40 min answers no due time
+    assert (unscheduled["VSTPT"], unscheduled["VSTPTNUM"], unscheduled["VSELTM"]) == ("", None, "")
+    assert unscheduled["VSTPTREF"] == unscheduled["VSRFTDTC"] == ""

@@ -125,6 +125,11 @@ VS = Dataset(
         Variable("VISITNUM", "Visit Number", F, EXP, key_sequence=4),
         Variable("VISIT", "Visit Name", S, PERM, 200),
         Variable("VSDTC", "Date/Time of Measurements", DT, EXP, 19, key_sequence=5),
+        Variable("VSTPT", "Planned Time Point Name", S, PERM, 40),
+        Variable("VSTPTNUM", "Planned Time Point Number", INT, PERM),
+        Variable("VSELTM", "Planned Elapsed Time from Time Point Ref", S, PERM, 20),
+        Variable("VSTPTREF", "Time Point Reference", S, PERM, 40),
+        Variable("VSRFTDTC", "Date/Time of Reference Time Point", DT, PERM, 19),
     ),
 )
 

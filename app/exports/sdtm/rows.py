@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from app.auth.blinding import MASKED
 from app.clinical.measures import MEASURES
+from app.exports.sdtm import time_points
 from app.models import (
     AdverseEvent,
     Dose,
@@ -39,6 +40,8 @@ from app.models import (
     Visit,
     VitalReading,
 )
+from app.protocols.service import definition_of
+from app.rules.overdue import DueTime, due_times
 from app.vocabulary import RecordStatus
 
 Row = tuple[Any, ...]
@@ -229,6 +232,28 @@ def _text(value: float) -> str:
     return f"{value:g}"
 
 
+@dataclass(frozen=True)
+class _Schedule:
+    """What a dosing session's readings are planned against: its initial dose and the due times
+    of its protocol version, per measure."""
+
+    initial_dose_at: datetime | None
+    due: dict[str, list[DueTime]]
+
+
+def _schedule(session: Session, dosing_session_id: uuid.UUID, version_id: uuid.UUID) -> _Schedule:
+    initial_at = session.scalar(
+        select(func.min(Dose.administered_at)).where(
+            Dose.dosing_session_id == dosing_session_id,
+            Dose.kind == "initial",
+            Dose.record_status == VALID,
+        )
+    )
+    protocol = definition_of(session, version_id)
+    due = due_times(protocol.vitals_schedule, list(MEASURES))
+    return _Schedule(initial_at, time_points.by_measure(due))
+
+
 def vs_rows(session: Session, study: Study, unblinded: bool, counts: ExportCounts) -> Iterator[Row]:
     """One row per test per valid reading; VSSPID is the reading's id."""
     columns = [getattr(VitalReading, measure.column) for measure in TESTS]
@@ -242,6 +267,8 @@ def vs_rows(session: Session, study: Study, unblinded: bool, counts: ExportCount
             VitalReading.measured_at,
             VitalReading.record_status,
             VitalReading.reported,
+            VitalReading.dosing_session_id,
+            DosingSession.protocol_version_id,
             *columns,
         )
         .join(DosingSession, DosingSession.id == VitalReading.dosing_session_id)
@@ -252,6 +279,7 @@ def vs_rows(session: Session, study: Study, unblinded: bool, counts: ExportCount
         .order_by(Participant.subject_id, VitalReading.received_at, VitalReading.id)
     )
     numbers: dict[str, int] = defaultdict(int)
+    schedules: dict[uuid.UUID, _Schedule] = {}  # one per dosing session: a few per participant
     for (
         subject_id,
         zone,
@@ -261,12 +289,20 @@ def vs_rows(session: Session, study: Study, unblinded: bool, counts: ExportCount
         measured_at,
         status,
         reported,
+        dosing_session_id,
+        version_id,
         *values,
     ) in _streamed(session, statement):
         numbers[subject_id] += 1
         if status != VALID:
             counts.entered_in_error += 1
             continue
+        schedule = schedules.get(dosing_session_id)
+        if schedule is None:
+            schedule = schedules[dosing_session_id] = _schedule(
+                session, dosing_session_id, version_id
+            )
+        reference = local_dtc(schedule.initial_dose_at, zone)
         subject, dtc, spid = (
             usubjid(study.code, subject_id),
             local_dtc(measured_at, zone),
@@ -277,6 +313,9 @@ def vs_rows(session: Session, study: Study, unblinded: bool, counts: ExportCount
                 continue
             original = _original(reported, measure.code)
             result, unit = original if original else (value, measure.unit)
+            point = time_points.answered(
+                schedule.due.get(measure.code, []), schedule.initial_dose_at, measured_at
+            )
             counts.rows += 1
             yield (
                 study.code,
@@ -294,6 +333,11 @@ def vs_rows(session: Session, study: Study, unblinded: bool, counts: ExportCount
                 float(visit_number),
                 visit_name,
                 dtc,
+                point.name if point else "",
+                point.minute if point else None,
+                point.elapsed if point else "",
+                time_points.REFERENCE if point else "",
+                reference if point else "",
             )
 
 

@@ -51,7 +51,7 @@ def export_sdtm_dataset(
         raise NotFound(f"Vigil exports no {file_format!r} files; it writes {formats}") from None
     found = service.study_by_code(session, study)
     unblinded = principal.unblinded
-    service.audit_export(session, found, dataset, chosen, unblinded)
+    service.audit_export(session, found, dataset, chosen.value, unblinded)
     media_type, extension = MEDIA_TYPES[chosen], chosen.value
     if chosen is FileFormat.XPT:
         body = service.xpt_chunks(readers, found, dataset, unblinded)

@@ -57,26 +57,32 @@ def study_by_code(session: Session, code: str) -> Study:
 
 
 def audit_export(
-    session: Session, study: Study, dataset: Dataset, file_format: FileFormat, unblinded: bool
+    session: Session, study: Study, dataset: Dataset | str, file_format: str, unblinded: bool
 ) -> None:
     """The export is an audit event of the caller (the session's actor): what was pulled, and
     whether arms were shown (the field names, never the values)."""
     after: dict[str, Any] = {
         "standard": "SDTMIG 3.4",
         "study": study.code,
-        "dataset": dataset.name,
-        "format": file_format.value,
+        "dataset": dataset.name if isinstance(dataset, Dataset) else dataset,
+        "format": file_format,
         "unmasked_fields": sorted(BLINDED_FIELDS) if unblinded else [],
     }
     record_event(session, EXPORTED, "studies", str(study.id), after=after)
 
 
 def text_chunks(
-    readers: Readers, study: Study, dataset: Dataset, file_format: FileFormat, unblinded: bool
+    readers: Readers,
+    study: Study,
+    dataset: Dataset,
+    file_format: FileFormat,
+    unblinded: bool,
+    counts: ExportCounts | None = None,
 ) -> Iterator[bytes]:
-    """The dataset as CSV, Dataset-JSON or NDJSON, chunk by chunk, read in one transaction."""
+    """The dataset as CSV, Dataset-JSON or NDJSON, chunk by chunk, read in one transaction;
+    ``counts`` (when given) says, once the chunks are all out, what was written and left out."""
+    counts = counts if counts is not None else ExportCounts()
     with readers() as session:
-        counts = ExportCounts()
         rows = BUILDERS[dataset.name](session, study, unblinded, counts)
         if file_format is FileFormat.CSV:
             chunks = writers.csv_chunks(dataset, rows)

@@ -17,7 +17,9 @@ offsets = st.floats(-120, 720, allow_nan=False)
 
 @given(due_lists, offsets)
 def test_a_reading_answers_a_due_time_only_within_its_grace(due, minutes):
-    point = answered(due, DOSE, DOSE + timedelta(minutes=minutes))
+    measured_at = DOSE + timedelta(minutes=minutes)
+    minutes = (measured_at - DOSE).total_seconds() / 60  # as stored: to the microsecond
+    point = answered(due, DOSE, measured_at)
     windows = [d for d in due if abs(minutes - d.minute) <= d.grace_minutes]
     if not windows:
         assert point is None

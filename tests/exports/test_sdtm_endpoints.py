@@ -9,6 +9,7 @@ import io
 import json
 import tempfile
 import uuid
+import zipfile
 from pathlib import Path
 
 import jsonschema
@@ -17,6 +18,7 @@ import pytest
 from sqlalchemy import select
 
 from app.auth.blinding import MASKED
+from app.exports.sdtm import xpt
 from app.exports.sdtm.metadata import DATASETS
 from app.models import AuditRecord, User, VitalReading
 from app.permissions import Role
@@ -266,3 +268,22 @@ def test_vs_time_points_are_the_due_times_the_readings_answer(sponsor, two_sites
     # TEMP is due hourly from the dose with 15 min of grace: 40 min answers no due time
     assert (unscheduled["VSTPT"], unscheduled["VSTPTNUM"], unscheduled["VSELTM"]) == ("", None, "")
     assert unscheduled["VSTPTREF"] == unscheduled["VSRFTDTC"] == ""
+
+
+def test_a_dataset_too_big_for_one_xpt_comes_as_a_zip_of_parts(sponsor, monkeypatch):
+    monkeypatch.setattr(xpt, "MAX_ROWS", 2)  # VS holds 6 rows: three parts
+    response = _get(sponsor, "vs", "xpt")
+    assert response.headers["content-type"] == "application/zip"
+    assert 'filename="MAPP-T-vs.zip"' in response.headers["content-disposition"]
+    with (
+        zipfile.ZipFile(io.BytesIO(response.content)) as archive,
+        tempfile.TemporaryDirectory() as d,
+    ):
+        assert archive.namelist() == ["vs1.xpt", "vs2.xpt", "vs3.xpt"]
+        archive.extractall(d)
+        spids = []
+        for name in archive.namelist():
+            frame, _ = pyreadstat.read_xport(str(Path(d) / name))
+            assert len(frame) == 2
+            spids += list(frame["VSSPID"])
+    assert spids == [row["VSSPID"] for row in _rows(sponsor, "vs")]

@@ -32,14 +32,24 @@ def csv_chunks(dataset: Dataset, rows: Iterable[Row]) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
 
-    def line(row: Row) -> str:
+    def flushed() -> str:
+        text = buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()
-        writer.writerow("" if value is None else value for value in row)
-        return buffer.getvalue()
+        return text
 
-    yield line(dataset.names)
-    yield from _chunked(rows, line)
+    writer.writerow(dataset.names)
+    yield flushed()
+    batch: list[Row] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= CHUNK_ROWS:
+            writer.writerows(batch)  # None is written as an empty field
+            batch.clear()
+            yield flushed()
+    if batch:
+        writer.writerows(batch)
+        yield flushed()
 
 
 def columns(dataset: Dataset) -> list[dict[str, Any]]:

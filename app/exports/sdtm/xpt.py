@@ -17,7 +17,7 @@ import pyreadstat
 from app.exports.sdtm.metadata import Dataset
 from app.exports.sdtm.rows import Row
 
-MAX_ROWS = 250_000
+MAX_ROWS = 100_000  # about 25 MB of VS per file; the peak grows with it (bench/exports_vs.py)
 
 
 @dataclass(frozen=True)
@@ -40,9 +40,11 @@ def _frame(dataset: Dataset, rows: list[Row]) -> pd.DataFrame:
 
 
 def write_parts(
-    dataset: Dataset, rows: Iterable[Row], directory: Path, max_rows: int = MAX_ROWS
+    dataset: Dataset, rows: Iterable[Row], directory: Path, max_rows: int | None = None
 ) -> list[XptPart]:
-    """Write ``rows`` as XPT v5 files of at most ``max_rows`` rows into ``directory``."""
+    """Write ``rows`` as XPT v5 files of at most ``max_rows`` (``MAX_ROWS``) rows into
+    ``directory``."""
+    max_rows = max_rows or MAX_ROWS
     name = dataset.name.lower()
     written: list[tuple[Path, int]] = []
     iterator = iter(rows)

@@ -54,8 +54,9 @@ def export_sdtm_dataset(
     service.audit_export(session, found, dataset, chosen.value, unblinded)
     media_type, extension = MEDIA_TYPES[chosen], chosen.value
     if chosen is FileFormat.XPT:
-        body = service.xpt_chunks(readers, found, dataset, unblinded)
-        if service.xpt_is_split(session, found, dataset):
+        as_zip = service.xpt_is_split(session, found, dataset)
+        body = service.xpt_chunks(readers, found, dataset, unblinded, as_zip)
+        if as_zip:
             media_type, extension = "application/zip", "zip"
     else:
         body = service.text_chunks(readers, found, dataset, chosen, unblinded)

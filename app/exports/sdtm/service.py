@@ -98,14 +98,15 @@ def text_chunks(
 
 
 def xpt_chunks(
-    readers: Readers, study: Study, dataset: Dataset, unblinded: bool
+    readers: Readers, study: Study, dataset: Dataset, unblinded: bool, as_zip: bool
 ) -> Iterator[bytes]:
-    """The dataset as one XPT v5 file, or a ZIP of its parts when it is split (``xpt``)."""
+    """The dataset as one XPT v5 file, or as a ZIP of its parts (``xpt``) when ``as_zip``
+    (decided before the response starts: ``xpt_is_split``)."""
     with TemporaryDirectory(prefix="vigil-xpt-") as directory:
         with readers() as session:
             rows = BUILDERS[dataset.name](session, study, unblinded, ExportCounts())
             parts = xpt.write_parts(dataset, rows, Path(directory))
-        if len(parts) == 1:
+        if not as_zip and len(parts) == 1:
             path = parts[0].path
         else:
             path = Path(directory) / f"{dataset.name.lower()}.zip"

@@ -79,6 +79,7 @@ def dispose_engines() -> None:
             cached.cache_clear()
     get_sessionmaker.cache_clear()
     get_reader_sessionmaker.cache_clear()
+    get_export_sessionmaker.cache_clear()
     with _slots_made:
         _slots.clear()
 
@@ -91,6 +92,17 @@ def get_sessionmaker() -> sessionmaker[Session]:
 @lru_cache
 def get_reader_sessionmaker() -> sessionmaker[Session]:
     return sessionmaker(get_reader_engine(), expire_on_commit=False)
+
+
+@lru_cache
+def get_export_sessionmaker() -> sessionmaker[Session]:
+    """Sessions for exports: read-only work whose rows must come from one snapshot (a count
+    stated before the rows must match them). SQLite's WAL readers read a snapshot already; on
+    PostgreSQL the transaction is REPEATABLE READ."""
+    engine = get_reader_engine()
+    if engine.dialect.name != "sqlite":
+        engine = engine.execution_options(isolation_level="REPEATABLE READ")
+    return sessionmaker(engine, expire_on_commit=False)
 
 
 @contextmanager

@@ -24,6 +24,8 @@ What a permission covers:
   the medical monitor, who receives the critical alerts nobody acknowledged in time (DESIGN.md
   section 4), and the coordinator (visit alerts only, by the rule of ALERT_READ).
 - STUDY_MANAGE: studies, sites, protocol versions, and moving a participant to an amendment.
+- EXPORT_READ: the sponsor exports (SDTM datasets, docs/exports.md): study-wide, read-only, no
+  direct identifiers; who pulled what is audited. The sponsor's data manager (DESIGN.md section 2).
 - EMERGENCY_UNBLIND: the site clinician's unblinding of one participant of their site in a
   medical emergency (docs/blinding.md); the arm is then shown to that clinician only.
 """
@@ -69,6 +71,7 @@ class Permission(StrEnum):
     SIGN = "sign"
     EMERGENCY_UNBLIND = "participant:emergency-unblind"
     USER_MANAGE = "user:manage"
+    EXPORT_READ = "export:read"
 
 
 R = Role
@@ -107,6 +110,7 @@ ROLE_PERMISSIONS: dict[Permission, frozenset[Role]] = {
     Permission.SIGN: frozenset({R.THERAPIST, R.CLINICIAN}),
     Permission.EMERGENCY_UNBLIND: frozenset({R.CLINICIAN}),
     Permission.USER_MANAGE: frozenset({R.ADMIN}),
+    Permission.EXPORT_READ: frozenset({R.SPONSOR}),
 }
 
 # Roles that see every site; the others see only the sites they are assigned to.

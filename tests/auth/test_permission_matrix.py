@@ -10,6 +10,7 @@ cell of the matrix sees the same untouched world.
 
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 from types import SimpleNamespace
@@ -31,6 +32,7 @@ from app.auth.deps import Policy
 from app.auth.scope import RECORD_READ_PERMISSION
 from app.clock import utcnow
 from app.db import get_reader_engine, get_session, make_reader_engine
+from app.exports.sdtm.endpoints import export_readers
 from app.main import create_app
 from app.permissions import ALL_SITES_ROLES, ROLE_PERMISSIONS, Permission, Role, allows
 from tests.conftest import T0, build_two_site_trial, make_person
@@ -230,6 +232,8 @@ class World:
             "user_id": self.users[Role.COORDINATOR].id,
             "device_id": self.users[Role.DEVICE].id,
             "token_id": self.token_ids[role] if role else uuid.uuid4(),
+            "domain": "vs",
+            "file_format": "csv",
         }
         return {key: str(value) for key, value in values.items()}
 
@@ -292,6 +296,7 @@ def call(world: World, http: TestClient, route: Route, role: Role | None, site: 
             session.commit()
 
     APP.dependency_overrides[get_session] = session_override
+    APP.dependency_overrides[export_readers] = lambda: lambda: nullcontext(session)
     unknown = set(route.params) - set(world.params(role))
     assert not unknown, f"{route.name}: give the matrix a value for {unknown} in World.params"
     url = route.path.format(**world.params(role, site))
@@ -424,6 +429,7 @@ CONFLICTS = {
 }
 # Required query parameters, so an allowed caller gets past validation.
 QUERIES: dict[str, Callable[[World], dict[str, str]]] = {
+    "GET /exports/sdtm/{domain}.{file_format}": lambda w: {"study": w.trial.study.code},
     "GET /dosing-sessions/{dosing_session_id}/replay": lambda w: {
         "protocol_version_id": str(w.trial.version.id)
     },

@@ -1,0 +1,2 @@
+"""Sponsor exports: data pulled out of Vigil in the formats sponsors' tools read (docs/exports.md).
+``sdtm``: CDISC SDTM datasets as CSV, Dataset-JSON and SAS XPORT."""

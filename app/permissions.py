@@ -17,6 +17,7 @@ What a permission covers:
 - STUDY_MANAGE: studies, sites, protocol versions, and moving a participant to an amendment.
 - EMERGENCY_UNBLIND: the site clinician's unblinding of one participant of their site in a
   medical emergency (docs/blinding.md); the arm is then shown to that clinician only.
+- EXPORT_READ: sponsor exports (SDTM, FHIR bulk data)
 """
 
 from enum import StrEnum
@@ -58,6 +59,7 @@ class Permission(StrEnum):
     SIGN = "sign"
     EMERGENCY_UNBLIND = "participant:emergency-unblind"
     USER_MANAGE = "user:manage"
+    EXPORT_READ = "export:read"
 
 
 R = Role
@@ -94,6 +96,7 @@ ROLE_PERMISSIONS: dict[Permission, frozenset[Role]] = {
     Permission.SIGN: frozenset({R.THERAPIST, R.CLINICIAN}),
     Permission.EMERGENCY_UNBLIND: frozenset({R.CLINICIAN}),
     Permission.USER_MANAGE: frozenset({R.ADMIN}),
+    Permission.EXPORT_READ: frozenset({R.SPONSOR, R.MEDICAL_MONITOR, R.ADMIN}),
 }
 
 # Roles that see every site; the others see only the sites they are assigned to.

@@ -1,0 +1,1 @@
+"""Exports for sponsors, monitors and auditors."""

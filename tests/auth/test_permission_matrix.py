@@ -30,6 +30,7 @@ from app.auth.deps import Policy
 from app.auth.scope import RECORD_READ_PERMISSION
 from app.clock import utcnow
 from app.db import get_reader_engine, get_session, make_reader_engine
+from app.exports.fhir.endpoints import export_reader
 from app.main import create_app
 from app.permissions import ALL_SITES_ROLES, ROLE_PERMISSIONS, Permission, Role
 from tests.conftest import T0, build_two_site_trial, make_person
@@ -225,6 +226,7 @@ class World:
             "user_id": self.users[Role.COORDINATOR].id,
             "device_id": self.users[Role.DEVICE].id,
             "token_id": self.token_ids[role] if role else uuid.uuid4(),
+            "resource_type": "ResearchSubject",
         }
         return {key: str(value) for key, value in values.items()}
 
@@ -282,7 +284,11 @@ def call(world: World, http: TestClient, route: Route, role: Role | None, site: 
         else:
             session.commit()
 
+    def reader_override() -> Iterator[Session]:
+        yield session
+
     APP.dependency_overrides[get_session] = session_override
+    APP.dependency_overrides[export_reader] = reader_override
     unknown = set(route.params) - set(world.params(role))
     assert not unknown, f"{route.name}: give the matrix a value for {unknown} in World.params"
     url = route.path.format(**world.params(role, site))
@@ -414,6 +420,7 @@ QUERIES: dict[str, Callable[[World], dict[str, str]]] = {
     "GET /dosing-sessions/{dosing_session_id}/replay": lambda w: {
         "protocol_version_id": str(w.trial.version.id)
     },
+    "GET /exports/fhir/{resource_type}.ndjson": lambda w: {"study": w.trial.study.code},
 }
 # An open alert stream never ends, so the matrix sends it a Last-Event-ID that is not an event id:
 # the stream refuses that (422) only after the policy has let the caller through.

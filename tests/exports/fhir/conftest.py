@@ -14,7 +14,7 @@ from app.exports.fhir.endpoints import export_reader
 RESOURCE_TYPES = ["ResearchStudy", "ResearchSubject", "Patient", "Observation", "AdverseEvent"]
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def reader_on_the_test_transaction(db: Session, api: FastAPI) -> Iterator[None]:
     def reader() -> Iterator[Session]:
         yield db

@@ -18,6 +18,8 @@ from app.vitals import service as vitals
 from tests.conftest import T0
 from tests.exports.fhir.conftest import RESOURCE_TYPES, pull, pull_text
 
+pytestmark = pytest.mark.usefixtures("reader_on_the_test_transaction")
+
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
 # The FHIR R4 vital signs profiles (observation-vitalsigns.html), written out here on their own.

@@ -39,7 +39,7 @@ def export_reader() -> Iterator[Session]:
 ExportReader = Annotated[Session, Depends(export_reader)]
 
 
-def _lines(resources: Iterator[dict[str, object]]) -> Iterator[bytes]:
+def ndjson_lines(resources: Iterator[dict[str, object]]) -> Iterator[bytes]:
     for resource in resources:
         yield json.dumps(resource, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
 
@@ -79,7 +79,7 @@ def export_fhir(
     if arms:
         blinding.audit_unblinded_read(session, "studies", str(found.id), ["arm_code"])
     return StreamingResponse(
-        _lines(study_resources(reader, found, resource_type, principal)),
+        ndjson_lines(study_resources(reader, found, resource_type, principal)),
         media_type=NDJSON,
         headers={"Content-Disposition": f'attachment; filename="{resource_type.value}.ndjson"'},
     )

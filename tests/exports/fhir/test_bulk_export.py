@@ -12,6 +12,8 @@ from sqlalchemy import select
 from app.adverse_events import service as adverse_events
 from app.adverse_events.schemas import AdverseEventCreate
 from app.assessments.records import EnteredInError
+from app.auth.principal import Principal
+from app.exports.fhir import stream
 from app.models import AuditRecord, User, VitalReading
 from app.permissions import Role
 from app.vitals import service as vitals
@@ -273,3 +275,24 @@ def test_a_coordinator_may_not_export(client_as, trial):
     coordinator = client_as(Role.COORDINATOR, [trial.a.site])
     response = coordinator.get("/api/v1/exports/fhir/Patient.ndjson", params={"study": "MAPP-T"})
     assert response.status_code == 403
+
+
+def test_resources_are_built_one_at_a_time_as_the_stream_is_read(db, trial, monkeypatch):
+    """The export is a generator over the query's batches: taking the first Observation builds
+    the resources of one reading, not of the whole study."""
+    built = []
+    original = stream.resources.observations
+
+    def counting(reading, participant_id):
+        built.append(reading.id)
+        return original(reading, participant_id)
+
+    monkeypatch.setattr(stream.resources, "observations", counting)
+    sponsor = Principal(uuid.uuid4(), "s", "S", Role.SPONSOR, frozenset(), uuid.uuid4())
+    exported = stream.study_resources(db, trial.study, stream.ResourceType.OBSERVATION, sponsor)
+    first = next(exported)
+    assert len(built) == 1
+    assert first["identifier"][0]["value"] == str(built[0])
+    rest = list(exported)
+    assert len(built) == len(db.scalars(select(VitalReading)).all()) > 1
+    assert len(rest) >= len(built)

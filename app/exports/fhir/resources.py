@@ -9,14 +9,49 @@ adverse event's verbatim term is a clinical term and leaves as the event's text.
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from app.clinical.measures import BP_PANEL_LOINC, MEASURES, Measure
 from app.exports.fhir import codes
-from app.models import AdverseEvent, Participant, Study, VitalReading
+from app.models import AdverseEvent, Participant, Study
 from app.vocabulary import RecordStatus
 
 Resource = dict[str, Any]
+
+
+class StoredReading(Protocol):
+    """What the Observations of a vital reading are made of: a VitalReading, or a row of its
+    columns (the export selects only these)."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def measured_at(self) -> datetime: ...
+    @property
+    def received_at(self) -> datetime: ...
+    @property
+    def record_status(self) -> str: ...
+    @property
+    def sysbp_mmhg(self) -> float | None: ...
+    @property
+    def diabp_mmhg(self) -> float | None: ...
+    @property
+    def pulse_bpm(self) -> float | None: ...
+    @property
+    def resp_rate_per_min(self) -> float | None: ...
+    @property
+    def temp_c(self) -> float | None: ...
+    @property
+    def spo2_pct(self) -> float | None: ...
+
+
+READING_COLUMNS = (
+    "id",
+    "measured_at",
+    "received_at",
+    "record_status",
+    *(measure.column for measure in MEASURES.values()),
+)
 
 
 def _reference(resource_type: str, record_id: uuid.UUID) -> dict[str, str]:
@@ -86,27 +121,17 @@ _NOT_PERFORMED = {
 }
 
 
-def _observation(
-    reading: VitalReading, participant_id: uuid.UUID, suffix: str, profile: str
-) -> Resource:
-    status = (
-        "entered-in-error" if reading.record_status == RecordStatus.ENTERED_IN_ERROR else "final"
-    )
+def _observation(common: Resource, reading_id: str, suffix: str, profile: str) -> Resource:
     return {
         "resourceType": "Observation",
-        "id": f"{reading.id}-{suffix}",
+        "id": f"{reading_id}-{suffix}",
         "meta": {"profile": [codes.VITAL_SIGNS_PROFILE, profile]},
-        "identifier": [{"system": codes.VITAL_READING, "value": str(reading.id)}],
-        "status": status,
-        "category": _VITAL_SIGNS_CATEGORY,
-        "subject": _reference("Patient", participant_id),
-        "effectiveDateTime": _instant(reading.measured_at),
-        "issued": _instant(reading.received_at),
+        **common,
     }
 
 
-def _blood_pressure(reading: VitalReading, participant_id: uuid.UUID) -> Resource:
-    resource = _observation(reading, participant_id, "bp", codes.BP_PROFILE)
+def _blood_pressure(reading: StoredReading, common: Resource, reading_id: str) -> Resource:
+    resource = _observation(common, reading_id, "bp", codes.BP_PROFILE)
     resource["code"] = _loinc(BP_PANEL_LOINC, codes.BP_PANEL_DISPLAY)
     components = []
     for code in ("SYSBP", "DIABP"):
@@ -124,12 +149,22 @@ def _blood_pressure(reading: VitalReading, participant_id: uuid.UUID) -> Resourc
     return resource
 
 
-def observations(reading: VitalReading, participant_id: uuid.UUID) -> Iterator[Resource]:
+def observations(reading: StoredReading, participant_id: uuid.UUID) -> Iterator[Resource]:
     """The Observations of one stored reading: the blood pressure panel (when either pressure
     was measured) and one per other measure. Each names the reading in its identifier; a
     reading marked entered in error gives Observations of status ``entered-in-error``."""
+    reading_id = str(reading.id)
+    entered_in_error = reading.record_status == RecordStatus.ENTERED_IN_ERROR
+    common: Resource = {
+        "identifier": [{"system": codes.VITAL_READING, "value": reading_id}],
+        "status": "entered-in-error" if entered_in_error else "final",
+        "category": _VITAL_SIGNS_CATEGORY,
+        "subject": _reference("Patient", participant_id),
+        "effectiveDateTime": _instant(reading.measured_at),
+        "issued": _instant(reading.received_at),
+    }
     if reading.sysbp_mmhg is not None or reading.diabp_mmhg is not None:
-        yield _blood_pressure(reading, participant_id)
+        yield _blood_pressure(reading, common, reading_id)
     for code, (profile, display) in codes.VITAL_SIGN_PROFILES.items():
         if code in ("SYSBP", "DIABP"):
             continue
@@ -137,7 +172,7 @@ def observations(reading: VitalReading, participant_id: uuid.UUID) -> Iterator[R
         value = getattr(reading, measure.column)
         if value is None:
             continue
-        resource = _observation(reading, participant_id, code.lower(), profile)
+        resource = _observation(common, reading_id, code.lower(), profile)
         resource["code"] = _loinc(measure.loinc, display)
         resource["valueQuantity"] = _quantity(measure, value)
         yield resource

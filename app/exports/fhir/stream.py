@@ -53,8 +53,9 @@ def _research_subjects(session: Session, study: Study, principal: Principal) -> 
 
 
 def _observations(session: Session, study: Study, principal: Principal) -> Iterator[Resource]:
+    columns = [getattr(VitalReading, name) for name in resources.READING_COLUMNS]
     query = (
-        select(VitalReading, DosingSession.participant_id)
+        select(DosingSession.participant_id, *columns)
         .join(DosingSession, DosingSession.id == VitalReading.dosing_session_id)
         .join(Participant, Participant.id == DosingSession.participant_id)
         .where(Participant.study_id == study.id)
@@ -63,9 +64,8 @@ def _observations(session: Session, study: Study, principal: Principal) -> Itera
     )
     if not principal.all_sites:
         query = query.where(Participant.site_id.in_(principal.site_ids))
-    for reading, participant_id in session.execute(query):
-        yield from resources.observations(reading, participant_id)
-        session.expunge(reading)
+    for reading in session.execute(query):
+        yield from resources.observations(reading, reading.participant_id)
 
 
 def _adverse_events(session: Session, study: Study, principal: Principal) -> Iterator[Resource]:

@@ -68,7 +68,7 @@ def export_fhir(
     found = study_by_code(session, study)
     if found is None:
         raise NotFound(f"no study has the code {study!r}; GET /api/v1/studies lists the codes")
-    arms = shows_arms(session, found, resource_type, principal)
+    arms = shows_arms(resource_type, principal)
     record_event(
         session,
         EXPORT_ACTION,

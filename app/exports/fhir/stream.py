@@ -7,7 +7,6 @@ from enum import StrEnum
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.auth import blinding
 from app.auth.principal import Principal
 from app.exports.fhir import resources
 from app.exports.fhir.resources import Resource
@@ -47,8 +46,8 @@ def _patients(session: Session, study: Study, principal: Principal) -> Iterator[
 
 
 def _research_subjects(session: Session, study: Study, principal: Principal) -> Iterator[Resource]:
+    shown = shows_arms(ResourceType.RESEARCH_SUBJECT, principal)
     for participant in _participants(session, study, principal):
-        shown = blinding.sees_arm(principal, participant.unblinded_by_id)
         yield resources.research_subject(participant, arm=participant.arm_code if shown else None)
 
 
@@ -101,19 +100,11 @@ def study_resources(
     return _BUILDERS[resource_type](session, study, principal)
 
 
-def shows_arms(
-    session: Session, study: Study, resource_type: ResourceType, principal: Principal
-) -> bool:
-    """Whether the export will show ``principal`` any participant's arm: an unblinded caller,
-    or the clinician who unblinded a participant of the study in an emergency."""
-    if resource_type is not ResourceType.RESEARCH_SUBJECT:
-        return False
-    if principal.unblinded:
-        return True
-    unblinded_by_caller = select(Participant.id).where(
-        Participant.study_id == study.id, Participant.unblinded_by_id == principal.user_id
-    )
-    return session.scalars(unblinded_by_caller.limit(1)).first() is not None
+def shows_arms(resource_type: ResourceType, principal: Principal) -> bool:
+    """Whether the export shows ``principal`` the participants' arms: only ResearchSubject, and
+    only to an unblinded role (the clinician who unblinded a participant in an emergency sees
+    that arm in the participant's read shape only, docs/blinding.md)."""
+    return resource_type is ResourceType.RESEARCH_SUBJECT and principal.unblinded
 
 
 def study_by_code(session: Session, code: str) -> Study | None:

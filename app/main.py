@@ -22,6 +22,7 @@ from app.db import get_sessionmaker
 from app.docs import install_docs
 from app.dosing.endpoints import router as dosing_router
 from app.errors import install_error_handlers
+from app.exports.fhir.endpoints import router as fhir_export_router
 from app.exports.sdtm.endpoints import router as sdtm_exports_router
 from app.health import api_router as health_api_router
 from app.health import router as health_router
@@ -98,6 +99,7 @@ def create_app() -> FastAPI:
         users_router,
         replay_router,
         sdtm_exports_router,
+        fhir_export_router,
         health_api_router,
     ):
         api.include_router(router)

@@ -24,8 +24,9 @@ What a permission covers:
   the medical monitor, who receives the critical alerts nobody acknowledged in time (DESIGN.md
   section 4), and the coordinator (visit alerts only, by the rule of ALERT_READ).
 - STUDY_MANAGE: studies, sites, protocol versions, and moving a participant to an amendment.
-- EXPORT_READ: the sponsor exports (SDTM datasets, docs/exports.md): study-wide, read-only, no
-  direct identifiers; who pulled what is audited. The sponsor's data manager (DESIGN.md section 2).
+- EXPORT_READ: the sponsor exports (SDTM datasets, FHIR bulk data; docs/exports.md):
+  study-wide, read-only, no direct identifiers; who pulled what is audited. The sponsor's data
+  manager (DESIGN.md section 2).
 - EMERGENCY_UNBLIND: the site clinician's unblinding of one participant of their site in a
   medical emergency (docs/blinding.md); the arm is then shown to that clinician only.
 """

@@ -2,6 +2,13 @@
 
 Pure data, no database: the protocol schema, the ingest path, the rules engine and the exports
 all read it. Codes are SDTM VSTESTCD; each has a LOINC code and a UCUM unit for FHIR.
+
+Sources of the FHIR codes: the FHIR R4 vital signs profiles (hl7.org/fhir/R4/
+observation-vitalsigns.html), which fix one LOINC code and one UCUM unit each: heart rate 8867-4
+``/min``, respiratory rate 9279-1 ``/min``, body temperature 8310-5 ``Cel``, oxygen saturation
+2708-6 ``%``, and the blood pressure panel 85354-9 with systolic 8480-6 and diastolic 8462-4
+components in ``mm[Hg]`` (the same codes as DESIGN.md section 3). The SDTM codes and units are
+CDISC controlled terminology (VSTESTCD, VSRESU).
 """
 
 from collections.abc import Callable

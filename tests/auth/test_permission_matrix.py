@@ -32,6 +32,7 @@ from app.auth.deps import Policy
 from app.auth.scope import RECORD_READ_PERMISSION
 from app.clock import utcnow
 from app.db import get_reader_engine, get_session, make_reader_engine
+from app.exports.fhir.endpoints import export_reader
 from app.exports.sdtm.endpoints import export_readers
 from app.main import create_app
 from app.permissions import ALL_SITES_ROLES, ROLE_PERMISSIONS, Permission, Role, allows
@@ -234,6 +235,7 @@ class World:
             "token_id": self.token_ids[role] if role else uuid.uuid4(),
             "domain": "vs",
             "file_format": "csv",
+            "resource_type": "ResearchSubject",
         }
         return {key: str(value) for key, value in values.items()}
 
@@ -295,8 +297,12 @@ def call(world: World, http: TestClient, route: Route, role: Role | None, site: 
         else:
             session.commit()
 
+    def reader_override() -> Iterator[Session]:
+        yield session
+
     APP.dependency_overrides[get_session] = session_override
     APP.dependency_overrides[export_readers] = lambda: lambda: nullcontext(session)
+    APP.dependency_overrides[export_reader] = reader_override
     unknown = set(route.params) - set(world.params(role))
     assert not unknown, f"{route.name}: give the matrix a value for {unknown} in World.params"
     url = route.path.format(**world.params(role, site))
@@ -433,6 +439,7 @@ QUERIES: dict[str, Callable[[World], dict[str, str]]] = {
     "GET /dosing-sessions/{dosing_session_id}/replay": lambda w: {
         "protocol_version_id": str(w.trial.version.id)
     },
+    "GET /exports/fhir/{resource_type}.ndjson": lambda w: {"study": w.trial.study.code},
 }
 # An open alert stream never ends, so the matrix sends it a Last-Event-ID that is not an event id:
 # the stream refuses that (422) only after the policy has let the caller through.

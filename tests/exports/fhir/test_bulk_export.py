@@ -214,10 +214,9 @@ def test_adverse_events_carry_seriousness_severity_and_outcome(client, trial, db
     assert mild["seriousness"]["coding"][0]["code"] == "non-serious"
 
 
-@pytest.mark.parametrize("role", [Role.SPONSOR, Role.MEDICAL_MONITOR, Role.ADMIN])
-def test_a_blinded_caller_never_sees_an_arm(client_as, trial, role):
+def test_a_blinded_caller_never_sees_an_arm(client_as, trial):
     assert trial.a.participant.arm_code in {"MDMA", "PBO"}
-    caller = client_as(role)
+    caller = client_as(Role.SPONSOR)
     subjects = pull(caller, "ResearchSubject")
     assert len(subjects) == 2
     for subject in subjects:

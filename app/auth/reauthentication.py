@@ -3,19 +3,20 @@ them every time: an e-signature (21 CFR 11.200(a)(1)), an emergency unblinding.
 
 A wrong password counts toward the sign-in lockout (app/auth/login.py), so a stolen token
 cannot be used to guess the password here; while locked, the password is not looked at.
-A refusal is audited by the caller's ``refuse`` in the request's transaction, so the errors
-below must be answered, not raised through the unit of work (a raised error rolls the audit
-record and the failure count back).
+A refusal is audited (:class:`Refused`: what was refused, on which record) in the request's
+transaction, so the errors below must be answered, not raised through the unit of work (a raised
+error rolls the audit record and the failure count back).
 """
 
-from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 from pwdlib.exceptions import UnknownHashError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import clock
-from app.audit.recorder import change_reason
+from app.audit.recorder import change_reason, record_event
 from app.auth import passwords
 from app.auth.login import lockout_period
 from app.auth.principal import Principal
@@ -47,6 +48,28 @@ class NotTheSigner(ReauthenticationFailed):
     slug = "not-the-signer"
 
 
+@dataclass(frozen=True)
+class Refused:
+    """The audit record of a refused re-authentication: its action (``signature_refused``), the
+    record it was for, and what may be said of the attempt (never the password, nor a username
+    that is not the caller's: it could be a password typed in the wrong box)."""
+
+    action: str
+    entity_type: str
+    entity_id: str
+    after: dict[str, Any] = field(default_factory=dict)
+
+    def record(self, session: Session, why: str) -> None:
+        record_event(
+            session,
+            self.action,
+            self.entity_type,
+            self.entity_id,
+            after=self.after,
+            reason=f"re-authentication failed: {why}",
+        )
+
+
 def reauthenticate(
     session: Session,
     principal: Principal,
@@ -55,11 +78,11 @@ def reauthenticate(
     *,
     act: str,
     actor: str,
-    refuse: Callable[[str], object],
+    refused: Refused,
 ) -> User:
     """The caller's user, once ``username`` is theirs and ``password`` matches. ``act`` names
     what is being done ("sign", "unblind"), ``actor`` who does it ("signer");
-    ``refuse(why)`` audits a refusal."""
+    ``refused`` is the audit record of a refusal."""
     user = session.scalars(
         select(User)
         .where(User.id == principal.user_id)
@@ -67,13 +90,13 @@ def reauthenticate(
         .execution_options(populate_existing=True)
     ).one()
     if username != user.username:
-        refuse(f"the username is not the {actor}'s own")
+        refused.record(session, f"the username is not the {actor}'s own")
         raise NotTheSigner(
             f"nobody may {act} for someone else: give your own username and password"
         )
     now = clock.utcnow()
     if user.locked_until is not None and user.locked_until > now:
-        refuse("the account is locked")
+        refused.record(session, "the account is locked")
         raise AccountLocked(
             "too many failed password checks: this account is locked until "
             f"{user.locked_until.isoformat(timespec='seconds')}; you did not {act}"
@@ -85,7 +108,7 @@ def reauthenticate(
             user.failed_login_count = failures
             if period is not None:
                 user.locked_until = now + period
-        refuse("wrong password")
+        refused.record(session, "wrong password")
         raise ReauthenticationFailed(f"the password is wrong; you did not {act}")
     if user.failed_login_count or user.locked_until is not None:
         with change_reason(session, f"re-authenticated to {act}"):

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.audit.recorder import change_reason, record_event
+from app.audit.recorder import change_reason
 from app.auth import reauthentication
 from app.auth.principal import Principal
 from app.dosing.schemas import DosingSessionStatus, TherapistAttestation
@@ -343,13 +343,11 @@ def attest_presence(
             data.password.get_secret_value(),
             act="attest presence",
             actor="attesting therapist",
-            refuse=lambda why: record_event(
-                session,
+            refused=reauthentication.Refused(
                 "attestation_refused",
                 "dosing_sessions",
                 str(dosing_session.id),
-                after={"position": data.position},
-                reason=f"re-authentication failed: {why}",
+                {"position": data.position},
             ),
         )
         therapist_id = principal.user_id

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from app import clock
 from app.alerts import service as alerts
 from app.alerts.schemas import AlertSeverity
-from app.audit.recorder import change_reason, record_event
+from app.audit.recorder import change_reason
 from app.auth import reauthentication
 from app.auth.principal import Principal
 from app.errors import Conflict
@@ -52,13 +52,8 @@ def unblind(
         data.password.get_secret_value(),
         act="unblind",
         actor="unblinding clinician",
-        refuse=lambda why: record_event(
-            session,
-            REFUSED,
-            "participants",
-            str(participant.id),
-            after={"reason_code": data.reason_code.value},
-            reason=f"re-authentication failed: {why}",
+        refused=reauthentication.Refused(
+            REFUSED, "participants", str(participant.id), {"reason_code": data.reason_code.value}
         ),
     )
     if participant.unblinded_by_id is not None:

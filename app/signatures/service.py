@@ -14,13 +14,13 @@ close-out of ended dosing sessions (approval); therapists sign the notes they wr
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import clock
-from app.audit.recorder import change_reason, record_event
+from app.audit.recorder import change_reason
 from app.audit.signed_records import Signable, entity_type, record_hash
 from app.auth import reauthentication
 from app.auth.principal import Principal
@@ -96,23 +96,6 @@ def _check_state(record: Signable) -> None:
         raise Conflict(f"{what} was entered in error ({record.error_reason}); it cannot be signed")
 
 
-def _refuse(session: Session, record: Signable, data: SignatureCreate, why: str) -> None:
-    """Audit a signing refused for its credentials; never the password, nor a username that is
-    not the signer's (it could be a password typed in the wrong box)."""
-    _refused(session, REFUSED, record, {"meaning": data.meaning.value}, why)
-
-
-def _refused(session: Session, action: str, record: Any, after: dict[str, Any], why: str) -> None:
-    record_event(
-        session,
-        action,
-        entity_type(record),
-        str(record.id),
-        after=after,
-        reason=f"re-authentication failed: {why}",
-    )
-
-
 def reauthenticate(
     session: Session, principal: Principal, record: Signable, data: SignatureCreate
 ) -> User:
@@ -124,7 +107,9 @@ def reauthenticate(
         data.password.get_secret_value(),
         act="sign",
         actor="signer",
-        refuse=lambda why: _refuse(session, record, data, why),
+        refused=reauthentication.Refused(
+            REFUSED, entity_type(record), str(record.id), {"meaning": data.meaning.value}
+        ),
     )
 
 

@@ -19,7 +19,7 @@ from app.audit.recorder import record_event
 from app.auth import blinding
 from app.auth.deps import Authorize, CurrentPrincipal
 from app.checked_input import CheckedRoute
-from app.db import SessionDep, get_reader_sessionmaker
+from app.db import SessionDep, get_export_sessionmaker
 from app.errors import NotFound
 from app.exports.fhir.stream import ResourceType, shows_arms, study_by_code, study_resources
 from app.permissions import Permission
@@ -31,8 +31,9 @@ EXPORT_ACTION = "export"
 
 
 def export_reader() -> Iterator[Session]:
-    """A read-only session for the export's rows, open until the response has streamed."""
-    with get_reader_sessionmaker()() as session:
+    """A read-only session for the export's rows, open until the response has streamed, reading
+    one snapshot (app.db.get_export_sessionmaker), as the SDTM export does."""
+    with get_export_sessionmaker()() as session:
         yield session
 
 

@@ -1,7 +1,8 @@
-"""The FHIR export through a real server on a committed database: the rows are read on the
+"""The FHIR and SDTM exports through a real server on a committed database: the rows are read on the
 export's own read-only session while the response streams, and the export's audit record is
 committed by then (a TestClient on the test's transaction cannot show either)."""
 
+import csv
 import json
 from collections.abc import Iterator
 
@@ -61,3 +62,25 @@ def test_a_served_export_streams_the_committed_study_and_is_audited(served):
     assert [(r.actor, r.after["resource_type"]) for r in exports] == [
         ("sponsor:sponsor-qa", "Observation")
     ]
+
+
+def test_a_served_sdtm_dataset_streams_the_committed_study_and_is_audited(served):
+    url, base, token = served
+    headers = {"Authorization": f"Bearer {token}"}
+    with (
+        httpx.Client(headers=headers, timeout=30) as client,
+        client.stream("GET", f"{base}/exports/sdtm/vs.csv", params={"study": "MAPP-T"}) as response,
+    ):
+        assert response.status_code == 200
+        rows = list(csv.DictReader(response.iter_lines()))
+    engine = make_engine(url)
+    try:
+        with Session(engine) as session:
+            stored = {str(r.id) for r in session.scalars(select(VitalReading))}
+            exports = session.scalars(
+                select(AuditRecord).where(AuditRecord.action == "export_sdtm")
+            ).all()
+    finally:
+        engine.dispose()
+    assert {row["VSSPID"] for row in rows} == stored
+    assert [r.actor for r in exports] == ["sponsor:sponsor-qa"]

@@ -23,6 +23,10 @@ What a permission covers:
 - ALERT_RESPOND: acknowledging and resolving the alerts the caller sees: the site clinician,
   the medical monitor, who receives the critical alerts nobody acknowledged in time (DESIGN.md
   section 4), and the coordinator (visit alerts only, by the rule of ALERT_READ).
+- AE_CODE: MedDRA coding of adverse events (docs/exports.md): the medical monitor, study-wide
+  and blinded, who reviews every event's medical sense. Coding adds the dictionary's
+  classification beside what the site recorded and changes none of it. Not the sponsor role:
+  it stays read-only (DESIGN.md section 2); not site staff: coding is one study-wide convention.
 - STUDY_MANAGE: studies, sites, protocol versions, and moving a participant to an amendment.
 - EXPORT_READ: the sponsor exports (SDTM datasets, FHIR bulk data; docs/exports.md):
   study-wide, read-only, no direct identifiers; who pulled what is audited. The sponsor's data
@@ -61,6 +65,7 @@ class Permission(StrEnum):
     VITALS_RECORD = "vitals:record"
     VITALS_CORRECT = "vitals:correct"
     AE_WRITE = "adverse_event:write"
+    AE_CODE = "adverse_event:code"
     ASSESSMENT_WRITE = "assessment:write"
     NOTE_READ = "note:read"
     NOTE_WRITE = "note:write"
@@ -100,6 +105,7 @@ ROLE_PERMISSIONS: dict[Permission, frozenset[Role]] = {
     Permission.VITALS_RECORD: _SITE_STAFF | {R.DEVICE},
     Permission.VITALS_CORRECT: _SITE_STAFF,
     Permission.AE_WRITE: _SITE_STAFF,
+    Permission.AE_CODE: frozenset({R.MEDICAL_MONITOR}),
     Permission.ASSESSMENT_WRITE: _SITE_STAFF,
     Permission.NOTE_READ: frozenset({R.THERAPIST, R.CLINICIAN, R.MEDICAL_MONITOR, R.SPONSOR}),
     Permission.NOTE_WRITE: frozenset({R.THERAPIST, R.CLINICIAN}),

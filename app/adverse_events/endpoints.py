@@ -2,8 +2,13 @@ import uuid
 
 from fastapi import APIRouter, Depends, status
 
-from app.adverse_events import service
-from app.adverse_events.schemas import AdverseEventCreate, AdverseEventRead, AdverseEventUpdate
+from app.adverse_events import coding, service
+from app.adverse_events.schemas import (
+    AdverseEventCreate,
+    AdverseEventRead,
+    AdverseEventUpdate,
+    MeddraCoding,
+)
 from app.assessments.records import EnteredInError
 from app.auth.deps import Authorize, CurrentPrincipal, ScopedAdverseEvent, ScopedParticipant
 from app.auth.scope import only_visible_participants
@@ -107,3 +112,16 @@ def enter_adverse_event_in_error(
 ) -> AdverseEventRead:
     """Mark the event entered in error: the row stays, flagged, with the reason audited."""
     return service.present(session, service.enter_in_error(session, event, data))
+
+
+@router.put(
+    "/adverse-events/{event_id}/coding",
+    response_model=AdverseEventRead,
+    dependencies=[Depends(Authorize(Permission.AE_CODE))],
+)
+def code_adverse_event(
+    session: SessionDep, event: ScopedAdverseEvent, data: MeddraCoding
+) -> AdverseEventRead:
+    """Code the event in MedDRA (the whole hierarchy, from the coder's licensed dictionary), or
+    re-code it; the audit trail keeps each earlier coding and the reason."""
+    return service.present(session, coding.code(session, event, data))

@@ -150,6 +150,64 @@ class AdverseEventUpdate(WriteModel):
         return self
 
 
+# --- MedDRA coding (app/adverse_events/coding.py) ----------------------------------------------
+
+MeddraCode = Annotated[
+    str,
+    StringConstraints(pattern=r"^[1-9][0-9]{7}$"),
+    Field(description="an 8-digit MedDRA code, as text", examples=["10019211"]),
+]
+MeddraTerm = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+MeddraVersion = Annotated[
+    str,
+    StringConstraints(pattern=r"^[1-9][0-9]?\.[01]$"),
+    Field(description="MedDRA release: major version and .0 (March) or .1 (September)"),
+]
+
+
+class MeddraTermCode(WriteModel):
+    term: MeddraTerm
+    code: MeddraCode
+
+
+class MeddraCoding(WriteModel):
+    """The whole MedDRA hierarchy of one event, as the coder's licensed dictionary gives it: a
+    partial coding is refused (every level is required)."""
+
+    meddra_version: MeddraVersion = Field(examples=["27.1"])
+    llt: MeddraTermCode = Field(description="lowest level term")
+    pt: MeddraTermCode = Field(description="preferred term (AEDECOD)")
+    hlt: MeddraTermCode = Field(description="high level term")
+    hlgt: MeddraTermCode = Field(description="high level group term")
+    soc: MeddraTermCode = Field(description="primary system organ class")
+    reason: Reason
+
+    @model_validator(mode="after")
+    def _one_code_per_term(self) -> "MeddraCoding":
+        """MedDRA codes are unique across the levels, but an LLT may be its own PT (same code,
+        same term)."""
+        levels = {"pt": self.pt, "hlt": self.hlt, "hlgt": self.hlgt, "soc": self.soc}
+        seen: dict[str, str] = {}
+        for level, named in levels.items():
+            if named.code in seen:
+                raise ValueError(f"{level} has the code of {seen[named.code]}: {named.code}")
+            seen[named.code] = level
+        if self.llt.code == self.pt.code and self.llt.term != self.pt.term:
+            raise ValueError("an LLT with its PT's code is that PT: give the same term")
+        if self.llt.code in seen and self.llt.code != self.pt.code:
+            raise ValueError(f"llt has the code of {seen[self.llt.code]}: {self.llt.code}")
+        return self
+
+
+class MeddraCodingRead(ReadModel):
+    meddra_version: str
+    llt: MeddraTermCode
+    pt: MeddraTermCode
+    hlt: MeddraTermCode
+    hlgt: MeddraTermCode
+    soc: MeddraTermCode
+
+
 class AdverseEventRead(ReadModel):
     id: uuid.UUID
     participant_id: uuid.UUID
@@ -182,4 +240,7 @@ class AdverseEventRead(ReadModel):
     updated_at: datetime
     signatures: list[SignatureRead] = Field(
         description="every e-signature of the record, voided ones included, oldest first"
+    )
+    coding: MeddraCodingRead | None = Field(
+        default=None, description="MedDRA coding; empty while the event is uncoded"
     )

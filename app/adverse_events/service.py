@@ -10,7 +10,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from app import clock
-from app.adverse_events import schemas
+from app.adverse_events import coding, schemas
 from app.adverse_events.schemas import (
     DEFAULT_CTCAE_VERSION,
     AdverseEventCreate,
@@ -273,5 +273,6 @@ def _present(
         created_at=event.created_at,
         updated_at=event.updated_at,
         signatures=signed,
+        coding=coding.coding_of(event),
         **values,
     )

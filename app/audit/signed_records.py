@@ -21,6 +21,7 @@ from sqlalchemy.orm.attributes import get_history
 from app import clock
 from app.audit.values import jsonable
 from app.models import AdverseEvent, DosingSession, Signature, TherapistNote
+from app.models.clinical import MEDDRA_COLUMNS
 from app.models.signature import SignatureStatus
 
 Signable = AdverseEvent | TherapistNote | DosingSession
@@ -29,8 +30,11 @@ SIGNABLE = (AdverseEvent, TherapistNote, DosingSession)
 # --- the record hash ----------------------------------------------------------------------------
 
 # Bookkeeping that changes without the record's content changing; with the columns the model keeps
-# out of its audit trail (__audit_exclude__), it is neither hashed nor a reason to void.
-NOT_HASHED = frozenset({"updated_at"})
+# out of its audit trail (__audit_exclude__), it is neither hashed nor a reason to void. MedDRA
+# coding is the coder's classification, not what the investigator signed: it is audited, but
+# coding an event leaves its signatures valid (and a record signed before the coding columns
+# existed hashes as it did).
+NOT_HASHED = frozenset({"updated_at", *MEDDRA_COLUMNS})
 
 
 def entity_type(record: Signable) -> str:

@@ -10,6 +10,23 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.models.base import Audited, Base, HasId, Timestamped, record_status_check
 from app.vocabulary import RecordStatus
 
+# MedDRA coding (app/adverse_events/coding.py): the dictionary classification a coder adds to the
+# investigator's record. It is audited like every column, but not covered by the investigator's
+# e-signature (app/audit/signed_records.py): coding an event neither voids nor needs a signature.
+MEDDRA_COLUMNS = (
+    "meddra_version",
+    "meddra_llt",
+    "meddra_llt_code",
+    "meddra_pt",
+    "meddra_pt_code",
+    "meddra_hlt",
+    "meddra_hlt_code",
+    "meddra_hlgt",
+    "meddra_hlgt_code",
+    "meddra_soc",
+    "meddra_soc_code",
+)
+
 
 class AdverseEvent(HasId, Timestamped, Audited, Base):
     __tablename__ = "adverse_events"
@@ -32,6 +49,23 @@ class AdverseEvent(HasId, Timestamped, Audited, Base):
     sponsor_reported_at: Mapped[datetime | None]
     record_status: Mapped[str] = mapped_column(String(20), default=RecordStatus.VALID.value)
     error_reason: Mapped[str | None] = mapped_column(Text)
+    # MedDRA coding: all empty (uncoded) or all given; codes are 8-digit numbers as text, terms
+    # at most 100 characters (MedDRA's own limit); the SOC is the primary SOC.
+    meddra_version: Mapped[str | None] = mapped_column(String(8))
+    meddra_llt: Mapped[str | None] = mapped_column(String(100))
+    meddra_llt_code: Mapped[str | None] = mapped_column(String(8))
+    meddra_pt: Mapped[str | None] = mapped_column(String(100))
+    meddra_pt_code: Mapped[str | None] = mapped_column(String(8))
+    meddra_hlt: Mapped[str | None] = mapped_column(String(100))
+    meddra_hlt_code: Mapped[str | None] = mapped_column(String(8))
+    meddra_hlgt: Mapped[str | None] = mapped_column(String(100))
+    meddra_hlgt_code: Mapped[str | None] = mapped_column(String(8))
+    meddra_soc: Mapped[str | None] = mapped_column(String(100))
+    meddra_soc_code: Mapped[str | None] = mapped_column(String(8))
+
+    @property
+    def coded(self) -> bool:
+        return self.meddra_pt_code is not None
 
     @property
     def serious(self) -> bool:

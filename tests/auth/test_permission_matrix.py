@@ -152,10 +152,11 @@ def test_the_sponsor_and_the_medical_monitor_only_read_trial_data():
         writes = [r.name for r in _allowed(role) if r.method != "GET"]
         if role is Role.MEDICAL_MONITOR:
             # The monitor receives the critical alerts nobody acknowledged in time (DESIGN.md
-            # section 4) and responds to them; alerts are not trial data it could change.
-            writes = [
-                name for name in writes if _permission_of(name) is not Permission.ALERT_RESPOND
-            ]
+            # section 4) and responds to them; alerts are not trial data it could change. It
+            # codes adverse events in MedDRA: a classification beside the site's record that
+            # changes none of what the site recorded (app/permissions.py, AE_CODE).
+            beside = {Permission.ALERT_RESPOND, Permission.AE_CODE}
+            writes = [name for name in writes if _permission_of(name) not in beside]
         assert writes == [], role
 
 
@@ -401,6 +402,15 @@ BODIES: dict[str, Callable[[World], dict[str, Any]]] = {
     },
     "PATCH /adverse-events/{event_id}": lambda w: {"severity": "moderate", "reason": "Re-graded"},
     "POST /adverse-events/{event_id}/entered-in-error": lambda w: REASON,
+    "PUT /adverse-events/{event_id}/coding": lambda w: {
+        "meddra_version": "27.1",
+        "llt": {"term": "Nausea", "code": "10028813"},
+        "pt": {"term": "Nausea", "code": "10028813"},
+        "hlt": {"term": "Nausea and vomiting symptoms", "code": "10028817"},
+        "hlgt": {"term": "Gastrointestinal signs and symptoms", "code": "10018012"},
+        "soc": {"term": "Gastrointestinal disorders", "code": "10017947"},
+        "reason": "Coded against MedDRA 27.1",
+    },
     "POST /participants/{participant_id}/assessments": lambda w: {
         "kind": "cssrs_screen",
         "administered_at": _at(600),

@@ -50,6 +50,7 @@ from app.protocols.study_schema import (
     MinuteWindow,
     ProtocolInfo,
     Randomisation,
+    ReferenceRange,
     SupplementalDose,
     VisitDefinition,
     VisitKind,
@@ -86,6 +87,7 @@ __all__ = [
     "ProtocolInfo",
     "Randomisation",
     "RateOfChangeRule",
+    "ReferenceRange",
     "Rule",
     "RuleKind",
     "ScoreLevel",
@@ -116,6 +118,9 @@ class Protocol(StrictModel):
     visits: list[VisitDefinition] = Field(min_length=1)
     dosing: Dosing
     vitals_schedule: VitalsSchedule
+    # Normal ranges of the vital signs (not alert thresholds): optional, so a version stored
+    # before the section existed still reads; one entry per measure at most.
+    reference_ranges: list[ReferenceRange] = Field(default_factory=list)
     alerting: Alerting
     rules: list[Rule] = Field(min_length=1)
 
@@ -138,6 +143,9 @@ class Protocol(StrictModel):
 
     def dosing_for_visit(self, code: str) -> DosingSessionDefinition | None:
         return next((s for s in self.dosing.sessions if s.visit == code), None)
+
+    def reference_range(self, measure: str) -> ReferenceRange | None:
+        return next((r for r in self.reference_ranges if r.measure == measure), None)
 
     def arm_codes(self) -> list[str]:
         return [arm.code for arm in self.arms]
@@ -210,6 +218,13 @@ def find_cross_reference_problems(protocol: Protocol) -> list[CrossReferenceProb
             ((("visits", i, "code"), v.code) for i, v in enumerate(protocol.visits)), "visit code"
         ),
         *_duplicates(((("rules", i, "id"), r.id) for i, r in enumerate(protocol.rules)), "rule id"),
+        *_duplicates(
+            (
+                (("reference_ranges", i, "measure"), r.measure)
+                for i, r in enumerate(protocol.reference_ranges)
+            ),
+            "reference range of",
+        ),
         *_randomisation_problems(protocol),
         *_visit_problems(protocol),
         *_dosing_problems(protocol),

@@ -1,14 +1,16 @@
 """The study-design sections of a protocol file: its identity, arms and randomisation, visits,
-dosing, vital-signs schedule and alerting. ``app.protocols.schema`` re-exports them, beside the
-``Protocol`` model and the checks that span sections.
+dosing, vital-signs schedule, reference ranges and alerting. ``app.protocols.schema`` re-exports
+them, beside the ``Protocol`` model and the checks that span sections.
 """
 
 from typing import Literal, Self
 
 from pydantic import Field, FiniteFloat, ValidationInfo, field_validator, model_validator
 
+from app.clinical.measures import MEASURES
 from app.protocols.rule_schema import (
     Code,
+    MeasureCode,
     MeasureList,
     NonNegativeInt,
     PositiveFloat,
@@ -201,6 +203,37 @@ class VitalsSchedule(StrictModel):
 
     def scheduled_measures(self) -> set[str]:
         return {code for interval in self.intervals for code in interval.measures}
+
+
+# --- reference ranges ---------------------------------------------------------------------------
+
+
+class ReferenceRange(StrictModel):
+    """The normal range of one vital-sign test in adults, with where it comes from. Not an alert
+    threshold (those are rules): the SDTM export's VSORNRLO/VSORNRHI, VSSTNRLO/VSSTNRHI and
+    VSNRIND. Both limits are normal (a value equal to one is NORMAL)."""
+
+    measure: MeasureCode
+    low: FiniteFloat
+    high: FiniteFloat
+    unit: str
+    source: Text
+
+    @model_validator(mode="after")
+    def _a_range_in_the_measures_unit(self) -> Self:
+        measure = MEASURES[self.measure]
+        if self.unit != measure.unit:
+            raise ValueError(
+                f"{self.measure} ranges are in {measure.unit}, its SDTM unit, not {self.unit!r}"
+            )
+        if not self.low < self.high:
+            raise ValueError(f"low ({self.low:g}) must be below high ({self.high:g})")
+        if self.low < measure.possible_min or self.high > measure.possible_max:
+            raise ValueError(
+                f"a {self.measure} range must lie within what can be measured "
+                f"({measure.possible_min:g}-{measure.possible_max:g} {measure.unit})"
+            )
+        return self
 
 
 # --- alerting -----------------------------------------------------------------------------------

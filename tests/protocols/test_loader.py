@@ -9,6 +9,7 @@ from typing import get_args
 import pytest
 from pydantic import ValidationError
 
+from app.clinical.measures import MEASURES
 from app.protocols.loader import (
     LoadedProtocol,
     ProtocolError,
@@ -160,6 +161,18 @@ def test_mdma_protocol_says_where_its_numbers_come_from() -> None:
     for citation in ("CTCAE v5.0", "NEWS2", "Nat Med 2021", "Nat Med 2023", "21 CFR 312.32"):
         assert citation in text
     assert "[VIGIL]" in text  # honest about the numbers that are Vigil defaults
+
+
+@pytest.mark.parametrize("path", [MDMA, PSILOCYBIN], ids=lambda p: p.stem)
+def test_shipped_protocols_give_a_sourced_normal_range_of_every_measure(path: Path) -> None:
+    protocol = load_protocol_file(path).protocol
+    ranges = {r.measure: r for r in protocol.reference_ranges}
+    assert set(ranges) == set(MEASURES)
+    assert (ranges["SYSBP"].low, ranges["SYSBP"].high) == (90, 139)
+    assert (ranges["TEMP"].low, ranges["TEMP"].high) == (36.1, 37.2)
+    assert all(r.source.strip() for r in ranges.values())
+    assert "AHA2017" in ranges["SYSBP"].source
+    assert protocol.reference_range("OXYSAT") is ranges["OXYSAT"]
 
 
 def test_psilocybin_protocol_is_a_different_design() -> None:
@@ -590,6 +603,15 @@ CROSS_REFERENCE_CASES = [
         "rules[4].dose",
         "a supplemental dose gate, but no dosing session allows a supplemental dose",
         id="gate-without-supplemental",
+    ),
+    pytest.param(
+        "alerting:\n",
+        "reference_ranges:\n"
+        "  - {measure: PULSE, low: 60, high: 100, unit: beats/min, source: a}\n"
+        "  - {measure: PULSE, low: 50, high: 90, unit: beats/min, source: b}\nalerting:\n",
+        "reference_ranges[1].measure",
+        "duplicate reference range of 'PULSE' (also reference_ranges[0].measure)",
+        id="two-ranges-of-one-measure",
     ),
 ]
 

@@ -24,6 +24,7 @@ from app.protocols.schema import (
     MeasurementInterval,
     ProtocolInfo,
     Randomisation,
+    ReferenceRange,
     Rule,
     RuleKind,
     SustainedRule,
@@ -231,6 +232,22 @@ def test_supplemental_must_be_written_out() -> None:
         )
 
 
+def test_a_reference_range_is_in_the_sdtm_unit_in_order_and_possible() -> None:
+    good = {"measure": "PULSE", "low": 60, "high": 100, "unit": "beats/min", "source": "ref"}
+    assert ReferenceRange.model_validate(good).high == 100
+    for change, words in (
+        ({"unit": "/min"}, "PULSE ranges are in beats/min"),
+        ({"low": 100, "high": 60}, "low (100) must be below high (60)"),
+        ({"high": 400}, "within what can be measured"),
+        ({"measure": "GLUC"}, "GLUC"),
+        ({"source": " "}, "source"),
+        ({"low": "60"}, "low"),
+    ):
+        with pytest.raises(ValidationError) as exc:
+            ReferenceRange.model_validate(good | change)
+        assert words in str(exc.value), change
+
+
 def test_alerting_needs_both_deadlines_in_order() -> None:
     good = {"escalation": ["site_clinician"], "sae_report_within_hours": 24}
     Alerting.model_validate({**good, "acknowledge_within_minutes": {"critical": 10, "warning": 30}})
@@ -270,6 +287,7 @@ SECTION_MODELS: dict[str, type[BaseModel]] = {
     "visits": VisitDefinition,
     "dosing": Dosing,
     "vitals_schedule": VitalsSchedule,
+    "reference_ranges": ReferenceRange,
     "alerting": Alerting,
 }
 

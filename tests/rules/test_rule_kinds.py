@@ -113,7 +113,7 @@ def test_a_finding_carries_the_protocol_version_and_the_rule() -> None:
         for f in findings(MDMA, baseline(-15), dose(0, 120), routine(0, SYSBP=182), now=1)
         if f.rule_id == "hypertensive-crisis"
     )
-    assert (crisis.protocol_id, crisis.protocol_version) == ("mdma-ptsd-phase3", "1.2")
+    assert (crisis.protocol_id, crisis.protocol_version) == ("mdma-ptsd-phase3", "1.3")
     assert crisis.kind == "threshold"
     assert crisis.severity == "critical"
     assert crisis.title == MDMA.rule("hypertensive-crisis").title
@@ -508,7 +508,7 @@ def test_replay_needs_a_finished_session() -> None:
 def test_replay_against_an_amended_protocol_shows_what_would_have_fired() -> None:
     amended = with_rules(
         rule("hypertension-150", "threshold", when={"any": [cond("SYSBP", ">=", 150)]}),
-        version="1.3",
+        version="1.4",
     )
     s = session(
         MDMA,
@@ -523,6 +523,6 @@ def test_replay_against_an_amended_protocol_shows_what_would_have_fired() -> Non
     [finding] = replay(amended, s)
     assert (finding.rule_id, finding.protocol_version, finding.at) == (
         "hypertension-150",
-        "1.3",
+        "1.4",
         at(30),
     )

@@ -19,7 +19,9 @@ def test_the_manifest_lists_every_file_with_its_rows_and_hash(db, two_sites, tmp
     manifest = write_package(lambda: nullcontext(db), study, tmp_path)
     names = {entry["file"] for entry in manifest["files"]}
     assert names == {
-        f"{d}.{f}" for d in ("dm", "ex", "vs", "ae") for f in ("csv", "json", "ndjson", "xpt")
+        f"{d}.{f}"
+        for d in ("dm", "ex", "vs", "ae", "suppae", "suppvs")
+        for f in ("csv", "json", "ndjson", "xpt")
     }
     assert json.loads((tmp_path / "manifest.json").read_text()) == manifest
     for entry in manifest["files"]:
@@ -30,6 +32,9 @@ def test_the_manifest_lists_every_file_with_its_rows_and_hash(db, two_sites, tmp
     vs_rows = {entry["rows"] for entry in manifest["files"] if entry["file"].startswith("vs.")}
     assert vs_rows == {3}  # site S01's reading: SYSBP, DIABP, PULSE; S02's is left out
     assert manifest["datasets"]["VS"]["entered_in_error"] == 1
-    assert manifest["conformance_gaps"]["uncoded_adverse_events"] == 2
+    gaps = manifest["conformance_gaps"]
+    assert gaps["uncoded_adverse_events"] == 2
+    events = (two_sites.a.adverse_event, two_sites.b.adverse_event)
+    assert sorted(gaps["uncoded_adverse_event_aespids"]) == sorted(str(e.id) for e in events)
     (event,) = db.scalars(select(AuditRecord).where(AuditRecord.action == "export_sdtm"))
     assert event.after["format"] == "package" and event.after["unmasked_fields"] == []

@@ -119,9 +119,14 @@ VS = Dataset(
         Variable("VSTEST", "Vital Signs Test Name", S, REQ, 40),
         Variable("VSORRES", "Result or Finding in Original Units", S, EXP, 20),
         Variable("VSORRESU", "Original Units", S, EXP, 10),
+        Variable("VSORNRLO", "Normal Range Lower Limit in Orig Unit", S, PERM, 20),
+        Variable("VSORNRHI", "Normal Range Upper Limit in Orig Unit", S, PERM, 20),
         Variable("VSSTRESC", "Character Result/Finding in Std Format", S, EXP, 20),
         Variable("VSSTRESN", "Numeric Result/Finding in Standard Units", F, EXP),
         Variable("VSSTRESU", "Standard Units", S, EXP, 10),
+        Variable("VSSTNRLO", "Normal Range Lower Limit-Std Units", F, PERM),
+        Variable("VSSTNRHI", "Normal Range Upper Limit-Std Units", F, PERM),
+        Variable("VSNRIND", "Normal/Reference Range Indicator", S, PERM, 8),
         Variable("VISITNUM", "Visit Number", F, EXP, key_sequence=4),
         Variable("VISIT", "Visit Name", S, PERM, 200),
         Variable("VSDTC", "Date/Time of Measurements", DT, EXP, 19, key_sequence=5),
@@ -140,7 +145,18 @@ AE = Dataset(
         *_identifiers("AE"),
         Variable("AESPID", "Sponsor-Defined Identifier", S, PERM, 36),
         Variable("AETERM", "Reported Term for the Adverse Event", S, REQ, 200),
-        Variable("AEDECOD", "Dictionary-Derived Term", S, REQ, 200, key_sequence=3),
+        Variable("AELLT", "Lowest Level Term", S, EXP, 100),
+        Variable("AELLTCD", "Lowest Level Term Code", INT, EXP),
+        Variable("AEDECOD", "Dictionary-Derived Term", S, REQ, 100, key_sequence=3),
+        Variable("AEPTCD", "Preferred Term Code", INT, EXP),
+        Variable("AEHLT", "High Level Term", S, EXP, 100),
+        Variable("AEHLTCD", "High Level Term Code", INT, EXP),
+        Variable("AEHLGT", "High Level Group Term", S, EXP, 100),
+        Variable("AEHLGTCD", "High Level Group Term Code", INT, EXP),
+        Variable("AEBODSYS", "Body System or Organ Class", S, EXP, 100),
+        Variable("AEBDSYCD", "Body System or Organ Class Code", INT, EXP),
+        Variable("AESOC", "Primary System Organ Class", S, EXP, 100),
+        Variable("AESOCCD", "Primary System Organ Class Code", INT, EXP),
         Variable("AESEV", "Severity/Intensity", S, PERM, 8),
         Variable("AESER", "Serious Event", S, EXP, 1),
         Variable("AEACN", "Action Taken with Study Treatment", S, EXP, 16),
@@ -155,7 +171,35 @@ AE = Dataset(
         Variable("AETOXGR", "Standard Toxicity Grade", S, PERM, 1),
         Variable("AESTDTC", "Start Date/Time of Adverse Event", DT, EXP, 19, key_sequence=4),
         Variable("AEENDTC", "End Date/Time of Adverse Event", DT, EXP, 19),
+        Variable("AESTRTPT", "Start Relative to Reference Time Point", S, PERM, 10),
+        Variable("AESTTPT", "Start Reference Time Point", S, PERM, 19),
     ),
 )
 
-DATASETS: dict[str, Dataset] = {dataset.name: dataset for dataset in (DM, EX, VS, AE)}
+
+def _supplemental(domain: str) -> Dataset:
+    """SUPP--: the qualifiers of ``domain`` that have no standard variable (SDTMIG 3.4 section
+    8.4), one row per qualifier value, tied to its parent rows by IDVAR/IDVARVAL."""
+    return Dataset(
+        f"SUPP{domain}",
+        f"Supplemental Qualifiers for {domain}",
+        (
+            Variable("STUDYID", "Study Identifier", S, REQ, 64, key_sequence=1),
+            Variable("RDOMAIN", "Related Domain Abbreviation", S, REQ, 2, key_sequence=2),
+            Variable("USUBJID", "Unique Subject Identifier", S, REQ, 100, key_sequence=3),
+            Variable("IDVAR", "Identifying Variable", S, EXP, 8, key_sequence=4),
+            Variable("IDVARVAL", "Identifying Variable Value", S, EXP, 40, key_sequence=5),
+            Variable("QNAM", "Qualifier Variable Name", S, REQ, 8, key_sequence=6),
+            Variable("QLABEL", "Qualifier Variable Label", S, REQ, 40),
+            Variable("QVAL", "Data Value", S, REQ, 200),
+            Variable("QORIG", "Origin", S, REQ, 20),
+            Variable("QEVAL", "Evaluator", S, EXP, 40),
+        ),
+    )
+
+
+SUPPAE, SUPPVS = _supplemental("AE"), _supplemental("VS")
+
+DATASETS: dict[str, Dataset] = {
+    dataset.name: dataset for dataset in (DM, EX, VS, AE, SUPPAE, SUPPVS)
+}

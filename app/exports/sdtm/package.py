@@ -1,7 +1,7 @@
 """A whole study's SDTM package in a directory: every dataset in every format, and a
 ``manifest.json`` listing each file with its row count and SHA-256, what was left out (readings
-and records entered in error) and the conformance gaps (uncoded AEs). Blinded: arms are masked.
-``vigil export`` writes it (app/cli/export.py)."""
+and records entered in error) and the conformance gaps (uncoded AEs, with their AESPIDs).
+Blinded: arms are masked. ``vigil export`` writes it (app/cli/export.py)."""
 
 import hashlib
 import json
@@ -14,8 +14,9 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.exports.sdtm import service, xpt
+from app.exports.sdtm.builders import BUILDERS
 from app.exports.sdtm.metadata import DATASETS
-from app.exports.sdtm.rows import BUILDERS, ExportCounts
+from app.exports.sdtm.rows import ExportCounts
 from app.exports.sdtm.service import FileFormat, Readers
 from app.models import Study
 
@@ -76,8 +77,9 @@ def write_package(
         "arms": "masked",
         "datasets": datasets,
         "conformance_gaps": {
+            # AEDECOD is required: each uncoded AE, by AESPID, for the coder (docs/exports.md)
             "uncoded_adverse_events": datasets["AE"]["uncoded"],
-            "aeterm_over_200_characters": datasets["AE"]["truncated_terms"],
+            "uncoded_adverse_event_aespids": datasets["AE"]["uncoded_aespids"],
         },
         "files": files,
     }

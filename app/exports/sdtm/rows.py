@@ -17,7 +17,7 @@ describes; the site's zone is its ``timezone``.
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cache
 from typing import Any
@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from app.auth.blinding import MASKED
 from app.clinical.measures import MEASURES
-from app.exports.sdtm import time_points
+from app.exports.sdtm import long_text, normal_ranges, time_points
 from app.models import (
     AdverseEvent,
     Dose,
@@ -40,6 +40,7 @@ from app.models import (
     Visit,
     VitalReading,
 )
+from app.protocols.schema import ReferenceRange
 from app.protocols.service import definition_of
 from app.rules.overdue import DueTime, due_times
 from app.vocabulary import RecordStatus
@@ -85,7 +86,8 @@ class ExportCounts:
     rows: int = 0
     entered_in_error: int = 0  # records left out because they were marked entered in error
     uncoded: int = 0  # AEs without a dictionary-derived term (AEDECOD empty)
-    truncated_terms: int = 0  # AETERMs longer than 200 characters (SUPPAE not built yet)
+    uncoded_aespids: list[str] = field(default_factory=list)  # their AESPIDs
+    split_terms: int = 0  # AETERMs longer than 200 characters, continued in SUPPAE
 
 
 @cache
@@ -239,6 +241,7 @@ class _Schedule:
 
     initial_dose_at: datetime | None
     due: dict[str, list[DueTime]]
+    ranges: dict[str, ReferenceRange]
 
 
 def _schedule(session: Session, dosing_session_id: uuid.UUID, version_id: uuid.UUID) -> _Schedule:
@@ -251,7 +254,8 @@ def _schedule(session: Session, dosing_session_id: uuid.UUID, version_id: uuid.U
     )
     protocol = definition_of(session, version_id)
     due = due_times(protocol.vitals_schedule, list(MEASURES))
-    return _Schedule(initial_at, time_points.by_measure(due))
+    ranges = {reference.measure: reference for reference in protocol.reference_ranges}
+    return _Schedule(initial_at, time_points.by_measure(due), ranges)
 
 
 def vs_rows(session: Session, study: Study, unblinded: bool, counts: ExportCounts) -> Iterator[Row]:
@@ -316,6 +320,7 @@ def vs_rows(session: Session, study: Study, unblinded: bool, counts: ExportCount
             point = time_points.answered(
                 schedule.due.get(measure.code, []), schedule.initial_dose_at, measured_at
             )
+            normal = normal_ranges.range_values(schedule.ranges.get(measure.code), value, unit)
             counts.rows += 1
             yield (
                 study.code,
@@ -327,9 +332,14 @@ def vs_rows(session: Session, study: Study, unblinded: bool, counts: ExportCount
                 measure.name,
                 _text(result),
                 unit,
+                normal.original_low,
+                normal.original_high,
                 _text(value),
                 value,
                 measure.unit,
+                normal.low,
+                normal.high,
+                normal.indicator,
                 float(visit_number),
                 visit_name,
                 dtc,
@@ -341,36 +351,98 @@ def vs_rows(session: Session, study: Study, unblinded: bool, counts: ExportCount
             )
 
 
-def ae_rows(session: Session, study: Study, unblinded: bool, counts: ExportCounts) -> Iterator[Row]:
-    """One row per valid adverse event; AEDECOD stays empty until MedDRA coding exists."""
+@dataclass(frozen=True)
+class NumberedEvent:
+    """A valid adverse event with its AESEQ, subject, site zone and the initial dose of the
+    dosing session it began in (None: no session, or a session without a valid initial dose)."""
+
+    seq: int
+    event: AdverseEvent
+    subject_id: str
+    zone: str
+    initial_dose_at: datetime | None
+
+
+def _initial_doses() -> Any:
+    return (
+        select(
+            Dose.dosing_session_id,
+            func.min(Dose.administered_at).label("initial_at"),
+        )
+        .where(Dose.kind == "initial", Dose.record_status == VALID)
+        .group_by(Dose.dosing_session_id)
+        .subquery()
+    )
+
+
+def numbered_adverse_events(
+    session: Session, study: Study, counts: ExportCounts
+) -> Iterator[NumberedEvent]:
+    """The study's valid adverse events in AE order, numbered as AE numbers them (AE and SUPPAE
+    agree on AESEQ); the ones entered in error are counted and keep their number."""
+    initial = _initial_doses()
     statement = (
-        select(AdverseEvent, Participant.subject_id, Site.timezone)
+        select(AdverseEvent, Participant.subject_id, Site.timezone, initial.c.initial_at)
         .join(Participant, Participant.id == AdverseEvent.participant_id)
         .join(Site, Site.id == Participant.site_id)
+        .outerjoin(initial, initial.c.dosing_session_id == AdverseEvent.dosing_session_id)
         .where(Participant.study_id == study.id)
         .order_by(Participant.subject_id, AdverseEvent.id)
     )
     numbers: dict[str, int] = defaultdict(int)
-    for event, subject_id, zone in _streamed(session, statement):
+    for event, subject_id, zone, initial_at in _streamed(session, statement):
         numbers[subject_id] += 1
         if event.record_status != VALID:
             counts.entered_in_error += 1
             continue
+        yield NumberedEvent(numbers[subject_id], event, subject_id, zone, initial_at)
+
+
+def start_relative_to_dose(onset_at: datetime, initial_dose_at: datetime | None) -> str:
+    """AESTRTPT: when the event began against the initial dose of its dosing session."""
+    if initial_dose_at is None:
+        return ""
+    if onset_at < initial_dose_at:
+        return "BEFORE"
+    return "COINCIDENT" if onset_at == initial_dose_at else "AFTER"
+
+
+def _coding(event: AdverseEvent) -> tuple[Any, ...]:
+    """AELLT, AELLTCD, AEDECOD (the PT), AEPTCD, AEHLT ... AESOCCD; the primary SOC is both
+    AEBODSYS and AESOC."""
+    if not event.coded:
+        return ("", None, "", None, "", None, "", None, "", None, "", None)
+    llt, pt, hlt, hlgt, soc = (
+        (getattr(event, f"meddra_{level}"), int(getattr(event, f"meddra_{level}_code")))
+        for level in ("llt", "pt", "hlt", "hlgt", "soc")
+    )
+    return (*llt, pt[0], pt[1], *hlt, *hlgt, *soc, *soc)
+
+
+def ae_rows(session: Session, study: Study, unblinded: bool, counts: ExportCounts) -> Iterator[Row]:
+    """One row per valid adverse event. AEDECOD is the MedDRA PT once the event is coded; an
+    uncoded event leaves the dictionary variables empty and is counted (with its AESPID) for the
+    manifest's conformance gaps. An AETERM over 200 characters continues in SUPPAE. AESTRTPT
+    and AESTTPT place the onset against the initial dose of the event's dosing session."""
+    for numbered in numbered_adverse_events(session, study, counts):
+        event, zone = numbered.event, numbered.zone
         criteria = set(event.seriousness_criteria or [])
-        term = event.verbatim_term
-        if len(term) > 200:
-            counts.truncated_terms += 1
-            term = term[:200]
+        parts = long_text.split(event.verbatim_term)
+        if len(parts) > 1:
+            counts.split_terms += 1
+        if not event.coded:
+            counts.uncoded += 1
+            counts.uncoded_aespids.append(str(event.id))
+        relative = start_relative_to_dose(event.onset_at, numbered.initial_dose_at)
         counts.rows += 1
-        counts.uncoded += 1
         yield (
             study.code,
             "AE",
-            usubjid(study.code, subject_id),
-            numbers[subject_id],
+            usubjid(study.code, numbered.subject_id),
+            numbered.seq,
             str(event.id),
-            term,
-            "",
+            parts[0],
+            *_coding(event),
             _SEVERITY.get(event.severity, event.severity.upper()),
             "Y" if criteria else "N",
             _ACTION.get(event.action_taken, event.action_taken.upper()),
@@ -380,6 +452,8 @@ def ae_rows(session: Session, study: Study, unblinded: bool, counts: ExportCount
             str(event.ctcae_grade) if event.ctcae_grade is not None else "",
             local_dtc(event.onset_at, zone),
             local_dtc(event.end_at, zone),
+            relative,
+            local_dtc(numbered.initial_dose_at, zone) if relative else "",
         )
 
 

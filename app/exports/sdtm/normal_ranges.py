@@ -6,6 +6,7 @@ Both limits are normal: a result equal to one is NORMAL, below ``low`` LOW, abov
 A test without a range in its protocol version gets empty range variables."""
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from app.protocols.schema import ReferenceRange
 
@@ -44,15 +45,16 @@ def _in_original(limit: float, original_unit: str) -> str:
     return _text(limit)
 
 
+@lru_cache(maxsize=256)
+def _limits(low: float, high: float, original_unit: str) -> tuple[str, str]:
+    return _in_original(low, original_unit), _in_original(high, original_unit)  # once per test
+
+
 def range_values(reference: ReferenceRange | None, value: float, original_unit: str) -> RangeValues:
     """The range variables of one VS row: ``value`` in the standard unit, ``original_unit`` the
     row's VSORRESU."""
     if reference is None:
         return NO_RANGE
-    return RangeValues(
-        _in_original(reference.low, original_unit),
-        _in_original(reference.high, original_unit),
-        reference.low,
-        reference.high,
-        indicator(value, reference.low, reference.high),
-    )
+    low, high = reference.low, reference.high
+    original_low, original_high = _limits(low, high, original_unit)
+    return RangeValues(original_low, original_high, low, high, indicator(value, low, high))

@@ -9,8 +9,11 @@ from sqlalchemy import func, select, update
 
 from app.audit import signed_records
 from app.audit.recorder import change_reason
+from app.auth import tokens
 from app.config import get_settings
 from app.models import AdverseEvent, AuditRecord, DosingSession, Signature, TherapistNote
+from app.permissions import Role
+from app.users.service import create_user
 from tests.signatures.conftest import API, PASSWORD
 
 
@@ -263,6 +266,36 @@ def test_the_same_signer_cannot_give_the_same_meaning_twice(client, db, trial):
 
 
 # --- voiding ------------------------------------------------------------------------------------
+
+
+def test_coding_a_signed_adverse_event_in_meddra_leaves_its_signature_valid(client, db, trial):
+    """The coder's classification is not what the investigator signed (app/audit/signed_records)."""
+    signature = _signed(client, trial.clinician, _event_path(trial), "approval")
+    monitor = create_user(
+        db, username="monitor", display_name="Dr Monitor", role=Role.MEDICAL_MONITOR,
+        password=PASSWORD,
+    )  # fmt: skip
+    _, token = tokens.issue(db, monitor, tokens.TokenKind.API)
+    headers = {"Authorization": f"Bearer {token}"}
+    term = {"term": "Headache", "code": "10019211"}
+    coded = client.put(
+        f"{API}/{_event_path(trial)}/coding",
+        json={
+            "meddra_version": "27.1",
+            "llt": term,
+            "pt": term,
+            "hlt": {"term": "Headaches NEC", "code": "10019233"},
+            "hlgt": {"term": "Headaches", "code": "10019231"},
+            "soc": {"term": "Nervous system disorders", "code": "10029205"},
+            "reason": "Coded against MedDRA 27.1",
+        },
+        headers=headers,
+    )
+    assert coded.status_code == 200, coded.text
+    [still] = coded.json()["signatures"]
+    assert still["id"] == signature["id"]
+    assert still["status"] == "valid" and still["valid_for_current_version"] is True
+    assert coded.json()["coding"]["pt"]["code"] == "10019211"
 
 
 def test_correcting_a_signed_adverse_event_voids_its_signature_visibly(client, db, trial):

@@ -66,14 +66,16 @@ def list_adverse_events(
     principal: CurrentPrincipal,
     page: PageDep,
     serious: bool | None = None,
+    coded: bool | None = None,
     participant_id: uuid.UUID | None = None,
     include_entered_in_error: bool = False,
 ) -> dict[str, object]:
     """Adverse events of the caller's sites (study-wide for the monitors), oldest recorded
-    first; `serious=true` for SAEs."""
+    first; `serious=true` for SAEs, `coded=false` for the events still to code in MedDRA."""
     stmt = service.listing(
         participant_id=participant_id,
         serious=serious,
+        coded=coded,
         include_entered_in_error=include_entered_in_error,
     )
     stmt = only_visible_participants(stmt, principal, AdverseEventRow.participant_id)

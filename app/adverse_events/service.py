@@ -203,9 +203,13 @@ def listing(
     *,
     participant_id: uuid.UUID | None = None,
     serious: bool | None = None,
+    coded: bool | None = None,
     include_entered_in_error: bool = False,
 ) -> Select[AdverseEvent]:
     stmt = select(AdverseEvent)
+    if coded is not None:
+        code = AdverseEvent.meddra_pt_code
+        stmt = stmt.where(code.is_not(None) if coded else code.is_(None))
     if participant_id is not None:
         stmt = stmt.where(AdverseEvent.participant_id == participant_id)
     if serious is not None:

@@ -129,3 +129,16 @@ def test_coding_leaves_the_signature_hash_of_the_record_unchanged(monitor, two_s
     db.refresh(event)
     assert event.meddra_pt == "Headache"
     assert record_hash(event) == before
+
+
+def test_the_coder_lists_the_events_still_to_code(monitor, two_sites):
+    a, b = two_sites.a.adverse_event, two_sites.b.adverse_event
+    assert _put(monitor, a, HEADACHE).status_code == 200
+
+    def listed(coded: str) -> set[str]:
+        response = monitor.get("/api/v1/adverse-events", params={"coded": coded})
+        assert response.status_code == 200, response.text
+        return {item["id"] for item in response.json()["items"]}
+
+    assert listed("false") == {str(b.id)}
+    assert listed("true") == {str(a.id)}

@@ -7,7 +7,8 @@ Sources (FHIR R4 4.0.1, http://hl7.org/fhir/R4/):
 - ResearchSubject.status: valueset-research-subject-status.html;
 - AdverseEvent seriousness, severity and outcome: valueset-adverse-event-seriousness.html,
   valueset-adverse-event-severity.html, valueset-adverse-event-outcome.html;
-- data absent reasons: valueset-data-absent-reason.html.
+- data absent reasons: valueset-data-absent-reason.html;
+- MedDRA: the HL7 terminology's URI for it (terminology.hl7.org/CodeSystem-mdr.html).
 The LOINC codes and UCUM units of Vigil's measures are in app/clinical/measures.py.
 """
 
@@ -20,6 +21,7 @@ DATA_ABSENT_REASON = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
 AE_SERIOUSNESS = "http://terminology.hl7.org/CodeSystem/adverse-event-seriousness"
 AE_SEVERITY = "http://terminology.hl7.org/CodeSystem/adverse-event-severity"
 AE_OUTCOME = "http://terminology.hl7.org/CodeSystem/adverse-event-outcome"
+MEDDRA = "http://terminology.hl7.org/CodeSystem/mdr"
 
 # Identifier systems of Vigil's own records: an exported resource names the stored record it
 # comes from, so every resource traces back to it.

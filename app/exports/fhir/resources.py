@@ -178,6 +178,21 @@ def observations(reading: StoredReading, participant_id: uuid.UUID) -> Iterator[
         yield resource
 
 
+def _event(event: AdverseEvent) -> dict[str, Any]:
+    """The verbatim term as text; with the MedDRA PT (and its version) once the event is coded."""
+    concept: dict[str, Any] = {"text": event.verbatim_term}
+    if event.coded:
+        concept["coding"] = [
+            {
+                "system": codes.MEDDRA,
+                "version": event.meddra_version,
+                "code": event.meddra_pt_code,
+                "display": event.meddra_pt,
+            }
+        ]
+    return concept
+
+
 def adverse_event(event: AdverseEvent, study_id: uuid.UUID) -> Resource:
     """A valid adverse event (R4 AdverseEvent has no status: one entered in error is not
     exported). Seriousness is serious/non-serious (the criteria have no R4 element)."""
@@ -188,7 +203,7 @@ def adverse_event(event: AdverseEvent, study_id: uuid.UUID) -> Resource:
         "id": str(event.id),
         "identifier": {"system": codes.ADVERSE_EVENT, "value": str(event.id)},
         "actuality": "actual",
-        "event": {"text": event.verbatim_term},
+        "event": _event(event),
         "subject": _reference("Patient", event.participant_id),
         "date": _instant(event.onset_at),
         "detected": _instant(event.site_aware_at),

@@ -9,8 +9,9 @@ import pytest
 from fhir.resources.R4B import get_fhir_model_class
 from sqlalchemy import select
 
+from app.adverse_events import coding
 from app.adverse_events import service as adverse_events
-from app.adverse_events.schemas import AdverseEventCreate
+from app.adverse_events.schemas import AdverseEventCreate, MeddraCoding
 from app.assessments.records import EnteredInError
 from app.auth.principal import Principal
 from app.exports.fhir import stream
@@ -212,6 +213,35 @@ def test_adverse_events_carry_seriousness_severity_and_outcome(client, trial, db
     assert exported["study"] == [{"reference": f"ResearchStudy/{trial.study.id}"}]
     mild = events[str(trial.b.adverse_event.id)]
     assert mild["seriousness"]["coding"][0]["code"] == "non-serious"
+
+
+def test_a_coded_adverse_event_carries_its_meddra_preferred_term(client, trial, db):
+    body = {
+        "meddra_version": "27.1",
+        "llt": {"term": "Headache", "code": "10019211"},
+        "pt": {"term": "Headache", "code": "10019211"},
+        "hlt": {"term": "Headaches NEC", "code": "10019233"},
+        "hlgt": {"term": "Headaches", "code": "10019231"},
+        "soc": {"term": "Nervous system disorders", "code": "10029205"},
+        "reason": "Coded against MedDRA 27.1",
+    }
+    coding.code(db, trial.a.adverse_event, MeddraCoding.model_validate(body))
+    events = {e["id"]: e for e in pull(client, "AdverseEvent")}
+    coded = events[str(trial.a.adverse_event.id)]
+    parsed = get_fhir_model_class("AdverseEvent").model_validate(coded)
+    assert parsed.event.coding[0].code == "10019211"
+    assert coded["event"] == {
+        "text": "Headache",
+        "coding": [
+            {
+                "system": "http://terminology.hl7.org/CodeSystem/mdr",
+                "version": "27.1",
+                "code": "10019211",
+                "display": "Headache",
+            }
+        ],
+    }
+    assert events[str(trial.b.adverse_event.id)]["event"] == {"text": "Headache"}  # uncoded
 
 
 def test_a_blinded_caller_never_sees_an_arm(client_as, trial):

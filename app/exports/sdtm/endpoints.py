@@ -1,11 +1,12 @@
 """GET /api/v1/exports/sdtm/{domain}.{format}?study=CODE: one SDTM dataset of a study as CSV,
-Dataset-JSON (JSON or NDJSON) or SAS XPORT v5, streamed (docs/exports.md)."""
+Dataset-JSON (JSON or NDJSON) or SAS XPORT v5, streamed; GET
+/api/v1/exports/studies/{code}/sdtm/define.xml: the datasets' Define-XML 2.1 (docs/exports.md)."""
 
 from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from sqlalchemy.orm import Session
 
 from app.auth.deps import Authorize, CurrentPrincipal
@@ -13,6 +14,7 @@ from app.checked_input import CheckedRoute
 from app.db import SessionDep, get_export_sessionmaker
 from app.errors import NotFound
 from app.exports.sdtm import service
+from app.exports.sdtm.define import define_xml
 from app.exports.sdtm.service import MEDIA_TYPES, FileFormat, Readers
 from app.permissions import Permission
 
@@ -65,4 +67,21 @@ def export_sdtm_dataset(
         body,
         media_type=media_type,
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@router.get(
+    "/exports/studies/{code}/sdtm/define.xml",
+    summary="define.xml (Define-XML 2.1) of the SDTM datasets of a study",
+    response_class=Response,
+    responses={200: {"content": {"application/xml": {}}}},
+    dependencies=[Depends(Authorize(Permission.EXPORT_READ))],
+)
+def export_sdtm_define(code: str, session: SessionDep, principal: CurrentPrincipal) -> Response:
+    found = service.study_by_code(session, code)
+    service.audit_export(session, found, "define.xml", "xml", principal.unblinded)
+    return Response(
+        define_xml(found.code),
+        media_type="application/xml",
+        headers={"Content-Disposition": f'attachment; filename="{found.code}-define.xml"'},
     )

@@ -19,8 +19,9 @@ from app.audit.recorder import record_event
 from app.auth.blinding import BLINDED_FIELDS
 from app.errors import NotFound
 from app.exports.sdtm import writers, xpt
+from app.exports.sdtm.builders import BUILDERS, row_count
 from app.exports.sdtm.metadata import DATASETS, Dataset
-from app.exports.sdtm.rows import BUILDERS, ExportCounts, row_count
+from app.exports.sdtm.rows import ExportCounts
 from app.models import Study
 
 EXPORTED = "export_sdtm"

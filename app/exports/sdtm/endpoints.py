@@ -32,7 +32,8 @@ ExportReaders = Annotated[Readers, Depends(export_readers)]
 
 @router.get(
     "/exports/sdtm/{domain}.{file_format}",
-    summary="One SDTM dataset of a study (dm, ex, vs, ae) as csv, json, ndjson or xpt",
+    summary="One SDTM dataset of a study (dm, sv, se, ex, vs, ae, ts, ta, te, tv) as csv, json, "
+    "ndjson or xpt",
     response_class=StreamingResponse,
     responses={200: {"content": {media: {} for media in MEDIA_TYPES.values()}}},
     dependencies=[Depends(Authorize(Permission.EXPORT_READ))],

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 import xmlschema
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from app.auth.blinding import MASKED
@@ -289,3 +291,21 @@ def test_the_packages_define_xml_is_valid(db, two_sites, tmp_path, define_schema
         "rows": None,
     }
     define_schema.validate(str(tmp_path / "define.xml"))
+
+
+MDMA = load_protocol_file(PROTOCOLS / "mdma-ptsd-phase3.yaml").protocol
+
+
+@given(keep=st.lists(st.booleans(), min_size=len(MDMA.visits), max_size=len(MDMA.visits)))
+def test_any_subset_of_visits_gives_a_chained_design_over_their_days(keep):
+    visits = [v for v, kept in zip(MDMA.visits, keep, strict=True) if kept or v.code == "EXP1"]
+    design = design_of(MDMA.model_copy(update={"visits": visits}))
+    kinds = {visit.kind for visit in visits}
+    for arm in design.arms:
+        assert {kind for e in arm.elements for kind in e.kinds} >= kinds
+        assert [e.by_arm for e in arm.elements].count(True) == 1
+        assert sum(int(e.duration[1:-1] or 0) for e in arm.elements) == (
+            visits[-1].day - visits[0].day
+        )
+        for element, following in zip(arm.elements, arm.elements[1:], strict=False):
+            assert element.end_rule == following.start_rule

@@ -22,9 +22,10 @@ from app.exports.sdtm.package import record_package_export, write_package
 from app.exports.sdtm.trial_design import design_of
 from app.models import AuditRecord, Visit
 from app.participants import service as participants
-from app.participants.schemas import VisitOutcome
+from app.participants.schemas import VisitOutcome, Withdrawal, WithdrawalReason
 from app.permissions import Role
 from app.protocols.loader import load_protocol_file
+from tests.factories.trial import make_participant
 
 API = "/api/v1/exports"
 DEFINE = f"{API}/studies/MAPP-T/sdtm/define.xml"
@@ -223,6 +224,20 @@ def test_se_follows_each_participant_through_the_elements_they_entered(
     treated = shown[f"MAPP-T-{a.participant.subject_id}"]
     assert treated["ETCD"] == a.participant.arm_code
     assert treated["ELEMENT"] in ARM_LABELS
+
+
+def test_a_withdrawn_participant_without_an_arm_ends_with_their_last_visit(sponsor, two_sites, db):
+    participant = make_participant(db, two_sites.a.site, "01-002", stage="enrolled")
+    visits = {visit.code: visit for visit in participants.visits_of(db, participant)}
+    _attend(db, visits, {"SCREEN": date(2026, 1, 5), "PREP1": date(2026, 1, 9)})
+    participants.withdraw(
+        db, participant, Withdrawal(reason_code=WithdrawalReason.PARTICIPANT_DECISION)
+    )
+    rows = [r for r in _rows(sponsor, "se") if r["USUBJID"] == "MAPP-T-01-002"]
+    assert [(r["ETCD"], r["SESTDTC"], r["SEENDTC"]) for r in rows] == [
+        ("SCRN", "2026-01-02", "2026-01-09"),
+        ("PREP", "2026-01-09", "2026-01-09"),  # withdrawn: the element closes with its last visit
+    ]
 
 
 # --- define.xml ---------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """GET /api/v1/exports/sdtm/{domain}.{format}?study=CODE: one SDTM dataset of a study as CSV,
-Dataset-JSON (JSON or NDJSON) or SAS XPORT v5, streamed; GET
-/api/v1/exports/studies/{code}/sdtm/define.xml: the datasets' Define-XML 2.1 (docs/exports.md)."""
+Dataset-JSON (JSON or NDJSON) or SAS XPORT v5, streamed; and
+GET /api/v1/exports/studies/{study_code}/sdtm/define.xml: the datasets' Define-XML 2.1
+(docs/exports.md)."""
 
 from collections.abc import Callable
 from typing import Annotated
@@ -72,14 +73,16 @@ def export_sdtm_dataset(
 
 
 @router.get(
-    "/exports/studies/{code}/sdtm/define.xml",
+    "/exports/studies/{study_code}/sdtm/define.xml",
     summary="define.xml (Define-XML 2.1) of the SDTM datasets of a study",
     response_class=Response,
     responses={200: {"content": {"application/xml": {}}}},
     dependencies=[Depends(Authorize(Permission.EXPORT_READ))],
 )
-def export_sdtm_define(code: str, session: SessionDep, principal: CurrentPrincipal) -> Response:
-    found = service.study_by_code(session, code)
+def export_sdtm_define(
+    study_code: str, session: SessionDep, principal: CurrentPrincipal
+) -> Response:
+    found = service.study_by_code(session, study_code)
     service.audit_export(session, found, "define.xml", "xml", principal.unblinded)
     return Response(
         define_xml(found.code),

@@ -36,6 +36,7 @@ from app.protocols.service import definition_of
 SDTMIG_VERSION, SDTM_VERSION = "3.4", "2.0"
 CDISC_CT = "CDISC CT"
 NO_INFORMATION = "NI"
+TSVAL_LENGTH = 200
 # Trial summary parameters the protocol format does not hold: written with TSVALNF NI, and
 # counted in the package manifest as conformance gaps.
 NOT_IN_PROTOCOL = {
@@ -137,7 +138,7 @@ def ts_rows(session: Session, study: Study, unblinded: bool, counts: ExportCount
             1,
             code,
             name,
-            value,
+            value[:TSVAL_LENGTH],  # a longer title is cut (TSVAL1, TSVAL2 ... are not written)
             "" if code in values else NO_INFORMATION,
             value_code,
             CDISC_CT if value_code else "",

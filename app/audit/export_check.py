@@ -70,6 +70,8 @@ class _Reader:
     def __iter__(self) -> Iterator[Any]:
         for number, text in self.lines:
             line = _parse(number, text)
+            if line.get("type") not in ("record", "signature"):
+                raise Damaged(f"line {number} is neither a record nor a signature line")
             if line.get("type") != "record":
                 self.rest.append((number, line))
                 self.rest.extend((n, _parse(n, t)) for n, t in self.lines)

@@ -63,7 +63,7 @@ def audit_record(row: Any) -> str:
         f"record sha256:{row.record_hash}"
     )
     return (
-        f'<AuditRecord ID="AR.{row.sequence}">'
+        f'<AuditRecord ID="AR.{row.sequence}" EditPoint="DataManagement">'
         f"<UserRef UserOID={quoteattr(user_oid(row.actor))}/>"
         f'<LocationRef LocationOID="{LOCATION_OID}"/>'
         f"{_element('DateTimeStamp', _at(row.occurred_at))}"

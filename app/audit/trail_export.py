@@ -71,15 +71,23 @@ def export_chunks(
     """The NDJSON export, in chunks of lines, read in one snapshot."""
     with readers() as session:
         event = exported_event(session, event_id)
-        last = session.scalars(select(AuditRecord).order_by(AuditRecord.sequence.desc())).first()
+        last = session.scalars(
+            select(AuditRecord).order_by(AuditRecord.sequence.desc()).limit(1)
+        ).first()
         records = session.scalar(select(func.count()).select_from(AuditRecord)) or 0
         signatures = session.scalar(select(func.count()).select_from(Signature)) or 0
         head = header(event, last, records, signatures, actor_names(session))
         lines = export_lines(
             head,
-            session.execute(records_query()),
-            session.execute(signatures_query()),
+            _streamed(session, records_query()),
+            _streamed(session, signatures_query()),
             revealed,
         )
         while chunk := "".join(islice(lines, LINES_PER_CHUNK)):
             yield chunk.encode()
+
+
+def _streamed(session: Session, stmt: Select[Any]) -> Iterator[Any]:
+    """The rows of ``stmt``, its query run only once the rows are asked for (one open cursor at
+    a time)."""
+    yield from session.execute(stmt)

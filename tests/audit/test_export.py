@@ -157,13 +157,18 @@ def test_changing_any_one_byte_is_caught_and_named(exported, where, shift):
     if line_number == 1:
         assert "header" in problem or "line 1" in problem
     elif b'"type":"record"' in line:
-        sequence = json.loads(line)["sequence"]
-        # the record changed, or the one after it (whose link to it no longer holds)
-        assert (
-            f"#{sequence}" in problem
-            or f"#{sequence + 1}" in problem
-            or f"line {line_number}" in problem
-        ), problem
+        record = json.loads(line)
+        rest = exported.splitlines()[line_number:]
+        following = json.loads(rest[0]) if rest else {}
+        # named: the record changed, or the one after it (whose link to it no longer holds)
+        names = (
+            f"#{record['sequence']}",
+            f"#{record['sequence'] + 1}",
+            record["id"],
+            following.get("id", "-"),
+            f"line {line_number}",
+        )
+        assert any(name in problem for name in names), problem
     else:
         assert "signature" in problem or f"line {line_number}" in problem, problem
 

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from app.auth.blinding import MASKED
 from app.exports.sdtm import trial_design
-from app.exports.sdtm.rows import VALID, ExportCounts, Row, local_dtc, usubjid
+from app.exports.sdtm.rows import BATCH, VALID, ExportCounts, Row, local_dtc, usubjid
 from app.exports.sdtm.trial_design import Design, Element, design_of
 from app.models import Dose, DosingSession, Participant, ProtocolVersion, Site, Study, Visit
 from app.protocols.schema import Protocol
@@ -257,9 +257,8 @@ def sv_rows(session: Session, study: Study, unblinded: bool, counts: ExportCount
         .where(Participant.study_id == study.id)
         .order_by(Participant.subject_id, attended.c.sequence)
     )
-    for subject_id, zone, _pid, number, name, kind, occurred_on, started, ended in session.execute(
-        statement
-    ):
+    streamed = session.execute(statement.execution_options(yield_per=BATCH))
+    for subject_id, zone, _pid, number, name, kind, occurred_on, started, ended in streamed:
         counts.rows += 1
         yield (
             study.code,
@@ -347,7 +346,8 @@ def se_rows(session: Session, study: Study, unblinded: bool, counts: ExportCount
         .where(Participant.study_id == study.id)
         .order_by(Participant.subject_id, attended.c.sequence)
     )
-    grouped = itertools.groupby(session.execute(statement), key=lambda row: row[0])
+    streamed = session.execute(statement.execution_options(yield_per=BATCH))
+    grouped = itertools.groupby(streamed, key=lambda row: row[0])  # one participant at a time
     for _participant_id, records in grouped:
         rows = list(records)
         _id, subject_id, arm_code, status, consented_on, zone, first_at = rows[0][:7]

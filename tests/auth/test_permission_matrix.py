@@ -236,6 +236,7 @@ class World:
             "domain": "vs",
             "file_format": "csv",
             "resource_type": "ResearchSubject",
+            "code": self.trial.study.code,
         }
         return {key: str(value) for key, value in values.items()}
 

@@ -12,18 +12,19 @@ from app.exports.reports.session_data import SessionReport
 MAX_ROWS = 18  # rows per table; more are counted in a last row
 
 
-def _table(ax: Axes, title: str, header: list[str], rows: list[list[str]]) -> None:
+def _table(ax: Axes, title: str, header: list[str] | None, rows: list[list[str]]) -> None:
+    width = len(header) if header else len(rows[0])
     ax.axis("off")
     ax.set_title(title, loc="left", fontsize=10, fontweight="bold")
-    shown = rows[:MAX_ROWS] or [["none"] + [""] * (len(header) - 1)]
+    shown = rows[:MAX_ROWS] or [["none"] + [""] * (width - 1)]
     if len(rows) > MAX_ROWS:
-        shown.append([f"... and {len(rows) - MAX_ROWS} more"] + [""] * (len(header) - 1))
+        shown.append([f"... and {len(rows) - MAX_ROWS} more"] + [""] * (width - 1))
     table = ax.table(cellText=shown, colLabels=header, loc="upper left", cellLoc="left")
     table.auto_set_font_size(False)
     table.set_fontsize(7)
     table.scale(1, 1.2)
     for (row, _column), cell in table.get_celld().items():
-        if row == 0:
+        if row == 0 and header:
             cell.set_facecolor("#eceff1")
 
 
@@ -65,8 +66,7 @@ def listing_rows(report: SessionReport) -> dict[str, list[list[str]]]:
 def listing_figure(report: SessionReport) -> Figure:
     rows = listing_rows(report)
     figure = Figure(figsize=PAGE_SIZE)
-    sizes = [len(rows[key][:MAX_ROWS]) + 2 for key in ("facts", "attestations", "signatures")]
-    sizes.append(min(len(rows["alerts"]), MAX_ROWS) + 2)
+    sizes = [min(len(rows[key]), MAX_ROWS) + 2 for key in rows]
     facts_ax, attest_ax, sign_ax, alert_ax = figure.subplots(
         4,
         1,
@@ -79,7 +79,7 @@ def listing_figure(report: SessionReport) -> Figure:
             "hspace": 0.45,
         },
     )
-    _table(facts_ax, "Session", ["", ""], rows["facts"])
+    _table(facts_ax, "Session", None, rows["facts"])
     _table(attest_ax, "Attestations", ["attestation", "by", "at (site time)"], rows["attestations"])
     _table(
         sign_ax,

@@ -27,6 +27,7 @@ SERIES_COLOURS = {
     "TEMP": "#e65100",
     "OXYSAT": "#00838f",
 }
+SHORT_NAMES = {"SYSBP": "systolic", "DIABP": "diastolic"}
 # The panels: which measures share one.
 PANELS = (("SYSBP", "DIABP"), ("PULSE",), ("TEMP",), ("OXYSAT",))
 PANEL_LABELS = ("Blood pressure\n(mmHg)", "Pulse\n(beats/min)", "Temperature\n(C)", "SpO2\n(%)")
@@ -78,7 +79,11 @@ def _doses(axes: list[Axes], report: SessionReport) -> None:
 
 
 def _alerts(ax: Axes, report: SessionReport, end_minute: float) -> None:
-    ax.set_ylabel("Alerts", rotation=0, ha="right", va="center", fontsize=8)
+    ax.set_title(
+        "Alerts: ^ raised, o acknowledged, s resolved (the line: until resolved)",
+        loc="left",
+        fontsize=8,
+    )
     if not report.alerts:
         ax.text(0.5, 0.5, "no alerts", transform=ax.transAxes, ha="center", va="center")
         ax.set_yticks([])
@@ -139,9 +144,9 @@ def chart_figure(report: SessionReport) -> Figure:
         height_ratios=[3, 2, 2, 2, alert_rows],
         left=0.13,
         right=0.9,
-        top=0.86,
+        top=0.88,
         bottom=0.07,
-        hspace=0.12,
+        hspace=0.22,
     )
     first = figure.add_subplot(grid[0])
     axes = [first] + [figure.add_subplot(grid[i], sharex=first) for i in range(1, rows)]
@@ -159,11 +164,19 @@ def chart_figure(report: SessionReport) -> Figure:
                 label=series.name,
                 gid=f"vitals:{code}",
             )
+            if len(codes) > 1 and series.minutes:  # name the line at its last point
+                ax.annotate(
+                    SHORT_NAMES[code],
+                    xy=(series.minutes[-1], series.values[-1]),
+                    xytext=(4, 0),
+                    textcoords="offset points",
+                    fontsize=7,
+                    color=SERIES_COLOURS[code],
+                    va="center",
+                )
         _limits(ax, report, codes)
         ax.set_ylabel(label, fontsize=8)
         ax.grid(alpha=0.3)
-        if len(codes) > 1:
-            ax.legend(loc="lower right", fontsize=7)
         ax.tick_params(labelbottom=False, labelsize=7)
     end = end_minute(report)
     start = min(0.0, *(m for s in report.series.values() for m in s.minutes[:1]))
@@ -185,8 +198,8 @@ def chart_figure(report: SessionReport) -> Figure:
     figure.suptitle(
         f"{report.study_code}   subject {report.subject_id}   {report.visit}   site "
         f"{report.site_code}   {report.local(report.started_at)}\n"
-        f"{report.protocol}; limits are the protocol's threshold and sustained alert rules; "
-        "markers: raised ^, acknowledged o, resolved s",
+        f"{report.protocol}; dashed: the protocol's threshold and sustained alert limits "
+        "(red critical, orange warning); green: doses",
         fontsize=9,
     )
     return figure

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -165,7 +166,7 @@ def study_summary(
 
 
 def _minutes(value: float | None) -> str:
-    return "" if value is None else f"{value:.0f} min"
+    return "-" if value is None else f"{value:.0f} min"
 
 
 def _utc(value: datetime | None) -> str:
@@ -182,14 +183,18 @@ def summary_figures(summary: StudySummary) -> list[Figure]:
     grid = first.add_gridspec(2, 2, left=0.14, right=0.96, top=0.86, bottom=0.06, hspace=0.4)
     enrol = first.add_subplot(grid[0, 0])
     labels = list(summary.enrolment)
-    enrol.barh(labels, list(summary.enrolment.values()), color="#546e7a", gid="enrolment")
+    bars = enrol.barh(labels, list(summary.enrolment.values()), color="#546e7a", gid="enrolment")
+    enrol.bar_label(bars, fontsize=7, padding=2)
+    enrol.xaxis.set_major_locator(MaxNLocator(integer=True))
     enrol.set_title("Participants by status", fontsize=9)
     enrol.invert_yaxis()
     enrol.tick_params(labelsize=7)
     sessions = first.add_subplot(grid[0, 1])
-    sessions.bar(
+    columns = sessions.bar(
         list(summary.sessions), list(summary.sessions.values()), color="#78909c", gid="sessions"
     )
+    sessions.bar_label(columns, fontsize=7, padding=2)
+    sessions.yaxis.set_major_locator(MaxNLocator(integer=True))
     sessions.set_title("Dosing sessions by status", fontsize=9)
     sessions.tick_params(labelsize=7)
     alerts = first.add_subplot(grid[1, :])
@@ -240,6 +245,7 @@ def summary_figures(summary: StudySummary) -> list[Figure]:
     sae_table = sae.table(
         cellText=sae_rows,
         colLabels=["subject", "site", "term", "site aware", "report due", "reported", "clock"],
+        colWidths=[0.08, 0.05, 0.33, 0.15, 0.15, 0.15, 0.09],
         loc="upper left",
         cellLoc="left",
     )

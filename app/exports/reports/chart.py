@@ -179,7 +179,7 @@ def chart_figure(report: SessionReport) -> Figure:
         ax.grid(alpha=0.3)
         ax.tick_params(labelbottom=False, labelsize=7)
     end = end_minute(report)
-    start = min(0.0, *(m for s in report.series.values() for m in s.minutes[:1]))
+    start = min([0.0, *(m for s in report.series.values() for m in s.minutes[:1])])
     first.set_xlim(start - 10, end + 10)
     first.xaxis.set_major_locator(MultipleLocator(60))  # hours after minute 0
     _doses(axes, report)

@@ -2,15 +2,19 @@
 initial dose, the protocol's limits, the doses and the alert's raise, acknowledgement and
 resolution at their minutes. Read back from the figure's artists (no rendering)."""
 
+import io
 from datetime import timedelta
 
 import pytest
 from matplotlib.lines import Line2D
+from PIL import Image
 from sqlalchemy import select
 
 from app.clinical.measures import MEASURES
+from app.dosing import service as dosing
 from app.exports.reports.chart import chart_figure
 from app.exports.reports.limits import protocol_limits
+from app.exports.reports.render import png_bytes
 from app.exports.reports.session_data import PLOTTED, session_report
 from app.models import Dose
 from app.protocols import service as protocols
@@ -109,3 +113,14 @@ def test_without_an_initial_dose_minute_zero_is_the_session_start(db, reported):
     assert report.series["SYSBP"].minutes[0] == pytest.approx(
         (DOSED + timedelta(minutes=-20) - reported.session.started_at).total_seconds() / 60
     )
+
+
+def test_a_planned_session_without_readings_or_doses_still_draws(db, two_sites):
+
+    planned = dosing.create_session(db, two_sites.a.participant, two_sites.a.visits["EXP2"])
+    report = session_report(db, planned)
+    figure = chart_figure(report)
+    assert report.origin_label == "session start" and report.doses == []
+    assert all(len(line.get_xdata()) == 0 for line in _lines(figure, "vitals:SYSBP"))
+    assert not _lines(figure, "dose:initial")
+    assert Image.open(io.BytesIO(png_bytes(figure))).size == (1169, 827)

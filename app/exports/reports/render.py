@@ -1,6 +1,10 @@
-"""Figures to bytes: a multi-page PDF (matplotlib's PdfPages) or a PNG of one page (Agg)."""
+"""Figures to bytes: a multi-page PDF (matplotlib's PdfPages) or a PNG of one page (Agg).
+
+matplotlib does not promise thread safety (its font and text caches are shared), and the API
+serves requests on a thread pool: figures are built and saved holding ``DRAWING``."""
 
 import io
+import threading
 from collections.abc import Iterable
 
 import matplotlib
@@ -12,6 +16,7 @@ from matplotlib.figure import Figure
 
 from app.exports.reports.chart import PNG_DPI
 
+DRAWING = threading.Lock()
 # No creation date: the same data gives the same file.
 PDF_METADATA = {"Creator": "Vigil", "Producer": "Vigil (matplotlib)", "CreationDate": None}
 

@@ -11,7 +11,7 @@ from app.audit.recorder import record_event
 from app.auth.principal import Principal
 from app.exports.reports.chart import chart_figure
 from app.exports.reports.listing import listing_figure
-from app.exports.reports.render import pdf_bytes, png_bytes
+from app.exports.reports.render import DRAWING, pdf_bytes, png_bytes
 from app.exports.reports.session_data import SessionReport, session_report
 from app.exports.reports.summary import StudySummary, study_summary, summary_figures
 from app.models import DosingSession, Participant, Study
@@ -35,15 +35,18 @@ def report_for(
 
 def session_pdf(report: SessionReport) -> bytes:
     title = f"{report.study_code} {report.subject_id} {report.visit} session report"
-    return pdf_bytes([chart_figure(report), listing_figure(report)], title)
+    with DRAWING:
+        return pdf_bytes([chart_figure(report), listing_figure(report)], title)
 
 
 def session_png(report: SessionReport) -> bytes:
-    return png_bytes(chart_figure(report))
+    with DRAWING:
+        return png_bytes(chart_figure(report))
 
 
 def summary_pdf(summary: StudySummary) -> bytes:
-    return pdf_bytes(summary_figures(summary), f"{summary.study_code} study summary")
+    with DRAWING:
+        return pdf_bytes(summary_figures(summary), f"{summary.study_code} study summary")
 
 
 def audit_session_report(session: Session, report: SessionReport, file_format: str) -> None:

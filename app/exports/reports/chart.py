@@ -78,6 +78,12 @@ def _doses(axes: list[Axes], report: SessionReport) -> None:
         )
 
 
+def alert_rows(report: SessionReport) -> list[str]:
+    """The strip's rows: one per rule, in the order its first alert was raised (a rule alerts
+    again only after its alert was resolved, so one row's spans never overlap)."""
+    return list(dict.fromkeys(alert.rule_id for alert in report.alerts))
+
+
 def _alerts(ax: Axes, report: SessionReport, end_minute: float) -> None:
     ax.set_title(
         "Alerts: ^ raised, o acknowledged, s resolved (the line: until resolved)",
@@ -88,7 +94,9 @@ def _alerts(ax: Axes, report: SessionReport, end_minute: float) -> None:
         ax.text(0.5, 0.5, "no alerts", transform=ax.transAxes, ha="center", va="center")
         ax.set_yticks([])
         return
-    for row, alert in enumerate(report.alerts):
+    rules = alert_rows(report)
+    for alert in report.alerts:
+        row = rules.index(alert.rule_id)
         colour = SEVERITY_COLOURS.get(alert.severity, "#607d8b")
         until = alert.resolved_minute if alert.resolved_minute is not None else end_minute
         ax.plot([alert.minute, until], [row, row], color=colour, linewidth=1, alpha=0.5)
@@ -119,8 +127,8 @@ def _alerts(ax: Axes, report: SessionReport, end_minute: float) -> None:
                 markersize=6,
                 gid=f"alert:{alert.rule_id}:resolved",
             )
-    ax.set_yticks(range(len(report.alerts)), [a.rule_id for a in report.alerts], fontsize=7)
-    ax.set_ylim(-0.7, len(report.alerts) - 0.3)
+    ax.set_yticks(range(len(rules)), rules, fontsize=7)
+    ax.set_ylim(-0.7, len(rules) - 0.3)
     ax.invert_yaxis()
 
 
@@ -137,11 +145,11 @@ def chart_figure(report: SessionReport) -> Figure:
     # Fixed margins, not a layout engine: a layout engine takes most of the drawing time.
     figure = Figure(figsize=PAGE_SIZE)
     rows = len(PANELS) + 1
-    alert_rows = 1 + 0.25 * len(report.alerts)
+    strip = 1 + 0.25 * min(len(alert_rows(report)), 12)
     grid = figure.add_gridspec(
         rows,
         1,
-        height_ratios=[3, 2, 2, 2, alert_rows],
+        height_ratios=[3, 2, 2, 2, strip],
         left=0.13,
         right=0.9,
         top=0.88,

@@ -12,13 +12,14 @@ from sqlalchemy import select
 
 from app.clinical.measures import MEASURES
 from app.dosing import service as dosing
-from app.exports.reports.chart import chart_figure
+from app.exports.reports.chart import alert_rows, chart_figure
 from app.exports.reports.limits import protocol_limits
 from app.exports.reports.render import png_bytes
 from app.exports.reports.session_data import PLOTTED, session_report
 from app.models import Dose
 from app.protocols import service as protocols
 from tests.exports.reports.conftest import DOSED, ERROR_AT, READINGS
+from tests.factories.alerts import PinnedClock, make_alert
 
 
 def _lines(figure, gid: str) -> list[Line2D]:
@@ -124,3 +125,19 @@ def test_a_planned_session_without_readings_or_doses_still_draws(db, two_sites):
     assert all(len(line.get_xdata()) == 0 for line in _lines(figure, "vitals:SYSBP"))
     assert not _lines(figure, "dose:initial")
     assert Image.open(io.BytesIO(png_bytes(figure))).size == (1169, 827)
+
+
+def test_a_rule_that_alerts_again_after_a_resolution_stays_on_its_row(db, reported, monkeypatch):
+    PinnedClock(monkeypatch, DOSED + timedelta(minutes=200))
+    again, created = make_alert(
+        db, reported.session, found_at=DOSED + timedelta(minutes=150), systolic=185
+    )
+    assert created and again.id != reported.site.alert.id
+    report = session_report(db, reported.session)
+    figure = chart_figure(report)
+    raised = _lines(figure, "alert:hypertensive-crisis:raised")
+    assert _xs(raised) == {30.0, 150.0}
+    rows = alert_rows(report)
+    assert len(rows) == len({a.rule_id for a in report.alerts}) < len(report.alerts)
+    on_rows = {float(y) for line in raised for y in line.get_ydata()}
+    assert on_rows == {float(rows.index("hypertensive-crisis"))}

@@ -14,6 +14,7 @@ from app.alerts.feed import AlertFeed
 from app.alerts.stream import router as alert_stream_router
 from app.assessments.endpoints import router as assessments_router
 from app.audit_api.endpoints import router as audit_router
+from app.audit_api.export_endpoints import router as audit_export_router
 from app.audit_api.verify_endpoints import router as audit_verify_router
 from app.auth.endpoints import router as auth_router
 from app.checked_input import CheckedRoute
@@ -95,6 +96,7 @@ def create_app() -> FastAPI:
         notes_router,
         signatures_router,
         audit_verify_router,  # before audit_router: /audit-records/verify is not an id
+        audit_export_router,  # before audit_router: /audit-records/export is not an id
         audit_router,
         auth_router,
         users_router,

@@ -126,6 +126,17 @@ ALL_SITES_ROLES = frozenset({R.MEDICAL_MONITOR, R.SPONSOR, R.ADMIN})
 UNBLINDED_ROLES = frozenset({R.PHARMACIST})
 
 
+# What an audit trail export reveals beyond what every AUDIT_READ role reads (docs/audit-trail.md,
+# "Withheld fields"), asked for by name: arms to the unblinded only (no AUDIT_READ role today, so
+# the API's exports withhold them always), therapist note text to the medical monitor, client
+# addresses to the administrator (security review). Everything else an export withholds.
+AUDIT_EXPORT_REVEALS: dict[str, frozenset[Role]] = {
+    "arms": UNBLINDED_ROLES,
+    "note_text": frozenset({R.MEDICAL_MONITOR}),
+    "client_address": frozenset({R.ADMIN}),
+}
+
+
 # The alerts about the visit schedule, not about a participant's safety: seen (and answered) by
 # every role with ALERT_READ; every other kind needs CLINICAL_ALERT_READ.
 VISIT_ALERT_KINDS = frozenset({"visit_missed"})

@@ -141,3 +141,14 @@ def test_a_rule_that_alerts_again_after_a_resolution_stays_on_its_row(db, report
     assert len(rows) == len({a.rule_id for a in report.alerts}) < len(report.alerts)
     on_rows = {float(y) for line in raised for y in line.get_ydata()}
     assert on_rows == {float(rows.index("hypertensive-crisis"))}
+
+
+def test_the_top_axis_is_the_sites_clock_time(db, reported):
+    reported.site.site.timezone = "America/Denver"
+    db.flush()
+    figure = chart_figure(session_report(db, reported.session))
+    (clock,) = figure.axes[0].child_axes
+    local = clock.xaxis.get_major_formatter()
+    # minute 0 is the initial dose, 08:30 UTC: 01:30 in Denver in February (MST, UTC-7)
+    assert local(0, 0) == "01:30" and local(90, 0) == "03:00"
+    assert "America/Denver" in clock.get_xlabel()

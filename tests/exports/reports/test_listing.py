@@ -12,13 +12,14 @@ from tests.conftest import T0
 from tests.exports.reports.conftest import DOSED
 
 
-def _sign(db, entity_type: str, entity_id, name: str, meaning: str, minutes: int) -> None:
+def _sign(db, entity_type: str, entity_id, signer: tuple, meaning: str, minutes: int) -> None:
+    """A signature row as the signing service leaves it; ``signer``: (printed name, user id)."""
     db.add(
         Signature(
             entity_type=entity_type,
             entity_id=entity_id,
-            signer_id=name[1],
-            printed_name=name[0],
+            signer_id=signer[1],
+            printed_name=signer[0],
             meaning=meaning,
             signed_at=T0 + timedelta(minutes=minutes),
             record_hash="0" * 64,

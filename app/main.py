@@ -24,6 +24,7 @@ from app.docs import install_docs
 from app.dosing.endpoints import router as dosing_router
 from app.errors import install_error_handlers
 from app.exports.fhir.endpoints import router as fhir_export_router
+from app.exports.reports.endpoints import router as reports_router
 from app.exports.sdtm.endpoints import router as sdtm_exports_router
 from app.health import api_router as health_api_router
 from app.health import router as health_router
@@ -102,6 +103,7 @@ def create_app() -> FastAPI:
         replay_router,
         sdtm_exports_router,
         fhir_export_router,
+        reports_router,
         health_api_router,
     ):
         api.include_router(router)

@@ -27,6 +27,10 @@ What a permission covers:
 - EXPORT_READ: the sponsor exports (SDTM datasets, FHIR bulk data; docs/exports.md):
   study-wide, read-only, no direct identifiers; who pulled what is audited. The sponsor's data
   manager (DESIGN.md section 2).
+- REPORT_READ: session reports (PDF, PNG) and the study summary (docs/exports.md, "Session
+  reports"): the study-wide monitors (medical monitor, sponsor) and the site clinician and
+  coordinator for their own sites' sessions (the alert kinds each role sees); no arm, no note
+  text, no participant name in them; each pull is audited.
 - EMERGENCY_UNBLIND: the site clinician's unblinding of one participant of their site in a
   medical emergency (docs/blinding.md); the arm is then shown to that clinician only.
 """
@@ -73,6 +77,7 @@ class Permission(StrEnum):
     EMERGENCY_UNBLIND = "participant:emergency-unblind"
     USER_MANAGE = "user:manage"
     EXPORT_READ = "export:read"
+    REPORT_READ = "report:read"
 
 
 R = Role
@@ -112,6 +117,7 @@ ROLE_PERMISSIONS: dict[Permission, frozenset[Role]] = {
     Permission.EMERGENCY_UNBLIND: frozenset({R.CLINICIAN}),
     Permission.USER_MANAGE: frozenset({R.ADMIN}),
     Permission.EXPORT_READ: frozenset({R.SPONSOR}),
+    Permission.REPORT_READ: frozenset({R.MEDICAL_MONITOR, R.SPONSOR, R.CLINICIAN, R.COORDINATOR}),
 }
 
 # Roles that see every site; the others see only the sites they are assigned to.

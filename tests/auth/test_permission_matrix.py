@@ -237,6 +237,7 @@ class World:
             "file_format": "csv",
             "resource_type": "ResearchSubject",
             "study_code": self.trial.study.code,
+            "code": self.trial.study.code,
         }
         return {key: str(value) for key, value in values.items()}
 

@@ -14,6 +14,7 @@ from app.alerts.feed import AlertFeed
 from app.alerts.stream import router as alert_stream_router
 from app.assessments.endpoints import router as assessments_router
 from app.audit_api.endpoints import router as audit_router
+from app.audit_api.export_endpoints import router as audit_export_router
 from app.audit_api.verify_endpoints import router as audit_verify_router
 from app.auth.endpoints import router as auth_router
 from app.checked_input import CheckedRoute
@@ -23,6 +24,7 @@ from app.docs import install_docs
 from app.dosing.endpoints import router as dosing_router
 from app.errors import install_error_handlers
 from app.exports.fhir.endpoints import router as fhir_export_router
+from app.exports.reports.endpoints import router as reports_router
 from app.exports.sdtm.endpoints import router as sdtm_exports_router
 from app.health import api_router as health_api_router
 from app.health import router as health_router
@@ -94,12 +96,14 @@ def create_app() -> FastAPI:
         notes_router,
         signatures_router,
         audit_verify_router,  # before audit_router: /audit-records/verify is not an id
+        audit_export_router,  # before audit_router: /audit-records/export is not an id
         audit_router,
         auth_router,
         users_router,
         replay_router,
         sdtm_exports_router,
         fhir_export_router,
+        reports_router,
         health_api_router,
     ):
         api.include_router(router)

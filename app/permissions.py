@@ -31,6 +31,10 @@ What a permission covers:
 - EXPORT_READ: the sponsor exports (SDTM datasets, FHIR bulk data; docs/exports.md):
   study-wide, read-only, no direct identifiers; who pulled what is audited. The sponsor's data
   manager (DESIGN.md section 2).
+- REPORT_READ: session reports (PDF, PNG) and the study summary (docs/exports.md, "Session
+  reports"): the study-wide monitors (medical monitor, sponsor) and the site clinician and
+  coordinator for their own sites' sessions (the alert kinds each role sees); no arm, no note
+  text, no participant name in them; each pull is audited.
 - EMERGENCY_UNBLIND: the site clinician's unblinding of one participant of their site in a
   medical emergency (docs/blinding.md); the arm is then shown to that clinician only.
 """
@@ -78,6 +82,7 @@ class Permission(StrEnum):
     EMERGENCY_UNBLIND = "participant:emergency-unblind"
     USER_MANAGE = "user:manage"
     EXPORT_READ = "export:read"
+    REPORT_READ = "report:read"
 
 
 R = Role
@@ -118,12 +123,24 @@ ROLE_PERMISSIONS: dict[Permission, frozenset[Role]] = {
     Permission.EMERGENCY_UNBLIND: frozenset({R.CLINICIAN}),
     Permission.USER_MANAGE: frozenset({R.ADMIN}),
     Permission.EXPORT_READ: frozenset({R.SPONSOR}),
+    Permission.REPORT_READ: frozenset({R.MEDICAL_MONITOR, R.SPONSOR, R.CLINICIAN, R.COORDINATOR}),
 }
 
 # Roles that see every site; the others see only the sites they are assigned to.
 ALL_SITES_ROLES = frozenset({R.MEDICAL_MONITOR, R.SPONSOR, R.ADMIN})
 # Roles that see treatment arms; everybody else sees them masked, everywhere.
 UNBLINDED_ROLES = frozenset({R.PHARMACIST})
+
+
+# What an audit trail export reveals beyond what every AUDIT_READ role reads (docs/audit-trail.md,
+# "Withheld fields"), asked for by name: arms to the unblinded only (no AUDIT_READ role today, so
+# the API's exports withhold them always), therapist note text to the medical monitor, client
+# addresses to the administrator (security review). Everything else an export withholds.
+AUDIT_EXPORT_REVEALS: dict[str, frozenset[Role]] = {
+    "arms": UNBLINDED_ROLES,
+    "note_text": frozenset({R.MEDICAL_MONITOR}),
+    "client_address": frozenset({R.ADMIN}),
+}
 
 
 # The alerts about the visit schedule, not about a participant's safety: seen (and answered) by

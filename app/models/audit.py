@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Index, String, Text
+from sqlalchemy import JSON, BigInteger, Index, SmallInteger, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, HasId
@@ -20,6 +20,10 @@ class AuditRecord(HasId, Base):
     sequence: Mapped[int] = mapped_column(BigInteger, unique=True)
     previous_hash: Mapped[str] = mapped_column(String(64))
     record_hash: Mapped[str] = mapped_column(String(64))
+    # The canonical form the hash was taken in (app/audit/chain.py): 1 before the cut-over to
+    # salted commitments, 2 from it on; ``salts`` holds the salt of each committed value.
+    chain_version: Mapped[int] = mapped_column(SmallInteger, server_default=text("1"))
+    salts: Mapped[dict[str, str] | None] = mapped_column(JSON)
 
     occurred_at: Mapped[datetime]
     actor: Mapped[str] = mapped_column(String(200))

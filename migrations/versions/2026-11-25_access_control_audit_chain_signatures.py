@@ -169,7 +169,7 @@ def _chain_existing_records() -> None:
     rows = bind.execute(sa.select(typed).order_by(typed.c.id)).all()
     for sequence, row in enumerate(rows, start=1):
         record = type("Record", (), dict(row._mapping))()
-        previous = link(record, sequence, previous)
+        previous = link(record, sequence, previous, version=1)
         bind.execute(
             table.update()
             .where(table.c.id == row.id)

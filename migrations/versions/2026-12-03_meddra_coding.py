@@ -5,7 +5,7 @@ HLT, HLGT and primary SOC terms and codes of an adverse event (PUT
 /api/v1/adverse-events/{id}/coding). Every column is nullable: an event stays uncoded until then.
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 Create Date: 2026-12-03 00:00:00
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0013"
-down_revision: str | None = "0011"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -5,6 +5,8 @@ made by hand on a small chain, the way tests/audit/test_tamper.py then makes it 
 """
 
 import dataclasses
+import hashlib
+import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -34,6 +36,8 @@ class Record:
     sequence: int = 0
     previous_hash: str = ""
     record_hash: str = ""
+    chain_version: int | None = None
+    salts: dict | None = None
 
 
 def record(n: int, **changes: Any) -> Record:
@@ -78,16 +82,74 @@ def forged(n: int, sequence: int, previous_hash: str, own_hash: str | None = Non
 # --- the canonical form and the chain -------------------------------------------------------------
 
 
-def test_canonical_form_is_sorted_compact_json_of_the_content():
-    r = chain(1)[0]
+def test_version_1_canonical_form_is_sorted_compact_json_of_the_content_and_frozen():
+    r = record(1, sequence=1, chain_version=1)
     assert canonical(r) == (
         b'{"action":"create","actor":"coordinator:ann","after":{"n":1,"status":"enrolled"},'
         b'"before":null,"client_address":"10.0.0.7","entity_id":"p-1","entity_type":"participants",'
         b'"id":"00000000-0000-0000-0000-000000000001","occurred_at":"2026-11-25T09:01:00+00:00",'
         b'"reason":null,"request_id":"req-1","sequence":1}'
     )
+    # a record written before the cut-over has no version of its own: it is version 1
+    assert canonical(dataclasses.replace(r, chain_version=None)) == canonical(r)
+
+
+def test_version_2_hashes_withheld_values_only_through_salted_commitments():
+    r = record(1, entity_type="participants", after={"status": "enrolled", "arm_code": "MDMA"})
+    link(r, 1, GENESIS_HASH)
+    assert r.chain_version == 2
+    assert set(r.salts) == {"after.arm_code", "client_address"}
+    content = json.loads(canonical(r))
+    assert content["after"] == {"status": "enrolled"}
+    assert content["client_address"] is None
+    assert content["chain_version"] == 2
+    salt = r.salts["after.arm_code"]
+    assert (
+        content["commitments"]["after.arm_code"]
+        == hashlib.sha256(salt.encode() + b'\n"MDMA"').hexdigest()
+    )
+    assert b"MDMA" not in canonical(r) and b"10.0.0.7" not in canonical(r)
     assert r.previous_hash == GENESIS_HASH
     assert r.record_hash == record_hash(GENESIS_HASH, r)
+    # the other arm, or a guessed salt, gives another hash
+    assert (
+        record_hash(GENESIS_HASH, dataclasses.replace(r, after={**r.after, "arm_code": "PBO"}))
+        != r.record_hash
+    )
+    assert (
+        record_hash(
+            GENESIS_HASH, dataclasses.replace(r, salts={**r.salts, "after.arm_code": "00" * 16})
+        )
+        != r.record_hash
+    )
+
+
+def test_salts_are_fresh_per_record():
+    a, b = record(1), record(1)
+    link(a, 1, GENESIS_HASH)
+    link(b, 1, GENESIS_HASH)
+    assert a.salts["client_address"] != b.salts["client_address"]
+    assert a.record_hash != b.record_hash
+
+
+def test_a_version_1_record_after_the_cut_over_breaks_the_chain():
+    records, previous = [], GENESIS_HASH
+    for n in range(1, 5):
+        r = record(n)
+        if n <= 2:  # written before the cut-over, in the old form
+            r.sequence, r.previous_hash, r.chain_version = n, previous, 1
+            r.record_hash = record_hash(previous, r)
+            previous = r.record_hash
+        else:
+            previous = link(r, n, previous)
+        records.append(r)
+    assert first_break(records) is None
+    downgraded = records[3]
+    downgraded.chain_version, downgraded.salts = 1, None
+    downgraded.record_hash = record_hash(downgraded.previous_hash, downgraded)
+    broken = first_break(records)
+    assert broken is not None and broken.sequence == 4
+    assert "chain version 1 after version 2" in broken.problem
 
 
 @pytest.mark.parametrize(

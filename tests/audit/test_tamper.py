@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from app import migrations
-from app.audit.chain import link
+from app.audit.chain import link, record_hash
 from app.audit.recorder import change_reason
 from app.audit.verify import Damage, Head, VerifyResult, verify_chain
 from app.db import make_engine
@@ -293,7 +293,8 @@ def test_a_chain_rewritten_by_someone_who_knows_the_algorithm_needs_the_noted_he
             record = SimpleNamespace(**row._asdict())
             if row.sequence == rows[3].sequence:
                 record.actor = "admin:root"
-            previous = link(record, row.sequence, previous)
+            record.previous_hash = previous
+            record.record_hash = previous = record_hash(previous, record)  # the stored salts
             connection.execute(
                 update(AUDIT)
                 .where(AUDIT.c.id == row.id)

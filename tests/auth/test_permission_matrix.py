@@ -237,6 +237,8 @@ class World:
             "domain": "vs",
             "file_format": "csv",
             "resource_type": "ResearchSubject",
+            "study_code": self.trial.study.code,
+            "code": self.trial.study.code,
         }
         return {key: str(value) for key, value in values.items()}
 

@@ -7,6 +7,7 @@ from contextlib import nullcontext
 
 from sqlalchemy import select
 
+from app.exports.sdtm.metadata import DATASETS
 from app.exports.sdtm.package import record_package_export, write_package
 from app.models import AuditRecord
 from app.vitals import service as vitals
@@ -19,10 +20,8 @@ def test_the_manifest_lists_every_file_with_its_rows_and_hash(db, two_sites, tmp
     manifest = write_package(lambda: nullcontext(db), study, tmp_path)
     names = {entry["file"] for entry in manifest["files"]}
     assert names == {
-        f"{d}.{f}"
-        for d in ("dm", "ex", "vs", "ae", "suppae", "suppvs")
-        for f in ("csv", "json", "ndjson", "xpt")
-    }
+        f"{d.lower()}.{f}" for d in DATASETS for f in ("csv", "json", "ndjson", "xpt")
+    } | {"define.xml"}
     assert json.loads((tmp_path / "manifest.json").read_text()) == manifest
     for entry in manifest["files"]:
         content = (tmp_path / entry["file"]).read_bytes()
@@ -36,5 +35,6 @@ def test_the_manifest_lists_every_file_with_its_rows_and_hash(db, two_sites, tmp
     assert gaps["uncoded_adverse_events"] == 2
     events = (two_sites.a.adverse_event, two_sites.b.adverse_event)
     assert sorted(gaps["uncoded_adverse_event_aespids"]) == sorted(str(e.id) for e in events)
+    assert "INDIC" in gaps["trial_summary_parameters_not_in_protocol"]
     (event,) = db.scalars(select(AuditRecord).where(AuditRecord.action == "export_sdtm"))
     assert event.after["format"] == "package" and event.after["unmasked_fields"] == []

@@ -28,7 +28,8 @@ from tests.conftest import T0
 
 API = "/api/v1/exports/sdtm"
 STANDARDS = Path("/work/shared/standards/dataset-json")
-DOMAINS = ("dm", "ex", "vs", "ae")
+DOMAINS = tuple(name.lower() for name in DATASETS)
+EXAMPLES = tuple(d for d in DOMAINS if (STANDARDS / "examples" / f"{d}.json").exists())
 
 
 @pytest.fixture
@@ -68,7 +69,9 @@ def _schema(name: str) -> jsonschema.protocols.Validator:
 def test_dataset_json_validates_against_the_cdisc_schema(sponsor, domain):
     document = _json(sponsor, domain)
     _schema("dataset.schema.json").validate(document)
-    assert document["records"] == len(document["rows"]) > 0
+    assert document["records"] == len(document["rows"])
+    # two_sites has no AE that needs a qualifier: test_supplemental.py fills SUPPAE in
+    assert (len(document["rows"]) > 0) is (domain != "suppae")
     assert [c["name"] for c in document["columns"]] == list(DATASETS[domain.upper()].names)
 
 
@@ -81,7 +84,7 @@ def test_the_ndjson_form_validates_and_holds_the_same_rows(sponsor, domain):
     assert rows == _json(sponsor, domain)["rows"]
 
 
-@pytest.mark.parametrize("domain", DOMAINS)
+@pytest.mark.parametrize("domain", EXAMPLES)
 def test_variables_follow_cdisc_example_names_labels_and_order(domain):
     example = json.loads((STANDARDS / "examples" / f"{domain}.json").read_text())
     labels = {column["name"]: column["label"] for column in example["columns"]}
@@ -131,7 +134,9 @@ def test_a_blinded_caller_never_sees_an_arm(sponsor, two_sites):
     assert {row["ARM"] for row in dm} == {MASKED}
     assert {row["EXTRT"] for row in _rows(sponsor, "ex")} == {MASKED}
     arms = {two_sites.a.participant.arm_code, two_sites.b.participant.arm_code}
-    for domain in DOMAINS:
+    # TS names the trial (its title, its investigational drug), as the published protocol
+    # does: no participant, no row per arm (tests/exports/test_trial_design.py)
+    for domain in (d for d in DOMAINS if d != "ts"):
         for file_format in ("csv", "json", "ndjson"):
             text = _get(sponsor, domain, file_format).text
             for word in (*arms, "MDMA-assisted therapy", "Placebo with therapy"):

@@ -2,7 +2,8 @@
 length, core and order. The row builders (``rows``), every writer and the Dataset-JSON columns
 read it, so the three formats cannot disagree. Names, order and labels follow CDISC's own example
 datasets (shared/standards/dataset-json/examples, SDTMIG 3.3) where SDTMIG 3.4 agrees; Vigil
-leaves out the permissible variables it has no data for (RACE, EPOCH, study days...).
+leaves out the permissible variables it has no data for (RACE, study days...). The trial design
+datasets (TS, TA, TE, TV) and SE/SV come from the protocol (``design_rows``).
 """
 
 from dataclasses import dataclass
@@ -176,6 +177,98 @@ AE = Dataset(
     ),
 )
 
+SV = Dataset(
+    "SV",
+    "Subject Visits",
+    (
+        *_identifiers("SV", seq=False),
+        Variable("VISITNUM", "Visit Number", F, REQ, key_sequence=4),
+        Variable("VISIT", "Visit Name", S, PERM, 200),
+        Variable("EPOCH", "Epoch", S, PERM, 20),
+        Variable("SVSTDTC", "Start Date/Time of Visit", DT, EXP, 19, key_sequence=3),
+        Variable("SVENDTC", "End Date/Time of Visit", DT, PERM, 19),
+    ),
+)
+
+SE = Dataset(
+    "SE",
+    "Subject Elements",
+    (
+        *_identifiers("SE"),
+        Variable("ETCD", "Element Code", S, REQ, 8, key_sequence=4),
+        Variable("ELEMENT", "Description of Element", S, PERM, 200),
+        Variable("TAETORD", "Planned Order of Element within Arm", INT, EXP),
+        Variable("EPOCH", "Epoch", S, EXP, 20),
+        Variable("SESTDTC", "Start Date/Time of Element", DT, REQ, 19, key_sequence=3),
+        Variable("SEENDTC", "End Date/Time of Element", DT, EXP, 19),
+    ),
+)
+
+
+_TRIAL = (  # the trial design datasets have no subject
+    Variable("STUDYID", "Study Identifier", S, REQ, 64, key_sequence=1),
+    Variable("DOMAIN", "Domain Abbreviation", S, REQ, 2),
+)
+
+
+TS = Dataset(
+    "TS",
+    "Trial Summary",
+    (
+        *_TRIAL,
+        Variable("TSSEQ", "Sequence Number", INT, REQ, key_sequence=3),
+        Variable("TSPARMCD", "Trial Summary Parameter Short Name", S, REQ, 8, key_sequence=2),
+        Variable("TSPARM", "Trial Summary Parameter", S, REQ, 40),
+        Variable("TSVAL", "Parameter Value", S, EXP, 200),
+        Variable("TSVALNF", "Parameter Null Flavor", S, PERM, 8),
+        Variable("TSVALCD", "Parameter Value Code", S, EXP, 20),
+        Variable("TSVCDREF", "Name of the Reference Terminology", S, EXP, 20),
+        Variable("TSVCDVER", "Version of the Reference Terminology", S, EXP, 20),
+    ),
+)
+
+TA = Dataset(
+    "TA",
+    "Trial Arms",
+    (
+        *_TRIAL,
+        Variable("ARMCD", "Planned Arm Code", S, REQ, 32, key_sequence=2),
+        Variable("ARM", "Description of Planned Arm", S, REQ, 200),
+        Variable("TAETORD", "Planned Order of Element within Arm", INT, REQ, key_sequence=3),
+        Variable("ETCD", "Element Code", S, REQ, 8),
+        Variable("ELEMENT", "Description of Element", S, PERM, 200),
+        Variable("TABRANCH", "Branch", S, EXP, 200),
+        Variable("TATRANS", "Transition Rule", S, EXP, 200),
+        Variable("EPOCH", "Epoch", S, REQ, 20),
+    ),
+)
+
+TE = Dataset(
+    "TE",
+    "Trial Elements",
+    (
+        *_TRIAL,
+        Variable("ETCD", "Element Code", S, REQ, 8, key_sequence=2),
+        Variable("ELEMENT", "Description of Element", S, REQ, 200),
+        Variable("TESTRL", "Rule for Start of Element", S, REQ, 200),
+        Variable("TEENRL", "Rule for End of Element", S, PERM, 200),
+        Variable("TEDUR", "Planned Duration of Element", S, PERM, 20),
+    ),
+)
+
+TV = Dataset(
+    "TV",
+    "Trial Visits",
+    (
+        *_TRIAL,
+        Variable("VISITNUM", "Visit Number", F, REQ, key_sequence=2),
+        Variable("VISIT", "Visit Name", S, PERM, 200),
+        Variable("ARMCD", "Planned Arm Code", S, EXP, 32, key_sequence=3),
+        Variable("TVSTRL", "Visit Start Rule", S, REQ, 200),
+        Variable("TVENRL", "Visit End Rule", S, PERM, 200),
+    ),
+)
+
 
 def _supplemental(domain: str) -> Dataset:
     """SUPP--: the qualifiers of ``domain`` that have no standard variable (SDTMIG 3.4 section
@@ -201,5 +294,5 @@ def _supplemental(domain: str) -> Dataset:
 SUPPAE, SUPPVS = _supplemental("AE"), _supplemental("VS")
 
 DATASETS: dict[str, Dataset] = {
-    dataset.name: dataset for dataset in (DM, EX, VS, AE, SUPPAE, SUPPVS)
+    dataset.name: dataset for dataset in (DM, SV, SE, EX, VS, AE, SUPPAE, SUPPVS, TS, TA, TE, TV)
 }

@@ -1,4 +1,4 @@
-"""A whole study's SDTM package in a directory: every dataset in every format, and a
+"""A whole study's SDTM package in a directory: every dataset in every format, define.xml, and a
 ``manifest.json`` listing each file with its row count and SHA-256, what was left out (readings
 and records entered in error) and the conformance gaps (uncoded AEs, with their AESPIDs).
 Blinded: arms are masked. ``vigil export`` writes it (app/cli/export.py)."""
@@ -15,12 +15,15 @@ from sqlalchemy.orm import Session
 
 from app.exports.sdtm import service, xpt
 from app.exports.sdtm.builders import BUILDERS
+from app.exports.sdtm.define import define_xml
+from app.exports.sdtm.design_rows import NOT_IN_PROTOCOL
 from app.exports.sdtm.metadata import DATASETS
 from app.exports.sdtm.rows import ExportCounts
 from app.exports.sdtm.service import FileFormat, Readers
 from app.models import Study
 
 MANIFEST = "manifest.json"
+DEFINE = "define.xml"
 TEXT_FORMATS = (FileFormat.CSV, FileFormat.JSON, FileFormat.NDJSON)
 
 
@@ -70,6 +73,9 @@ def write_package(
                 )
                 progress(part.path.name)
         datasets[dataset.name] = asdict(counts)  # the same in every format
+    (out / DEFINE).write_bytes(define_xml(study.code))
+    files.append({"file": DEFINE, "rows": None, "sha256": _sha256(out / DEFINE)})  # metadata
+    progress(DEFINE)
     manifest = {
         "study": study.code,
         "standard": "SDTMIG 3.4",
@@ -80,6 +86,7 @@ def write_package(
             # AEDECOD is required: each uncoded AE, by AESPID, for the coder (docs/exports.md)
             "uncoded_adverse_events": datasets["AE"]["uncoded"],
             "uncoded_adverse_event_aespids": datasets["AE"]["uncoded_aespids"],
+            "trial_summary_parameters_not_in_protocol": list(NOT_IN_PROTOCOL),
         },
         "files": files,
     }

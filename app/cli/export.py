@@ -15,8 +15,9 @@ def export(
     study: Annotated[str, typer.Option("--study", help="the study's code")],
     out: Annotated[Path, typer.Option("--out", help="the directory to write into")],
 ) -> None:
-    """Write every SDTM dataset of a study (DM, EX, VS, AE) as CSV, Dataset-JSON, NDJSON and
-    XPT, with a manifest.json (file, rows, SHA-256). Arms are masked. The export is audited."""
+    """Write every SDTM dataset of a study (DM, SV, SE, EX, VS, AE, SUPPAE, SUPPVS and the
+    trial design) as CSV, Dataset-JSON, NDJSON and XPT, with define.xml and a manifest.json
+    (file, rows, SHA-256). Arms are masked. The export is audited."""
     from app.db import get_export_sessionmaker, unit_of_work
     from app.exports.sdtm.package import record_package_export, write_package
 

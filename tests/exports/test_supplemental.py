@@ -3,13 +3,16 @@ databases: the supplemental datasets are valid Dataset-JSON and XPT like the oth
 qualifier traces to its parent row, a long AETERM comes back whole, and VSNRIND judges each
 result against its protocol's reference range."""
 
+import importlib.resources
 import json
 import tempfile
 import uuid
+import xml.etree.ElementTree as ET
 from datetime import timedelta
 
 import pyreadstat
 import pytest
+import xmlschema
 
 from app import clock
 from app.adverse_events import coding
@@ -21,6 +24,8 @@ from app.vitals import service as vitals
 from tests.conftest import T0
 from tests.exports.test_sdtm_endpoints import _get, _json, _rows, _schema
 
+ODM = "{http://www.cdisc.org/ns/odm/v1.3}"
+DEF = "{http://www.cdisc.org/ns/def/v2.1}"
 LONG_TERM = ("Severe throbbing headache behind both eyes with nausea, " * 8).strip()  # 447 chars
 # as a coder would enter them from a licensed MedDRA; illustrative: Vigil has no dictionary
 MIGRAINE = {
@@ -182,3 +187,22 @@ def test_vs_ranges_and_indicator_come_from_the_protocols_reference_ranges(sponso
     temp = prompt["TEMP"]  # 98.6 F reported; ranges in the original unit are in F
     assert (temp["VSORRESU"], temp["VSORNRLO"], temp["VSORNRHI"]) == ("F", "97", "99")
     assert (temp["VSSTNRLO"], temp["VSSTNRHI"], temp["VSNRIND"]) == (36.1, 37.2, "NORMAL")
+
+
+def test_define_xml_names_meddra_with_the_versions_the_events_were_coded_with(sponsor):
+    xsd = importlib.resources.files("odmlib") / "schemas" / "define" / "2.1" / "define2-1-0.xsd"
+    response = sponsor.get("/api/v1/exports/studies/MAPP-T/sdtm/define.xml")
+    assert response.status_code == 200, response.text
+    xmlschema.XMLSchema(str(xsd)).validate(response.content.decode())
+    root = ET.fromstring(response.content)
+    lists = {c.get("OID"): c for c in root.iter(f"{ODM}CodeList")}
+    for oid, data_type in (("CL.MEDDRA", "text"), ("CL.MEDDRA.CODE", "integer")):
+        (external,) = lists[oid].iter(f"{ODM}ExternalCodeList")
+        assert (external.get("Dictionary"), external.get("Version")) == ("MEDDRA", "27.1")
+        assert lists[oid].get("DataType") == data_type
+    items = {item.get("Name"): item for item in root.iter(f"{ODM}ItemDef")}
+    for name, oid in (("AEDECOD", "CL.MEDDRA"), ("AESOCCD", "CL.MEDDRA.CODE")):
+        (ref,) = items[name].iter(f"{ODM}CodeListRef")
+        assert ref.get("CodeListOID") == oid
+        (origin,) = items[name].iter(f"{DEF}Origin")
+        assert (origin.get("Type"), origin.get("Source")) == ("Assigned", "Sponsor")

@@ -2,10 +2,12 @@
 datasets are written from (``metadata``, ``terminology``): one ItemGroupDef per dataset of
 ``DATASETS`` in order, one ItemDef per variable (name, label, data type, length), the CodeLists
 of the controlled terms Vigil writes, SDTMIG 3.4 as the standard, and the ``--DTC`` convention
-stated once (a CommentDef every date/time variable points at). Metadata only: no trial data,
-so nothing to mask."""
+stated once (a CommentDef every date/time variable points at), and MedDRA as the external
+dictionary of the AE coding variables, with the versions the study's events were coded with.
+Metadata only: no trial data, so nothing to mask."""
 
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from app.exports.sdtm.design_rows import SDTMIG_VERSION
@@ -52,6 +54,12 @@ _CLASSES = {
     "TE": ("TRIAL DESIGN", "One record per planned Element"),
     "TV": ("TRIAL DESIGN", "One record per planned Visit per Arm"),
 }
+# The AE variables a coder assigns from MedDRA (app/adverse_events/coding.py): terms and codes
+MEDDRA_TERMS = frozenset({"AELLT", "AEDECOD", "AEHLT", "AEHLGT", "AEBODSYS", "AESOC"})
+MEDDRA_CODES = frozenset({"AELLTCD", "AEPTCD", "AEHLTCD", "AEHLGTCD", "AEBDSYCD", "AESOCCD"})
+MEDDRA_TERM_LIST, MEDDRA_CODE_LIST = "CL.MEDDRA", "CL.MEDDRA.CODE"
+_DERIVED = frozenset({"VSORNRLO", "VSORNRHI", "VSSTNRLO", "VSSTNRHI", "VSNRIND", "AESTRTPT",
+                      "AESTTPT"})  # fmt: skip
 _SUPPLEMENTAL = ("RELATIONSHIP", "One record per supplemental qualifier per parent record")
 _TRIAL_DESIGN = frozenset({"TS", "TA", "TE", "TV"})
 
@@ -87,7 +95,10 @@ def _origin(dataset: Dataset, variable: Variable) -> tuple[str, str | None]:
         return "Protocol", None
     if variable.name in {"STUDYID", "DOMAIN", "USUBJID"}:
         return "Assigned", "Sponsor"
-    if variable.name.endswith("SEQ") or variable.name in {"EPOCH", "TAETORD", "ETCD", "ELEMENT"}:
+    if variable.name in MEDDRA_TERMS | MEDDRA_CODES:
+        return "Assigned", "Sponsor"  # by the coder
+    derived = {"EPOCH", "TAETORD", "ETCD", "ELEMENT"} | _DERIVED
+    if variable.name.endswith("SEQ") or variable.name in derived:
         return "Derived", "Sponsor"
     return "Collected", "Investigator"
 
@@ -144,6 +155,10 @@ def _item(mdv: ET.Element, dataset: Dataset, variable: Variable) -> None:
     item = ET.SubElement(mdv, _odm("ItemDef"), attributes)
     _description(item, variable.label)
     codelist = CODELIST_OF.get(variable.name)
+    if variable.name in MEDDRA_TERMS:
+        codelist = MEDDRA_TERM_LIST
+    elif variable.name in MEDDRA_CODES:
+        codelist = MEDDRA_CODE_LIST
     if codelist is not None:
         ET.SubElement(item, _odm("CodeListRef"), {"CodeListOID": codelist})
     origin_type, source = _origin(dataset, variable)
@@ -170,6 +185,20 @@ def _codelist(mdv: ET.Element, codelist: CodeList) -> None:
     ET.SubElement(element, _odm("Alias"), {"Context": "nci:ExtCodeID", "Name": codelist.nci_code})
 
 
+def _meddra(mdv: ET.Element, versions: list[str]) -> None:
+    """MedDRA as an external dictionary (licensed: Vigil holds no copy), once for its terms and
+    once for its codes, with the versions the study's events were coded with (when any are)."""
+    dictionary = {"Dictionary": "MEDDRA"} | ({"Version": ", ".join(versions)} if versions else {})
+    for oid, name, data_type in (
+        (MEDDRA_TERM_LIST, "MedDRA", "text"),
+        (MEDDRA_CODE_LIST, "MedDRA Code", "integer"),
+    ):
+        element = ET.SubElement(
+            mdv, _odm("CodeList"), {"OID": oid, "Name": name, "DataType": data_type}
+        )
+        ET.SubElement(element, _odm("ExternalCodeList"), dictionary)
+
+
 def _used_codelists() -> list[CodeList]:
     used = {
         CODELIST_OF[v.name] for d in DATASETS.values() for v in d.variables if v.name in CODELIST_OF
@@ -177,8 +206,9 @@ def _used_codelists() -> list[CodeList]:
     return [codelist for codelist in CODELISTS if codelist.oid in used]
 
 
-def define_xml(study_code: str) -> bytes:
-    """define.xml of the SDTM datasets of ``study_code``, UTF-8 with its XML declaration."""
+def define_xml(study_code: str, meddra_versions: Iterable[str] = ()) -> bytes:
+    """define.xml of the SDTM datasets of ``study_code``, UTF-8 with its XML declaration;
+    ``meddra_versions``: the MedDRA versions its adverse events were coded with."""
     odm = ET.Element(
         _odm("ODM"),
         {
@@ -226,6 +256,7 @@ def define_xml(study_code: str) -> bytes:
             _item(mdv, dataset, variable)
     for codelist in _used_codelists():
         _codelist(mdv, codelist)
+    _meddra(mdv, sorted(set(meddra_versions)))
     comment = ET.SubElement(mdv, _def("CommentDef"), {"OID": DTC_COMMENT_OID})
     _description(comment, DTC_CONVENTION)
     ET.indent(odm)

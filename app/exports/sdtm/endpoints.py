@@ -85,7 +85,7 @@ def export_sdtm_define(
     found = service.study_by_code(session, study_code)
     service.audit_export(session, found, "define.xml", "xml", principal.unblinded)
     return Response(
-        define_xml(found.code),
+        define_xml(found.code, service.meddra_versions(session, found)),
         media_type="application/xml",
         headers={"Content-Disposition": f'attachment; filename="{found.code}-define.xml"'},
     )

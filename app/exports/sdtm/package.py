@@ -73,7 +73,9 @@ def write_package(
                 )
                 progress(part.path.name)
         datasets[dataset.name] = asdict(counts)  # the same in every format
-    (out / DEFINE).write_bytes(define_xml(study.code))
+    with readers() as session:
+        versions = service.meddra_versions(session, study)
+    (out / DEFINE).write_bytes(define_xml(study.code, versions))
     files.append({"file": DEFINE, "rows": None, "sha256": _sha256(out / DEFINE)})  # metadata
     progress(DEFINE)
     manifest = {

@@ -22,7 +22,8 @@ from app.exports.sdtm import writers, xpt
 from app.exports.sdtm.builders import BUILDERS, row_count
 from app.exports.sdtm.metadata import DATASETS, Dataset
 from app.exports.sdtm.rows import ExportCounts
-from app.models import Study
+from app.models import AdverseEvent, Participant, Study
+from app.vocabulary import RecordStatus
 
 EXPORTED = "export_sdtm"
 Readers = Callable[[], AbstractContextManager[Session]]
@@ -55,6 +56,21 @@ def study_by_code(session: Session, code: str) -> Study:
     if study is None:
         raise NotFound(f"no study has the code {code!r}; GET /api/v1/studies lists the studies")
     return study
+
+
+def meddra_versions(session: Session, study: Study) -> list[str]:
+    """The MedDRA versions the study's valid adverse events were coded with, for define.xml."""
+    statement = (
+        select(AdverseEvent.meddra_version)
+        .join(Participant, Participant.id == AdverseEvent.participant_id)
+        .where(
+            Participant.study_id == study.id,
+            AdverseEvent.meddra_version.is_not(None),
+            AdverseEvent.record_status == RecordStatus.VALID.value,
+        )
+        .distinct()
+    )
+    return sorted(version for version in session.scalars(statement) if version)
 
 
 def audit_export(

@@ -23,7 +23,6 @@ QORIG uses Define-XML 2.1 origin types: Collected (entered or captured at the si
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -70,7 +69,10 @@ def suppae_rows(
             yield _qualifier(study, "AE", numbered.subject_id, "AESEQ", seq, *value)
 
 
-def _late_after(session: Session, version_id: uuid.UUID, cache: dict[uuid.UUID, Any]) -> Any:
+def _late_after(
+    session: Session, version_id: uuid.UUID, cache: dict[uuid.UUID, timedelta]
+) -> timedelta:
+    """The protocol version's lateness tolerance (vitals_schedule.late_after_minutes)."""
     late = cache.get(version_id)
     if late is None:
         minutes = definition_of(session, version_id).vitals_schedule.late_after_minutes
@@ -98,7 +100,7 @@ def suppvs_rows(
         .where(Participant.study_id == study.id)
         .order_by(Participant.subject_id, VitalReading.received_at, VitalReading.id)
     )
-    lateness: dict[uuid.UUID, Any] = {}
+    lateness: dict[uuid.UUID, timedelta] = {}
     for row in session.execute(statement.execution_options(yield_per=2000)):
         subject_id, zone, reading_id, measured_at, received_at, oxygen, status, version = row
         if status != VALID:

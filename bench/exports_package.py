@@ -265,7 +265,7 @@ def _database(postgres: str | None, scratch: Path) -> Iterator[str]:
         admin.dispose()
 
 
-def _run_size(readings: int, postgres: str | None, verify: bool) -> dict[str, Any]:
+def _run_size(readings: int, postgres: str | None, verify: bool, jobs: list[str]) -> dict[str, Any]:
     figures: dict[str, Any] = {"readings": readings}
     with tempfile.TemporaryDirectory(prefix="vigil-bench-") as scratch_dir:
         scratch = Path(scratch_dir)
@@ -281,7 +281,7 @@ def _run_size(readings: int, postgres: str | None, verify: bool) -> dict[str, An
             )
             figures["load"] = json.loads(loaded.stdout.strip().splitlines()[-1])
             print(f"{readings:,} readings loaded: {figures['load']}", flush=True)
-            for job in FORMATS + PACKAGES:
+            for job in jobs:
                 out = scratch / job.replace(".", "-")
                 out.mkdir()
                 child = subprocess.run(
@@ -308,6 +308,9 @@ def main() -> None:
     parser.add_argument("--readings", type=int, nargs="+", default=[200_000, 1_000_000])
     parser.add_argument("--postgres", help="a PostgreSQL URL whose server hosts the scratch db")
     parser.add_argument("--verify", action="store_true", help="verify the audit trail after load")
+    parser.add_argument(
+        "--jobs", nargs="+", choices=FORMATS + PACKAGES, default=list(FORMATS + PACKAGES)
+    )
     parser.add_argument("--load", type=int, help=argparse.SUPPRESS)  # a child's job
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--child", choices=FORMATS + PACKAGES, help=argparse.SUPPRESS)
@@ -323,7 +326,9 @@ def main() -> None:
         print(json.dumps(_child(args.child, args.out)))
         return
     database = "postgresql" if args.postgres else "sqlite"
-    results = [_run_size(readings, args.postgres, args.verify) for readings in args.readings]
+    results = [
+        _run_size(readings, args.postgres, args.verify, args.jobs) for readings in args.readings
+    ]
     print(json.dumps({"database": database, "cores": os.cpu_count(), "sizes": results}))
 
 

@@ -26,7 +26,12 @@ def _batches(rows: Iterable[Row]) -> Iterator[list[Row]]:
 
 
 def csv_chunks(dataset: Dataset, rows: Iterable[Row]) -> Iterator[str]:
-    """A header of variable names, then one line per row (empty for a missing value)."""
+    """A header of variable names, then one line per row (empty for a missing value), as
+    ``csv.writer`` writes them (minimal quoting, CRLF).
+
+    A row is joined with ``str`` (what csv.writer writes of a str, int or float; None is
+    empty) and kept when no field needed quoting: no quote, CR or LF in the line and one comma
+    per field boundary. Any other row is written by csv.writer itself. Twice as fast on VS."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
 
@@ -36,11 +41,30 @@ def csv_chunks(dataset: Dataset, rows: Iterable[Row]) -> Iterator[str]:
         buffer.truncate()
         return text
 
+    def quoted(row: Row) -> str:
+        writer.writerow(row)
+        return flushed()[:-2]
+
     writer.writerow(dataset.names)
     yield flushed()
     for batch in _batches(rows):
-        writer.writerows(batch)  # None is written as an empty field
-        yield flushed()
+        lines = []
+        for row in batch:
+            if None in row:
+                line = ",".join(["" if value is None else str(value) for value in row])
+            else:
+                line = ",".join(map(str, row))
+            if (
+                '"' in line
+                or "\r" in line
+                or "\n" in line
+                or line.count(",") != len(row) - 1
+                or len(row) < 2  # a lone empty field is written as ""
+            ):
+                line = quoted(row)
+            lines.append(line)
+        lines.append("")
+        yield "\r\n".join(lines)
 
 
 def columns(dataset: Dataset) -> list[dict[str, Any]]:
@@ -98,4 +122,10 @@ def ndjson_chunks(meta: dict[str, Any], records: int, rows: Iterable[Row]) -> It
     """The NDJSON form: the metadata (with ``records``) on the first line, one row per line."""
     yield _json({**meta, "records": records}) + "\n"
     for batch in _batches(rows):
-        yield "\n".join(map(_ENCODER.encode, batch)) + "\n"
+        # The batch as one JSON array: its rows (flat arrays of scalars) are separated by "],["
+        # where they meet; when no string holds "],[" too, those are exactly the row breaks.
+        text = _json(batch)[1:-1]
+        if text.count("],[") == len(batch) - 1:
+            yield text.replace("],[", "]\n[") + "\n"
+        else:
+            yield "\n".join(map(_ENCODER.encode, batch)) + "\n"

@@ -1,4 +1,4 @@
-"""`vigil export --study CODE --out DIR`: a study's SDTM package (docs/exports.md)."""
+"""`vigil export --study CODE --out DIR|FILE.zip`: a study's SDTM package (docs/exports.md)."""
 
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -13,13 +13,25 @@ from app.errors import VigilError
 
 def export(
     study: Annotated[str, typer.Option("--study", help="the study's code")],
-    out: Annotated[Path, typer.Option("--out", help="the directory to write into")],
+    out: Annotated[
+        Path, typer.Option("--out", help="the directory to write into, or a .zip file to write")
+    ],
 ) -> None:
     """Write every SDTM dataset of a study (DM, SV, SE, EX, VS, AE, SUPPAE, SUPPVS and the
     trial design) as CSV, Dataset-JSON, NDJSON and XPT, with define.xml and a manifest.json
-    (file, rows, SHA-256). Arms are masked. The export is audited."""
+    (file, rows, SHA-256), into a directory or, when --out ends in .zip, into one ZIP file.
+    Arms are masked. The export is audited. On a terminal a progress bar shows the files and
+    rows written."""
+    from rich.console import Console
+
+    from app.cli.export_progress import package_progress
     from app.db import get_export_sessionmaker, unit_of_work
-    from app.exports.sdtm.package import record_package_export, write_package
+    from app.exports.sdtm.package import (
+        expected_size,
+        record_package_export,
+        write_package,
+        write_package_zip,
+    )
 
     settings()
     with database_errors():
@@ -32,5 +44,9 @@ def export(
         def readers() -> AbstractContextManager[Session]:
             return get_export_sessionmaker()()
 
-        manifest = write_package(readers, found, out, lambda name: typer.echo(f"wrote {name}"))
+        console = Console(stderr=True)
+        files, rows = expected_size(readers, found) if console.is_terminal else (0, 0)
+        write = write_package_zip if out.suffix.lower() == ".zip" else write_package
+        with package_progress(console, files, rows) as progress:
+            manifest = write(readers, found, out, progress)
     typer.echo(f"{len(manifest['files'])} files and manifest.json in {out}")

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.exports.sdtm.time_points import TimePoint, answered
+from app.exports.sdtm.time_points import TimePoint, Windows, answered
 from app.rules.overdue import DueTime
 
 DOSE = datetime(2026, 2, 2, 8, 0, tzinfo=UTC)
@@ -40,3 +40,11 @@ def test_the_elapsed_time_is_iso_8601_and_reads_back_as_the_minute(minute):
     assert elapsed.startswith("PT")
     hours, _, rest = elapsed[2:].partition("H") if "H" in elapsed else ("0", "", elapsed[2:])
     assert int(hours) * 60 + int(rest.rstrip("M") or 0) == minute
+
+
+@given(due_lists, offsets)
+def test_windows_plan_every_reading_as_answered_does(due, minutes):
+    measured_at = DOSE + timedelta(minutes=minutes)
+    after = (measured_at - DOSE).total_seconds() / 60
+    point = answered(due, DOSE, measured_at)
+    assert Windows(due).minute(after) == (point.minute if point else None)

@@ -1,20 +1,22 @@
-"""A whole study's SDTM package in a directory: every dataset in every format, define.xml, and a
-``manifest.json`` listing each file with its row count and SHA-256, what was left out (readings
-and records entered in error) and the conformance gaps (uncoded AEs, with their AESPIDs).
-Blinded: arms are masked. ``vigil export`` writes it (app/cli/export.py)."""
+"""A whole study's SDTM package in a directory or a ZIP file: every dataset in every format,
+define.xml, and a ``manifest.json`` listing each file with its row count and SHA-256, what was
+left out (readings and records entered in error) and the conformance gaps (uncoded AEs, with
+their AESPIDs). Blinded: arms are masked. ``vigil export`` writes it (app/cli/export.py)."""
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
+from tempfile import TemporaryDirectory
 from typing import Any
+from zipfile import ZIP_DEFLATED, ZipFile
 
 from sqlalchemy.orm import Session
 
 from app.exports.sdtm import service, xpt
-from app.exports.sdtm.builders import BUILDERS
+from app.exports.sdtm.builders import BUILDERS, row_count
 from app.exports.sdtm.define import define_xml
 from app.exports.sdtm.design_rows import NOT_IN_PROTOCOL
 from app.exports.sdtm.metadata import DATASETS
@@ -27,6 +29,61 @@ DEFINE = "define.xml"
 TEXT_FORMATS = (FileFormat.CSV, FileFormat.JSON, FileFormat.NDJSON)
 
 
+Progress = Callable[[str, int, bool], None]
+"""Told of each step: (file name, rows just written into it, whether the file is complete)."""
+
+
+def _quiet(_name: str, _rows: int, _done: bool) -> None:
+    pass
+
+
+class _Directory:
+    """Package files written into a directory, each hashed as it is written."""
+
+    def __init__(self, out: Path) -> None:
+        out.mkdir(parents=True, exist_ok=True)
+        self.parts = out  # XPT parts are written here directly
+
+    def text(self, name: str, chunks: Iterable[bytes]) -> str:
+        digest = hashlib.sha256()
+        with (self.parts / name).open("wb") as file:
+            for chunk in chunks:
+                digest.update(chunk)
+                file.write(chunk)
+        return digest.hexdigest()
+
+    def add(self, path: Path) -> str:
+        return _sha256(path)
+
+    def manifest(self, content: str) -> None:
+        (self.parts / MANIFEST).write_text(content)
+
+
+class _Zip:
+    """Package files written one by one into a ZIP (``archive``) as they are made: a text
+    file is streamed into its entry, an XPT part is added and removed from ``parts``."""
+
+    def __init__(self, archive: ZipFile, parts: Path) -> None:
+        self.archive, self.parts = archive, parts
+
+    def text(self, name: str, chunks: Iterable[bytes]) -> str:
+        digest = hashlib.sha256()
+        with self.archive.open(name, "w", force_zip64=True) as entry:
+            for chunk in chunks:
+                digest.update(chunk)
+                entry.write(chunk)
+        return digest.hexdigest()
+
+    def add(self, path: Path) -> str:
+        sha256 = _sha256(path)
+        self.archive.write(path, path.name)
+        path.unlink()
+        return sha256
+
+    def manifest(self, content: str) -> None:
+        self.archive.writestr(MANIFEST, content)
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as file:
@@ -35,10 +92,14 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _write(path: Path, chunks: Iterable[bytes]) -> None:
-    with path.open("wb") as file:
-        for chunk in chunks:
-            file.write(chunk)
+def _counted(
+    chunks: Iterable[bytes], counts: ExportCounts, name: str, progress: Progress
+) -> Iterator[bytes]:
+    told = 0
+    for chunk in chunks:
+        yield chunk
+        progress(name, counts.rows - told, False)
+        told = counts.rows
 
 
 def record_package_export(session: Session, study_code: str) -> Study:
@@ -48,36 +109,72 @@ def record_package_export(session: Session, study_code: str) -> Study:
     return study
 
 
+def expected_size(readers: Readers, study: Study) -> tuple[int, int]:
+    """How many files and rows (summed over the files) the package of ``study`` holds, counted
+    in the database: for a progress bar."""
+    files = rows = 0
+    with readers() as session:
+        for dataset in DATASETS.values():
+            count = row_count(session, study, dataset.name)
+            files += len(TEXT_FORMATS) + max(1, -(-count // xpt.MAX_ROWS))
+            rows += count * (len(TEXT_FORMATS) + 1)
+    return files, rows
+
+
 def write_package(
-    readers: Readers,
-    study: Study,
-    out: Path,
-    progress: Callable[[str], None] = lambda _name: None,
+    readers: Readers, study: Study, out: Path, progress: Progress = _quiet
 ) -> dict[str, Any]:
-    """Write every dataset of ``study`` in every format into ``out``; return the manifest."""
-    out.mkdir(parents=True, exist_ok=True)
+    """Write every dataset of ``study`` in every format into the directory ``out``; return the
+    manifest."""
+    return _write(readers, study, _Directory(out), progress)
+
+
+def write_package_zip(
+    readers: Readers, study: Study, target: Path, progress: Progress = _quiet
+) -> dict[str, Any]:
+    """The package as one ZIP file ``target`` (manifest.json inside), written entry by entry:
+    memory holds one chunk (or one XPT part), whatever the study's size. A failed export leaves
+    no ZIP behind."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    try:
+        with (
+            TemporaryDirectory(prefix="vigil-package-") as parts,
+            ZipFile(partial, "w", ZIP_DEFLATED, compresslevel=1) as archive,
+        ):
+            manifest = _write(readers, study, _Zip(archive, Path(parts)), progress)
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return manifest
+
+
+def _write(
+    readers: Readers, study: Study, sink: _Directory | _Zip, progress: Progress
+) -> dict[str, Any]:
     files: list[dict[str, Any]] = []
     datasets: dict[str, dict[str, int]] = {}
     for dataset in DATASETS.values():
         for file_format in TEXT_FORMATS:
-            path = out / f"{dataset.name.lower()}.{file_format.value}"
+            name = f"{dataset.name.lower()}.{file_format.value}"
             counts = ExportCounts()
-            _write(path, service.text_chunks(readers, study, dataset, file_format, False, counts))
-            files.append({"file": path.name, "rows": counts.rows, "sha256": _sha256(path)})
-            progress(path.name)
+            chunks = service.text_chunks(readers, study, dataset, file_format, False, counts)
+            sha256 = sink.text(name, _counted(chunks, counts, name, progress))
+            files.append({"file": name, "rows": counts.rows, "sha256": sha256})
+            progress(name, 0, True)
         with readers() as session:
             rows = BUILDERS[dataset.name](session, study, False, ExportCounts())
-            for part in xpt.write_parts(dataset, rows, out):
+            for part in xpt.write_parts(dataset, rows, sink.parts):
                 files.append(
-                    {"file": part.path.name, "rows": part.rows, "sha256": _sha256(part.path)}
+                    {"file": part.path.name, "rows": part.rows, "sha256": sink.add(part.path)}
                 )
-                progress(part.path.name)
+                progress(part.path.name, part.rows, True)
         datasets[dataset.name] = asdict(counts)  # the same in every format
     with readers() as session:
         versions = service.meddra_versions(session, study)
-    (out / DEFINE).write_bytes(define_xml(study.code, versions))
-    files.append({"file": DEFINE, "rows": None, "sha256": _sha256(out / DEFINE)})  # metadata
-    progress(DEFINE)
+    sha256 = sink.text(DEFINE, [define_xml(study.code, versions)])
+    files.append({"file": DEFINE, "rows": None, "sha256": sha256})  # metadata, not rows
+    progress(DEFINE, 0, True)
     manifest = {
         "study": study.code,
         "standard": "SDTMIG 3.4",
@@ -92,5 +189,5 @@ def write_package(
         },
         "files": files,
     }
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    sink.manifest(json.dumps(manifest, indent=2) + "\n")
     return manifest

@@ -14,6 +14,7 @@ Times (``--DTC``) are ISO 8601 in the site's local clock time, without an offset
 describes; the site's zone is its ``timezone``.
 """
 
+import json
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
@@ -23,12 +24,14 @@ from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, func, select
+import orjson
+from sqlalchemy import DateTime, Select, String, Text, func, select, type_coerce
 from sqlalchemy.orm import Session
 
 from app.auth.blinding import MASKED
 from app.clinical.measures import MEASURES
 from app.exports.sdtm import long_text, normal_ranges, time_points
+from app.exports.sdtm.local_time import LocalClock
 from app.models import (
     AdverseEvent,
     Dose,
@@ -42,7 +45,7 @@ from app.models import (
 )
 from app.protocols.schema import ReferenceRange
 from app.protocols.service import definition_of
-from app.rules.overdue import DueTime, due_times
+from app.rules.overdue import due_times
 from app.vocabulary import RecordStatus
 
 Row = tuple[Any, ...]
@@ -222,132 +225,220 @@ def ex_rows(session: Session, study: Study, unblinded: bool, counts: ExportCount
         )
 
 
-def _original(reading_reported: dict[str, Any], code: str) -> tuple[Any, str] | None:
-    for observation in reading_reported.get("observations", []):
-        if observation.get("code") == code:
-            unit = observation.get("unit", "")
-            return observation.get("value"), "F" if unit in _FAHRENHEIT else MEASURES[code].unit
-    return None
+def _uuid_text(value: Any) -> str:
+    """A UUID read without conversion (32 hex digits on SQLite, a UUID on PostgreSQL) as text."""
+    if isinstance(value, str) and len(value) == 32:
+        return f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"
+    return str(value)
 
 
-def _text(value: float) -> str:
-    return f"{value:g}"
+def _naive_utc(column: Any, dialect: str) -> Any:
+    """``column`` (a UTC time) read as a naive datetime in UTC, converted by the database."""
+    if dialect == "postgresql":
+        return type_coerce(func.timezone("UTC", column), DateTime())
+    return type_coerce(column, DateTime())
 
 
-@dataclass(frozen=True)
-class _Schedule:
-    """What a dosing session's readings are planned against: its initial dose and the due times
-    of its protocol version, per measure."""
+def _loads(text: str) -> Any:
+    """A reading's ``reported`` JSON: orjson reads it three times faster than json; json reads
+    what orjson refuses (NaN, integers beyond 64 bits), so the values are the same."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
-    initial_dose_at: datetime | None
-    due: dict[str, list[DueTime]]
-    ranges: dict[str, ReferenceRange]
+
+_NO_TIME_POINT = ("", None, "", "", "")
 
 
-def _schedule(session: Session, dosing_session_id: uuid.UUID, version_id: uuid.UUID) -> _Schedule:
-    initial_at = session.scalar(
-        select(func.min(Dose.administered_at)).where(
-            Dose.dosing_session_id == dosing_session_id,
-            Dose.kind == "initial",
-            Dose.record_status == VALID,
+@dataclass
+class _VsSession:
+    """What the VS rows of one dosing session's readings share: the subject's columns, the
+    visit, the site's clock, and the planned time points (one ``Windows`` per distinct list of
+    due times, with the test slots it serves), each time point's columns made once."""
+
+    head: tuple[str, str, str]  # STUDYID, DOMAIN, USUBJID
+    visit_number: float
+    visit_name: str
+    clock: LocalClock
+    initial_dose_at: datetime | None  # naive UTC
+    groups: list[tuple[time_points.Windows, tuple[int, ...]]]
+    reference: str = ""  # VSRFTDTC: the initial dose in local clock time
+    points: dict[int | None, tuple[Any, ...]] = field(default_factory=dict)
+    ranges: dict[str, ReferenceRange] = field(default_factory=dict)  # by test code
+
+    def point(self, minute: int | None) -> tuple[Any, ...]:
+        """VSTPT, VSTPTNUM, VSELTM, VSTPTREF, VSRFTDTC of a planned minute (or of none)."""
+        columns = self.points.get(minute)
+        if columns is None:
+            if minute is None:
+                columns = _NO_TIME_POINT
+            else:
+                point = time_points.TimePoint(minute)
+                columns = (point.name, minute, point.elapsed, time_points.REFERENCE, self.reference)
+            self.points[minute] = columns
+        return columns
+
+
+def _vs_sessions(session: Session, study: Study) -> dict[Any, _VsSession]:
+    """The study's dosing sessions by their id as the readings' query reads it (unconverted)."""
+    dialect = session.get_bind().dialect.name
+    raw_id = type_coerce(DosingSession.id, String())
+    initial = (
+        select(
+            Dose.dosing_session_id.label("dosing_session_id"),
+            func.min(Dose.administered_at).label("at"),
         )
+        .where(Dose.kind == "initial", Dose.record_status == VALID)
+        .group_by(Dose.dosing_session_id)
+        .subquery()
     )
-    protocol = definition_of(session, version_id)
-    due = due_times(protocol.vitals_schedule, list(MEASURES))
-    ranges = {reference.measure: reference for reference in protocol.reference_ranges}
-    return _Schedule(initial_at, time_points.by_measure(due), ranges)
-
-
-def vs_rows(session: Session, study: Study, unblinded: bool, counts: ExportCounts) -> Iterator[Row]:
-    """One row per test per valid reading; VSSPID is the reading's id."""
-    columns = [getattr(VitalReading, measure.column) for measure in TESTS]
     statement = (
         select(
+            raw_id,
             Participant.subject_id,
             Site.timezone,
             Visit.sequence,
             Visit.name,
-            VitalReading.id,
-            VitalReading.measured_at,
-            VitalReading.record_status,
-            VitalReading.reported,
-            VitalReading.dosing_session_id,
             DosingSession.protocol_version_id,
-            *columns,
+            _naive_utc(initial.c.at, dialect),
         )
-        .join(DosingSession, DosingSession.id == VitalReading.dosing_session_id)
         .join(Participant, Participant.id == DosingSession.participant_id)
         .join(Site, Site.id == Participant.site_id)
         .join(Visit, Visit.id == DosingSession.visit_id)
+        .outerjoin(initial, initial.c.dosing_session_id == DosingSession.id)
         .where(Participant.study_id == study.id)
-        .order_by(Participant.subject_id, VitalReading.received_at, VitalReading.id)
     )
-    numbers: dict[str, int] = defaultdict(int)
-    schedules: dict[uuid.UUID, _Schedule] = {}  # one per dosing session: a few per participant
+    clocks: dict[str, LocalClock] = {}
+    found: dict[Any, _VsSession] = {}
+    for ds_id, subject_id, zone, visit_number, visit_name, version_id, dosed_at in session.execute(
+        statement
+    ).all():
+        clock = clocks.get(zone) or clocks.setdefault(zone, LocalClock(zone))
+        protocol = definition_of(session, version_id)
+        due = time_points.by_measure(due_times(protocol.vitals_schedule, list(MEASURES)))
+        slots: dict[tuple[Any, ...], list[int]] = {}
+        for slot, measure in enumerate(TESTS):
+            key = tuple(sorted((d.minute, d.grace_minutes) for d in due.get(measure.code, [])))
+            slots.setdefault(key, []).append(slot)
+        groups = [
+            (time_points.Windows(due.get(TESTS[members[0]].code, [])), tuple(members))
+            for members in slots.values()
+        ]
+        found[ds_id] = _VsSession(
+            (study.code, "VS", usubjid(study.code, subject_id)),
+            float(visit_number),
+            visit_name,
+            clock,
+            dosed_at,
+            groups,
+            clock.dtc(dosed_at) if dosed_at is not None else "",
+            ranges={reference.measure: reference for reference in protocol.reference_ranges},
+        )
+    return found
+
+
+_VS_TESTS = tuple(
+    (slot, measure.code, measure.name, measure.unit) for slot, measure in enumerate(TESTS, start=1)
+)
+
+
+def vs_rows(session: Session, study: Study, unblinded: bool, counts: ExportCounts) -> Iterator[Row]:
+    """One row per test per valid reading; VSSPID is the reading's id.
+
+    Built for whole studies (bench/exports_package.py): the readings are read as plain columns
+    (no ORM objects, ids and times unconverted), what a dosing session's readings share is
+    looked up once per session, and local times are computed per UTC day (``LocalClock``)."""
+    sessions = _vs_sessions(session, study)
+    dialect = session.get_bind().dialect.name
+    readings = VitalReading.__table__.c
+    statement = (
+        select(
+            Participant.subject_id,
+            type_coerce(readings.dosing_session_id, String()),
+            type_coerce(readings.id, String()),
+            _naive_utc(readings.measured_at, dialect),
+            readings.record_status,
+            type_coerce(readings.reported, Text()),
+            *(readings[measure.column] for measure in TESTS),
+        )
+        .select_from(VitalReading.__table__)
+        .join(DosingSession, DosingSession.id == readings.dosing_session_id)
+        .join(Participant, Participant.id == DosingSession.participant_id)
+        .where(Participant.study_id == study.id)
+        .order_by(Participant.subject_id, readings.received_at, readings.id)
+    )
+    result = session.connection().execute(statement.execution_options(yield_per=BATCH))
+    subject, number = None, 0  # the reading's number within its subject's (rows are in order)
     for (
         subject_id,
-        zone,
-        visit_number,
-        visit_name,
+        dosing_session_id,
         reading_id,
         measured_at,
         status,
         reported,
-        dosing_session_id,
-        version_id,
         *values,
-    ) in _streamed(session, statement):
-        numbers[subject_id] += 1
+    ) in result:
+        if subject_id != subject:
+            subject, number = subject_id, 0
+        number += 1
         if status != VALID:
             counts.entered_in_error += 1
             continue
-        schedule = schedules.get(dosing_session_id)
-        if schedule is None:
-            schedule = schedules[dosing_session_id] = _schedule(
-                session, dosing_session_id, version_id
-            )
-        reference = local_dtc(schedule.initial_dose_at, zone)
-        subject, dtc, spid = (
-            usubjid(study.code, subject_id),
-            local_dtc(measured_at, zone),
-            str(reading_id),
-        )
-        for slot, (measure, value) in enumerate(zip(TESTS, values, strict=True), start=1):
+        shared = sessions[dosing_session_id]
+        dose_at = shared.initial_dose_at
+        if dose_at is None:
+            points = [_NO_TIME_POINT] * len(TESTS)
+        else:
+            after = (measured_at - dose_at).total_seconds() / 60
+            points = [_NO_TIME_POINT] * len(TESTS)
+            for windows, members in shared.groups:
+                columns = shared.point(windows.minute(after))
+                for slot in members:
+                    points[slot] = columns
+        if isinstance(reported, str):
+            reported = _loads(reported)
+        originals: dict[str, Any] = {}
+        for observation in reported.get("observations", []):
+            originals.setdefault(observation.get("code"), observation)
+        study_code, domain, subject_text = shared.head
+        visit_number, visit_name = shared.visit_number, shared.visit_name
+        dtc = shared.clock.dtc(measured_at)
+        spid = _uuid_text(reading_id)
+        first_seq = number * SLOTS_PER_READING
+        for (slot, code, name, unit), value in zip(_VS_TESTS, values, strict=True):
             if value is None:
                 continue
-            original = _original(reported, measure.code)
-            result, unit = original if original else (value, measure.unit)
-            point = time_points.answered(
-                schedule.due.get(measure.code, []), schedule.initial_dose_at, measured_at
-            )
-            normal = normal_ranges.range_values(schedule.ranges.get(measure.code), value, unit)
+            original = originals.get(code)
+            if original is None:
+                result_text, original_unit = f"{value:g}", unit
+            else:
+                result_text = f"{original.get('value'):g}"
+                original_unit = "F" if original.get("unit", "") in _FAHRENHEIT else unit
+            normal = normal_ranges.range_values(shared.ranges.get(code), value, original_unit)
             counts.rows += 1
             yield (
-                study.code,
-                "VS",
-                subject,
-                numbers[subject_id] * SLOTS_PER_READING + slot,
+                study_code,
+                domain,
+                subject_text,
+                first_seq + slot,
                 spid,
-                measure.code,
-                measure.name,
-                _text(result),
-                unit,
+                code,
+                name,
+                result_text,
+                original_unit,
                 normal.original_low,
                 normal.original_high,
-                _text(value),
+                f"{value:g}",
                 value,
-                measure.unit,
+                unit,
                 normal.low,
                 normal.high,
                 normal.indicator,
-                float(visit_number),
+                visit_number,
                 visit_name,
                 dtc,
-                point.name if point else "",
-                point.minute if point else None,
-                point.elapsed if point else "",
-                time_points.REFERENCE if point else "",
-                reference if point else "",
+                *points[slot - 1],
             )
 
 

@@ -50,3 +50,27 @@ def answered(
         if distance <= due.grace_minutes and (best is None or (distance, due.minute) < best):
             best = (distance, due.minute)
     return TimePoint(best[1]) if best is not None else None
+
+
+class Windows:
+    """The due times of one measure, ready to answer many readings: ``minute(after)`` is the
+    VSTPTNUM that ``answered`` gives a reading ``after`` minutes after the initial dose."""
+
+    def __init__(self, due_times: Iterable[DueTime]) -> None:
+        self._due = tuple(sorted({(due.minute, due.grace_minutes) for due in due_times}))
+        graces = [grace for _, grace in self._due]
+        self._widest = max(graces, default=0)
+        self._low = min((m - g for m, g in self._due), default=0)
+        self._high = max((m + g for m, g in self._due), default=-1)
+
+    def minute(self, after: float) -> int | None:
+        if not self._low <= after <= self._high:
+            return None
+        best: tuple[float, int] | None = None
+        for minute, grace in self._due:
+            if minute - after > self._widest:
+                break  # sorted by minute: no later due time's window reaches back this far
+            distance = abs(after - minute)
+            if distance <= grace and (best is None or (distance, minute) < best):
+                best = (distance, minute)
+        return best[1] if best is not None else None

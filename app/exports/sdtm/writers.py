@@ -4,8 +4,9 @@ chunk in memory, whatever the study's size. XPT (written whole by its library) i
 
 import csv
 import io
+import itertools
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,22 +14,24 @@ from app.exports.sdtm.metadata import Dataset
 from app.exports.sdtm.rows import Row
 
 DATASET_JSON_VERSION = "1.1.0"
-CHUNK_ROWS = 500
+CHUNK_ROWS = 2000
+# one encoder for every row (json.dumps with options makes one per call); whole chunks at once
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
-def _chunked(rows: Iterable[Row], line: Callable[[Row], str]) -> Iterator[str]:
-    lines: list[str] = []
-    for row in rows:
-        lines.append(line(row))
-        if len(lines) >= CHUNK_ROWS:
-            yield "".join(lines)
-            lines.clear()
-    if lines:
-        yield "".join(lines)
+def _batches(rows: Iterable[Row]) -> Iterator[list[Row]]:
+    iterator = iter(rows)
+    while batch := list(itertools.islice(iterator, CHUNK_ROWS)):
+        yield batch
 
 
 def csv_chunks(dataset: Dataset, rows: Iterable[Row]) -> Iterator[str]:
-    """A header of variable names, then one line per row (empty for a missing value)."""
+    """A header of variable names, then one line per row (empty for a missing value), as
+    ``csv.writer`` writes them (minimal quoting, CRLF).
+
+    A row is joined with ``str`` (what csv.writer writes of a str, int or float; None is
+    empty) and kept when no field needed quoting: no quote, CR or LF in the line and one comma
+    per field boundary. Any other row is written by csv.writer itself. Twice as fast on VS."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
 
@@ -38,18 +41,30 @@ def csv_chunks(dataset: Dataset, rows: Iterable[Row]) -> Iterator[str]:
         buffer.truncate()
         return text
 
+    def quoted(row: Row) -> str:
+        writer.writerow(row)
+        return flushed()[:-2]
+
     writer.writerow(dataset.names)
     yield flushed()
-    batch: list[Row] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) >= CHUNK_ROWS:
-            writer.writerows(batch)  # None is written as an empty field
-            batch.clear()
-            yield flushed()
-    if batch:
-        writer.writerows(batch)
-        yield flushed()
+    for batch in _batches(rows):
+        lines = []
+        for row in batch:
+            if None in row:
+                line = ",".join(["" if value is None else str(value) for value in row])
+            else:
+                line = ",".join(map(str, row))
+            if (
+                '"' in line
+                or "\r" in line
+                or "\n" in line
+                or line.count(",") != len(row) - 1
+                or len(row) < 2  # a lone empty field is written as ""
+            ):
+                line = quoted(row)
+            lines.append(line)
+        lines.append("")
+        yield "\r\n".join(lines)
 
 
 def columns(dataset: Dataset) -> list[dict[str, Any]]:
@@ -88,7 +103,7 @@ def header(dataset: Dataset, study_code: str, version: str) -> dict[str, Any]:
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _ENCODER.encode(value)
 
 
 def dataset_json_chunks(meta: dict[str, Any], rows: Iterable[Row]) -> Iterator[str]:
@@ -96,17 +111,21 @@ def dataset_json_chunks(meta: dict[str, Any], rows: Iterable[Row]) -> Iterator[s
     order, so the count can follow the rows it counts)."""
     yield _json(meta)[:-1] + ',"rows":['
     written = 0
-
-    def line(row: Row) -> str:
-        nonlocal written
-        written += 1
-        return ("," if written > 1 else "") + _json(row)
-
-    yield from _chunked(rows, line)
+    for batch in _batches(rows):
+        # a batch's rows as one JSON array, without its brackets: the rows comma-separated
+        yield ("," if written else "") + _json(batch)[1:-1]
+        written += len(batch)
     yield f'],"records":{written}}}'
 
 
 def ndjson_chunks(meta: dict[str, Any], records: int, rows: Iterable[Row]) -> Iterator[str]:
     """The NDJSON form: the metadata (with ``records``) on the first line, one row per line."""
     yield _json({**meta, "records": records}) + "\n"
-    yield from _chunked(rows, lambda row: _json(row) + "\n")
+    for batch in _batches(rows):
+        # The batch as one JSON array: its rows (flat arrays of scalars) are separated by "],["
+        # where they meet; when no string holds "],[" too, those are exactly the row breaks.
+        text = _json(batch)[1:-1]
+        if text.count("],[") == len(batch) - 1:
+            yield text.replace("],[", "]\n[") + "\n"
+        else:
+            yield "\n".join(map(_ENCODER.encode, batch)) + "\n"

@@ -9,8 +9,10 @@ vigil device create NAME --site CODE [--study CODE]
 vigil token revoke ID --reason TEXT
 vigil demo [--reset] [--with-tablet/--no-tablet]
 vigil tablet [--session-id ID] [--base-url URL] [--interval SECONDS]
-vigil audit verify [--expect-head SEQ:sha256:HASH]
-vigil export --study CODE --out DIR
+vigil audit verify [--expect-head SEQ:sha256:HASH] [--file EXPORT]
+vigil audit export --out FILE [--reveal KIND ...] [--odm]
+vigil export --study CODE --out DIR|FILE.zip
+vigil reports --study CODE --out DIR
 vigil rules replay SESSION_ID --protocol-version VERSION [--min-severity S] [--json]
 """
 
@@ -19,7 +21,7 @@ import typer
 from app import listeners
 from app.cli.audit import audit_cli
 from app.cli.demo import demo, tablet
-from app.cli.export import export
+from app.cli.export import export, reports
 from app.cli.migrate import migrate
 from app.cli.protocols import protocol_cli
 from app.cli.rules import rules_cli
@@ -33,7 +35,7 @@ cli = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,  # never print locals (passwords) in a traceback
 )
-for command in (serve, migrate, demo, tablet, export):
+for command in (serve, migrate, demo, tablet, export, reports):
     cli.command()(command)
 for group, name in (
     (protocol_cli, "protocol"),

@@ -50,3 +50,25 @@ def export(
         with package_progress(console, files, rows) as progress:
             manifest = write(readers, found, out, progress)
     typer.echo(f"{len(manifest['files'])} files and manifest.json in {out}")
+
+
+def reports(
+    study: Annotated[str, typer.Option("--study", help="the study's code")],
+    out: Annotated[Path, typer.Option("--out", help="the directory to write reports/ into")],
+) -> None:
+    """Write a study's summary and every started dosing session's report (PDF, no arm, no free
+    text) into OUT/reports/, for monitors. The pull is audited."""
+    from app.db import unit_of_work
+    from app.exports.reports import service as report_service
+    from app.exports.sdtm.service import study_by_code
+
+    settings()
+    with database_errors():
+        try:
+            with unit_of_work(CLI_ACTOR) as session:
+                found = study_by_code(session, study)
+                written = report_service.write_study_reports(session, found, out)
+                report_service.audit_study_reports(session, found, len(written))
+        except VigilError as error:
+            fail(str(error))
+    typer.echo(f"{len(written)} reports in {out / 'reports'}")

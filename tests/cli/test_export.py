@@ -76,3 +76,19 @@ def test_on_a_terminal_the_bar_shows_files_and_rows_of_the_totals():
         progress("vs.xpt", 500, True)
     last = screen.getvalue().rsplit("\r", 1)[-1]
     assert "2/3 files" in last and "1,500/1,500 rows" in last
+
+
+def test_vigil_reports_writes_the_summary_and_each_started_sessions_report(
+    migrated_url: str, tmp_path: Path
+):
+    assert run("demo").exit_code == 0
+
+    result = run("reports", "--study", "DEMO-MAPP", "--out", str(tmp_path))
+
+    assert result.exit_code == 0, result.output
+    written = sorted(path.name for path in (tmp_path / "reports").iterdir())
+    assert "DEMO-MAPP-summary.pdf" in written and len(written) > 1
+    assert all((tmp_path / "reports" / name).read_bytes()[:5] == b"%PDF-" for name in written)
+    with unit_of_work(actor="test") as session:
+        events = session.scalars(select(AuditRecord).where(AuditRecord.action == "export_report"))
+        assert [(e.actor, e.after["files"]) for e in events] == [("cli", len(written))]

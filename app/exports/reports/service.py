@@ -87,6 +87,12 @@ def session_file_name(report: SessionReport, extension: str) -> str:
     return f"{report.study_code}-{report.subject_id}-{visit}-session-report.{extension}"
 
 
+def audit_study_reports(session: Session, study: Study, files: int) -> None:
+    """The whole study's reports written (``vigil reports``): an audit event of the operator."""
+    after = {"report": "study_reports", "format": "pdf", "study": study.code, "files": files}
+    record_event(session, EXPORTED, "studies", str(study.id), after=after)
+
+
 def write_study_reports(session: Session, study: Study, out_dir: Path) -> list[Path]:
     """The study summary and every dosing session's report (PDF) in ``out_dir/reports/``, whole
     study, as a study package holds them (no arm is in any of them); the paths written."""

@@ -212,7 +212,7 @@ def _child(job: str, out: Path) -> dict[str, Any]:
         counts.rows = vs_files[0]["rows"]
         extra = {
             "files": len(manifest["files"]),
-            "all_rows": sum(f["rows"] for f in manifest["files"]),
+            "all_rows": sum(f["rows"] or 0 for f in manifest["files"]),  # define.xml: None
         }
     elif job == "xpt":
         with readers() as session:

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from app.audit.chain import CANONICAL_FIELDS
 from app.audit.values import jsonable
 from app.audit.withheld import (
     CLIENT_ADDRESS,
@@ -27,26 +28,10 @@ from app.audit.withheld import (
 FORMAT = "vigil-audit-trail"
 FORMAT_VERSION = 1
 EXPORTED = "export_audit_trail"  # the action of the export's own audit event
-RECORD_KEYS = (
-    "type",
-    "sequence",
-    "chain_version",
-    "id",
-    "occurred_at",
-    "actor",
-    "action",
-    "entity_type",
-    "entity_id",
-    "before",
-    "after",
-    "reason",
-    "request_id",
-    "client_address",
-    "salts",
-    "withheld",
-    "unverifiable",
-    "previous_hash",
-    "record_hash",
+# the keys of a record line: the canonical fields, and what the chain and the withholding add
+RECORD_KEYS = frozenset(
+    {*CANONICAL_FIELDS, "type", "chain_version", "salts", "withheld", "unverifiable"}
+    | {"previous_hash", "record_hash"}
 )
 SIGNATURE_FIELDS = (
     "entity_type",

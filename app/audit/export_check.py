@@ -119,8 +119,8 @@ def _parse(number: int, text: str) -> dict[str, Any]:
 
 
 def _record(number: int, line: dict[str, Any]) -> Any:
-    if set(line) != set(RECORD_KEYS):
-        odd = sorted(set(line) ^ set(RECORD_KEYS))
+    if set(line) != RECORD_KEYS:
+        odd = sorted(set(line) ^ RECORD_KEYS)
         raise Damaged(f"line {number}: a record line with unexpected or missing keys {odd}")
     typed = (
         isinstance(line["sequence"], int)

@@ -27,8 +27,8 @@ def record_export(session: Session, revealed: frozenset[Withheld], file_format: 
     """The export's audit event (who, what was revealed), in ``session``'s transaction; its
     id, by which the export finds it once that transaction has committed."""
     event_id = new_id()
-    after = {**ExportEvent(session.info.get("actor", "system"), tuple(revealed)).after()}
-    after["rendering"] = file_format
+    event = ExportEvent(session.info.get("actor", "system"), tuple(revealed))
+    after = event.after() | {"rendering": file_format}
     record = record_event(session, EXPORTED, "audit_records", "trail", after=after)
     record.id = event_id
     return event_id

@@ -2,9 +2,12 @@
 `vigil audit export`: write the trail as an export an auditor verifies offline."""
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from app.audit.verify import Head
 
 from app.cli.common import CLI_ACTOR, database_errors, settings
 
@@ -62,11 +65,10 @@ def audit_verify(
     typer.echo(f"audit trail intact: {result.records_checked} records, head {result.head}")
 
 
-def _verify_file(path: Path, expected: object) -> None:
+def _verify_file(path: Path, expected: "Head | None") -> None:
     from app.audit.export_check import verify_export_file
-    from app.audit.verify import Head
 
-    verdict = verify_export_file(path, expected if isinstance(expected, Head) else None)
+    verdict = verify_export_file(path, expected)
     chain = verdict.chain
     if not verdict.intact:
         typer.echo(f"audit trail export BROKEN: {verdict.problem}")

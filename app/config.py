@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     # --- accounts and credentials
     # A login (web cookie or bearer) lasts this long; then the user signs in again.
     session_ttl_minutes: int = Field(default=720, ge=1)
+    # The web client signs a user out after this long without a click or a key (shared tablets).
+    web_idle_minutes: int = Field(default=15, ge=1)
     # API tokens always expire: the default and the longest lifetime a caller may ask for.
     api_token_ttl_days: int = Field(default=90, ge=1)
     api_token_max_ttl_days: int = Field(default=365, ge=1)

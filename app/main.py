@@ -40,6 +40,7 @@ from app.signatures.endpoints import router as signatures_router
 from app.studies.endpoints import router as studies_router
 from app.users.endpoints import router as users_router
 from app.vitals.endpoints import router as vitals_router
+from app.web import router as web
 
 
 @asynccontextmanager
@@ -110,6 +111,7 @@ def create_app() -> FastAPI:
 
     application.include_router(api)
     application.include_router(health_router)  # /healthz and /readyz, at the root
+    web.install(application)  # the web client under /, after the API's routes
     install_openapi(application, settings)
     return application
 

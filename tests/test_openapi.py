@@ -23,7 +23,7 @@ METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 def _methods_by_path() -> dict[str, set[str]]:
     found: dict[str, set[str]] = defaultdict(set)
     for route in iter_route_contexts(APP.routes):
-        if isinstance(route.original_route, APIRoute):
+        if isinstance(route.original_route, APIRoute) and route.include_in_schema:
             found[route.path_format] |= route.methods
     return dict(found)
 

@@ -40,7 +40,7 @@ PUBLIC = [Depends(Authorize(Permission.PUBLIC))]
 SIGNED_IN = [Depends(Authorize(Permission.AUTHENTICATED))]
 
 
-def _cookie_options() -> dict[str, Any]:
+def cookie_options() -> dict[str, Any]:
     return {
         "path": "/",
         "httponly": True,
@@ -84,7 +84,7 @@ def login(
         SESSION_COOKIE,
         outcome.plaintext,
         max_age=int(outcome.ttl.total_seconds()),
-        **_cookie_options(),
+        **cookie_options(),
     )
     return LoginResult(
         access_token=outcome.plaintext,
@@ -103,7 +103,7 @@ def login(
 def logout(session: SessionDep, principal: CurrentPrincipal, response: Response) -> None:
     """Revoke the token this request came with and clear the session cookie."""
     service.sign_out(session, principal.token_id)
-    response.delete_cookie(SESSION_COOKIE, **_cookie_options())
+    response.delete_cookie(SESSION_COOKIE, **cookie_options())
 
 
 @router.get("/me", response_model=MeRead, dependencies=SIGNED_IN)

@@ -74,12 +74,15 @@ class Route:
         return list(self.route.param_convertors)
 
 
-def _routes(application: FastAPI) -> list[Route]:
+def _routes(application: FastAPI, *, web: bool = False) -> list[Route]:
     """Every API route of the app (walking app.routes through the included routers), without
-    FastAPI's own documentation routes, which are plain Starlette routes."""
+    FastAPI's own documentation routes, which are plain Starlette routes; with ``web``, the
+    web client's pages instead (app/web: tests/web checks their policies)."""
     found = []
     for context in iter_route_contexts(application.routes):
         if not isinstance(context.original_route, APIRoute):
+            continue
+        if context.original_route.endpoint.__module__.startswith("app.web.") != web:
             continue
         for method in sorted(context.methods):
             found.append(Route(method, context.path, context))

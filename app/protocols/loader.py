@@ -261,7 +261,9 @@ def _message(error: ErrorDetails, node: yaml.Node | None) -> str:
         return f"missing required field {loc[-1]!r}"
     if kind == "extra_forbidden":
         key = str(loc[-1])
-        close = difflib.get_close_matches(key, _FIELD_NAMES, n=1, cutoff=0.75)
+        # a key known in another section (trial.sponsor under protocol) is no typo of itself
+        others = [name for name in _FIELD_NAMES if name != key]
+        close = difflib.get_close_matches(key, others, n=1, cutoff=0.75)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         return f"unknown key {key!r}{hint} (unknown keys are errors, never ignored)"
     if kind == "union_tag_invalid":

@@ -39,6 +39,7 @@ from app.protocols.rule_schema import (
     ThresholdRule,
 )
 from app.protocols.study_schema import (
+    TRIAL_PHASES,
     Alerting,
     Arm,
     BaselineRequirement,
@@ -46,12 +47,17 @@ from app.protocols.study_schema import (
     Dosing,
     DosingSessionDefinition,
     DrugInfo,
+    Indication,
     MeasurementInterval,
     MinuteWindow,
+    PlannedSubjects,
     ProtocolInfo,
     Randomisation,
     ReferenceRange,
+    Sponsor,
     SupplementalDose,
+    TrialFacts,
+    TrialPhase,
     VisitDefinition,
     VisitKind,
     VitalsSchedule,
@@ -60,6 +66,7 @@ from app.protocols.study_schema import (
 __all__ = [
     "CROSS_REFERENCE_COLLECTOR",
     "SEVERITY_ORDER",
+    "TRIAL_PHASES",
     "AdverseEventMatch",
     "AdverseEventRule",
     "Alerting",
@@ -78,11 +85,13 @@ __all__ = [
     "Dosing",
     "DosingSessionDefinition",
     "DrugInfo",
+    "Indication",
     "Loc",
     "MeasureCode",
     "MeasurementInterval",
     "MinuteWindow",
     "OverdueMeasurementRule",
+    "PlannedSubjects",
     "Protocol",
     "ProtocolInfo",
     "Randomisation",
@@ -92,9 +101,12 @@ __all__ = [
     "RuleKind",
     "ScoreLevel",
     "Severity",
+    "Sponsor",
     "SupplementalDose",
     "SustainedRule",
     "ThresholdRule",
+    "TrialFacts",
+    "TrialPhase",
     "VisitDefinition",
     "VisitKind",
     "VitalsSchedule",
@@ -113,6 +125,9 @@ CROSS_REFERENCE_COLLECTOR = "vigil.protocols.cross_reference_problems"
 
 class Protocol(StrictModel):
     protocol: ProtocolInfo
+    # The trial's summary facts for the SDTM TS dataset: optional, so a version stored before
+    # the section existed still reads.
+    trial: TrialFacts | None = None
     arms: list[Arm] = Field(min_length=1)
     randomisation: Randomisation | None = None
     visits: list[VisitDefinition] = Field(min_length=1)

@@ -1,11 +1,19 @@
-"""The study-design sections of a protocol file: its identity, arms and randomisation, visits,
-dosing, vital-signs schedule, reference ranges and alerting. ``app.protocols.schema`` re-exports
-them, beside the ``Protocol`` model and the checks that span sections.
+"""The study-design sections of a protocol file: its identity, the trial's summary facts, arms
+and randomisation, visits, dosing, vital-signs schedule, reference ranges and alerting.
+``app.protocols.schema`` re-exports them, beside the ``Protocol`` model and the checks that span
+sections.
 """
 
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
-from pydantic import Field, FiniteFloat, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    Field,
+    FiniteFloat,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from app.clinical.measures import MEASURES
 from app.protocols.rule_schema import (
@@ -41,6 +49,65 @@ class ProtocolInfo(StrictModel):
     title: Text
     drug: DrugInfo
     sources: list[Text] = Field(min_length=1)
+
+
+# CDISC controlled terms of the Trial Phase Response codelist (TPHASE, NCI C66737) a protocol may
+# name, with each term's NCI code (TSVALCD).
+TRIAL_PHASES = {
+    "PHASE I TRIAL": "C15600",
+    "PHASE I/II TRIAL": "C15693",
+    "PHASE II TRIAL": "C15601",
+    "PHASE II/III TRIAL": "C15694",
+    "PHASE III TRIAL": "C15602",
+    "PHASE IV TRIAL": "C15603",
+    "NOT APPLICABLE": "C48660",
+}
+SnomedCode = Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]{5,17}$")]
+
+
+class Indication(StrictModel):
+    """The disease or condition the trial treats (TS INDIC), with its SNOMED CT concept id when
+    the protocol's author is sure of it."""
+
+    text: Text
+    snomed_ct: SnomedCode | None = None
+    source: Text
+
+
+class TrialPhase(StrictModel):
+    value: str  # a CDISC TPHASE term (TRIAL_PHASES)
+    source: Text
+
+    @field_validator("value")
+    @classmethod
+    def _a_cdisc_phase(cls, value: str) -> str:
+        if value not in TRIAL_PHASES:
+            raise ValueError(
+                f"unknown trial phase {value!r}; give a CDISC TPHASE term: "
+                + ", ".join(TRIAL_PHASES)
+            )
+        return value
+
+
+class Sponsor(StrictModel):
+    name: Text
+    source: Text
+
+
+class PlannedSubjects(StrictModel):
+    value: PositiveInt
+    source: Text
+
+
+class TrialFacts(StrictModel):
+    """Facts of the trial the SDTM trial summary (TS) reports and the rest of the protocol does
+    not hold, each with where it comes from. Every one is optional: a missing one is a TS row
+    without a value, listed as a conformance gap of the export."""
+
+    indication: Indication | None = None
+    phase: TrialPhase | None = None
+    sponsor: Sponsor | None = None
+    planned_subjects: PlannedSubjects | None = None
 
 
 class Arm(StrictModel):

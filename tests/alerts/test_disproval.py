@@ -213,11 +213,11 @@ def critical_overdue(db: Session, tmp_path: Path) -> DosingSession:
     """A session under a protocol whose overdue temperature is critical."""
     text = MDMA.read_text()
     warning = "  - id: overdue-temperature\n    kind: overdue_measurement\n    severity: warning"
-    assert warning in text and 'version: "1.3"' in text
+    assert warning in text and 'version: "1.4"' in text
     edited = tmp_path / "overdue-temperature-critical.yaml"
     edited.write_text(
         text.replace(warning, warning.replace("warning", "critical"), 1).replace(
-            'version: "1.3"', 'version: "1.3-critical-overdue"', 1
+            'version: "1.4"', 'version: "1.4-critical-overdue"', 1
         )
     )
     site: Site = make_site(db, make_study(db, edited, code="OVERDUE-C"))

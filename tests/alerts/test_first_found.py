@@ -66,11 +66,11 @@ def warning_at_5(db: Session, tmp_path: Path) -> DosingSession:
     """A session under a protocol whose NEWS2 rule warns at 5 and is critical at 7."""
     text = MDMA.read_text()
     urgent = "- {at_least: 5, severity: critical}"
-    assert urgent in text and 'version: "1.3"' in text
+    assert urgent in text and 'version: "1.4"' in text
     edited = tmp_path / "news2-warning-at-5.yaml"
     edited.write_text(
         text.replace(urgent, "- {at_least: 5, severity: warning}", 1).replace(
-            'version: "1.3"', 'version: "1.3-warning-at-5"', 1
+            'version: "1.4"', 'version: "1.4-warning-at-5"', 1
         )
     )
     site = make_site(db, make_study(db, edited, code="NEWS2-W5"))

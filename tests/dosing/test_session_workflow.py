@@ -59,11 +59,11 @@ def test_an_initial_dose_without_the_pair_is_a_deviation_with_its_reason(client,
 def test_a_protocol_may_need_one_therapist(client, db, tmp_path):
     text = MDMA.read_text()
     anchor = "dosing:\n  sessions:\n"
-    assert anchor in text and 'version: "1.3"' in text
+    assert anchor in text and 'version: "1.4"' in text
     edited = tmp_path / "mdma-one-therapist.yaml"
     edited.write_text(
         text.replace(anchor, "dosing:\n  therapists_required: 1\n  sessions:\n", 1).replace(
-            'version: "1.3"', 'version: "1.3-one-therapist"', 1
+            'version: "1.4"', 'version: "1.4-one-therapist"', 1
         )
     )
     study = make_study(db, edited, code="MAPP-1T")

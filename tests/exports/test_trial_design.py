@@ -25,7 +25,8 @@ from app.participants import service as participants
 from app.participants.schemas import VisitOutcome, Withdrawal, WithdrawalReason
 from app.permissions import Role
 from app.protocols.loader import load_protocol_file
-from tests.factories.trial import make_participant
+from tests.factories.trial import MDMA as MDMA_FILE
+from tests.factories.trial import make_participant, make_study
 
 API = "/api/v1/exports"
 DEFINE = f"{API}/studies/MAPP-T/sdtm/define.xml"
@@ -51,8 +52,8 @@ def unblinded(export_api, two_sites, client):
     return client  # the test superuser: an unblinded role with export:read
 
 
-def _rows(client, domain: str) -> list[dict]:
-    response = client.get(f"{API}/sdtm/{domain}.json", params={"study": "MAPP-T"})
+def _rows(client, domain: str, study: str = "MAPP-T") -> list[dict]:
+    response = client.get(f"{API}/sdtm/{domain}.json", params={"study": study})
     assert response.status_code == 200, response.text
     document = json.loads(response.content)
     names = [column["name"] for column in document["columns"]]
@@ -158,12 +159,74 @@ def test_ts_summarises_the_protocol_and_says_what_it_does_not_hold(sponsor, two_
         "PLACEBO",
         "Y",
     )
-    assert (values["PROTID"], values["PROTVER"]) == ("mdma-ptsd-phase3", "1.3")
+    assert (values["PROTID"], values["PROTVER"]) == ("mdma-ptsd-phase3", "1.4")
     assert (values["ROUTE"], values["NARMS"], values["ACTSUB"]) == ("ORAL", "2", "2")
     assert (values["SDTIGVER"], values["SDTMVER"]) == ("3.4", "2.0")
     assert ts["TBLIND"]["TSVALCD"] == "C15228" and ts["TBLIND"]["TSVCDREF"] == "CDISC CT"
-    assert (ts["INDIC"]["TSVAL"], ts["INDIC"]["TSVALNF"]) == ("", "NI")
     assert all(row["TSVALNF"] == "" for code, row in ts.items() if row["TSVAL"])
+
+
+def test_ts_gives_the_trial_facts_of_the_protocols_trial_section(sponsor, two_sites):
+    ts = {row["TSPARMCD"]: row for row in _rows(sponsor, "ts")}
+    facts = {
+        code: (ts[code]["TSVAL"], ts[code]["TSVALNF"], ts[code]["TSVALCD"], ts[code]["TSVCDREF"])
+        for code in ("INDIC", "TPHASE", "SPONSOR", "PLANSUB")
+    }
+    assert facts == {
+        "INDIC": ("Posttraumatic stress disorder", "", "47505003", "SNOMED"),
+        "TPHASE": ("PHASE III TRIAL", "", "C15602", "CDISC CT"),
+        "SPONSOR": ("Vigil demo sponsor", "", "", ""),
+        "PLANSUB": ("100", "", "", ""),
+    }
+    assert ts["TPHASE"]["TSPARM"] == "Trial Phase Classification"
+
+
+def _without_trial_section(text: str) -> str:
+    """The MDMA protocol as a version written before the trial section existed."""
+    start = text.index("\ntrial:\n") + 1
+    end = text.index("\n\n", start) + 2
+    return text[:start] + text[end:]
+
+
+def test_a_protocol_without_a_trial_section_exports_ts_and_names_the_gaps(
+    export_api, client_as, db, tmp_path
+):
+    older = tmp_path / "mdma-no-trial.yaml"
+    older.write_text(
+        _without_trial_section(MDMA_FILE.read_text()).replace(
+            "id: mdma-ptsd-phase3", "id: mdma-ptsd-no-trial", 1
+        )
+    )
+    study = make_study(db, older, code="MAPP-OLD")
+    assert load_protocol_file(older).protocol.trial is None
+
+    ts = {row["TSPARMCD"]: row for row in _rows(client_as(Role.SPONSOR), "ts", "MAPP-OLD")}
+    for code in ("INDIC", "TPHASE", "SPONSOR", "PLANSUB"):
+        assert (ts[code]["TSVAL"], ts[code]["TSVALNF"], ts[code]["TSVALCD"]) == ("", "NI", "")
+    assert ts["TITLE"]["TSVAL"].startswith("MDMA-assisted therapy")
+
+    manifest = write_package(lambda: nullcontext(db), study, tmp_path / "package")
+    gaps = manifest["conformance_gaps"]["trial_summary_parameters_not_in_protocol"]
+    assert gaps == ["INDIC", "TPHASE", "SPONSOR", "PLANSUB"]
+
+
+def test_the_gap_lists_only_the_trial_facts_a_protocol_leaves_out(export_api, db, tmp_path):
+    text = MDMA_FILE.read_text()
+    sponsor_and_size = text[
+        text.index("  sponsor:\n") : text.index("\n\n", text.index("  sponsor:"))
+    ]
+    partial = tmp_path / "mdma-partial-trial.yaml"
+    partial.write_text(
+        text.replace(sponsor_and_size + "\n", "", 1).replace(
+            "id: mdma-ptsd-phase3", "id: mdma-ptsd-partial", 1
+        )
+    )
+    trial = load_protocol_file(partial).protocol.trial
+    assert trial is not None and trial.sponsor is None and trial.phase is not None
+    study = make_study(db, partial, code="MAPP-PART")
+    manifest = write_package(lambda: nullcontext(db), study, tmp_path / "package")
+    gaps = manifest["conformance_gaps"]["trial_summary_parameters_not_in_protocol"]
+    assert gaps == ["SPONSOR", "PLANSUB"]
 
 
 # --- the subjects' visits and elements ----------------------------------------------------------

@@ -33,23 +33,23 @@ FU2 = """  - {code: FU2, name: Late safety follow-up, kind: follow_up, day: 365,
 
 
 def _amendment_text() -> str:
-    """Version 1.4 of the MDMA protocol: PREP2 two days later, a late follow-up added."""
+    """Version 1.5 of the MDMA protocol: PREP2 two days later, a late follow-up added."""
     text = MDMA.read_text(encoding="utf-8")
-    assert 'version: "1.3"' in text and PREP2 in text and FU in text
+    assert 'version: "1.4"' in text and PREP2 in text and FU in text
     return (
-        text.replace('version: "1.3"', 'version: "1.4"', 1)
+        text.replace('version: "1.4"', 'version: "1.5"', 1)
         .replace(PREP2, PREP2.replace("day: 10,", "day: 12,"), 1)
         .replace(FU, FU + FU2, 1)
     )
 
 
 def _trial(db):
-    """A randomised participant under 1.3, then version 1.4 loaded."""
+    """A randomised participant under 1.4, then version 1.5 loaded."""
     study = make_study(db)
     site = make_site(db, study)
     participant = make_participant(db, site, stage="randomised", enrolled_on=ENROLLED_ON)
     current = protocols.get_version(db, participant.protocol_version_id)
-    amended, _ = protocols.store(db, parse_protocol_text(_amendment_text(), "mdma-1.4.yaml"))
+    amended, _ = protocols.store(db, parse_protocol_text(_amendment_text(), "mdma-1.5.yaml"))
     return site, participant, current, amended
 
 
@@ -99,7 +99,7 @@ def test_an_admin_moves_a_participant_and_their_later_sessions_run_under_the_ame
     assert record.before["protocol_version_id"] == str(current.id)
     assert record.after["protocol_version_id"] == str(amended.id)
     assert record.reason == (
-        "amendment to version 1.4: amendment 2: later second preparatory session, late follow-up"
+        "amendment to version 1.5: amendment 2: later second preparatory session, late follow-up"
     )
 
 
@@ -163,12 +163,12 @@ def test_the_same_or_an_older_version_is_refused(client_as, db):
 
     same = _amend(admin, participant, current)
     assert same.status_code == 422
-    assert "version 1.3 is the version participant 01-001 is under" in same.json()["detail"]
+    assert "version 1.4 is the version participant 01-001 is under" in same.json()["detail"]
 
     assert _amend(admin, participant, amended).status_code == 200
     older = _amend(admin, participant, current)
     assert older.status_code == 422
-    assert "older than the version participant 01-001 is under (1.4)" in older.json()["detail"]
+    assert "older than the version participant 01-001 is under (1.5)" in older.json()["detail"]
 
 
 def test_an_unknown_version_is_refused(client_as, db):
@@ -239,8 +239,8 @@ def test_only_an_admin_moves_a_participant(client_as, db):
 
 def test_a_scheduled_visit_the_amendment_drops_stays_for_the_coordinator(client_as, db):
     _, participant, current, _ = _trial(db)
-    without_fu = _amendment_text().replace(FU, "", 1).replace('version: "1.4"', 'version: "1.5"')
-    dropped, _ = protocols.store(db, parse_protocol_text(without_fu, "mdma-1.5.yaml"))
+    without_fu = _amendment_text().replace(FU, "", 1).replace('version: "1.5"', 'version: "1.6"')
+    dropped, _ = protocols.store(db, parse_protocol_text(without_fu, "mdma-1.6.yaml"))
 
     assert _amend(client_as(Role.ADMIN), participant, dropped).status_code == 200
 

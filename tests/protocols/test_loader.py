@@ -175,6 +175,48 @@ def test_shipped_protocols_give_a_sourced_normal_range_of_every_measure(path: Pa
     assert protocol.reference_range("OXYSAT") is ranges["OXYSAT"]
 
 
+@pytest.mark.parametrize(
+    ("path", "version", "indication", "snomed_ct", "phase"),
+    [
+        (MDMA, "1.4", "Posttraumatic stress disorder", "47505003", "PHASE III TRIAL"),
+        (PSILOCYBIN, "1.3", "Major depressive disorder", None, "PHASE II TRIAL"),
+    ],
+    ids=["mdma", "psilocybin"],
+)
+def test_shipped_protocols_give_the_trial_facts_with_their_sources(
+    path: Path, version: str, indication: str, snomed_ct: str | None, phase: str
+) -> None:
+    protocol = load_protocol_file(path).protocol
+    trial = protocol.trial
+    assert protocol.protocol.version == version
+    assert trial is not None and trial.indication and trial.phase
+    assert trial.sponsor and trial.planned_subjects
+    assert (trial.indication.text, trial.indication.snomed_ct) == (indication, snomed_ct)
+    assert trial.phase.value == phase
+    # the sponsor and the size are the study's, not the published trial's: said so
+    assert trial.sponsor.source.startswith("[VIGIL]")
+    assert trial.planned_subjects.source.startswith("[VIGIL]")
+    assert all(
+        "[" in fact.source
+        for fact in (trial.indication, trial.phase, trial.sponsor, trial.planned_subjects)
+    )
+
+
+def test_a_version_stored_before_the_trial_section_still_reads() -> None:
+    stored = load_protocol_file(MDMA).protocol.model_dump(mode="json")
+    del stored["trial"]
+    assert Protocol.model_validate(stored).trial is None
+
+
+def test_an_unknown_trial_phase_is_refused_at_its_line() -> None:
+    text = MDMA.read_text(encoding="utf-8")
+    assert text.count("value: PHASE III TRIAL") == 1
+    (issue,) = refuse_text(text.replace("value: PHASE III TRIAL", "value: PHASE 3", 1))
+    assert issue.path == "trial.phase.value"
+    assert issue.line == text.splitlines().index("    value: PHASE III TRIAL   # CDISC TPHASE") + 1
+    assert "unknown trial phase 'PHASE 3'; give a CDISC TPHASE term" in issue.message
+
+
 def test_psilocybin_protocol_is_a_different_design() -> None:
     protocol = load_protocol_file(PSILOCYBIN).protocol
     assert protocol.protocol.drug.name == "psilocybin"

@@ -28,6 +28,8 @@ from app.protocols.schema import (
     Rule,
     RuleKind,
     SustainedRule,
+    TrialFacts,
+    TrialPhase,
     VisitDefinition,
     VitalsSchedule,
 )
@@ -248,6 +250,34 @@ def test_a_reference_range_is_in_the_sdtm_unit_in_order_and_possible() -> None:
         assert words in str(exc.value), change
 
 
+def test_a_trial_phase_is_a_cdisc_tphase_term() -> None:
+    assert TrialPhase.model_validate({"value": "PHASE III TRIAL", "source": "a"}).value
+    for wrong in ("Phase 3", "PHASE 3", "phase iii trial", "PHASE V TRIAL"):
+        with pytest.raises(ValidationError) as exc:
+            TrialPhase.model_validate({"value": wrong, "source": "a"})
+        message = str(exc.value)
+        assert f"unknown trial phase {wrong!r}" in message
+        assert "give a CDISC TPHASE term" in message and "PHASE II TRIAL" in message
+
+
+def test_trial_facts_are_each_sourced_and_optional() -> None:
+    assert TrialFacts.model_validate({}) == TrialFacts()
+    indication = {"text": "Posttraumatic stress disorder", "snomed_ct": "47505003", "source": "a"}
+    assert TrialFacts.model_validate({"indication": indication}).indication is not None
+    for section, value, words in (
+        ("indication", indication | {"snomed_ct": "F43.1"}, "snomed_ct"),
+        ("indication", indication | {"snomed_ct": 47505003}, "snomed_ct"),
+        ("indication", {"text": "PTSD"}, "source"),
+        ("sponsor", {"name": " ", "source": "a"}, "name"),
+        ("planned_subjects", {"value": 0, "source": "a"}, "greater than 0"),
+        ("planned_subjects", {"value": "100", "source": "a"}, "value"),
+        ("sites", {"value": 2}, "sites"),
+    ):
+        with pytest.raises(ValidationError) as exc:
+            TrialFacts.model_validate({section: value})
+        assert words in str(exc.value), (section, value)
+
+
 def test_alerting_needs_both_deadlines_in_order() -> None:
     good = {"escalation": ["site_clinician"], "sae_report_within_hours": 24}
     Alerting.model_validate({**good, "acknowledge_within_minutes": {"critical": 10, "warning": 30}})
@@ -288,6 +318,7 @@ SECTION_MODELS: dict[str, type[BaseModel]] = {
     "dosing": Dosing,
     "vitals_schedule": VitalsSchedule,
     "reference_ranges": ReferenceRange,
+    "trial": TrialFacts,
     "alerting": Alerting,
 }
 

@@ -17,7 +17,7 @@ from app.protocols.loader import parse_protocol_text
 from tests.factories.dosing import T0, make_dosing_session
 from tests.factories.trial import MDMA, load_protocol, make_participant, make_site, make_study
 
-AMENDED_LABEL = "1.4-draft"
+AMENDED_LABEL = "1.5-draft"
 DOSED_AT = T0 + timedelta(minutes=30)  # 08:30 UTC
 ENDED_AT = T0 + timedelta(hours=8)
 # SBP 155 at T+60: under 160 (the shipped rule), at or above 150 (the amendment).
@@ -28,7 +28,7 @@ BOTH_AT = DOSED_AT + timedelta(minutes=120)  # 10:30 UTC, SBP 165
 def amended_text() -> str:
     text = MDMA.read_text(encoding="utf-8")
     old_rule = '{measure: SYSBP, op: ">=", value: 160, unit: mmHg}   # [CTCAE] G3 SBP >= 160'
-    old_label = 'version: "1.3"'
+    old_label = 'version: "1.4"'
     assert text.count(old_rule) == 1 and text.count(old_label) == 1
     return text.replace(old_rule, old_rule.replace("160", "150")).replace(
         old_label, f'version: "{AMENDED_LABEL}"'

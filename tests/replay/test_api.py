@@ -50,7 +50,7 @@ def test_the_lowered_threshold_is_a_finding_only_under_the_amendment(
         "sha256": world.amended.sha256,
     }
     assert body["baseline"]["id"] == str(world.own.id)
-    assert body["baseline"]["version_label"] == "1.3"
+    assert body["baseline"]["version_label"] == "1.4"
     assert body["same_version"] is False
 
     [extra] = body["comparison"]["only_target"]

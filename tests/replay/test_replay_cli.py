@@ -69,7 +69,7 @@ def test_the_table_marks_the_extra_finding(cli_database: str):
     assert result.exit_code == 0, result.output
     out = result.output
     assert f"target:   mdma-ptsd-phase3 v{AMENDED_LABEL} (sequence 2" in out
-    assert "own:      mdma-ptsd-phase3 v1.3 (sequence 1" in out
+    assert "own:      mdma-ptsd-phase3 v1.4 (sequence 1" in out
     [extra] = _rows(out, "+")
     assert "2026-02-02 09:30" in extra and " 60 " in extra
     assert "critical" in extra and "hypertension-grade-3" in extra and "155 mmHg" in extra

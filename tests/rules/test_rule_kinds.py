@@ -113,7 +113,7 @@ def test_a_finding_carries_the_protocol_version_and_the_rule() -> None:
         for f in findings(MDMA, baseline(-15), dose(0, 120), routine(0, SYSBP=182), now=1)
         if f.rule_id == "hypertensive-crisis"
     )
-    assert (crisis.protocol_id, crisis.protocol_version) == ("mdma-ptsd-phase3", "1.3")
+    assert (crisis.protocol_id, crisis.protocol_version) == ("mdma-ptsd-phase3", "1.4")
     assert crisis.kind == "threshold"
     assert crisis.severity == "critical"
     assert crisis.title == MDMA.rule("hypertensive-crisis").title

@@ -197,11 +197,11 @@ def test_readings_are_accepted_up_to_an_hour_after_the_end_by_default(client, do
 def test_the_protocol_sets_how_long_after_the_end_readings_are_accepted(client, db, tmp_path):
     text = MDMA.read_text()
     anchor = "    within_minutes_before_dose: 60\n"
-    assert anchor in text and 'version: "1.3"' in text
+    assert anchor in text and 'version: "1.4"' in text
     edited = tmp_path / "mdma-15.yaml"
     edited.write_text(
         text.replace(anchor, anchor + "  readings_accepted_after_end_minutes: 15\n", 1).replace(
-            'version: "1.3"', 'version: "1.3-after-end-15"', 1
+            'version: "1.4"', 'version: "1.4-after-end-15"', 1
         )
     )
     site = make_site(db, make_study(db, edited, code="MAPP-15"))

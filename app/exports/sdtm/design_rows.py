@@ -30,16 +30,17 @@ from app.exports.sdtm import trial_design
 from app.exports.sdtm.rows import BATCH, VALID, ExportCounts, Row, local_dtc, usubjid
 from app.exports.sdtm.trial_design import Design, Element, design_of
 from app.models import Dose, DosingSession, Participant, ProtocolVersion, Site, Study, Visit
-from app.protocols.schema import Protocol
+from app.protocols.schema import TRIAL_PHASES, Protocol
 from app.protocols.service import definition_of
 
 SDTMIG_VERSION, SDTM_VERSION = "3.4", "2.0"
 CDISC_CT = "CDISC CT"
 NO_INFORMATION = "NI"
 TSVAL_LENGTH = 200
-# Trial summary parameters the protocol format does not hold: written with TSVALNF NI, and
-# counted in the package manifest as conformance gaps.
-NOT_IN_PROTOCOL = {
+SNOMED = "SNOMED"
+# Trial summary parameters from the protocol's optional ``trial`` section: one the protocol does
+# not give is written with TSVALNF NI, and listed in the package manifest as a conformance gap.
+TRIAL_FACTS = {
     "INDIC": "Trial Disease/Condition Indication",
     "TPHASE": "Trial Phase Classification",
     "SPONSOR": "Clinical Study Sponsor",
@@ -88,8 +89,31 @@ TS_PARAMETERS = {  # TSPARMCD: TSPARM, in the order of the rows; PROTID and PROT
     "ACTSUB": "Actual Number of Subjects",
     "SDTIGVER": "SDTM IG Version",
     "SDTMVER": "SDTM Version",
-    **NOT_IN_PROTOCOL,
+    **TRIAL_FACTS,
 }
+
+
+def _trial_facts(protocol: Protocol) -> dict[str, tuple[str, str]]:
+    """{TSPARMCD: (TSVAL, TSVALCD)} of the parameters the protocol's ``trial`` section gives."""
+    trial = protocol.trial
+    if trial is None:
+        return {}
+    facts: dict[str, tuple[str, str]] = {}
+    if trial.indication is not None:
+        facts["INDIC"] = (trial.indication.text, trial.indication.snomed_ct or "")
+    if trial.phase is not None:
+        facts["TPHASE"] = (trial.phase.value, TRIAL_PHASES[trial.phase.value])
+    if trial.sponsor is not None:
+        facts["SPONSOR"] = (trial.sponsor.name, "")
+    if trial.planned_subjects is not None:
+        facts["PLANSUB"] = (str(trial.planned_subjects.value), "")
+    return facts
+
+
+def missing_trial_facts(session: Session, study: Study) -> list[str]:
+    """The TSPARMCDs of the trial facts the study's current protocol does not give."""
+    given = _trial_facts(current_protocol(session, study))
+    return [code for code in TRIAL_FACTS if code not in given]
 
 
 def _summary(session: Session, study: Study, protocol: Protocol) -> dict[str, tuple[str, str]]:
@@ -123,11 +147,14 @@ def _summary(session: Session, study: Study, protocol: Protocol) -> dict[str, tu
         "ACTSUB": (str(enrolled or 0), ""),
         "SDTIGVER": (SDTMIG_VERSION, ""),
         "SDTMVER": (SDTM_VERSION, ""),
+        **_trial_facts(protocol),
     }
 
 
 def ts_rows(session: Session, study: Study, unblinded: bool, counts: ExportCounts) -> Iterator[Row]:
-    """One row per trial summary parameter; those the protocol does not hold carry TSVALNF."""
+    """One row per trial summary parameter; those the protocol does not hold carry TSVALNF. A
+    coded value names its terminology: SNOMED CT for the indication, CDISC CT otherwise (the
+    version of neither is recorded, so TSVCDVER is empty)."""
     values = _summary(session, study, current_protocol(session, study))
     for code, name in TS_PARAMETERS.items():
         value, value_code = values.get(code, ("", ""))
@@ -141,7 +168,7 @@ def ts_rows(session: Session, study: Study, unblinded: bool, counts: ExportCount
             value[:TSVAL_LENGTH],  # a longer title is cut (TSVAL1, TSVAL2 ... are not written)
             "" if code in values else NO_INFORMATION,
             value_code,
-            CDISC_CT if value_code else "",
+            (SNOMED if code == "INDIC" else CDISC_CT) if value_code else "",
             "",
         )
 

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from app.exports.sdtm import service, xpt
 from app.exports.sdtm.builders import BUILDERS, row_count
 from app.exports.sdtm.define import define_xml
-from app.exports.sdtm.design_rows import NOT_IN_PROTOCOL
+from app.exports.sdtm.design_rows import missing_trial_facts
 from app.exports.sdtm.metadata import DATASETS
 from app.exports.sdtm.rows import ExportCounts
 from app.exports.sdtm.service import FileFormat, Readers
@@ -172,6 +172,7 @@ def _write(
         datasets[dataset.name] = asdict(counts)  # the same in every format
     with readers() as session:
         versions = service.meddra_versions(session, study)
+        missing_facts = missing_trial_facts(session, study)
     sha256 = sink.text(DEFINE, [define_xml(study.code, versions)])
     files.append({"file": DEFINE, "rows": None, "sha256": sha256})  # metadata, not rows
     progress(DEFINE, 0, True)
@@ -185,7 +186,8 @@ def _write(
             # AEDECOD is required: each uncoded AE, by AESPID, for the coder (docs/exports.md)
             "uncoded_adverse_events": datasets["AE"]["uncoded"],
             "uncoded_adverse_event_aespids": datasets["AE"]["uncoded_aespids"],
-            "trial_summary_parameters_not_in_protocol": list(NOT_IN_PROTOCOL),
+            # the TS parameters the protocol's trial section does not give (TSVALNF NI)
+            "trial_summary_parameters_not_in_protocol": missing_facts,
         },
         "files": files,
     }

@@ -81,24 +81,28 @@ class ConsoleErrors:
             raise AssertionError(f"{len(found)} error(s) in the browser console:\n{lines}")
 
 
-def sign_in(page: Any, base_url: str, username: str, password: str = DEMO_PASSWORD) -> None:
+def sign_in(
+    page: Any, base_url: str, username: str, password: str = DEMO_PASSWORD, timeout: float = 5000
+) -> None:
     """Sign in as a demo account through the form, as a person does: / sends a signed-out
     visitor to /login; afterwards the header (<header>) names the user and their role and has
-    a Sign out button."""
+    a Sign out button. ``timeout`` (ms) bounds each wait."""
     from playwright.sync_api import expect
 
     page.goto(f"{base_url}/")
-    expect(page).to_have_url(re.compile(r"/login(\?|$)"))
+    expect(page).to_have_url(re.compile(r"/login(\?|$)"), timeout=timeout)
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
     header = page.get_by_role("banner")
-    expect(header.get_by_role("button", name="Sign out")).to_be_visible()
+    expect(header.get_by_role("button", name="Sign out")).to_be_visible(timeout=timeout)
     person = {name: (shown, role) for name, shown, role, _ in DEMO_PEOPLE}.get(username)
     if person is not None:
         shown, role = person
-        expect(header).to_contain_text(shown)
-        expect(header).to_contain_text(re.compile(role.value.replace("_", "[ _]"), re.I))
+        expect(header).to_contain_text(shown, timeout=timeout)
+        expect(header).to_contain_text(
+            re.compile(role.value.replace("_", "[ _]"), re.I), timeout=timeout
+        )
 
 
 def check_accessibility(page: Any, context: Any = None) -> None:

@@ -222,7 +222,7 @@ def test_a_guess_names_an_arm_of_the_protocol_and_one_confidence(client, trial):
     _refused(
         _post(client, trial.participant, _guess(guessed_arm="ketamine")),
         "blinding_guess.guessed_arm",
-        "'ketamine' is not an arm of protocol mdma-ptsd-phase3 1.3; give one of: MDMA, PBO, unsure",
+        "'ketamine' is not an arm of protocol mdma-ptsd-phase3 1.4; give one of: MDMA, PBO, unsure",
     )
     _refused(
         _post(client, trial.participant, _guess(confidence_level="very")),

@@ -109,7 +109,7 @@ def test_closed_when_the_protocol_has_no_supplemental_dose() -> None:
 def test_closed_for_a_visit_without_dosing() -> None:
     decision = decide(ready(), visit_code="PREP1")
     assert decision.reasons == (
-        "visit PREP1 is not a dosing session of protocol mdma-ptsd-phase3 1.3",
+        "visit PREP1 is not a dosing session of protocol mdma-ptsd-phase3 1.4",
     )
 
 

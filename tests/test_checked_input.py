@@ -188,6 +188,7 @@ def test_every_api_route_checks_its_input(application):
         "/api/v1/openapi.json",
         "/docs/oauth2-redirect",
         "/docs/assets",  # the docs pages' scripts and styles (static files)
+        "/static",  # the web client's scripts, styles and vendored files
     }
 
 

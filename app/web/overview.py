@@ -13,13 +13,14 @@ from sqlalchemy.orm import Session
 from app.auth.deps import Authorize
 from app.auth.principal import Principal
 from app.auth.scope import only_visible_alerts, only_visible_sites, only_visible_studies
+from app.checked_input import CheckedRoute
 from app.db import SessionDep
 from app.models import Alert, DosingSession, Participant, Site, Study
 from app.permissions import Permission
 from app.web.templating import render
 from app.web.viewer import CurrentViewer
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=CheckedRoute)
 
 SEVERITIES = ("critical", "warning", "info")
 

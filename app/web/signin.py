@@ -10,12 +10,13 @@ from app.auth import login as signin
 from app.auth import service
 from app.auth.deps import SESSION_COOKIE, Authorize, CurrentPrincipal
 from app.auth.endpoints import cookie_options
+from app.checked_input import CheckedRoute
 from app.db import SessionDep
 from app.permissions import Permission
 from app.web import csrf
 from app.web.templating import local_time, render
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=CheckedRoute)
 
 REASONS = {
     "idle": "You were signed out after a time without use. Sign in again.",

@@ -199,7 +199,7 @@ def test_upgrade_stops_when_stored_versions_share_a_label(fresh_database_url, ba
                 {"id": new_id(), "sha": "0" * 64},
             )
         with pytest.raises(
-            RuntimeError, match=r"share a version label: mdma-ptsd-phase3 '1\.3' \(2 versions\)"
+            RuntimeError, match=r"share a version label: mdma-ptsd-phase3 '1\.4' \(2 versions\)"
         ):
             migrations.upgrade(url)
     finally:

@@ -26,17 +26,7 @@ def local_time(moment: datetime | None, zone: str, style: str = "datetime") -> s
     return here.strftime(formats[style])
 
 
-def duration(seconds: float | None) -> str:
-    """'2 h 05 min', '7 min', '-'."""
-    if seconds is None:
-        return "-"
-    minutes = int(seconds // 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
-
-
 templates.env.filters["local_time"] = local_time
-templates.env.filters["duration"] = duration
 templates.env.globals["idle_minutes"] = lambda: get_settings().web_idle_minutes
 
 

@@ -2,9 +2,11 @@
 each download is checked, audited and blinded there): the sponsor's SDTM datasets, Define-XML
 and FHIR bulk files, the study summaries and dosing-session reports, and the audit trail."""
 
+from typing import Any
+
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from app.auth.deps import Authorize
 from app.auth.scope import only_visible_participants, only_visible_studies
@@ -29,7 +31,7 @@ def exports(session: SessionDep, request: Request, viewer: CurrentViewer) -> HTM
     studies = session.scalars(
         only_visible_studies(select(Study).order_by(Study.code), principal, Study.id)
     ).all()
-    started = (
+    started: Select[Any] = (
         select(DosingSession, Participant, Site, Visit)
         .join(Participant, Participant.id == DosingSession.participant_id)
         .join(Site, Site.id == Participant.site_id)

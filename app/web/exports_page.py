@@ -2,11 +2,9 @@
 each download is checked, audited and blinded there): the sponsor's SDTM datasets, Define-XML
 and FHIR bulk files, the study summaries and dosing-session reports, and the audit trail."""
 
-from typing import Any
-
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
-from sqlalchemy import Select, select
+from sqlalchemy import select
 
 from app.auth.deps import Authorize
 from app.auth.scope import only_visible_participants, only_visible_studies
@@ -31,7 +29,7 @@ def exports(session: SessionDep, request: Request, viewer: CurrentViewer) -> HTM
     studies = session.scalars(
         only_visible_studies(select(Study).order_by(Study.code), principal, Study.id)
     ).all()
-    started: Select[Any] = (
+    started = (
         select(DosingSession, Participant, Site, Visit)
         .join(Participant, Participant.id == DosingSession.participant_id)
         .join(Site, Site.id == Participant.site_id)
@@ -41,7 +39,7 @@ def exports(session: SessionDep, request: Request, viewer: CurrentViewer) -> HTM
         .limit(SESSION_LIMIT)
     )
     sessions = session.execute(
-        only_visible_participants(started, principal, DosingSession.participant_id)
+        only_visible_participants(started, principal, DosingSession.participant_id)  # type: ignore[arg-type]
     ).all()
     return render(
         request,

@@ -2,7 +2,7 @@
 
 Starts `vigil serve` (one uvicorn worker) on a scratch database (SQLite by default, or
 --database-url for an empty, migrated-here PostgreSQL database), seeds the demo study, signs in
-through the sign-in form as the demo's clinician, coordinator and sponsor, finds the records
+through the sign-in form as the demo's clinicians, coordinator and sponsor, finds the records
 to open through the API, then requests each page --requests times after --warmup unmeasured
 requests, one at a time. The server time of a request is the duration its own request-log line
 gives (app/request_log.py: from the first byte in to the last byte out), matched by the
@@ -66,8 +66,8 @@ def _pages(clients: dict[str, httpx.Client]) -> list[tuple[str, str, str]]:
     note = next(
         (
             found
-            for participant in clients["coordinator"].get("/api/v1/participants").json()["items"]
-            if (found := _first(clients["coordinator"], f"/participants/{participant['id']}/notes"))
+            for participant in clients["clinician2"].get("/api/v1/participants").json()["items"]
+            if (found := _first(clients["clinician2"], f"/participants/{participant['id']}/notes"))
         ),
         None,
     )
@@ -88,7 +88,7 @@ def _pages(clients: dict[str, httpx.Client]) -> list[tuple[str, str, str]]:
     if event:
         pages.append(("adverse event", "coordinator", f"/adverse-events/{event['id']}"))
     if note:
-        pages.append(("note", "coordinator", f"/notes/{note['id']}"))
+        pages.append(("note", "clinician2", f"/notes/{note['id']}"))
     return pages
 
 
@@ -134,7 +134,8 @@ def main() -> None:
                 pass
             time.sleep(0.05)
         clients = {
-            user: _signed_in(base, user) for user in ("clinician1", "coordinator", "sponsor")
+            user: _signed_in(base, user)
+            for user in ("clinician1", "clinician2", "coordinator", "sponsor")
         }
         clients["anonymous"] = httpx.Client(base_url=base, timeout=30)
         rows = []

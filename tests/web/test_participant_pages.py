@@ -8,7 +8,9 @@ from datetime import timedelta
 import pytest
 
 from app.models import Participant, Visit
-from app.permissions import Role
+from app.participants import service as participants
+from app.participants.schemas import VisitOutcome
+from app.permissions import ALL_SITES_ROLES, Role
 from tests.factories.trial import make_participant
 from tests.web.signed_in import audit_of, post_form, signed_in_person, web_client  # noqa: F401
 from tests.web.test_signin import form_token
@@ -136,13 +138,30 @@ def test_the_pharmacist_sees_the_arm_and_the_read_is_audited(web, person, two_si
     assert audit_of(db, "participants", participant.id, "read_unblinded")
 
 
-@pytest.mark.parametrize("role", [Role.COORDINATOR, Role.THERAPIST, Role.CLINICIAN])
+@pytest.mark.parametrize(
+    "role", [Role.COORDINATOR, Role.THERAPIST, Role.CLINICIAN, Role.MEDICAL_MONITOR, Role.SPONSOR]
+)
 def test_a_blinded_reader_never_sees_the_arm(web, person, two_sites, role):
     participant = two_sites.a.participant
-    person(role, two_sites.a.site)
+    person(role, *([] if role in ALL_SITES_ROLES else [two_sites.a.site]))
     text = web.get(f"/participants/{participant.id}").text
     assert "arm blinded" in text
     assert not ARMS.search(text)
+    assert not ARMS.search(web.get("/participants").text)
+    history = web.get(f"/history/participants/{participant.id}").text
+    assert "BLINDED" in history and not ARMS.search(history)
+
+
+def test_a_missed_visit_stands_out_with_a_word_and_a_shape(web, person, two_sites, db):
+    a = two_sites.a
+    participants.record_outcome(
+        db, a.visits["PREP1"], VisitOutcome(status="missed", reason="participant unreachable")
+    )
+    person(Role.COORDINATOR, a.site)
+    text = web.get(f"/participants/{a.participant.id}").text
+    row = re.search(r'<tr id="visit-PREP1">.*?</tr>', text, re.S).group(0)
+    assert '<span class="mark mark-missed">missed</span>' in row
+    assert "participant unreachable" in row and "/reschedule" not in row
 
 
 # --- the actions --------------------------------------------------------------------------------

@@ -134,3 +134,23 @@ def test_a_blinded_user_never_sees_an_arm(page, base_url, username):
     assert "BLINDED" in main and not ARMS.search(main)
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Participants").click()
     assert not ARMS.search(page.inner_text("main"))
+
+
+def test_a_reschedule_with_too_short_a_reason_is_refused_on_the_page(
+    page, base_url, console_errors
+):
+    console_errors.allow("status of 422")
+    sign_in(page, base_url, "coordinator")
+    _open_participant(page, "01-003")
+    row = page.locator("#visit-FU")
+    row.locator("summary").click()
+    planned = row.get_by_label("New date").input_value()
+    row.get_by_label("Reason").fill("no ")  # three characters, two once trimmed
+    row.get_by_role("button", name="Reschedule FU").click()
+    row = page.locator("#visit-FU")
+    expect(row.get_by_role("alert")).to_contain_text("Not done")
+    reason = row.get_by_label("Reason")
+    expect(reason).to_have_attribute("aria-invalid", "true")
+    expect(row.locator("#reschedule-FU-reason-error")).to_contain_text("at least 3 characters")
+    expect(row.get_by_label("New date")).to_have_value(planned)
+    check_accessibility(page)

@@ -26,7 +26,7 @@ from app.assessments import service as assessments
 from app.auth.blinding import MASKED
 from app.auth.deps import Authorize, ScopedParticipant, ScopedVisit
 from app.auth.scope import only_visible_sites
-from app.checked_input import CheckedRoute
+from app.checked_input import CheckedRoute, text_problem
 from app.db import SessionDep
 from app.dosing import views as dosing_views
 from app.errors import InvalidInput, VigilError
@@ -334,6 +334,13 @@ def _act(
     """Check the form with the API's schema, call the service in a savepoint, and go back to
     the participant's page; a refusal shows the page again with the message and the values."""
     visit_id = visit.id if visit is not None else None
+    # A form is checked as the API's JSON is (app/checked_input.py): no control characters.
+    refused = {name: problem for name, v in values.items() if (problem := text_problem(v))}
+    if refused:
+        refusal = Refusal(action, "Not done: check the form.", refused, values, visit_id)
+        return _participant_page(
+            session, request, viewer, participant, status_code=422, refusal=refusal
+        )
     data = None
     if schema is not None:
         try:

@@ -265,6 +265,18 @@ def test_a_reschedule_without_a_reason_is_refused_and_keeps_the_date(web, person
     assert not audit_of(db, "visits", visit.id, "reschedule")
 
 
+def test_a_reason_with_a_control_character_is_refused_on_both_databases(web, person, two_sites, db):
+    a = two_sites.a
+    visit = a.visits["PREP2"]
+    person(Role.COORDINATOR, a.site)
+    path = f"/participants/{a.participant.id}"
+    data = {"scheduled_on": "2026-01-16", "reason": "room\x00closed"}
+    refused = post_form(web, f"/visits/{visit.id}/reschedule", data, path)
+    assert refused.status_code == 422
+    assert "control character U+0000" in refused.text
+    assert not audit_of(db, "visits", visit.id, "reschedule")
+
+
 def test_a_date_outside_the_window_is_kept_and_flagged(web, person, two_sites):
     a = two_sites.a
     visit = a.visits["PREP2"]

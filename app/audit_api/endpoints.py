@@ -4,6 +4,7 @@ Treatment arms in the recorded values are masked for blinded readers (app/auth/b
 unblinded reader's read of them is itself audited.
 """
 
+import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -20,7 +21,7 @@ from app.db import SessionDep
 from app.errors import NotFound
 from app.models import AuditRecord, Base
 from app.models.base import Audited
-from app.pagination import Page, PageDep, paginate
+from app.pagination import Page, PageDep, PageParams, paginate
 from app.permissions import Permission
 
 router = APIRouter(tags=["audit"], route_class=CheckedRoute)
@@ -69,6 +70,15 @@ def history(
 ) -> dict[str, object]:
     """Every recorded version of one record, oldest first: what it was, who changed it, why.
     Read like the record itself: a record of another site is not found."""
+    items, cursor = history_page(session, principal, record, page)
+    return {"items": items, "next_cursor": cursor}
+
+
+def history_page(
+    session: Session, principal: Principal, record: tuple[str, uuid.UUID], page: PageParams
+) -> tuple[list[AuditRecordRead], str | None]:
+    """One page of a record's history as this caller reads it (the API's and the web
+    client's): ``record`` checked already (ScopedHistory); 404 if nothing was ever recorded."""
     entity_type, entity_id = record
     stmt = select(AuditRecord).where(
         AuditRecord.entity_type == entity_type, AuditRecord.entity_id == str(entity_id)
@@ -76,7 +86,7 @@ def history(
     items, cursor = paginate(session, stmt, AuditRecord.id, page)
     if not items and page.cursor is None:
         raise NotFound(f"no {entity_type} record {entity_id} exists")
-    return {"items": audit_record_views(session, principal, items), "next_cursor": cursor}
+    return audit_record_views(session, principal, items), cursor
 
 
 def audit_record_views(

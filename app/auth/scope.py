@@ -257,3 +257,19 @@ def check_record_readable(
             check_record_readable(session, principal, signature.entity_type, signature.entity_id)
         except NotFound:
             raise missing from None
+
+
+def site_of_record(session: Session, entity_type: str, entity_id: uuid.UUID) -> uuid.UUID | None:
+    """The site a record of an audited table belongs to (a signature: its signed record's), or
+    None for a record of no site (a study, a user) or one that does not exist. For showing
+    times in the site's clock: it checks nothing."""
+    model = _MODEL_OF_TABLE.get(entity_type)
+    if model is Signature:
+        signature = session.get(Signature, entity_id)
+        if signature is None or signature.entity_type == "signatures":
+            return None
+        return site_of_record(session, signature.entity_type, signature.entity_id)
+    if model not in _WITH_SITE:
+        return None
+    found = session.execute(_WITH_SITE[model](entity_id)).first()
+    return None if found is None else found[1]

@@ -16,6 +16,7 @@ from app.permissions import Role
 from app.users import service as users
 from tests.conftest import T0, TEST_PASSWORD
 from tests.factories.alerts import PinnedClock
+from tests.factories.dosing import make_dosing_session
 
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 NOW = T0 + timedelta(minutes=90)  # the initial dose was at T0 + 30 min, a reading at T0 + 60
@@ -228,3 +229,89 @@ def test_a_coordinator_sees_the_session_but_answers_no_alert(browser, db, two_si
         data={"csrf_token": token},
     )
     assert refused.status_code == 404
+
+
+def test_a_therapist_attests_their_own_presence_by_giving_their_password_again(
+    browser, db, two_sites
+):
+    therapist = person(db, "tess", Role.THERAPIST, two_sites.a.site)
+    sign_in(browser, "tess")
+    ds = two_sites.a.dosing_session
+    _, token = page_of(browser, ds)
+    form = {"csrf_token": token, "position": "lead", "present_at": "", "password": "not it"}
+    refused = browser.post(f"/sessions/{ds.id}/therapist-attestations", data=form)
+    assert refused.status_code == 401 and "the password is wrong" in refused.text
+    db.expire_all()
+    assert db.get(User, therapist.id).failed_login_count == 1  # kept: the refusal is answered
+    assert db.scalars(
+        select(AuditRecord).where(
+            AuditRecord.action == "attestation_refused", AuditRecord.entity_id == str(ds.id)
+        )
+    ).all()
+    assert db.get(type(ds), ds.id).lead_therapist_id is None
+    done = browser.post(
+        f"/sessions/{ds.id}/therapist-attestations", data={**form, "password": TEST_PASSWORD}
+    )
+    assert done.status_code == 303, done.text
+    db.expire_all()
+    stored = db.get(type(ds), ds.id)
+    assert stored.lead_therapist_id == therapist.id and stored.lead_present_at == NOW
+
+
+def test_a_clinician_attests_a_therapist_present_with_a_reason(browser, db, two_sites):
+    person(db, "dr-park", Role.CLINICIAN, two_sites.a.site)
+    sign_in(browser, "dr-park")
+    a = two_sites.a
+    a.site.timezone = "America/Denver"
+    db.flush()
+    _, token = page_of(browser, a.dosing_session)
+    form = {
+        "csrf_token": token,
+        "position": "co",
+        "therapist_id": str(a.co_therapist.id),
+        "present_at": "2026-02-02T01:05",  # the site's clock (UTC-7 in February)
+        "reason": "",
+    }
+    path = f"/sessions/{a.dosing_session.id}/therapist-attestations"
+    refused = browser.post(path, data=form)
+    assert refused.status_code == 422
+    assert "therapist_id and reason" in refused.text
+    assert f'<option value="{a.co_therapist.id}" selected>' in refused.text  # as chosen
+    done = browser.post(path, data={**form, "reason": "Therapist's tablet is out of battery"})
+    assert done.status_code == 303, done.text
+    db.expire_all()
+    stored = db.get(type(a.dosing_session), a.dosing_session.id)
+    assert stored.co_therapist_id == a.co_therapist.id
+    assert stored.co_present_at == T0 + timedelta(minutes=5)
+
+
+def test_the_signed_in_clinician_attests_the_return_to_baseline(browser, db, two_sites):
+    clinician = person(db, "dr-park", Role.CLINICIAN, two_sites.a.site)
+    sign_in(browser, "dr-park")
+    ds = two_sites.a.dosing_session
+    _, token = page_of(browser, ds)
+    done = browser.post(
+        f"/sessions/{ds.id}/baseline-attestation",
+        data={"csrf_token": token, "attested_at": "", "note": "142/88, pulse 84"},
+    )
+    assert done.status_code == 303, done.text
+    db.expire_all()
+    stored = db.get(type(ds), ds.id)
+    assert stored.baseline_attested_by_id == clinician.id and stored.baseline_attested_at == NOW
+    text, token = page_of(browser, ds)
+    assert "142/88, pulse 84" in text and "Record the dose" not in text
+    again = browser.post(
+        f"/sessions/{ds.id}/baseline-attestation", data={"csrf_token": token, "attested_at": ""}
+    )
+    assert again.status_code == 409 and "already attested" in again.text
+
+
+def test_a_planned_session_has_no_schedule_gate_or_dose_form_yet(browser, db, two_sites):
+    person(db, "dr-park", Role.CLINICIAN, two_sites.a.site)
+    sign_in(browser, "dr-park")
+    planned = make_dosing_session(db, two_sites.a.participant, visit_code="EXP2", started_at=None)
+    text, _ = page_of(browser, planned)
+    assert "planned" in text and "not given yet" in text
+    assert "Judged once the session has started." in text
+    assert "The schedule counts from the initial dose" in text
+    assert "Record the dose" not in text and "Attest presence" in text

@@ -254,13 +254,35 @@
     });
   }
 
-  // A refused acknowledge or resolve answers the panel with its message: show it.
+  // The alerts panel is replaced whenever an alert changes: what someone was typing in it (a
+  // note, a resolution), and where they were, is put back, except in the form just sent.
+  let kept = null;
   document.addEventListener("htmx:beforeSwap", (event) => {
+    const target = event.detail.target;
+    if (!target || target.id !== "alerts") return;
     const status = event.detail.xhr.status;
-    if ((status === 409 || status === 422) && event.detail.target && event.detail.target.id === "alerts") {
+    if (status === 409 || status === 422) {  // a refused acknowledge or resolve: show why
       event.detail.shouldSwap = true;
       event.detail.isError = false;
     }
+    const sent = event.detail.requestConfig && event.detail.requestConfig.elt;
+    const active = document.activeElement;
+    kept = {
+      focus: active && active.id && target.contains(active) && !(sent && sent.contains(active)) ? active.id : null,
+      values: [...target.querySelectorAll("input[id]")]
+        .filter((input) => input.type !== "hidden" && input.value && !(sent && sent.contains(input)))
+        .map((input) => [input.id, input.value]),
+    };
+  });
+  document.addEventListener("htmx:afterSettle", () => {
+    if (!kept) return;
+    for (const [id, value] of kept.values) {
+      const input = document.getElementById(id);
+      if (input && !input.value) input.value = value;
+    }
+    const focus = kept.focus && document.getElementById(kept.focus);
+    if (focus) focus.focus();
+    kept = null;
   });
 
   build();

@@ -14,7 +14,7 @@ raised no alert still reaches the chart, and nothing depends on an event having 
 """
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -30,7 +30,7 @@ from app.dosing import doses, service, views
 from app.dosing.deps import DosingSessionDep
 from app.dosing.schemas import DoseCreate, TherapistAttestation
 from app.errors import NotFound, VigilError
-from app.models import DosingSession
+from app.models import Alert, DosingSession
 from app.permissions import Permission, Role
 from app.web.session import view
 from app.web.session.forms import FormState, attempt, invalid, local_input, local_moment, refused
@@ -145,7 +145,8 @@ def status_panel(
 # --- alerts: acknowledge, resolve ---------------------------------------------------------------
 
 
-def _alert_of(dosing_session: DosingSession, alert: Any) -> Any:
+def _alert_of(dosing_session: DosingSession, alert: Alert) -> Alert:
+    """The alert of the path, if it is one of this session's (else as missing as another site's)."""
     if alert.dosing_session_id != dosing_session.id:
         raise NotFound(f"alert {alert.id} does not exist")
     return alert

@@ -160,8 +160,9 @@
       latest.textContent = "No readings yet.";
       return;
     }
-    const at = new Date(last.measured_at).toLocaleTimeString("en-GB", {
-      timeZone: config.timezone, hour: "2-digit", minute: "2-digit", timeZoneName: "short",
+    const at = new Date(last.measured_at).toLocaleTimeString("en-US", {
+      timeZone: config.timezone, hour: "2-digit", minute: "2-digit", hourCycle: "h23",
+      timeZoneName: "short",
     });
     const parts = config.measures
       .filter((m) => last[m.field] !== null)

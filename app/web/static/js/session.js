@@ -11,6 +11,7 @@
 
 (function () {
   const POLL_MS = 10000;
+  const STATUS_MS = 30000;  // the schedule and the dose gate change with the clock too
   const REOPEN_MS = 3000;
   const EVENT_TYPES = ["alert.opened", "alert.updated", "alert.acknowledged", "alert.resolved",
     "alert.escalated"];
@@ -288,6 +289,10 @@
 
   build();
   refreshReadings();
-  window.setInterval(refreshReadings, POLL_MS);
+  // Not while the stream says the server is away: the requests would only fail (the stream's
+  // "ready" catches up once it is back).
+  const away = () => liveState !== null && liveState.dataset.state === "reconnecting";
+  window.setInterval(() => { if (!away()) refreshReadings(); }, POLL_MS);
+  window.setInterval(() => { if (!away()) htmx.trigger(document.body, "vigil:session"); }, STATUS_MS);
   if (liveState) open();
 })();

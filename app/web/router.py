@@ -4,7 +4,17 @@ and the idle sign-out), and its error pages."""
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from app.web import csrf, errors, exports_page, history, idle, overview, participants, signin
+from app.web import (
+    csrf,
+    errors,
+    exports_page,
+    history,
+    idle,
+    overview,
+    participants,
+    session,
+    signin,
+)
 from app.web.templating import HERE
 
 
@@ -19,6 +29,7 @@ def install(app: FastAPI) -> None:
         overview.router,
         participants.router,
         history.router,
+        session.router,
         exports_page.router,
     ):
         pages.include_router(router)

@@ -49,7 +49,10 @@ def test_the_session_page_is_live_across_a_server_restart(
     # While the server is away, the stream's reconnects and the readings' polls fail.
     console_errors.allow(r"net::ERR_|Failed to load resource")
     sign_in(page, base_url, "clinician1")
-    page.get_by_role("link", name=LIVE_SUBJECT).click()
+    in_progress = page.get_by_role("region", name=re.compile("Demo")).locator(
+        "table", has=page.get_by_role("columnheader", name="Started")
+    )
+    in_progress.get_by_role("link", name=LIVE_SUBJECT).click()
     expect(page).to_have_url(re.compile(r"/sessions/[0-9a-f-]{36}$"))
     expect(page.get_by_role("heading", level=1)).to_contain_text(LIVE_SUBJECT)
     state = page.locator("#live-state")

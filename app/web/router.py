@@ -4,7 +4,7 @@ and the idle sign-out), and its error pages."""
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from app.web import csrf, errors, idle, overview, signin
+from app.web import adverse_events, csrf, errors, idle, inbox, notes, overview, signin
 from app.web.templating import HERE
 
 
@@ -14,7 +14,13 @@ def install(app: FastAPI) -> None:
         include_in_schema=False,
         dependencies=[Depends(csrf.require_token), Depends(idle.idle_guard)],
     )
-    for router in (signin.router, overview.router):
+    for router in (
+        signin.router,
+        overview.router,
+        inbox.router,
+        adverse_events.router,
+        notes.router,
+    ):
         pages.include_router(router)
     app.include_router(pages)
     errors.install(app)

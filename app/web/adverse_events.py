@@ -29,7 +29,7 @@ from app.adverse_events.schemas import (
 from app.auth.deps import Authorize, ScopedAdverseEvent, ScopedParticipant
 from app.checked_input import CheckedRoute
 from app.db import SessionDep
-from app.errors import Forbidden, InvalidInput
+from app.errors import InvalidInput
 from app.models import AdverseEvent, DosingSession, Participant, Site, Visit
 from app.permissions import Permission
 from app.web import forms, signing
@@ -210,8 +210,8 @@ def _event_page(
     session: Session,
     viewer: Viewer,
     event: AdverseEvent,
-    sign: signing.SignForm | None,
-    status_code: int = 200,
+    refusal: signing.Refusal | None = None,
+    meaning: str | None = None,
 ) -> HTMLResponse:
     shown = service.present(session, event)
     participant = session.get_one(Participant, event.participant_id)
@@ -219,7 +219,7 @@ def _event_page(
     return render(
         request,
         "adverse_event.html",
-        status_code,
+        refusal.status_code if refusal else 200,
         viewer=viewer,
         nav="",
         event=shown,
@@ -229,7 +229,10 @@ def _event_page(
         reporting=reporting_clock(shown, site.timezone, clock.utcnow()),
         criteria=CRITERIA,
         signatures=shown.signatures,
-        sign=sign,
+        sign=signing.sign_form(
+            viewer.principal, AdverseEvent, _sign_action(event), shown.signatures, refusal, meaning
+        ),
+        refused=refusal.message if refusal else None,
         signed=request.query_params.get("signed") == "1",
         what="adverse event",
     )
@@ -245,8 +248,7 @@ def _sign_action(event: AdverseEvent) -> str:
 def adverse_event_page(
     session: SessionDep, request: Request, viewer: CurrentViewer, event: ScopedAdverseEvent
 ) -> HTMLResponse:
-    sign = signing.sign_form(viewer.principal, AdverseEvent, _sign_action(event))
-    return _event_page(request, session, viewer, event, sign)
+    return _event_page(request, session, viewer, event)
 
 
 @router.post(
@@ -263,14 +265,5 @@ def sign_adverse_event(
     refusal = signing.sign(session, viewer.principal, AdverseEvent, event_id, form)
     if refusal is None:
         return RedirectResponse(f"/adverse-events/{event_id}?signed=1#signatures", 303)
-    sign = signing.sign_form(
-        viewer.principal,
-        AdverseEvent,
-        _sign_action(event),
-        meaning=str(form.get("meaning") or ""),
-        error=refusal.message,
-        errors=refusal.errors,
-    )
-    if sign is None:  # the caller's role signs no such record: the refusal says so
-        raise Forbidden(refusal.message)
-    return _event_page(request, session, viewer, event, sign, refusal.status_code)
+    meaning = str(form.get("meaning") or "")
+    return _event_page(request, session, viewer, event, refusal, meaning)

@@ -53,7 +53,16 @@ class InboxRow:
         observed = (self.alert.finding or {}).get("observed") or {}
         if not isinstance(observed, dict):
             return ""
-        return ", ".join(f"{code} {value}" for code, value in observed.items())
+        return ", ".join(f"{code} {_shown(value)}" for code, value in observed.items())
+
+
+def _shown(value: object) -> str:
+    """88.0 as 88; a list as its items."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, list):
+        return ", ".join(map(_shown, value))
+    return str(value)
 
 
 def _rows_query() -> Select[Any]:

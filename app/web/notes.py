@@ -16,7 +16,7 @@ from app import clock
 from app.auth.deps import Authorize, ScopedNote, ScopedParticipant
 from app.checked_input import CheckedRoute
 from app.db import SessionDep
-from app.errors import Forbidden, InvalidInput
+from app.errors import InvalidInput
 from app.models import DosingSession, Participant, Site, TherapistNote, User, Visit
 from app.notes import service
 from app.notes.schemas import NoteCreate
@@ -134,8 +134,8 @@ def _note_page(
     session: Session,
     viewer: Viewer,
     note: TherapistNote,
-    sign: signing.SignForm | None,
-    status_code: int = 200,
+    refusal: signing.Refusal | None = None,
+    meaning: str | None = None,
 ) -> HTMLResponse:
     shown = service.present(session, note)
     participant = session.get_one(Participant, note.participant_id)
@@ -144,7 +144,7 @@ def _note_page(
     return render(
         request,
         "note.html",
-        status_code,
+        refusal.status_code if refusal else 200,
         viewer=viewer,
         nav="",
         note=shown,
@@ -153,7 +153,10 @@ def _note_page(
         site=site,
         zone=site.timezone,
         signatures=shown.signatures,
-        sign=sign,
+        sign=signing.sign_form(
+            viewer.principal, TherapistNote, _sign_action(note), shown.signatures, refusal, meaning
+        ),
+        refused=refusal.message if refusal else None,
         signed=request.query_params.get("signed") == "1",
         what="note",
     )
@@ -163,8 +166,7 @@ def _note_page(
 def note_page(
     session: SessionDep, request: Request, viewer: CurrentViewer, note: ScopedNote
 ) -> HTMLResponse:
-    sign = signing.sign_form(viewer.principal, TherapistNote, _sign_action(note))
-    return _note_page(request, session, viewer, note, sign)
+    return _note_page(request, session, viewer, note)
 
 
 @router.post("/notes/{note_id}/signatures", dependencies=[Depends(Authorize(Permission.SIGN))])
@@ -179,14 +181,5 @@ def sign_note(
     refusal = signing.sign(session, viewer.principal, TherapistNote, note_id, form)
     if refusal is None:
         return RedirectResponse(f"/notes/{note_id}?signed=1#signatures", 303)
-    sign = signing.sign_form(
-        viewer.principal,
-        TherapistNote,
-        _sign_action(note),
-        meaning=str(form.get("meaning") or ""),
-        error=refusal.message,
-        errors=refusal.errors,
-    )
-    if sign is None:  # the caller's role signs no such record: the refusal says so
-        raise Forbidden(refusal.message)
-    return _note_page(request, session, viewer, note, sign, refusal.status_code)
+    meaning = str(form.get("meaning") or "")
+    return _note_page(request, session, viewer, note, refusal, meaning)

@@ -7,6 +7,7 @@ attempt and the failure count commit. Any other refusal (already signed, not the
 back to before the attempt, as the API's raised error rolls its request back."""
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from pydantic import ValidationError
@@ -17,7 +18,7 @@ from app.audit.signed_records import Signable
 from app.auth.principal import Principal
 from app.errors import VigilError
 from app.signatures import service
-from app.signatures.schemas import Meaning, SignatureCreate
+from app.signatures.schemas import Meaning, SignatureCreate, SignatureRead
 
 REFUSED_TITLES = {401: "Not signed", 403: "Not signed", 409: "Not signed", 429: "Account locked"}
 
@@ -39,18 +40,27 @@ def sign_form(
     principal: Principal,
     model: type[Signable],
     action: str,
-    *,
+    signatures: Sequence[SignatureRead],
+    refusal: "Refusal | None" = None,
     meaning: str | None = None,
-    error: str | None = None,
-    errors: dict[str, str] | None = None,
 ) -> SignForm | None:
-    """The form for this caller, or None when their role signs no such record."""
-    allowed = service.MEANINGS.get((model, principal.role))
-    if not allowed:
+    """The form for this caller, or None when their role signs no such record or they have
+    signed it already with every meaning they may give (a valid signature of this version).
+    With ``refusal``, the form says why a signing was refused (without a form, the page's
+    ``refused`` says it: answered, never raised, so a refused password's audit record stays)."""
+    allowed = service.MEANINGS.get((model, principal.role)) or frozenset()
+    given = {
+        s.meaning
+        for s in signatures
+        if s.signer_id == principal.user_id and s.valid_for_current_version
+    }
+    meanings = [m.value for m in Meaning if m in allowed and m not in given]
+    if not meanings:
         return None
-    meanings = [m.value for m in Meaning if m in allowed]
     chosen = meaning if meaning in meanings else (meanings[0] if len(meanings) == 1 else None)
-    return SignForm(action, meanings, principal.username, chosen, error, errors or {})
+    if refusal is None:
+        return SignForm(action, meanings, principal.username, chosen)
+    return SignForm(action, meanings, principal.username, chosen, refusal.message, refusal.errors)
 
 
 @dataclass(frozen=True)

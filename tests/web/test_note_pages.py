@@ -134,6 +134,20 @@ def test_a_wrong_password_signs_nothing_and_the_right_one_signs(browser, db, two
     ).one()
     page = browser.get(right.headers["location"])
     assert "Signed." in page.text and "Tess" in page.text
+    assert 'name="password"' not in page.text  # nothing left for a therapist to sign it as
+    token = form_token(browser, f"/notes/{note.id}")
+    again = browser.post(
+        f"/notes/{note.id}/signatures",
+        data={"csrf_token": token, "meaning": "authorship", "username": "tess", "password": "x"},
+    )
+    assert again.status_code == 401  # the password is checked first, and the refusal shown
+    assert "Not signed: the password is wrong" in again.text
+    assert db.scalars(
+        select(AuditRecord).where(
+            AuditRecord.entity_id == str(note.id), AuditRecord.action == "signature_refused"
+        )
+    ).all()[1:]  # that attempt audited too
+    assert len(signatures_of(db, note)) == 1
 
 
 def test_only_the_author_signs_as_authorship(browser, db, two_sites):

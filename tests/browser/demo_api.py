@@ -44,3 +44,22 @@ def post_reading(
         headers={"Authorization": f"Bearer {token}"},
     )
     assert answer.status_code in (200, 201), answer.text
+
+
+def resolve_alerts_of_rule(base_url: str, token: str, rule_id: str) -> None:
+    """Resolve the unresolved alerts of a rule (another test may have left one), so that the
+    next finding of the rule opens a new alert."""
+    headers = {"Authorization": f"Bearer {token}"}
+    for status in ("open", "acknowledged"):
+        listed = httpx.get(
+            f"{base_url}/api/v1/alerts", params={"status": status, "limit": 500}, headers=headers
+        )
+        assert listed.status_code == 200, listed.text
+        for alert in listed.json()["items"]:
+            if alert["rule_id"] == rule_id:
+                done = httpx.post(
+                    f"{base_url}/api/v1/alerts/{alert['id']}/resolve",
+                    json={"resolution": "closed by a browser test before its own"},
+                    headers=headers,
+                )
+                assert done.status_code == 200, done.text

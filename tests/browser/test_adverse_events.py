@@ -30,6 +30,7 @@ def minutes_ago(minutes: int) -> str:
 def test_an_sae_is_recorded_and_its_reporting_clock_shown(page, base_url, console_errors):
     console_errors.allow("status of 422")  # the refused first try
     participant_id = participant_in_session(base_url)
+    page.clock.install()  # the page's own clock, moved on below to pass the SAE's deadline
     sign_in(page, base_url, "clinician1")
     page.goto(f"{base_url}/participants/{participant_id}/adverse-events/new")
     expect(page.get_by_role("heading", level=1)).to_have_text("New adverse event")
@@ -63,6 +64,13 @@ def test_an_sae_is_recorded_and_its_reporting_clock_shown(page, base_url, consol
     page.get_by_role("button", name="Sign", exact=True).click()
     expect(page.get_by_role("status").filter(has_text="Signed.")).to_be_visible()
     expect(page.locator(".signatures")).to_contain_text("Dr. Lena Park, approval")
+
+    # the page left open past the 24 h deadline (someone at it, so no idle sign-out)
+    page.clock.set_system_time(datetime.now(BOULDER) + timedelta(hours=25))
+    page.keyboard.press("Shift")
+    page.clock.run_for(30_000)
+    expect(page.locator("#sae-badge")).to_have_text("overdue")
+    expect(page.locator("#sae-text")).to_contain_text(re.compile(r"^Overdue by [01] h \d+ min"))
 
 
 def test_a_note_is_signed_after_a_wrong_password_is_refused(page, base_url, console_errors):

@@ -253,3 +253,20 @@ def test_an_event_recorded_at_t0_shows_times_in_site_time(browser, db, two_sites
     page = browser.get(f"/adverse-events/{event.id}")
     onset = (T0 + timedelta(hours=2)).strftime("%-d %b %Y %H:%M")
     assert f"{onset} UTC" in page.text
+
+
+def test_an_sae_reported_after_its_deadline_says_how_late(browser, two_sites):
+    answer = post_event(
+        browser,
+        two_sites.a.participant,
+        **VALID,
+        site_aware_at="2026-02-02T11:00",
+        sponsor_reported_at="2026-02-04T12:30",
+        seriousness_criteria="hospitalisation",
+    )
+    assert answer.status_code == 303, answer.text
+    page = browser.get(answer.headers["location"])
+    assert "reported late" in page.text
+    assert "Reported to the sponsor 4 Feb 2026 12:30 UTC, 1 d 1 h 30 min after the deadline" in (
+        page.text
+    )

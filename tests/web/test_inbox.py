@@ -159,3 +159,10 @@ def test_a_pharmacist_sees_the_inbox_but_may_not_acknowledge(anonymous_client, d
     token = form_token(client, "/alerts")
     answer = client.post(f"/alerts/{two_sites.a.alert.id}/acknowledge", data={"csrf_token": token})
     assert answer.status_code == 403
+
+
+def test_the_inbox_runs_its_own_script_only(browser):
+    page = browser.get("/alerts")
+    assert '<script src="/static/js/inbox.js" defer></script>' in page.text
+    assert "<script>" not in page.text and 'style="' not in page.text
+    assert browser.get("/static/js/inbox.js").status_code == 200

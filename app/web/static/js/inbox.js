@@ -191,7 +191,21 @@
     });
   }
 
-  document.addEventListener("htmx:afterSwap", showCount);
+  // after an acknowledgement in place the button is gone: keep the focus on its row
+  let swappingRow = null;
+  document.addEventListener("htmx:beforeRequest", (event) => {
+    const row = event.target.closest ? event.target.closest("tr.alert-row") : null;
+    swappingRow = row && row.contains(document.activeElement) ? row.id : null;
+  });
+  document.addEventListener("htmx:afterSwap", () => {
+    showCount();
+    const row = swappingRow && document.getElementById(swappingRow);
+    swappingRow = null;
+    if (row && (document.activeElement === document.body || !document.activeElement)) {
+      row.setAttribute("tabindex", "-1");
+      row.focus();
+    }
+  });
 
   // --- the stream -------------------------------------------------------------------------
   function setState(state, text) {

@@ -62,7 +62,8 @@ def schema_errors(error: ValidationError) -> FieldErrors:
     found: FieldErrors = {}
     for item in error.errors():
         field = str(item["loc"][0]) if item["loc"] else "form"
-        found.setdefault(field, str(item["msg"]).removeprefix("Value error, "))
+        message = "required" if item["type"] == "missing" else str(item["msg"])
+        found.setdefault(field, message.removeprefix("Value error, "))
     return found
 
 

@@ -107,14 +107,15 @@ def inbox(session: SessionDep, request: Request, viewer: CurrentViewer) -> HTMLR
     # when its first event starts later), and a row fetched twice is the same row
     head = history.head(session)
     rows = inbox_rows(session, viewer.principal)
+    shown = rows[:LIMIT]
     return render(
         request,
         "inbox.html",
         viewer=viewer,
         nav="alerts",
-        rows=rows[:LIMIT],
+        rows=shown,
         more=len(rows) > LIMIT,
-        open_count=sum(row.alert.status == AlertStatus.OPEN.value for row in rows),
+        open_count=sum(row.alert.status == AlertStatus.OPEN.value for row in shown),
         head=head,
         stream=STREAM,
         may=_may(viewer),

@@ -39,6 +39,8 @@ def test_an_sae_is_recorded_and_its_reporting_clock_shown(page, base_url, consol
     page.get_by_role("button", name="Record adverse event").click()  # nothing filled in
     expect(page.get_by_role("alert")).to_contain_text("not recorded")
     expect(page.locator("#verbatim_term-error")).to_be_visible()
+    check_accessibility(page)
+    screenshot(page, "adverse-event-form")
 
     page.get_by_label("Term, as reported").fill("Chest pain with raised blood pressure")
     page.get_by_label("Onset").fill(minutes_ago(40))
@@ -80,6 +82,7 @@ def test_a_note_is_signed_after_a_wrong_password_is_refused(page, base_url, cons
     page.goto(f"{base_url}/participants/{participant_id}/notes/new")
     expect(page.get_by_role("heading", level=1)).to_have_text("New note")
     check_accessibility(page)
+    screenshot(page, "note-form")
     page.get_by_label("Note").fill("Second hour: grounding once, then calm; spoke of the fire.")
     page.get_by_role("button", name="Save note").click()
 

@@ -270,3 +270,26 @@ def test_an_sae_reported_after_its_deadline_says_how_late(browser, two_sites):
     assert "Reported to the sponsor 4 Feb 2026 12:30 UTC, 1 d 1 h 30 min after the deadline" in (
         page.text
     )
+
+
+def test_an_sae_reported_in_time_says_so(browser, two_sites):
+    answer = post_event(
+        browser,
+        two_sites.a.participant,
+        **VALID,
+        site_aware_at="2026-02-02T11:00",
+        sponsor_reported_at="2026-02-02T18:00",
+        seriousness_criteria="hospitalisation",
+    )
+    page = browser.get(answer.headers["location"])
+    assert ">reported</span>" in page.text
+    assert "Reported to the sponsor 2 Feb 2026 18:00 UTC" in page.text
+    assert "after the deadline" not in page.text
+    assert "adverse_event.js" not in page.text  # no clock left to count down
+
+
+def test_a_control_character_is_refused_at_its_field(browser, db, two_sites):
+    answer = post_event(browser, two_sites.a.participant, **VALID | {"verbatim_term": "Nau\x00sea"})
+    assert answer.status_code == 422
+    assert 'id="verbatim_term-error">this text holds the control character U+0000' in answer.text
+    assert len(events_of(db, two_sites.a.participant)) == 1

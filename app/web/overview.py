@@ -1,6 +1,7 @@
 """The study overview: for each study the caller sees, its sites, enrolment by status, the
-dosing sessions in progress, and the open alerts by severity, all narrowed to the caller's
-sites by the API's own scope rules."""
+dosing sessions in progress, of today and of this week, the open alerts by severity, the SAE
+reporting clocks running and the visits out of window, all narrowed to the caller's sites by
+the API's own scope rules."""
 
 from collections import Counter
 from typing import Any
@@ -10,6 +11,7 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app import clock
 from app.auth.deps import Authorize
 from app.auth.principal import Principal
 from app.auth.scope import only_visible_alerts, only_visible_sites, only_visible_studies
@@ -17,6 +19,7 @@ from app.checked_input import CheckedRoute
 from app.db import SessionDep
 from app.models import Alert, DosingSession, Participant, Site, Study
 from app.permissions import Permission
+from app.web import overview_lists as lists
 from app.web.templating import render
 from app.web.viewer import CurrentViewer
 
@@ -55,6 +58,7 @@ def _study_summary(session: Session, principal: Principal, study: Study) -> dict
     visible = only_visible_alerts(by_severity, principal)  # type: ignore[arg-type]
     for severity, count in session.execute(visible):
         alerts[severity] = count
+    week = lists.sessions_this_week(session, site_ids, clock.utcnow())
     return {
         "study": study,
         "sites": sites,
@@ -62,6 +66,10 @@ def _study_summary(session: Session, principal: Principal, study: Study) -> dict
         "participants": sum(enrolment.values()),
         "in_progress": in_progress,
         "alerts": [(severity, alerts.get(severity, 0)) for severity in SEVERITIES],
+        "today": [planned for planned in week if planned.today],
+        "week": week,
+        "sae_clocks": lists.sae_clocks(session, site_ids),
+        "off_window": lists.visits_out_of_window(session, site_ids),
     }
 
 

@@ -4,7 +4,17 @@ and the idle sign-out), and its error pages."""
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from app.web import adverse_events, csrf, errors, idle, inbox, notes, overview, signin
+from app.web import (
+    adverse_events,
+    csrf,
+    errors,
+    exports_page,
+    idle,
+    inbox,
+    notes,
+    overview,
+    signin,
+)
 from app.web.templating import HERE
 
 
@@ -17,6 +27,7 @@ def install(app: FastAPI) -> None:
     for router in (
         signin.router,
         overview.router,
+        exports_page.router,
         inbox.router,
         adverse_events.router,
         notes.router,

@@ -1,7 +1,7 @@
 """The Jinja2 environment of the web client's pages, and how a page is rendered: every page
 gets the caller (for the header), the form token and the site-local time filters."""
 
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -26,7 +26,22 @@ def local_time(moment: datetime | None, zone: str, style: str = "datetime") -> s
     return here.strftime(formats[style])
 
 
+def calendar_day(day: date | None) -> str:
+    """A calendar date (a visit's day, already the site's): '3 Dec 2026'."""
+    return "-" if day is None else day.strftime("%-d %b %Y")
+
+
+def time_left(left: timedelta) -> str:
+    """'5 h 12 min left' or 'overdue by 2 h 3 min'."""
+    minutes = int(abs(left).total_seconds() // 60)
+    hours, minutes = divmod(minutes, 60)
+    span = f"{hours} h {minutes} min" if hours else f"{minutes} min"
+    return f"overdue by {span}" if left < timedelta(0) else f"{span} left"
+
+
 templates.env.filters["local_time"] = local_time
+templates.env.filters["time_left"] = time_left
+templates.env.filters["calendar_day"] = calendar_day
 templates.env.globals["idle_minutes"] = lambda: get_settings().web_idle_minutes
 
 

@@ -3,7 +3,7 @@ schema, times in the site's clock), and its page: what was recorded, the SAE rep
 and the e-signatures with the sign form. The API's services and scope rules throughout."""
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -33,7 +33,7 @@ from app.errors import InvalidInput
 from app.models import AdverseEvent, DosingSession, Participant, Site, Visit
 from app.permissions import Permission
 from app.web import forms, signing
-from app.web.templating import local_time, render
+from app.web.templating import local_time, render, time_left
 from app.web.viewer import CurrentViewer, Viewer
 
 router = APIRouter(include_in_schema=False, route_class=CheckedRoute)
@@ -170,14 +170,6 @@ def record_adverse_event(
     return _form_page(request, session, viewer, participant, values, errors, 422)
 
 
-def _span(length: timedelta) -> str:
-    minutes = int(abs(length).total_seconds() // 60)
-    days, rest = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(rest, 60)
-    parts = [f"{days} d"] if days else []
-    return " ".join([*parts, f"{hours} h", f"{minutes} min"])
-
-
 def reporting_clock(event: AdverseEventRead, zone: str, now: datetime) -> dict[str, Any] | None:
     """The SAE's investigator-to-sponsor clock as the page shows it; None for a non-serious
     event (or one entered in error)."""
@@ -190,18 +182,18 @@ def reporting_clock(event: AdverseEventRead, zone: str, now: datetime) -> dict[s
             "state": "late" if late else "reported",
             "due": local_time(due, zone),
             "text": f"Reported to the sponsor {local_time(event.sponsor_reported_at, zone)}"
-            + (f", {_span(event.sponsor_reported_at - due)} after the deadline" if late else ""),
+            + (f", {time_left(due - event.sponsor_reported_at)}" if late else ""),
         }
     if event.sponsor_report_overdue:
         return {
             "state": "overdue",
             "due": local_time(due, zone),
-            "text": f"Overdue by {_span(now - due)}: not yet reported to the sponsor",
+            "text": f"{time_left(due - now).capitalize()}: not yet reported to the sponsor",
         }
     return {
         "state": "running",
         "due": local_time(due, zone),
-        "text": f"{_span(due - now)} left to report to the sponsor",
+        "text": f"{time_left(due - now)} to report to the sponsor",
     }
 
 

@@ -11,13 +11,11 @@
   const due = Date.parse(clock.dataset.due || "");
   if (Number.isNaN(due)) return;
 
-  // the server's wording (app/web/adverse_events.py _span): "1 d 2 h 5 min", "3 h 0 min"
+  // the server's wording (app/web/templating.py time_left): "26 h 5 min", "12 min"
   function span(milliseconds) {
     const minutes = Math.floor(Math.abs(milliseconds) / 60000);
-    const days = Math.floor(minutes / 1440);
-    const hours = Math.floor((minutes % 1440) / 60);
-    const parts = days ? [`${days} d`] : [];
-    return [...parts, `${hours} h`, `${minutes % 60} min`].join(" ");
+    const hours = Math.floor(minutes / 60);
+    return hours ? `${hours} h ${minutes % 60} min` : `${minutes} min`;
   }
 
   function tick() {

@@ -5,11 +5,14 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from app.web import (
+    adverse_events,
     csrf,
     errors,
     exports_page,
     history,
     idle,
+    inbox,
+    notes,
     overview,
     participants,
     session,
@@ -30,6 +33,9 @@ def install(app: FastAPI) -> None:
         participants.router,
         history.router,
         session.router,
+        inbox.router,
+        adverse_events.router,
+        notes.router,
         exports_page.router,
     ):
         pages.include_router(router)

@@ -4,7 +4,8 @@ Playwright. Every test under tests/browser is marked ``browser``.
 Fixtures:
 - ``vigil_server`` (session): a ServerProcess on a fresh SQLite file, migrated, protocols loaded,
   demo study seeded (accounts of app/demo/seed.py, password DEMO_PASSWORD); ``base_url`` is its
-  root URL (the web client at /, the API at /api/v1).
+  root URL (the web client at /, the API at /api/v1); ``tablet_token`` the device token of a
+  bedside tablet at S01.
 - ``browser`` (session): headless Chromium.
 - ``page``: a page of its own browser context (no cookies shared between tests), 1280 x 800.
   Any console error or uncaught exception in it fails the test; ``console_errors`` is its
@@ -23,6 +24,7 @@ from typing import Any
 import pytest
 
 from app.config import ROOT
+from app.demo.seed import STUDY_CODE
 from tests.browser.harness import (
     CHROMIUM_ARGS,
     ConsoleErrors,
@@ -51,13 +53,14 @@ def _browser_available() -> None:
     pytest.skip(f"browser tests skipped: {missing}")
 
 
-def _vigil(database_url: str, *args: str) -> None:
+def _vigil(database_url: str, *args: str) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
     env["VIGIL_DATABASE_URL"] = database_url
     done = subprocess.run(
         [sys.executable, "-m", "app.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True
     )
     assert done.returncode == 0, f"vigil {' '.join(args)}: {done.stdout}{done.stderr}"
+    return done.stdout
 
 
 @pytest.fixture(scope="session")
@@ -70,6 +73,17 @@ def vigil_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPro
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def tablet_token(vigil_server: ServerProcess) -> str:
+    """The device token of a bedside tablet at S01, made as an admin makes one (`vigil device
+    create`), for posting readings through the API as the tablet does."""
+    database_url = vigil_server.env["VIGIL_DATABASE_URL"]
+    made = _vigil(
+        database_url, "device", "create", "browser-tablet", "--site", "S01", "--study", STUDY_CODE
+    )
+    return made.strip().splitlines()[-1]
 
 
 @pytest.fixture(scope="session")

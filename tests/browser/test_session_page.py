@@ -11,7 +11,6 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from app.demo.seed import DEMO_PASSWORD
 from tests.browser.harness import check_accessibility, screenshot, sign_in
 
 pytestmark = pytest.mark.browser
@@ -21,15 +20,6 @@ LIVE_SUBJECT = "01-005"  # the demo participant dosed right now (app/demo/seed.p
 # tests' readings of the same session (tests/browser/test_inbox.py: SpO2 and temperature).
 HYPOTENSION = "Systolic blood pressure 90 mmHg or less"
 TACHYCARDIA = "Pulse 131 beats/min or more"
-
-
-def api_token(base: str) -> str:
-    """A clinician's bearer token, as a script at the bedside would hold one."""
-    signed_in = httpx.post(
-        f"{base}/auth/login", json={"username": "clinician1", "password": DEMO_PASSWORD}
-    )
-    assert signed_in.status_code == 200, signed_in.text
-    return signed_in.json()["access_token"]
 
 
 def post_reading(base: str, token: str, session_id: str, code: str, value: float, unit: str):
@@ -46,7 +36,7 @@ def post_reading(base: str, token: str, session_id: str, code: str, value: float
 
 
 def test_the_session_page_is_live_across_a_server_restart(
-    page, base_url, vigil_server, console_errors
+    page, base_url, vigil_server, tablet_token, console_errors
 ):
     # While the server is away, the stream's reconnects and the readings' polls fail.
     console_errors.allow(r"net::ERR_|Failed to load resource")
@@ -65,7 +55,7 @@ def test_the_session_page_is_live_across_a_server_restart(
     alerts = page.locator("#alerts")
     expect(alerts.get_by_text(HYPOTENSION)).to_have_count(0)
 
-    token = api_token(vigil_server.base)
+    token = tablet_token  # the bedside tablet posts, as at the bedside
     post_reading(vigil_server.base, token, session_id, "SYSBP", 85, "mmHg")
     hypotension = alerts.locator("li.alert-item", has_text=HYPOTENSION)
     expect(hypotension).to_be_visible(timeout=10_000)  # no reload: the stream brought it

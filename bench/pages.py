@@ -84,6 +84,14 @@ def _pages(clients: dict[str, httpx.Client]) -> list[tuple[str, str, str]]:
             ("participant", "clinician1", f"/participants/{participant_id}"),
             ("participant history", "clinician1", f"/history/participants/{participant_id}"),
             ("live dosing session", "clinician1", f"/sessions/{live['id']}"),
+            # what the live page fetches again on each alert event and every 10 s
+            ("session alerts panel", "clinician1", f"/sessions/{live['id']}/alerts"),
+            ("session status panel", "clinician1", f"/sessions/{live['id']}/status"),
+            (
+                "session readings (API)",
+                "clinician1",
+                f"/api/v1/dosing-sessions/{live['id']}/vital-readings?limit=500",
+            ),
         ]
     if event:
         pages.append(("adverse event", "coordinator", f"/adverse-events/{event['id']}"))
@@ -142,7 +150,7 @@ def main() -> None:
         for number, (name, user, path) in enumerate(_pages(clients)):
             client = clients[user]
             first = client.get(path)
-            if first.status_code == 404 and "text/html" in first.headers.get("content-type", ""):
+            if first.status_code == 404 and not path.startswith("/api/"):
                 rows.append({"page": name, "user": user, "path": path, "absent": True})
                 continue
             assert first.status_code == 200, f"{name}: {first.status_code}"

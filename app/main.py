@@ -26,6 +26,8 @@ from app.errors import install_error_handlers
 from app.exports.fhir.endpoints import router as fhir_export_router
 from app.exports.reports.endpoints import router as reports_router
 from app.exports.sdtm.endpoints import router as sdtm_exports_router
+from app.fhir_input import endpoints as fhir_input
+from app.fhir_input.endpoints import router as fhir_input_router
 from app.health import api_router as health_api_router
 from app.health import router as health_router
 from app.notes.endpoints import router as notes_router
@@ -77,6 +79,7 @@ def create_app() -> FastAPI:
     )
     application.state.alert_feed = AlertFeed(poll_seconds=settings.alert_feed_poll_seconds)
     install_error_handlers(application)
+    fhir_input.install(application)  # OperationOutcomes, not problem+json, on /api/v1/fhir
     install_docs(application)
     # security headers (around everything, 500s included), CORS, the request body size limit
     install_security(application, settings)
@@ -104,6 +107,7 @@ def create_app() -> FastAPI:
         replay_router,
         sdtm_exports_router,
         fhir_export_router,
+        fhir_input_router,
         reports_router,
         health_api_router,
     ):

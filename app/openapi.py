@@ -7,7 +7,9 @@ an RFC 9457 problem (app/errors.py), so the document is completed here, once for
   route's declared permission needs credentials, 404 where the path or the body names a record
   (a body names sites, users, protocols), 409 on
   writes, 422 where there is input to refuse (replacing FastAPI's ``HTTPValidationError``);
-  a route's own ``responses=`` keep their descriptions;
+  a route's own ``responses=`` keep their descriptions, and an error format of their own (the
+  FHIR input routes answer OperationOutcomes) beside problem+json where a problem can still
+  come from outside the route;
 - the bearer scheme, on every route whose permission is not PUBLIC;
 - constraints that configuration sets (the longest API token lifetime).
 """
@@ -80,12 +82,23 @@ def complete(document: dict[str, Any], app: FastAPI, settings: Settings) -> None
             responses.setdefault(str(status), {"description": PROBLEMS[status]})
         for status, response in responses.items():
             if status.startswith(("4", "5")):
-                response["content"] = {PROBLEM_JSON: {"schema": {"$ref": PROBLEM_REF}}}
+                response["content"] = _error_content(int(status), response.get("content", {}))
         operation["responses"] = dict(sorted(responses.items()))
     ttl_days = schemas["ApiTokenCreate"]["properties"]["ttl_days"]
     for choice in ttl_days["anyOf"]:
         if choice.get("type") == "integer":
             choice["maximum"] = settings.api_token_max_ttl_days
+
+
+def _error_content(status: int, declared: dict[str, Any]) -> dict[str, Any]:
+    """problem+json, unless the route declares an error format of its own (the FHIR routes'
+    OperationOutcome); even then the statuses any request can meet before it reaches a route
+    (a malformed request, too large a body, a failure, an outage) may come as problems."""
+    own = {media: schema for media, schema in declared.items() if media != "application/json"}
+    problem = {PROBLEM_JSON: {"schema": {"$ref": PROBLEM_REF}}}
+    if not own:
+        return problem
+    return own | problem if status in EVERY_REQUEST else own
 
 
 def _statuses(

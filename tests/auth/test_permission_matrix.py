@@ -147,6 +147,8 @@ def test_a_device_posts_vitals_and_nothing_else():
     assert {r.name for r in _allowed(Role.DEVICE)} == {
         "POST /dosing-sessions/{dosing_session_id}/vital-readings",
         "POST /dosing-sessions/{dosing_session_id}/vital-readings/batch",
+        "POST /fhir/Observation",
+        "POST /fhir",
     }
 
 
@@ -196,6 +198,7 @@ SITE_SCOPED_PARAMS = {
     "dosing_session_id",
     "dose_id",
     "reading_id",
+    "observation_id",
     "event_id",
     "assessment_id",
     "note_id",
@@ -224,6 +227,7 @@ class World:
             "dosing_session_id": records.dosing_session.id,
             "dose_id": records.dose.id,
             "reading_id": records.reading.id,
+            "observation_id": f"{records.reading.id}-pulse",  # the FHIR view of the reading
             "event_id": records.adverse_event.id,
             "assessment_id": records.assessment.id,
             "note_id": records.note.id,
@@ -468,6 +472,12 @@ def _explain(route: Route, role: Role | None, response: Response) -> str:
     return f"{route.name} as {who}: {response.status_code} {response.text[:300]}"
 
 
+def _error_type(route: Route) -> str:
+    """The FHIR input routes answer OperationOutcomes; every other route problem+json."""
+    fhir = route.name.split(" ", 1)[1].startswith("/fhir")
+    return "application/fhir+json" if fhir else "application/problem+json"
+
+
 # --- the matrix ---------------------------------------------------------------------------------
 
 
@@ -481,7 +491,7 @@ def test_role_gets_what_the_table_says(world: World, http: TestClient, route: Ro
     status = response.status_code
     if route.permission is not Permission.PUBLIC and role not in ROLE_PERMISSIONS[route.permission]:
         assert status == 403, _explain(route, role, response)
-        assert response.headers["content-type"] == "application/problem+json"
+        assert response.headers["content-type"] == _error_type(route)
         return
     assert status not in {401, 403, 404, 405} and status < 500, _explain(route, role, response)
     if route.name in CONFLICTS:
@@ -501,7 +511,7 @@ def test_no_credentials_is_401_except_on_public_routes(
         assert response.status_code not in {401, 403}, _explain(route, None, response)
     else:
         assert response.status_code == 401, _explain(route, None, response)
-        assert response.headers["content-type"] == "application/problem+json"
+        assert response.headers["content-type"] == _error_type(route)
 
 
 def _other_site_cases() -> list[tuple[Route, Role]]:

@@ -23,6 +23,9 @@ from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 
+from app import idempotency
+from app.schemas import ShownOnce
+
 REFUSED_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
 # The only ways JSON text can carry one: an escape \u0000-\u001f or \ud800-\udfff (a few
 # harmless ones match too, such as \u0009 or an escaped backslash before "u0000": the walk
@@ -146,24 +149,55 @@ class CheckedRoute(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        shown_once = isinstance(self.response_model, type) and issubclass(
+            self.response_model, ShownOnce
+        )
 
         async def route_handler(request: Request) -> Response:
             refusals = parameter_refusals("query", request.query_params.multi_items())
             refusals += parameter_refusals("path", request.path_params.items())
             body = await request.body()
+            keying = idempotency.is_keyed(request)
+            canonical_body = body
             if body and _is_json(request.headers.get("content-type")):
                 try:
                     value, in_body = decode_json(body)
                 except (ValueError, RecursionError):
                     pass  # not JSON: FastAPI answers it as it does
                 else:
+                    if keying:  # as sent, before take_refusals changes it
+                        canonical_body = idempotency.canonical_json(value)
                     value, in_body = self.take_refusals(value, in_body)
                     refusals += [Refusal(("body", *r.loc), r.message) for r in in_body]
                     request = _CheckedRequest(request, body, value)
+            keyed = (
+                idempotency.read_key(request, self.path_format, canonical_body, shown_once)
+                if keying
+                else None
+            )
             if refusals:
                 raise RequestValidationError(
                     [{"loc": r.loc, "msg": r.message, "type": "refused_input"} for r in refusals]
                 )
-            return await handler(request)
+            if keyed is None:
+                return await handler(request)
+            return await _keyed(request, keyed)
+
+        async def _keyed(request: Request, keyed: idempotency.KeyedRequest) -> Response:
+            """The route, its answer kept with its write (app/idempotency.py)."""
+            with idempotency.in_flight(keyed):
+                request.state.idempotency = keyed
+                try:
+                    response = await handler(request)
+                except idempotency.Replay as replay:
+                    return replay.response
+                except Exception as exc:
+                    refusal = await idempotency.refusal_answer(request, exc)
+                    if refusal is None or keyed.caller_id is None:
+                        raise
+                    idempotency.keep(keyed, refusal, refused=True)
+                    return refusal
+                idempotency.keep(keyed, response)
+                return response
 
         return route_handler

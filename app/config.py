@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     # Requests of one process inside a database transaction at once (the others wait their turn).
     db_concurrency: int = Field(default=2, ge=1)
 
+    # --- retried writes
+    # Hours the first answer to a write sent with an Idempotency-Key is kept (app/idempotency.py).
+    idempotency_keep_hours: int = Field(default=24, ge=1)
+
     # --- time-driven safety checks and live alerts
     # Seconds between scheduler ticks (overdue measurements, escalation, SAE reporting clocks);
     # 0 turns the scheduler off in this process.

@@ -28,6 +28,7 @@ class VigilError(Exception):
     status_code = 400
     title = "Bad request"
     slug = "bad-request"
+    retry_after_seconds: int | None = None  # a Retry-After header, when sending again may do
 
     def __init__(self, detail: str, *, errors: list[dict[str, Any]] | None = None) -> None:
         super().__init__(detail)
@@ -205,7 +206,7 @@ def _domain_problem(request: Request, exc: VigilError) -> JSONResponse:
     response = problem(
         exc.status_code, exc.title, exc.detail, exc.slug, request.url.path, errors=exc.errors
     )
-    if isinstance(exc, TryLater):
+    if exc.retry_after_seconds is not None:
         response.headers["Retry-After"] = str(exc.retry_after_seconds)
     if exc.status_code == 401:
         response.headers["WWW-Authenticate"] = BEARER_CHALLENGE

@@ -11,6 +11,8 @@ an RFC 9457 problem (app/errors.py), so the document is completed here, once for
   FHIR input routes answer OperationOutcomes) beside problem+json where a problem can still
   come from outside the route;
 - the bearer scheme, on every route whose permission is not PUBLIC;
+- the optional ``Idempotency-Key`` header on every write that takes one (app/idempotency.py),
+  and the ``Idempotent-Replayed`` header of a replayed answer;
 - constraints that configuration sets (the longest API token lifetime).
 """
 
@@ -23,7 +25,10 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from app.auth.deps import Policy
 from app.config import Settings
 from app.errors import PROBLEM_JSON, Problem
+from app.idempotency import KEY_PATTERN as KEY_RE
+from app.idempotency import KEYED_METHODS, REPLAYED
 from app.permissions import Permission
+from app.schemas import ShownOnce
 
 BEARER = "bearer"
 PROBLEM_REF = "#/components/schemas/Problem"
@@ -41,6 +46,28 @@ PROBLEMS: dict[int, str] = {
     503: "The database is unavailable or busy; nothing was recorded: send the request again",
 }
 EVERY_REQUEST = (400, 413, 500, 503)
+KEY_PATTERN = f"^{KEY_RE.pattern}$"
+IDEMPOTENCY_KEY_PARAMETER = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": (
+        "Any unique string (a UUID will do) that makes a retry of this write safe: the same "
+        "request sent again with the same key, by the same caller, gets the first answer "
+        "(marked Idempotent-Replayed: true) instead of being done again, for "
+        "VIGIL_IDEMPOTENCY_KEEP_HOURS (24 h by default). The same key with another request: "
+        "422; while the first is still being handled: 409 with Retry-After. A 5xx is not "
+        "kept (the key may be used again); a 4xx is. See docs/api.md."
+    ),
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": KEY_PATTERN},
+}
+# the refusals a route gives once the caller's key is taken, kept and replayed like a success
+REPLAYABLE_REFUSALS = frozenset({"404", "409", "422"})
+REPLAYED_HEADER = {
+    "description": "true when this is the kept answer to an earlier request with the same "
+    "Idempotency-Key",
+    "schema": {"type": "string", "enum": ["true"]},
+}
 
 
 def install_openapi(app: FastAPI, settings: Settings) -> None:
@@ -70,7 +97,7 @@ def complete(document: dict[str, Any], app: FastAPI, settings: Settings) -> None
             "description": "A token from POST /auth/login, POST /auth/tokens or a device's",
         }
     }
-    for path, method, permission in _operations(app):
+    for path, method, permission, route in _operations(app):
         operation = document["paths"][path][method.lower()]
         if permission is not Permission.PUBLIC:
             operation["security"] = [{BEARER: []}]
@@ -78,11 +105,18 @@ def complete(document: dict[str, Any], app: FastAPI, settings: Settings) -> None
         if responses.get("422", {}).get("description") == "Validation Error":  # FastAPI's
             responses["422"]["description"] = PROBLEMS[422]
         names_records = "{" in path or "requestBody" in operation
-        for status in _statuses(method, permission, names_records, has_input="422" in responses):
+        keyed = _takes_idempotency_key(route, method, permission)
+        has_input = "422" in responses or keyed  # a key used for another request: 422
+        for status in _statuses(method, permission, names_records, has_input=has_input):
             responses.setdefault(str(status), {"description": PROBLEMS[status]})
         for status, response in responses.items():
             if status.startswith(("4", "5")):
                 response["content"] = _error_content(int(status), response.get("content", {}))
+        if keyed:
+            operation.setdefault("parameters", []).append(IDEMPOTENCY_KEY_PARAMETER)
+            for status, response in responses.items():
+                if status.startswith("2") or status in REPLAYABLE_REFUSALS:
+                    response.setdefault("headers", {})[REPLAYED] = REPLAYED_HEADER
         operation["responses"] = dict(sorted(responses.items()))
     ttl_days = schemas["ApiTokenCreate"]["properties"]["ttl_days"]
     for choice in ttl_days["anyOf"]:
@@ -116,8 +150,16 @@ def _statuses(
     return sorted(statuses)
 
 
-def _operations(app: FastAPI) -> Iterator[tuple[str, str, Permission]]:
-    """Each documented operation's path, method and declared permission."""
+def _takes_idempotency_key(route: APIRoute, method: str, permission: Permission) -> bool:
+    """A keyed write with a caller, whose answer shows no secret (app/idempotency.py)."""
+    if method not in KEYED_METHODS or permission is Permission.PUBLIC:
+        return False
+    model = route.response_model
+    return not (isinstance(model, type) and issubclass(model, ShownOnce))
+
+
+def _operations(app: FastAPI) -> Iterator[tuple[str, str, Permission, APIRoute]]:
+    """Each documented operation's path, method, declared permission and route."""
     for route in iter_route_contexts(app.routes):
         original = route.original_route
         if not isinstance(original, APIRoute) or not original.include_in_schema:
@@ -128,4 +170,4 @@ def _operations(app: FastAPI) -> Iterator[tuple[str, str, Permission]]:
         path, methods = route.path_format, route.methods
         assert path is not None and methods is not None  # an APIRoute has both
         for method in methods:
-            yield path, method, permission
+            yield path, method, permission, original

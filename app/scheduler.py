@@ -5,7 +5,8 @@ medical monitor (app.alerts.service.escalate_overdue), and the sweep (app.alerts
 dosing sessions in progress (overdue measurements), the adverse events whose reporting clock
 runs and the visits whose window closed without an outcome (app.alerts.visit_windows), each step
 in a transaction of its own. Alerts it opens or changes reach the live streams
-like any other (app/events/).
+like any other (app/events/). It also forgets the answers kept for Idempotency-Keys once older
+than VIGIL_IDEMPOTENCY_KEEP_HOURS (app/idempotency.py).
 
 Several processes may serve Vigil from one database; only the leader ticks. On PostgreSQL the
 leader is the process holding a session-level advisory lock on a connection of its own: if the
@@ -33,7 +34,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
-from app import clock, listeners
+from app import clock, idempotency, listeners
 from app.alerts import service as alerts
 from app.alerts import sweep, visit_windows
 from app.db import transaction_slot
@@ -218,6 +219,7 @@ class Scheduler:
         since then (app.alerts.sweep.plan); a failed one is tried again from the same point."""
         now = self._now()
         escalated = self._in_transaction(lambda s: len(alerts.escalate_overdue(s, now)))
+        self._step(lambda s: idempotency.forget_expired(s, now))
         plan, event_ids, visit_ids = self._in_transaction(
             lambda s: (
                 sweep.plan(s, now, self._swept_until),

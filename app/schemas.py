@@ -20,6 +20,11 @@ class ReadModel(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
+class ShownOnce:
+    """Marker of a response model that shows a secret once (a new token): its route takes no
+    Idempotency-Key (app/idempotency.py), since keeping the answer would keep the secret."""
+
+
 class WriteModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from app import idempotency
 from app.auth import tokens
 from app.auth.principal import Principal, site_ids_of
 from app.auth.scope import (
@@ -133,7 +134,8 @@ class Anyone(Policy):
 
 
 class Authorize(Policy):
-    """The caller's credentials (in the request's session), checked against the permission."""
+    """The caller's credentials (in the request's session), checked against the permission;
+    then the request's Idempotency-Key, if it has one, claimed for the caller."""
 
     def __call__(self, session: SessionDep, request: Request) -> Principal | None:
         if self.permission is Permission.PUBLIC:
@@ -143,6 +145,8 @@ class Authorize(Policy):
             raise Forbidden(
                 f"{with_article(principal.role.value)} may not do this ({self.permission.value})"
             )
+        # a write sent with an Idempotency-Key: replayed, refused, or taken for this caller
+        idempotency.claim(session, request, principal.user_id)
         return principal
 
 

@@ -9,7 +9,7 @@ from pydantic import AfterValidator, Field, SecretStr, StringConstraints
 
 from app.auth.passwords import MIN_PASSWORD_LENGTH
 from app.permissions import Role
-from app.schemas import ReadModel, Reason, WriteModel
+from app.schemas import ReadModel, Reason, ShownOnce, WriteModel
 
 MAX_PASSWORD_LENGTH = 1024  # argon2 takes any length; a bound keeps a request cheap to refuse
 
@@ -51,7 +51,7 @@ class UserSummaryRead(ReadModel):
     site_ids: list[uuid.UUID]
 
 
-class LoginResult(ReadModel):
+class LoginResult(ShownOnce, ReadModel):
     access_token: str = Field(
         description="Send as 'Authorization: Bearer <token>'; the web client uses the cookie"
     )
@@ -91,7 +91,7 @@ class ApiTokenRead(ReadModel):
     last_seen_address: str | None
 
 
-class IssuedApiTokenRead(ApiTokenRead):
+class IssuedApiTokenRead(ShownOnce, ApiTokenRead):
     token: str = Field(description="The token itself: shown this once, never again")
 
 

@@ -5,6 +5,7 @@ from app.models.audit import AuditRecord
 from app.models.base import Base
 from app.models.clinical import AdverseEvent, Assessment, TherapistNote
 from app.models.dosing import Dose, DosingSession
+from app.models.idempotency import IdempotencyKey
 from app.models.participant import Participant, Visit
 from app.models.signature import Signature
 from app.models.study import ProtocolVersion, Site, Study
@@ -21,6 +22,7 @@ __all__ = [
     "Base",
     "Dose",
     "DosingSession",
+    "IdempotencyKey",
     "OccurrenceEvidence",
     "Participant",
     "ProtocolVersion",

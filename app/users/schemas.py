@@ -8,7 +8,7 @@ from pydantic import AfterValidator, Field, StringConstraints
 
 from app.auth.schemas import ApiTokenRead, NewPassword
 from app.permissions import Role
-from app.schemas import ReadModel, Reason, WriteModel
+from app.schemas import ReadModel, Reason, ShownOnce, WriteModel
 
 Username = Annotated[
     str,
@@ -81,6 +81,6 @@ class DeviceRead(ReadModel):
     tokens: list[ApiTokenRead] = Field(description="Its tokens that are not revoked")
 
 
-class DeviceCredentialRead(ReadModel):
+class DeviceCredentialRead(ShownOnce, ReadModel):
     device: DeviceRead
     token: str = Field(description="The device's token: shown this once, never again")

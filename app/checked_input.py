@@ -11,6 +11,9 @@ FastAPI reads a JSON body with ``await request.json()``; CheckedRoute decodes it
 these checks, and hands the route a request whose ``json()`` answers the checked value. A route
 that takes the items of a list one by one (the vital-reading batch) overrides ``take_refusals``
 to refuse an item instead of the request.
+
+A write with an ``Idempotency-Key`` header is fingerprinted here (its body as sent) and run
+through app/idempotency.py: its answer kept in its own transaction, or the kept one replayed.
 """
 
 import json

@@ -16,6 +16,7 @@ A write with an ``Idempotency-Key`` header is fingerprinted here (its body as se
 through app/idempotency.py: its answer kept in its own transaction, or the kept one replayed.
 """
 
+import functools
 import json
 import re
 from collections.abc import Callable, Coroutine, Iterable
@@ -36,6 +37,7 @@ REFUSED_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
 _MAY_ESCAPE_REFUSED = re.compile(rb"\\u(?:00[01]|[dD][89a-fA-F])", re.ASCII)
 
 Loc = tuple[str | int, ...]
+RouteHandler = Callable[[Request], Coroutine[Any, Any, Response]]
 
 
 @dataclass(frozen=True)
@@ -143,14 +145,63 @@ class _CheckedRequest(Request):
         return self._checked_value
 
 
+def _keeping_answers(
+    make: Callable[[Any], RouteHandler],
+) -> Callable[[Any], RouteHandler]:
+    """Wrap a ``get_route_handler`` so that the handler of the most derived one (a subclass's
+    wraps CheckedRoute's) is wrapped in turn by :func:`_keeping`: the answer kept is the one
+    the route gives in its final form (a FHIR route's refusals are OperationOutcomes)."""
+
+    def get_route_handler(self: Any) -> RouteHandler:
+        handler = make(self)
+        outermost = next(k for k in type(self).__mro__ if "get_route_handler" in vars(k))
+        return _keeping(handler) if vars(outermost)["get_route_handler"] is wrapper else handler
+
+    wrapper = functools.wraps(make)(get_route_handler)
+    return wrapper
+
+
+def _keeping(handler: RouteHandler) -> RouteHandler:
+    """The route, and for a write whose Idempotency-Key was claimed (app/idempotency.py) its
+    answer kept in the request's transaction, or the kept answer replayed."""
+
+    async def route_handler(request: Request) -> Response:
+        try:
+            response = await handler(request)
+        except idempotency.Replay as replay:
+            return replay.response
+        except Exception as exc:
+            keyed = getattr(request.state, "idempotency", None)
+            if keyed is None or keyed.caller_id is None:
+                raise
+            refusal = await idempotency.refusal_answer(request, exc)
+            if refusal is None:
+                raise
+            idempotency.keep(keyed, refusal, refused=True)
+            return refusal
+        keyed = getattr(request.state, "idempotency", None)
+        if keyed is not None:
+            idempotency.keep(keyed, response)
+        return response
+
+    return route_handler
+
+
 class CheckedRoute(APIRoute):
     """The route class of every API router."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = vars(cls).get("get_route_handler")
+        if own is not None:
+            cls.get_route_handler = _keeping_answers(own)  # type: ignore[method-assign]
 
     def take_refusals(self, value: Any, refusals: list[Refusal]) -> tuple[Any, list[Refusal]]:
         """The body to hand on and the refusals left for the whole request."""
         return value, refusals
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+    @_keeping_answers
+    def get_route_handler(self) -> RouteHandler:
         handler = super().get_route_handler()
         shown_once = isinstance(self.response_model, type) and issubclass(
             self.response_model, ShownOnce
@@ -184,23 +235,8 @@ class CheckedRoute(APIRoute):
                 )
             if keyed is None:
                 return await handler(request)
-            return await _keyed(request, keyed)
-
-        async def _keyed(request: Request, keyed: idempotency.KeyedRequest) -> Response:
-            """The route, its answer kept with its write (app/idempotency.py)."""
             with idempotency.in_flight(keyed):
                 request.state.idempotency = keyed
-                try:
-                    response = await handler(request)
-                except idempotency.Replay as replay:
-                    return replay.response
-                except Exception as exc:
-                    refusal = await idempotency.refusal_answer(request, exc)
-                    if refusal is None or keyed.caller_id is None:
-                        raise
-                    idempotency.keep(keyed, refusal, refused=True)
-                    return refusal
-                idempotency.keep(keyed, response)
-                return response
+                return await handler(request)
 
         return route_handler

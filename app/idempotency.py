@@ -24,8 +24,8 @@ The steps, for every API route at once (app/checked_input.py's CheckedRoute and 
 
 Kept answers are forgotten after VIGIL_IDEMPOTENCY_KEEP_HOURS (lazily when the key comes again,
 and by the scheduler's tick). A key is never taken on a route whose answer shows a secret once
-(a new token: app.schemas.ShownOnce), and is ignored on a route without a caller (signing in has
-none to keep the key for).
+(a new token: app.schemas.ShownOnce; signing in is one), and is ignored on a route without a
+caller (none to keep it for) and outside /api/v1 (the web client's forms).
 """
 
 import hashlib
@@ -51,6 +51,7 @@ from app.errors import VigilError
 from app.models import IdempotencyKey
 
 HEADER = "idempotency-key"
+API_PREFIX = "/api/v1/"
 REPLAYED = "Idempotent-Replayed"
 KEY_PATTERN = re.compile(r"[A-Za-z0-9._~:+/=-]{1,255}")
 KEYED_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -105,8 +106,13 @@ class Replay(Exception):
 
 
 def is_keyed(request: Request) -> bool:
-    """Whether the request is a write that carries a key."""
-    return request.method in KEYED_METHODS and HEADER in request.headers
+    """Whether the request is a write of the API that carries a key (the web client's forms
+    are no API: their header, which no browser sends, is ignored)."""
+    return (
+        request.method in KEYED_METHODS
+        and HEADER in request.headers
+        and request.url.path.startswith(API_PREFIX)
+    )
 
 
 def canonical_json(value: Any) -> bytes:

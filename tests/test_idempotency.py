@@ -272,3 +272,13 @@ def test_the_openapi_document_describes_the_header_on_writes(api):
     assert all(p["name"] != "Idempotency-Key" for p in get.get("parameters", []))
     tokens = document["paths"]["/api/v1/auth/tokens"]["post"]
     assert all(p["name"] != "Idempotency-Key" for p in tokens.get("parameters", []))
+
+
+def test_the_web_clients_forms_ignore_the_key(db, anonymous_client):
+    page = anonymous_client.post(
+        "/login",
+        data={"username": "nobody", "password": "wrong"},
+        headers={"Idempotency-Key": "not even valid"},
+    )
+    assert page.status_code != 400
+    assert _count(db, IdempotencyKey) == 0

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import clock
+from app.alerts import evaluation
 from app.models import Alert, DeviceClock, DosingSession, Participant, VitalReading
 from app.users.service import create_device
 from tests.alerts.test_raising import reading
@@ -208,3 +209,26 @@ def test_without_a_known_offset_the_reported_time_is_judged(
     finding = _late(db, dosing_session)
     assert finding["late"]["minutes_late"] == 20.0
     assert datetime.fromisoformat(finding["at"]) == as_reported
+
+
+@pytest.mark.parametrize(("offset", "overdue"), [(-1200, False), (None, True)])
+def test_a_due_time_is_met_on_the_corrected_time(
+    http_client, db, device, dosing_session, pinned, offset, overdue
+):
+    """Dosed at 08:30: SYSBP, DIABP and PULSE are due then, within 10 min. A tablet 20 min slow
+    measures at 08:35 and says 08:15: on its clock the due time was missed."""
+    dosed = T0 + timedelta(minutes=30)
+    taken = dosed + timedelta(minutes=5)
+    pinned.at(taken + timedelta(seconds=30))
+    headers = device()
+    if offset is not None:
+        headers["X-Sent-At"] = (pinned.now + timedelta(seconds=offset)).isoformat()
+    as_reported = taken - timedelta(minutes=20)
+    assert _post(http_client, dosing_session, headers, reading(as_reported)).status_code == 201
+    later = dosed + timedelta(minutes=20)
+    evaluation.raise_alerts(db, dosing_session, later)
+    stmt = select(Alert).where(
+        Alert.dosing_session_id == dosing_session.id, Alert.kind == "overdue_measurement"
+    )
+    found = [a.finding["observed"]["due_minute"] for a in db.scalars(stmt)]
+    assert (0 in found) is overdue, found

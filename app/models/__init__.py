@@ -8,7 +8,7 @@ from app.models.dosing import Dose, DosingSession
 from app.models.participant import Participant, Visit
 from app.models.signature import Signature
 from app.models.study import ProtocolVersion, Site, Study
-from app.models.user import AccessToken, User, user_sites
+from app.models.user import AccessToken, DeviceClock, User, user_sites
 from app.models.vitals import VitalReading
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "Assessment",
     "AuditRecord",
     "Base",
+    "DeviceClock",
     "Dose",
     "DosingSession",
     "OccurrenceEvidence",

@@ -25,7 +25,9 @@ class Settings(BaseSettings):
     # text: one plain line per event; json: one JSON object per line (app/logs.py)
     log_format: Literal["text", "json"] = "text"
     batch_size_max: int = 1000
-    # A clinical time may carry a client's clock a little ahead of the server's.
+    # A clinical time may carry a client's clock a little ahead of the server's. It is also the
+    # tolerance of a bedside device's clock: a device whose measured clock offset is larger has
+    # its readings flagged and a device_clock alert raised (docs/devices.md).
     clock_skew_seconds: int = Field(default=300, ge=0)
     # The oldest consent date a new participant may have, in days before today (10 years).
     consent_max_age_days: int = Field(default=3653, ge=1)
@@ -42,6 +44,11 @@ class Settings(BaseSettings):
     # locks it for the next period of login_lockout_minutes (the last one repeats).
     login_max_failures: int = Field(default=5, ge=1)
     login_lockout_minutes: Annotated[list[int], NoDecode] = [1, 5, 15, 60]
+    # Rotating a device token leaves the old one working this long, so a tablet can pick up its
+    # new token without losing readings; a rotation may ask for 0 (immediate) instead.
+    device_token_overlap_minutes: int = Field(default=60, ge=0, le=10080)
+    # A device token not used for this long stops working (a tablet lost or put away).
+    device_token_idle_days: int = Field(default=30, ge=1)
     # The session cookie's Secure flag: None = on, except in the dev and test environments.
     cookie_secure: bool | None = None
 

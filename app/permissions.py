@@ -35,6 +35,10 @@ What a permission covers:
   reports"): the study-wide monitors (medical monitor, sponsor) and the site clinician and
   coordinator for their own sites' sessions (the alert kinds each role sees); no arm, no note
   text, no participant name in them; each pull is audited.
+- SESSION_DISCOVER: a bedside device's one read: the dosing sessions in progress at its site
+  (GET /api/v1/devices/me/dosing-sessions: visit, start time, subject id; never an arm), so a
+  tablet can pick the session it posts vitals for (docs/devices.md). Devices only: people read
+  sessions with SESSION_READ.
 - EMERGENCY_UNBLIND: the site clinician's unblinding of one participant of their site in a
   medical emergency (docs/blinding.md); the arm is then shown to that clinician only.
 """
@@ -64,6 +68,7 @@ class Permission(StrEnum):
     SESSION_READ = "session:read"
     SESSION_PLAN = "session:plan"
     SESSION_RUN = "session:run"
+    SESSION_DISCOVER = "session:discover"
     PRESENCE_ATTEST_FOR = "session:attest-presence-for"
     DOSE_RECORD = "dose:record"
     VITALS_RECORD = "vitals:record"
@@ -103,9 +108,12 @@ ROLE_PERMISSIONS: dict[Permission, frozenset[Role]] = {
     Permission.SESSION_READ: _CLINICAL_READERS,
     Permission.SESSION_PLAN: _SITE_STAFF,
     Permission.SESSION_RUN: frozenset({R.THERAPIST, R.CLINICIAN}),
+    # A bedside tablet lists the sessions in progress at its site, to post vitals for one.
+    Permission.SESSION_DISCOVER: frozenset({R.DEVICE}),
     Permission.PRESENCE_ATTEST_FOR: frozenset({R.CLINICIAN}),
     Permission.DOSE_RECORD: frozenset({R.THERAPIST, R.CLINICIAN}),
-    # A bedside tablet posts vitals, nothing else (DESIGN.md section 2): marking a reading
+    # A bedside tablet posts vitals and lists its site's sessions in progress, nothing else
+    # (DESIGN.md section 2): marking a reading
     # entered in error is a person's correction, hence a permission of its own.
     Permission.VITALS_RECORD: _SITE_STAFF | {R.DEVICE},
     Permission.VITALS_CORRECT: _SITE_STAFF,

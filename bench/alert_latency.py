@@ -77,9 +77,10 @@ def _seed(url: str, sessions: int) -> dict[str, Any]:
     """The demo's study plus ``sessions`` dosing sessions in progress at S01; a tablet for S01
     and a medical monitor's API token."""
     os.environ["VIGIL_DATABASE_URL"] = url
-    from app.audit import recorder  # noqa: F401 - the audit listener
+    from app import listeners
     from app.auth import tokens
     from app.db import make_engine
+    from app.dosing import doses
     from app.dosing import service as dosing
     from app.dosing.schemas import DoseCreate
     from app.models import Site, Study, Visit
@@ -88,6 +89,7 @@ def _seed(url: str, sessions: int) -> dict[str, Any]:
     from app.permissions import Role
     from app.users import service as users
 
+    listeners.install()  # the audit trail's, as the server installs them
     now = datetime.now(UTC)
     engine = make_engine(url)
     ids = []
@@ -120,7 +122,7 @@ def _seed(url: str, sessions: int) -> dict[str, Any]:
             ).one()
             dosing_session = dosing.create_session(session, participant, visit)
             dosing.start(session, dosing_session, now - timedelta(minutes=60))
-            dosing.record_dose(
+            doses.record_dose(
                 session,
                 dosing_session,
                 DoseCreate(

@@ -1,135 +1,273 @@
-"""Vital-reading ingest through the running server: readings/s and batch latency.
+"""Vital-reading ingest through the running server, against the raw insert rate of the same rows.
 
-Starts `vigil serve` on a scratch database (SQLite by default, or --database-url), seeds the demo
-study, creates a bedside-tablet device, then posts batches of readings with its device token into
-the live dosing session from this process and prints the figures; the last line is one JSON
-object. Run: `.venv/bin/python bench/ingest.py`.
+For each database (SQLite; and PostgreSQL with --postgres ADMIN_URL, on a fresh, uniquely named
+database dropped afterwards): migrate, seed the demo study plus --sessions dosing sessions in
+progress at S01 and a bedside-tablet device (bench/alert_latency.py's seed), start `vigil serve`
+(one uvicorn worker, the scheduler off), then drive it from another process with `wrk` (Debian's
+compiled load generator; a Python client would take the CPU the server needs on two cores),
+each Lua-scripted request a new reading with a fresh UUID for one of the sessions in turn:
+
+- single readings, POST /dosing-sessions/{id}/vital-readings, with 1 and with 16 connections;
+- batches of --batch readings, POST .../vital-readings/batch, with 2 connections;
+
+each for --seconds, printing requests/s, readings/s, p50/p99 latency and any non-2xx answer.
+Then, with the server stopped, the raw insert rate of the same rows (copies of what the server
+stored, new ids) into the same table of the same database, in transactions of the same size (1
+row, and --batch rows): executemany, and COPY on PostgreSQL. The server's figures include what
+it does per reading beside the insert: validation, the audit record, rule evaluation, alerts.
+
+Needs `wrk` (apt-get install -y wrk). Run: `.venv/bin/python bench/ingest.py [--postgres
+postgresql://postgres@127.0.0.1:5432/test]`. The last line is one JSON object with the ratios.
 """
 
 import argparse
 import json
 import os
-import statistics
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
+from sqlalchemy import create_engine, insert, select
+from sqlalchemy.engine import Engine
 
-from app.demo.seed import DEMO_PASSWORD
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT.parent))
+sys.path.insert(0, str(ROOT))
 
-ROOT = Path(__file__).resolve().parent.parent
-VIGIL = str(ROOT / ".venv" / "bin" / "vigil")
+from alert_latency import _drop, _scratch_database, _seed  # noqa: E402
+
+from app.models import VitalReading  # noqa: E402
+
+VIGIL = str(ROOT.parent / ".venv" / "bin" / "vigil")
+
+# One request: a new reading (or --batch of them) with a fresh UUID, for the next session in
+# turn, measured a few milliseconds after the previous one of this thread, from 50 min ago.
+LUA = r"""
+local sessions = {SESSIONS}
+local batch = {BATCH}
+local counter = 0
+thread_number = 0
+local start = os.time() - 3000
+
+function setup(thread)
+  thread:set("thread_number", thread_number)
+  thread_number = thread_number + 1
+end
+
+function init(args)
+  math.randomseed(os.time() * 1000 + thread_number)
+end
+
+local function uuid4()
+  local template = "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx"
+  return (string.gsub(template, "[xy]", function(c)
+    local v = (c == "x") and math.random(0, 15) or math.random(8, 11)
+    return string.format("%x", v)
+  end))
+end
+
+local function reading()
+  counter = counter + 1
+  local ms = counter * 7 + thread_number
+  local at = os.date("!%Y-%m-%dT%H:%M:%S", start + math.floor(ms / 1000))
+  return string.format(
+    '{"id":"%s","measured_at":"%s.%03dZ","observations":[' ..
+    '{"code":"SYSBP","value":%d,"unit":"mmHg"},{"code":"DIABP","value":82,"unit":"mmHg"},' ..
+    '{"code":"PULSE","value":88,"unit":"beats/min"},{"code":"TEMP","value":37.0,"unit":"C"}]}',
+    uuid4(), at, ms % 1000, 120 + counter % 20)
+end
+
+function request()
+  local session = sessions[(counter % #sessions) + 1]
+  local body
+  local path = "/api/v1/dosing-sessions/" .. session .. "/vital-readings"
+  if batch > 1 then
+    local readings = {}
+    for i = 1, batch do readings[i] = reading() end
+    body = '{"readings":[' .. table.concat(readings, ",") .. "]}"
+    path = path .. "/batch"
+  else
+    body = reading()
+  end
+  return wrk.format("POST", path, {
+    ["Content-Type"] = "application/json",
+    ["Authorization"] = "Bearer {TOKEN}",
+  }, body)
+end
+
+function done(summary, latency, requests)
+  io.write(string.format(
+    'WRK {"requests":%d,"seconds":%.3f,"p50_ms":%.2f,"p99_ms":%.2f,"non_2xx":%d,"errors":%d}\n',
+    summary.requests, summary.duration / 1e6, latency:percentile(50) / 1000,
+    latency:percentile(99) / 1000, summary.errors.status,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
+"""
 
 
-def _reading(at: datetime) -> dict[str, object]:
+def _wrk(base: str, seed: dict[str, Any], connections: int, batch: int, seconds: int) -> dict:
+    sessions = "{" + ",".join(f'"{s}"' for s in seed["sessions"]) + "}"
+    script = LUA.replace("{SESSIONS}", sessions).replace("{BATCH}", str(batch))
+    script = script.replace("{TOKEN}", seed["device"])
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as file:
+        file.write(script)
+    done = subprocess.run(
+        ["wrk", "-t", str(min(connections, 2)), "-c", str(connections), "-d", f"{seconds}s",
+         "--timeout", "30s", "-s", file.name, base],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    os.unlink(file.name)
+    line = next(row for row in done.stdout.splitlines() if row.startswith("WRK "))
+    figures = json.loads(line[4:])
+    figures["per_s"] = figures["requests"] / figures["seconds"]
+    figures["readings_per_s"] = figures["per_s"] * batch
+    return figures
+
+
+def _serve(url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+    env = os.environ | {
+        "VIGIL_DATABASE_URL": url,
+        "VIGIL_LOG_LEVEL": "warning",
+        "VIGIL_SCHEDULER_INTERVAL_SECONDS": "0",
+    }
+    with log.open("wb") as sink:
+        server = subprocess.Popen(
+            [VIGIL, "serve", "--port", str(port)], env=env, stdout=sink, stderr=sink
+        )
+    for _ in range(300):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"the server did not start: {log.read_text()[-2000:]}")
+
+
+def _stored_rows(engine: Engine, count: int) -> list[dict[str, Any]]:
+    """Copies of rows the server stored, each with a new id."""
+    table = VitalReading.__table__
+    with engine.connect() as conn:
+        rows = [dict(row._mapping) for row in conn.execute(select(table).limit(count))]
+    return [row | {"id": uuid.uuid4()} for row in rows]
+
+
+def _raw_rate(engine: Engine, rows: list[dict[str, Any]], size: int) -> float:
+    """Rows/s inserting ``rows`` (new ids each time) in transactions of ``size`` rows."""
+    table = VitalReading.__table__
+    rows = [row | {"id": uuid.uuid4()} for row in rows]
+    began = time.perf_counter()
+    with engine.connect() as conn:
+        for first in range(0, len(rows), size):
+            with conn.begin():
+                conn.execute(insert(table), rows[first : first + size])
+    return len(rows) / (time.perf_counter() - began)
+
+
+def _copy_rate(url: str, rows: list[dict[str, Any]], size: int) -> float:
+    """PostgreSQL: the same rows by COPY, one COPY per transaction of ``size`` rows."""
+    import psycopg
+
+    columns = list(rows[0])
+    rows = [row | {"id": uuid.uuid4()} for row in rows]
+    plain = url.replace("postgresql+psycopg://", "postgresql://")
+    began = time.perf_counter()
+    with psycopg.connect(plain) as conn:
+        for first in range(0, len(rows), size):
+            with conn.transaction(), conn.cursor() as cursor:
+                names = ", ".join(columns)
+                with cursor.copy(f"COPY vital_readings ({names}) FROM STDIN") as copy:
+                    for row in rows[first : first + size]:
+                        copy.write_row(
+                            [json.dumps(row[c]) if c == "reported" else row[c] for c in columns]
+                        )
+    return len(rows) / (time.perf_counter() - began)
+
+
+def _one_database(name: str, postgres_admin: str | None, args: argparse.Namespace) -> dict:
+    url, scratch_name = _scratch_database(postgres_admin)
+    env = os.environ | {"VIGIL_DATABASE_URL": url, "VIGIL_LOG_LEVEL": "warning"}
+    log = Path(tempfile.mkdtemp(prefix="vigil-bench-")) / "server.log"
+    server = None
+    try:
+        for command in (["migrate"], ["demo"]):
+            subprocess.run([VIGIL, *command], env=env, check=True, capture_output=True)
+        seed = _seed(url, args.sessions)
+        server = _serve(url, args.port, log)
+        base = f"http://127.0.0.1:{args.port}"
+        runs = {
+            "single_1": _wrk(base, seed, 1, 1, args.seconds),
+            "single_16": _wrk(base, seed, 16, 1, args.seconds),
+            f"batch_{args.batch}_2": _wrk(base, seed, 2, args.batch, args.seconds),
+        }
+        server.terminate()
+        server.wait(timeout=30)
+        server = None
+        engine = create_engine(url)
+        try:
+            rows = _stored_rows(engine, args.raw_rows)
+            raw = {
+                "executemany_1": _raw_rate(engine, rows[: args.raw_rows // 10], 1),
+                f"executemany_{args.batch}": _raw_rate(engine, rows, args.batch),
+            }
+            if postgres_admin:
+                raw[f"copy_{args.batch}"] = _copy_rate(url, rows, args.batch)
+        finally:
+            engine.dispose()
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
+        if postgres_admin and scratch_name:
+            _drop(postgres_admin, scratch_name)
+    print(f"\n{name} ({args.sessions} live sessions, {args.seconds} s each)")
+    for label, run in runs.items():
+        print(
+            f"  {label:<14} {run['per_s']:8.1f} requests/s {run['readings_per_s']:9.1f} readings/s"
+            f"  p50 {run['p50_ms']:7.1f} ms  p99 {run['p99_ms']:7.1f} ms"
+            f"  non-2xx {run['non_2xx']}  errors {run['errors']}"
+        )
+    for label, rate in raw.items():
+        print(f"  raw {label:<16} {rate:9.0f} rows/s")
+    best_raw = max(rate for label, rate in raw.items() if label.endswith(f"_{args.batch}"))
+    batch = runs[f"batch_{args.batch}_2"]
     return {
-        "id": str(uuid.uuid4()),
-        "measured_at": at.isoformat(),
-        "observations": [
-            {"code": "SYSBP", "value": 128, "unit": "mmHg"},
-            {"code": "DIABP", "value": 82, "unit": "mmHg"},
-            {"code": "PULSE", "value": 88, "unit": "beats/min"},
-            {"code": "TEMP", "value": 37.1, "unit": "C"},
-        ],
+        "single_1_per_s": round(runs["single_1"]["per_s"], 1),
+        "single_16_per_s": round(runs["single_16"]["per_s"], 1),
+        "single_16_p99_ms": runs["single_16"]["p99_ms"],
+        "batch_readings_per_s": round(batch["readings_per_s"]),
+        "batch_p50_ms": batch["p50_ms"],
+        "batch_p99_ms": batch["p99_ms"],
+        "raw_rows_per_s": {label: round(rate) for label, rate in raw.items()},
+        "single_16_vs_goal_1000": round(runs["single_16"]["per_s"] / 1000, 3),
+        "batch_vs_raw": round(batch["readings_per_s"] / best_raw, 4),
+        "non_2xx": sum(run["non_2xx"] for run in runs.values()),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--database-url")
-    # 20 x 25 = 500 readings: one session measured every minute for 8 hours. Every batch is
-    # judged by the rules engine against the whole session, so far larger sessions cost more
-    # per batch (bench/rules_engine.py shows how the engine scales).
-    parser.add_argument("--batches", type=int, default=20)
-    parser.add_argument("--batch-size", type=int, default=25)
-    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--postgres", metavar="ADMIN_URL", help="also run on PostgreSQL")
+    parser.add_argument("--sessions", type=int, default=40)
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--raw-rows", type=int, default=5000)
+    parser.add_argument("--port", type=int, default=8767)
     args = parser.parse_args()
-
-    scratch = tempfile.mkdtemp(prefix="vigil-bench-")
-    env = os.environ | {
-        "VIGIL_DATABASE_URL": args.database_url or f"sqlite:///{scratch}/bench.db",
-        "VIGIL_LOG_LEVEL": "warning",
-    }
-    subprocess.run([VIGIL, "migrate"], env=env, check=True, capture_output=True)
-    subprocess.run([VIGIL, "demo"], env=env, check=True, capture_output=True)
-    device = subprocess.run(
-        [VIGIL, "device", "create", "bench-tablet", "--site", "S01", "--study", "DEMO-MAPP"],
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    device_token = device.stdout.strip().splitlines()[-1]
-    server = subprocess.Popen(
-        [VIGIL, "serve", "--port", str(args.port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{args.port}"
-    try:
-        with httpx.Client(base_url=base, timeout=30) as client:
-            for _ in range(100):
-                try:
-                    client.get("/api/v1/health")
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.1)
-            login = client.post(
-                "/api/v1/auth/login",
-                json={"username": "therapist1", "password": DEMO_PASSWORD},
-            )
-            staff = {"Authorization": f"Bearer {login.json()['access_token']}"}
-            live = client.get(
-                "/api/v1/dosing-sessions", params={"status": "in_progress"}, headers=staff
-            )
-            session_id = live.json()["items"][0]["id"]
-            client.headers["Authorization"] = f"Bearer {device_token}"  # the tablet posts
-            url = f"/api/v1/dosing-sessions/{session_id}/vital-readings/batch"
-            start_at = datetime.now(UTC) - timedelta(minutes=50)
-            latencies, accepted = [], 0
-            began = time.perf_counter()
-            for b in range(args.batches):
-                batch = [
-                    _reading(start_at + timedelta(milliseconds=b * args.batch_size + i))
-                    for i in range(args.batch_size)
-                ]
-                t = time.perf_counter()
-                response = client.post(url, json={"readings": batch})
-                latencies.append((time.perf_counter() - t) * 1000)
-                response.raise_for_status()
-                accepted += response.json()["accepted"]
-            elapsed = time.perf_counter() - began
-            replay_t = time.perf_counter()
-            replay = client.post(url, json={"readings": batch}).json()
-            replay_ms = (time.perf_counter() - replay_t) * 1000
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-    latencies.sort()
-    figures = {
-        "benchmark": "ingest",
-        "database": "postgresql" if args.database_url else "sqlite",
-        "batches": args.batches,
-        "batch_size": args.batch_size,
-        "accepted": accepted,
-        "readings_per_s": round(accepted / elapsed),
-        "batch_ms_p50": round(statistics.median(latencies), 1),
-        "batch_ms_p99": round(latencies[int(len(latencies) * 0.99) - 1], 1),
-        "replayed_batch_duplicates": replay["duplicates"],
-        "replayed_batch_ms": round(replay_ms, 1),
-    }
-    print(
-        f"{accepted} readings in {elapsed:.2f}s ({figures['readings_per_s']}/s), "
-        f"batch p50 {figures['batch_ms_p50']} ms, p99 {figures['batch_ms_p99']} ms",
-        file=sys.stderr,
-    )
-    print(json.dumps(figures))
+    if shutil.which("wrk") is None:
+        sys.exit("bench/ingest.py drives the server with wrk: apt-get install -y wrk")
+    print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, load {os.getloadavg()[0]:.2f}")
+    result = {"benchmark": "ingest", "sqlite": _one_database("SQLite", None, args)}
+    if args.postgres:
+        result["postgresql"] = _one_database("PostgreSQL", args.postgres, args)
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ def disprove_overdue(
     valid = [r for r in readings if r.record_status == RecordStatus.VALID.value]
     if not valid:
         return []
-    since = min(reading.measured_at for reading in valid)
+    since = min(reading.corrected_measured_at for reading in valid)
     # a reading measured at m meets only due times whose grace ends at m or later
     stmt = (
         select(AlertOccurrence)
@@ -158,18 +158,18 @@ def _met_by(
             (
                 r
                 for r in readings
-                if start <= r.measured_at <= end and getattr(r, column) is not None
+                if start <= r.corrected_measured_at <= end and getattr(r, column) is not None
             ),
-            key=lambda r: (r.measured_at, r.received_at, str(r.id)),
+            key=lambda r: (r.corrected_measured_at, r.received_at, str(r.id)),
         )
         if not found:
             return None
         meeting.append(found[0])
-    meeting = sorted(dict.fromkeys(meeting), key=lambda r: (r.measured_at, str(r.id)))
+    meeting = sorted(dict.fromkeys(meeting), key=lambda r: (r.corrected_measured_at, str(r.id)))
     names = wording.and_list([wording.MEASURE_NAMES[code] for code in codes])
     due = wording.moment(overdue_at - timedelta(minutes=grace), minute, zone)
     times = " and ".join(
-        f"measured at {wording.clock(r.measured_at, zone)}, "
+        f"measured at {wording.clock(r.corrected_measured_at, zone)}, "
         f"arrived late at {wording.clock(r.received_at, zone)}"
         for r in meeting
     )

@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from app import idempotency
-from app.auth import tokens
+from app.auth import device_clock, tokens
 from app.auth.principal import Principal, site_ids_of
 from app.auth.scope import (
     RECORD_READ_PERMISSION,
@@ -79,7 +79,7 @@ def authenticate(session: Session, request: Request) -> Principal:
     plaintext, via_cookie = found_credential
     found = tokens.resolve(session, plaintext)
     if found is None:
-        raise Unauthenticated(tokens.refusal(plaintext))
+        raise Unauthenticated(tokens.why_refused(session, plaintext))
     token, user = found
     unsafe = request.method not in {"GET", "HEAD", "OPTIONS"}
     # The web client's forms carry a per-session token instead, checked by app/web/csrf.py.
@@ -88,7 +88,14 @@ def authenticate(session: Session, request: Request) -> Principal:
     )
     if via_cookie and unsafe and not csrf_checked:
         raise Forbidden(f"a cookie-authenticated change needs the header {CSRF_HEADER}: 1")
-    _seen(token, utcnow(), request.client.host if request.client else None)
+    now = utcnow()
+    _seen(token, now, request.client.host if request.client else None)
+    # what a device's clock is off by, for the readings this request may carry
+    session.info["device_clock"] = (
+        device_clock.observe(session, user.id, user.username, request.headers, now)
+        if user.role == Role.DEVICE
+        else None
+    )
     principal = Principal(
         user_id=user.id,
         username=user.username,

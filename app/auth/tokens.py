@@ -1,15 +1,21 @@
 """Bearer tokens: random, shown once, stored as SHA-256 (they are high-entropy, so a fast hash
-is enough and lookups by hash never compare secrets byte by byte)."""
+is enough and lookups by hash never compare secrets byte by byte).
+
+A device token has no fixed lifetime but expires when unused: one not used for
+VIGIL_DEVICE_TOKEN_IDLE_DAYS (counted from its last use, or from its issue if never used) stops
+working, as a tablet lost or put in a drawer should. A rotated device token keeps working until
+the end of its overlap (its ``expires_at``, app/users/service.py)."""
 
 import hashlib
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.clock import utcnow
+from app.config import get_settings
 from app.models import AccessToken, User
 
 
@@ -36,6 +42,51 @@ def refusal(plaintext: str) -> str:
             "(POST /api/v1/auth/tokens)"
         )
     return "the token is unknown, expired or revoked; sign in again (POST /api/v1/auth/login)"
+
+
+def idle_since(token: AccessToken) -> datetime:
+    return token.last_seen_at or token.created_at
+
+
+def idle_expired(token: AccessToken, now: datetime) -> bool:
+    """A device token unused for longer than VIGIL_DEVICE_TOKEN_IDLE_DAYS."""
+    if token.kind != TokenKind.DEVICE:
+        return False
+    return now - idle_since(token) > timedelta(days=get_settings().device_token_idle_days)
+
+
+def why_refused(session: Session, plaintext: str) -> str:
+    """Why a token that :func:`resolve` refused does not work, and what to do: a device
+    token that expired unused or whose rotation overlap ended is told so; every other
+    refusal is the token kind's :func:`refusal`."""
+    token = session.scalar(
+        select(AccessToken).where(AccessToken.token_hash == hash_token(plaintext))
+    )
+    if token is None or token.kind != TokenKind.DEVICE or token.revoked_at is not None:
+        return refusal(plaintext)
+    user = session.get(User, token.user_id)
+    if user is None or not user.active:
+        return refusal(plaintext)
+    now = utcnow()
+    rotate = f"POST /api/v1/devices/{user.id}/token"
+    if token.expires_at is not None and token.expires_at <= now:
+        return (
+            f"this device token was replaced by a new one and stopped working at "
+            f"{token.expires_at.isoformat()} (the end of its rotation overlap); use the new "
+            f"token, or ask an admin for another ({rotate})"
+        )
+    if idle_expired(token, now):
+        days = get_settings().device_token_idle_days
+        used = (
+            f"last used at {token.last_seen_at.isoformat()}"
+            if token.last_seen_at
+            else f"never used since it was issued at {token.created_at.isoformat()}"
+        )
+        return (
+            f"this device token expired after {days} days unused ({used}); ask an admin for "
+            f"a new device token ({rotate})"
+        )
+    return refusal(plaintext)
 
 
 def hash_token(token: str) -> str:
@@ -67,7 +118,8 @@ def issue(
 
 
 def resolve(session: Session, plaintext: str) -> tuple[AccessToken, User] | None:
-    """The live token and its active user, or None (unknown, expired, revoked, user disabled)."""
+    """The live token and its active user, or None (unknown, expired, revoked, user disabled,
+    a device token unused for too long)."""
     found = session.execute(
         select(AccessToken, User)
         .join(User, User.id == AccessToken.user_id)
@@ -78,6 +130,8 @@ def resolve(session: Session, plaintext: str) -> tuple[AccessToken, User] | None
     token, user = found
     now = utcnow()
     if token.revoked_at is not None or (token.expires_at and token.expires_at <= now):
+        return None
+    if idle_expired(token, now):
         return None
     if not user.active:
         return None

@@ -109,7 +109,9 @@ def run(
             offline = rng.random() < 0.15 and len(buffered) < 4
             if not offline:
                 try:
-                    response = client.post(url, json={"readings": buffered})
+                    # when it was sent, by its clock: the server estimates the clock's offset
+                    sent_at = {"X-Sent-At": utcnow().isoformat()}
+                    response = client.post(url, json={"readings": buffered}, headers=sent_at)
                     _refuse_if_unauthorised(response)
                     response.raise_for_status()
                     result = response.json()

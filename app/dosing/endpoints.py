@@ -17,6 +17,7 @@ from app.dosing.deps import DosingSessionDep
 from app.dosing.refusals import documented, reason_entry
 from app.dosing.schemas import (
     BaselineAttestation,
+    DeviceDosingSessionRead,
     DoseCreate,
     DoseGateRead,
     DoseRead,
@@ -32,6 +33,7 @@ from app.dosing.schemas import (
 from app.errors import problem
 from app.models import Dose as DoseRow
 from app.models import DosingSession as DosingSessionRow
+from app.models import Participant as ParticipantRow
 from app.models import Visit as VisitRow
 from app.pagination import Page, PageDep, paginate
 from app.permissions import Permission, Role
@@ -97,6 +99,49 @@ def list_dosing_sessions(
         stmt = stmt.where(DosingSessionRow.participant_id == participant_id)
     items, cursor = paginate(session, stmt, DosingSessionRow.id, page)
     return {"items": views.present_many(session, items), "next_cursor": cursor}
+
+
+@router.get(
+    "/devices/me/dosing-sessions",
+    response_model=Page[DeviceDosingSessionRead],
+    dependencies=[Depends(Authorize(Permission.SESSION_DISCOVER))],
+)
+def list_device_dosing_sessions(
+    session: SessionDep, principal: CurrentPrincipal, page: PageDep
+) -> dict[str, object]:
+    """For a bedside device: the dosing sessions in progress at its site, oldest start first,
+    to choose the one to post vitals for. Visit, start and subject id only; never an arm."""
+    stmt = (
+        select(DosingSessionRow)
+        .join(ParticipantRow, ParticipantRow.id == DosingSessionRow.participant_id)
+        .where(
+            DosingSessionRow.status == DosingSessionStatus.IN_PROGRESS.value,
+            ParticipantRow.site_id.in_(principal.site_ids),
+        )
+    )
+    rows, cursor = paginate(
+        session, stmt, DosingSessionRow.id, page, order_by=[DosingSessionRow.started_at]
+    )
+    labels = {
+        row.id: (row.code, row.name, row.subject_id)
+        for row in session.execute(
+            select(DosingSessionRow.id, VisitRow.code, VisitRow.name, ParticipantRow.subject_id)
+            .join(VisitRow, VisitRow.id == DosingSessionRow.visit_id)
+            .join(ParticipantRow, ParticipantRow.id == DosingSessionRow.participant_id)
+            .where(DosingSessionRow.id.in_([row.id for row in rows]))
+        )
+    }
+    items = [
+        DeviceDosingSessionRead(
+            id=row.id,
+            visit_code=labels[row.id][0],
+            visit_name=labels[row.id][1],
+            started_at=row.started_at,
+            subject_id=labels[row.id][2],
+        )
+        for row in rows
+    ]
+    return {"items": items, "next_cursor": cursor}
 
 
 @router.get(

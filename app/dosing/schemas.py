@@ -183,3 +183,14 @@ class TherapistAttestation(WriteModel):
         if for_them and (self.therapist_id is None or self.reason is None):
             raise ValueError("a clinician attesting for a therapist gives therapist_id and reason")
         return self
+
+
+class DeviceDosingSessionRead(ReadModel):
+    """A dosing session in progress as a bedside device sees it: enough to pick the session to
+    post vitals for, and nothing else (never an arm)."""
+
+    id: uuid.UUID
+    visit_code: str
+    visit_name: str
+    started_at: datetime
+    subject_id: str = Field(description="The participant's subject id, e.g. 01-001")

@@ -9,7 +9,7 @@ from app.models.idempotency import IdempotencyKey
 from app.models.participant import Participant, Visit
 from app.models.signature import Signature
 from app.models.study import ProtocolVersion, Site, Study
-from app.models.user import AccessToken, User, user_sites
+from app.models.user import AccessToken, DeviceClock, User, user_sites
 from app.models.vitals import VitalReading
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "Assessment",
     "AuditRecord",
     "Base",
+    "DeviceClock",
     "Dose",
     "DosingSession",
     "IdempotencyKey",

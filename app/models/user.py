@@ -3,7 +3,7 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Column, ForeignKey, String, Table
+from sqlalchemy import JSON, Column, ForeignKey, String, Table
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Audited, Base, HasId, Timestamped
@@ -49,3 +49,21 @@ class AccessToken(HasId, Audited, Base):
     revoked_reason: Mapped[str | None] = mapped_column(String(500))
     last_seen_at: Mapped[datetime | None]
     last_seen_address: Mapped[str | None] = mapped_column(String(64))
+
+
+class DeviceClock(Base):
+    """What a bedside device's clock is off by, estimated from the times its requests say they
+    were sent (the HTTP ``Date`` header, ``X-Sent-At``) against the server's clock at receipt.
+
+    ``offset_seconds`` is the median of the last few ``samples`` (device time minus server
+    time: positive when the device is ahead); ``measured_at`` is when the last sample was
+    taken. A measurement, like a token's last_seen_at, is telemetry rather than trial data: not
+    audited; each reading keeps the offset applied to it (VitalReading).
+    """
+
+    __tablename__ = "device_clocks"
+
+    device_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    offset_seconds: Mapped[float]
+    measured_at: Mapped[datetime]
+    samples: Mapped[list[float]] = mapped_column(JSON)

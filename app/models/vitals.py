@@ -1,10 +1,10 @@
 """Vital-sign readings: one row per measurement moment, canonical units, as-reported kept."""
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Audited, Base, record_status_check
@@ -32,5 +32,18 @@ class VitalReading(Audited, Base):
     supplemental_oxygen: Mapped[bool | None]
     new_confusion: Mapped[bool | None]
     reported: Mapped[dict[str, Any]]
+    # The sending device's clock offset when the reading arrived (device minus server time,
+    # app/models/user.py DeviceClock), None when not known; measured_at stays as reported, and
+    # what the rules judge lateness on is measured_at less this offset (corrected_measured_at).
+    device_clock_offset_seconds: Mapped[float | None]
+    # The offset was beyond the tolerance (VIGIL_CLOCK_SKEW_SECONDS) when it arrived.
+    device_clock_flagged: Mapped[bool] = mapped_column(default=False, server_default=false())
     record_status: Mapped[str] = mapped_column(String(20), default=RecordStatus.VALID.value)
     error_reason: Mapped[str | None] = mapped_column(Text)
+
+    @property
+    def corrected_measured_at(self) -> datetime:
+        """measured_at on the server's clock: less the device's clock offset, where known."""
+        if self.device_clock_offset_seconds is None:
+            return self.measured_at
+        return self.measured_at - timedelta(seconds=self.device_clock_offset_seconds)

@@ -7,7 +7,7 @@ session through :func:`snapshot_of`, so they judge the same data.
 
 import uuid
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, or_, select
@@ -40,34 +40,38 @@ def _readings(
     session: Session, dosing_session: DosingSession, known_by: datetime | None = None
 ) -> list[Reading]:
     """Plain rows, not ORM objects: a session's readings are loaded at every evaluation. With
-    ``known_by``, those measured and received by then."""
+    ``known_by``, those measured and received by then. A reading's time is on the server's
+    clock: measured_at less its device's clock offset where known (the stored measured_at
+    stays as the device reported it; docs/devices.md)."""
     stmt = select(
         VitalReading.id,
         VitalReading.measured_at,
         VitalReading.supplemental_oxygen,
         VitalReading.new_confusion,
         VitalReading.received_at,
+        VitalReading.device_clock_offset_seconds,
         *(column for _, column in _MEASURE_COLUMNS),
     ).where(
         VitalReading.dosing_session_id == dosing_session.id,
         VitalReading.record_status == VALID,
     )
     if known_by is not None:
-        stmt = stmt.where(
-            VitalReading.measured_at <= known_by, VitalReading.received_at <= known_by
-        )
+        stmt = stmt.where(VitalReading.received_at <= known_by)
     readings = []
     for row in session.execute(stmt):
         values = {
             code: value
-            for (code, _), value in zip(_MEASURE_COLUMNS, row[5:], strict=True)
+            for (code, _), value in zip(_MEASURE_COLUMNS, row[6:], strict=True)
             if value is not None
         }
+        measured_at = row[1] if row[5] is None else row[1] - timedelta(seconds=row[5])
+        if known_by is not None and measured_at > known_by:
+            continue
         if values:
             readings.append(
                 Reading(
                     id=str(row[0]),
-                    measured_at=row[1],
+                    measured_at=measured_at,
                     values=values,
                     supplemental_oxygen=bool(row[2]),
                     new_confusion=bool(row[3]),

@@ -10,15 +10,19 @@ from sqlalchemy.orm import Session
 from app.auth.deps import Authorize, CurrentPrincipal
 from app.auth.schemas import ApiTokenRead
 from app.checked_input import CheckedRoute
+from app.clock import utcnow
+from app.config import get_settings
 from app.db import SessionDep
 from app.models import User as UserRow
 from app.pagination import Page, PageDep, paginate
 from app.permissions import Permission, Role
 from app.users import service
 from app.users.schemas import (
+    DeviceClockRead,
     DeviceCreate,
     DeviceCredentialRead,
     DeviceRead,
+    DeviceTokenRotate,
     ReasonRequest,
     SitesUpdate,
     UserCreate,
@@ -48,9 +52,13 @@ def _one(session: Session, row: UserRow) -> UserRead:
 def _devices(session: Session, rows: Sequence[UserRow]) -> list[DeviceRead]:
     sites = service.site_ids_by_user(session, (d.id for d in rows))
     tokens = service.device_tokens(session, (d.id for d in rows))
+    clocks = service.clocks_of(session, (d.id for d in rows))
+    tolerance = get_settings().clock_skew_seconds
+    now = utcnow()
     devices = []
     for row in rows:
         seen_at, seen_from = service.last_seen(tokens[row.id])
+        clock = clocks.get(row.id)
         devices.append(
             DeviceRead(
                 id=row.id,
@@ -60,7 +68,16 @@ def _devices(session: Session, rows: Sequence[UserRow]) -> list[DeviceRead]:
                 created_at=row.created_at,
                 last_seen_at=seen_at,
                 last_seen_address=seen_from,
-                tokens=[ApiTokenRead.model_validate(t) for t in tokens[row.id] if not t.revoked_at],
+                tokens=[
+                    ApiTokenRead.model_validate(t) for t in service.live_tokens(tokens[row.id], now)
+                ],
+                clock=None
+                if clock is None
+                else DeviceClockRead(
+                    offset_seconds=clock.offset_seconds,
+                    measured_at=clock.measured_at,
+                    beyond_tolerance=abs(clock.offset_seconds) > tolerance,
+                ),
             )
         )
     return devices
@@ -145,7 +162,7 @@ def create_device(session: SessionDep, data: DeviceCreate) -> DeviceCredentialRe
 
 @router.get("/devices", response_model=Page[DeviceRead], dependencies=MANAGE)
 def list_devices(session: SessionDep, page: PageDep) -> dict[str, object]:
-    """Devices with when and from where each was last seen."""
+    """Devices with when and from where each was last seen, and their clock offsets."""
     stmt = select(UserRow).where(UserRow.role == Role.DEVICE.value)
     rows, cursor = paginate(session, stmt, UserRow.id, page)
     return {"items": _devices(session, rows), "next_cursor": cursor}
@@ -153,9 +170,10 @@ def list_devices(session: SessionDep, page: PageDep) -> dict[str, object]:
 
 @router.post("/devices/{device_id}/token", response_model=DeviceCredentialRead, dependencies=MANAGE)
 def rotate_device_token(
-    session: SessionDep, device_id: uuid.UUID, data: ReasonRequest
+    session: SessionDep, device_id: uuid.UUID, data: DeviceTokenRotate
 ) -> DeviceCredentialRead:
-    """A new token for a device; the old one stops working now (revoked with the reason)."""
+    """A new token for a device; the old one keeps working for the overlap (60 min by
+    default), then expires; ``overlap_minutes: 0`` revokes it now. Audited with the reason."""
     device = service.get_device(session, device_id)
-    _, plaintext = service.rotate_device_token(session, device, data.reason)
+    _, plaintext = service.rotate_device_token(session, device, data.reason, data.overlap_minutes)
     return DeviceCredentialRead(device=_devices(session, [device])[0], token=plaintext)

@@ -70,6 +70,29 @@ class DeviceCreate(WriteModel):
     site_id: uuid.UUID
 
 
+class DeviceTokenRotate(WriteModel):
+    reason: Reason
+    overlap_minutes: int | None = Field(
+        default=None,
+        ge=0,
+        le=10080,
+        description="How long the old token keeps working beside the new one, so the tablet "
+        "loses no reading while it switches; 0 revokes it now (a lost or stolen tablet). "
+        "Default: VIGIL_DEVICE_TOKEN_OVERLAP_MINUTES (60)",
+    )
+
+
+class DeviceClockRead(ReadModel):
+    offset_seconds: float = Field(
+        description="Device clock minus server clock (positive: the device is ahead), the "
+        "median of its last few requests' Date or X-Sent-At headers"
+    )
+    measured_at: datetime = Field(description="When the last sample was taken")
+    beyond_tolerance: bool = Field(
+        description="Off by more than VIGIL_CLOCK_SKEW_SECONDS: its readings are flagged"
+    )
+
+
 class DeviceRead(ReadModel):
     id: uuid.UUID
     name: str
@@ -78,7 +101,13 @@ class DeviceRead(ReadModel):
     created_at: datetime
     last_seen_at: datetime | None = Field(description="Last request made with any of its tokens")
     last_seen_address: str | None
-    tokens: list[ApiTokenRead] = Field(description="Its tokens that are not revoked")
+    tokens: list[ApiTokenRead] = Field(
+        description="Its tokens that still work (an old one during a rotation's overlap shows "
+        "its expires_at)"
+    )
+    clock: DeviceClockRead | None = Field(
+        description="Its clock offset; null until it sends a Date or X-Sent-At header"
+    )
 
 
 class DeviceCredentialRead(ShownOnce, ReadModel):

@@ -2,7 +2,7 @@
 
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
@@ -13,8 +13,10 @@ from app.auth import passwords, tokens
 from app.auth import service as credentials
 from app.auth.passwords import MIN_PASSWORD_LENGTH, UNUSABLE_PASSWORD
 from app.auth.principal import site_ids_of
+from app.clock import utcnow
+from app.config import get_settings
 from app.errors import Conflict, InvalidInput, NotFound
-from app.models import AccessToken, Site, User, user_sites
+from app.models import AccessToken, DeviceClock, Site, User, user_sites
 from app.permissions import Role
 from app.wording import with_article
 
@@ -189,11 +191,30 @@ def get_device(session: Session, device_id: uuid.UUID) -> User:
     return device
 
 
-def rotate_device_token(session: Session, device: User, reason: str) -> tuple[AccessToken, str]:
-    """A new token for the device; its previous tokens stop working now."""
+def rotate_device_token(
+    session: Session, device: User, reason: str, overlap_minutes: int | None = None
+) -> tuple[AccessToken, str]:
+    """A new token for the device. Its previous tokens keep working for the overlap
+    (VIGIL_DEVICE_TOKEN_OVERLAP_MINUTES unless ``overlap_minutes`` is given), so a tablet can
+    pick up its new token without losing a reading, and then expire; an overlap of 0 revokes
+    them now. Either way each old token's change is audited with the reason."""
     if not device.active:
         raise Conflict(f"device {device.username} is deactivated")
-    credentials.revoke_all(session, device.id, f"device token rotated: {reason}")
+    minutes = (
+        get_settings().device_token_overlap_minutes if overlap_minutes is None else overlap_minutes
+    )
+    why = f"device token rotated: {reason}"
+    if minutes == 0:
+        credentials.revoke_all(session, device.id, why)
+    else:
+        now = utcnow()
+        until = now + timedelta(minutes=minutes)
+        live = session.scalars(
+            credentials.tokens_of(device.id, live_only=True).order_by(AccessToken.id)
+        ).all()
+        with change_reason(session, f"{why} (works until {until.isoformat()})", "rotate"):
+            for token in live:
+                token.expires_at = min(token.expires_at or until, until)
     return tokens.issue(session, device, tokens.TokenKind.DEVICE, label=device.username)
 
 
@@ -215,3 +236,23 @@ def last_seen(token_rows: Iterable[AccessToken]) -> tuple[datetime | None, str |
     """When and from where any of these tokens was last used."""
     seen = [(t.last_seen_at, t.last_seen_address) for t in token_rows if t.last_seen_at]
     return max(seen, key=lambda when_where: when_where[0]) if seen else (None, None)
+
+
+def live_tokens(token_rows: Iterable[AccessToken], now: datetime) -> list[AccessToken]:
+    """The tokens that still work: not revoked, not past their expiry (a rotation's overlap)
+    and not expired unused."""
+    return [
+        t
+        for t in token_rows
+        if t.revoked_at is None
+        and (t.expires_at is None or t.expires_at > now)
+        and not tokens.idle_expired(t, now)
+    ]
+
+
+def clocks_of(session: Session, device_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, DeviceClock]:
+    ids = list(device_ids)
+    if not ids:
+        return {}
+    rows = session.scalars(select(DeviceClock).where(DeviceClock.device_id.in_(ids)))
+    return {row.device_id: row for row in rows}

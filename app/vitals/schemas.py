@@ -151,6 +151,15 @@ class VitalReadingRead(ReadModel):
     reported: dict[str, Any] = Field(description="measured_at and observations as sent")
     record_status: RecordStatus
     error_reason: str | None
+    device_clock_offset_seconds: float | None = Field(
+        description="The sending device's clock offset when it arrived (device minus server "
+        "time; null: not known). measured_at is as the device reported it; lateness is judged "
+        "on measured_at less this offset"
+    )
+    device_clock_flagged: bool = Field(
+        description="The device's clock was off by more than VIGIL_CLOCK_SKEW_SECONDS "
+        "(a device_clock alert says so for the session)"
+    )
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -20,8 +20,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app import clock
-from app.alerts import disproval, evaluation, withdrawal
+from app.alerts import device_clock, disproval, evaluation, withdrawal
 from app.audit.recorder import change_reason
+from app.auth.device_clock import Offset
 from app.clinical.measures import MEASURES
 from app.config import get_settings
 from app.dosing import service as dosing
@@ -148,8 +149,11 @@ def _context_problems(
     dosing_session: DosingSession,
     protocol: Protocol,
     received_at: datetime,
+    offset: Offset | None,
 ) -> list[dict[str, str]]:
-    """Whether a reading taken at measured_at can belong to this session."""
+    """Whether a reading taken at measured_at can belong to this session; on the server's
+    clock (measured_at less the device's clock offset, where known), so a device whose clock
+    is fast is flagged, not refused."""
     assert dosing_session.started_at is not None
     skew = get_settings().clock_skew_seconds
     window = protocol.vitals_schedule.baseline.within_minutes_before_dose
@@ -170,8 +174,11 @@ def _context_problems(
             "it, so it cannot belong to this session",
         )
         latest = min(latest, accepted_until, key=lambda bound: bound.at)
+    measured_at = reading.measured_at
+    if offset is not None:
+        measured_at -= timedelta(seconds=offset.offset_seconds)
     try:
-        check_within(reading.measured_at, earliest=earliest, latest=latest)
+        check_within(measured_at, earliest=earliest, latest=latest)
     except ImplausibleTime as exc:
         return [{"field": "measured_at", "message": str(exc)}]
     return []
@@ -208,7 +215,11 @@ def _differences(
 
 
 def _row(
-    reading: VitalReadingCreate, dosing_session: DosingSession, received_at: datetime, source: str
+    reading: VitalReadingCreate,
+    dosing_session: DosingSession,
+    received_at: datetime,
+    source: str,
+    offset: Offset | None,
 ) -> VitalReading:
     canonical: dict[str, float | None] = {m.column: None for m in MEASURES.values()}
     for observation in reading.observations:
@@ -222,6 +233,8 @@ def _row(
         reported=_reported(reading),
         supplemental_oxygen=reading.supplemental_oxygen,
         new_confusion=reading.new_confusion,
+        device_clock_offset_seconds=None if offset is None else offset.offset_seconds,
+        device_clock_flagged=offset is not None and offset.beyond_tolerance,
         **canonical,
     )
 
@@ -312,6 +325,8 @@ def _ingest(
 ) -> BatchResult:
     protocol = protocols.definition_of(session, dosing_session.protocol_version_id)
     received_at = received_at or clock.utcnow()
+    # a device's request: its clock offset, measured as it was authenticated (app/auth/deps.py)
+    offset: Offset | None = session.info.get("device_clock")
     known = _stored(session, {item.id for _, item in items if isinstance(item, VitalReadingCreate)})
     in_this_batch: set[uuid.UUID] = set()
     new_rows: list[VitalReading] = []
@@ -336,14 +351,14 @@ def _ingest(
             result.results.append(ReadingResult(raw_id, "rejected", error=conflict))
             continue
         problems = reading_problems(item) + _context_problems(
-            item, dosing_session, protocol, received_at
+            item, dosing_session, protocol, received_at, offset
         )
         if problems:
             detail = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
             error = InvalidInput(detail, errors=problems)
             result.results.append(ReadingResult(raw_id, "rejected", error=error))
             continue
-        row = _row(item, dosing_session, received_at, source_default)
+        row = _row(item, dosing_session, received_at, source_default, offset)
         known[item.id] = row
         in_this_batch.add(item.id)
         new_rows.append(row)
@@ -362,9 +377,12 @@ def _ingest(
         return _ingest(
             session, dosing_session, items, source_default, retried=True, received_at=received_at
         )
+    if offset is not None:
+        device_clock.flag_readings(session, dosing_session, offset, new_rows, received_at)
     # One evaluation per batch, in this transaction: the readings and their alerts commit
-    # together or not at all. Findings before the earliest new reading cannot have changed.
-    since = min(row.measured_at for row in new_rows)
+    # together or not at all. Findings before the earliest new reading (as reported, or as
+    # corrected for its device's clock) cannot have changed.
+    since = min(min(row.measured_at, row.corrected_measured_at) for row in new_rows)
     _, judged = evaluation.judge_session(session, dosing_session, received_at, since=since)
     # readings that arrive late may meet due times already found overdue: take those back
     disproval.disprove_overdue(session, dosing_session, new_rows, judged)

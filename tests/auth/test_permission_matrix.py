@@ -143,8 +143,9 @@ def test_every_audited_table_says_which_permission_reads_its_history():
     assert set(RECORD_READ_PERMISSION) == set(AUDITED_TABLES)
 
 
-def test_a_device_posts_vitals_and_nothing_else():
+def test_a_device_posts_vitals_and_lists_its_sites_sessions():
     assert {r.name for r in _allowed(Role.DEVICE)} == {
+        "GET /devices/me/dosing-sessions",
         "POST /dosing-sessions/{dosing_session_id}/vital-readings",
         "POST /dosing-sessions/{dosing_session_id}/vital-readings/batch",
         "POST /fhir/Observation",

@@ -157,7 +157,9 @@ def test_a_device_token_acts_only_as_its_device(http_client, db, site, admin_hea
     headers = {"Authorization": f"Bearer {created['token']}"}
     me = http_client.get(ME, headers=headers).json()
     assert (me["role"], me["site_ids"]) == ("device", [str(site.id)])
-    assert me["permissions"] == sorted(["authenticated", "public", "vitals:record"])
+    assert me["permissions"] == sorted(
+        ["authenticated", "public", "session:discover", "vitals:record"]
+    )
     assert http_client.get("/api/v1/users", headers=headers).status_code == 403
     assert http_client.post(TOKENS, json={"label": "more"}, headers=headers).status_code == 403
     password = http_client.post(

@@ -3,6 +3,7 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from app.models import Participant, Site, User, user_sites
+from tests.auth.accounts import admin, http_client, settings_env  # noqa: F401 - fixtures
 from tests.factories.trial import make_participant, make_site, make_study
 
 

@@ -1,6 +1,8 @@
 """A 2xx survives a crash. A bedside tablet posts batches of readings while the server process
 is killed with SIGKILL and started again, several times; the tablet resends only what was not
-acknowledged, as a real one does after a 2xx (it throws its copy away). Afterwards every
+acknowledged, as a real one does after a 2xx (it throws its copy away). The tablet speaks
+Vigil's batch endpoint, or FHIR (Bundles of blood pressure Observations to /api/v1/fhir,
+transaction and batch in turn). Afterwards every
 acknowledged reading is stored exactly once with its one audit record, the alerts are those the
 rules engine finds in what was stored (none missing, none doubled) and the audit chain verifies.
 
@@ -37,7 +39,7 @@ from tests.server_process import ServerProcess
 
 pytestmark = pytest.mark.slow
 
-KILLS = 8
+KILLS = 8  # of the Vigil tablet; the FHIR tablet's path below the mapping is the same: half
 BATCH = 20
 READINGS_AFTER_LAST_KILL = 60
 TIME_DRIVEN = {"overdue_measurement"}  # judged by the clock too, not by the readings alone
@@ -101,6 +103,73 @@ class Tablet:
             assert self.post(), "the server refused a batch after its last restart"
 
 
+class FhirTablet(Tablet):
+    """The same readings' blood pressure as FHIR R4 Observations (the 85354-9 panel), one
+    reading each, in Bundles: a transaction, then a batch, in turn."""
+
+    posts = 0
+
+    def _observation(self, reading: dict[str, Any]) -> dict[str, Any]:
+        loinc = {"SYSBP": "8480-6", "DIABP": "8462-4"}
+        return {
+            "resourceType": "Observation",
+            "identifier": [{"system": "urn:vigil:vital-reading", "value": reading["id"]}],
+            "status": "final",
+            "category": [{"coding": [{"system": FHIR_CATEGORY, "code": "vital-signs"}]}],
+            "code": {"coding": [{"system": "http://loinc.org", "code": "85354-9"}]},
+            "encounter": {"reference": f"Encounter/{self.trial.dosing_session_id}"},
+            "effectiveDateTime": reading["measured_at"],
+            "component": [
+                {
+                    "code": {"coding": [{"system": "http://loinc.org", "code": loinc[o["code"]]}]},
+                    "valueQuantity": {
+                        "value": o["value"],
+                        "system": "http://unitsofmeasure.org",
+                        "code": "mm[Hg]",
+                    },
+                }
+                for o in reading["observations"]
+                if o["code"] in loinc
+            ],
+        }
+
+    def post(self) -> bool:
+        while len(self.pending) < BATCH:
+            self.pending.append(self._new())
+        batch = self.pending[:BATCH]
+        self.posts += 1
+        kind = "transaction" if self.posts % 2 else "batch"
+        bundle = {
+            "resourceType": "Bundle",
+            "type": kind,
+            "entry": [
+                {
+                    "resource": self._observation(reading),
+                    "request": {"method": "POST", "url": "Observation"},
+                }
+                for reading in batch
+            ],
+        }
+        try:
+            response = self.http.post("/fhir", json=bundle)
+        except httpx.TransportError:
+            return False
+        if response.status_code >= 500:
+            return False
+        assert response.status_code == 200, response.text
+        entries = response.json()["entry"]
+        for reading, entry in zip(batch, entries, strict=True):
+            assert entry["response"]["status"] in ("201 Created", "200 OK"), entry
+            assert entry["resource"]["identifier"][0]["value"] == reading["id"]
+            self.acknowledged[reading["id"]] = reading
+        del self.pending[:BATCH]
+        return True
+
+
+FHIR_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+TABLETS = {"vigil": Tablet, "fhir": FhirTablet}
+
+
 @pytest.fixture(params=BACKENDS)
 def database(request: pytest.FixtureRequest, fresh_database_url) -> Iterator[str]:
     url = fresh_database_url(request.param)
@@ -108,10 +177,10 @@ def database(request: pytest.FixtureRequest, fresh_database_url) -> Iterator[str
     yield url
 
 
-def _run(server: ServerProcess, tablet: Tablet, seed: int) -> None:
+def _run(server: ServerProcess, tablet: Tablet, seed: int, kills: int) -> None:
     chance = random.Random(seed)
     server.start()
-    for kill in range(KILLS):
+    for kill in range(kills):
         if kill % 2 == 0:
             while not tablet.post():
                 pass
@@ -141,18 +210,19 @@ def _expected_occurrences(session: Session, dosing: DosingSession) -> dict[str, 
     return expected
 
 
+@pytest.mark.parametrize("speaks", sorted(TABLETS))
 def test_every_acknowledged_reading_survives_kills_exactly_once(
-    database: str, tmp_path: Path
+    database: str, tmp_path: Path, speaks: str
 ) -> None:
     trial = seed_trial(database)
     server = ServerProcess(database, tmp_path / "server.log")
-    tablet = Tablet(trial, server.base)
+    tablet = TABLETS[speaks](trial, server.base)
     try:
-        _run(server, tablet, seed=KILLS)
+        _run(server, tablet, seed=KILLS, kills=KILLS if speaks == "vigil" else KILLS // 2)
     finally:
         server.stop()
         tablet.http.close()
-    assert server.starts == KILLS + 1
+    assert server.starts == (KILLS if speaks == "vigil" else KILLS // 2) + 1
 
     engine = make_engine(database)
     try:

@@ -191,13 +191,15 @@ def test_devices_get_a_token_once_and_report_when_last_seen(http_client, db, sit
     assert nowhere.status_code == 404
 
 
-def test_rotating_a_device_token_revokes_the_old_one(http_client, db, site, admin_headers):
+def test_rotating_a_device_token_at_once_revokes_the_old_one(http_client, db, site, admin_headers):
     created = http_client.post(
         DEVICES, json={"name": "tablet-s01-2", "site_id": str(site.id)}, headers=admin_headers
     ).json()
     device_id, old = created["device"]["id"], created["token"]
     rotated = http_client.post(
-        f"{DEVICES}/{device_id}/token", json={"reason": "tablet replaced"}, headers=admin_headers
+        f"{DEVICES}/{device_id}/token",
+        json={"reason": "tablet replaced", "overlap_minutes": 0},
+        headers=admin_headers,
     )
     assert rotated.status_code == 200, rotated.text
     new = rotated.json()["token"]

@@ -2,6 +2,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from app.models import DosingSession
+from tests.auth.accounts import admin, http_client, settings_env  # noqa: F401 - fixtures
 from tests.factories.dosing import make_dosing_session
 from tests.factories.trial import make_participant, make_site, make_study
 

@@ -3,47 +3,24 @@ routes, and only the sessions of its own sites."""
 
 import re
 
-import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy.orm import Session
 
 from app.permissions import Role
-from app.users import service as users
-from tests.conftest import TEST_PASSWORD
-from tests.web.test_signin import sign_in
 
 LINK = re.compile(r'href="(/api/v1/[^"]+)"')
 
 
-@pytest.fixture
-def browser(anonymous_client: TestClient) -> TestClient:
-    anonymous_client.follow_redirects = False
-    return anonymous_client
-
-
-def person(db: Session, username: str, role: Role, site_ids=()) -> str:
-    users.create_user(
-        db,
-        username=username,
-        display_name=username.title(),
-        role=role,
-        password=TEST_PASSWORD,
-        site_ids=list(site_ids),
-    )
-    return username
-
-
-def exports_page(browser: TestClient, username: str) -> str:
-    assert sign_in(browser, username).status_code == 303
-    page = browser.get("/exports")
+def exports_page(web: TestClient) -> str:
+    page = web.get("/exports")
     assert page.status_code == 200, page.text
     return page.text
 
 
 def test_the_sponsor_sees_every_dataset_define_xml_fhir_and_every_sites_reports(
-    browser, db, two_sites
+    web, person, two_sites
 ):
-    text = exports_page(browser, person(db, "grace", Role.SPONSOR))
+    person(Role.SPONSOR)
+    text = exports_page(web)
     links = LINK.findall(text)
     assert "/api/v1/exports/sdtm/vs.xpt?study=MAPP-T" in links
     assert "/api/v1/exports/studies/MAPP-T/sdtm/define.xml" in links
@@ -53,17 +30,19 @@ def test_the_sponsor_sees_every_dataset_define_xml_fhir_and_every_sites_reports(
     assert "vigil export --study MAPP-T" in text
 
 
-def test_every_link_on_the_page_downloads_for_the_sponsor(browser, db, two_sites):
-    links = LINK.findall(exports_page(browser, person(db, "grace", Role.SPONSOR)))
+def test_every_link_on_the_page_downloads_for_the_sponsor(web, person, two_sites):
+    person(Role.SPONSOR)
+    links = LINK.findall(exports_page(web))
     for link in links[:3] + [link for link in links if "report.pdf" in link][:1]:
-        response = browser.get(link.replace("&amp;", "&"))
+        response = web.get(link.replace("&amp;", "&"))
         assert response.status_code == 200, f"{link}: {response.status_code} {response.text[:200]}"
 
 
 def test_a_coordinator_sees_reports_of_their_site_only_and_no_sponsor_export(
-    browser, db, two_sites
+    web, person, two_sites
 ):
-    text = exports_page(browser, person(db, "casey", Role.COORDINATOR, [two_sites.a.site.id]))
+    person(Role.COORDINATOR, two_sites.a.site)
+    text = exports_page(web)
     assert f"/sessions/{two_sites.a.dosing_session.id}/report.pdf" in text
     assert f"/sessions/{two_sites.b.dosing_session.id}/report.pdf" not in text
     assert "/exports/sdtm/" not in text and "/exports/fhir/" not in text
@@ -71,16 +50,16 @@ def test_a_coordinator_sees_reports_of_their_site_only_and_no_sponsor_export(
     assert 'href="/exports"' in text  # the nav offers the page
 
 
-def test_the_medical_monitor_also_gets_the_audit_trail(browser, db, two_sites):
-    text = exports_page(browser, person(db, "ruth", Role.MEDICAL_MONITOR))
+def test_the_medical_monitor_also_gets_the_audit_trail(web, person, two_sites):
+    person(Role.MEDICAL_MONITOR)
+    text = exports_page(web)
     assert 'href="/api/v1/audit-records/export"' in text
     assert "/exports/sdtm/" not in text
 
 
-def test_a_therapist_may_not_open_the_page_and_the_nav_hides_it(browser, db, two_sites):
-    username = person(db, "tess", Role.THERAPIST, [two_sites.a.site.id])
-    assert sign_in(browser, username).status_code == 303
-    assert 'href="/exports"' not in browser.get("/").text
-    refused = browser.get("/exports")
+def test_a_therapist_may_not_open_the_page_and_the_nav_hides_it(web, person, two_sites):
+    person(Role.THERAPIST, two_sites.a.site)
+    assert 'href="/exports"' not in web.get("/").text
+    refused = web.get("/exports")
     assert refused.status_code == 403
     assert "text/html" in refused.headers["content-type"]

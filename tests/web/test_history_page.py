@@ -6,7 +6,7 @@ import re
 
 from app.permissions import Role
 from tests.conftest import TEST_PASSWORD
-from tests.web.signed_in import post_form, signed_in_person, web_client  # noqa: F401
+from tests.web.signed_in import post_form
 from tests.web.test_participant_pages import ARMS
 
 API = "/api/v1"

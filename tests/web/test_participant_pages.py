@@ -12,7 +12,7 @@ from app.participants import service as participants
 from app.participants.schemas import VisitOutcome
 from app.permissions import ALL_SITES_ROLES, Role
 from tests.factories.trial import make_participant
-from tests.web.signed_in import audit_of, post_form, signed_in_person, web_client  # noqa: F401
+from tests.web.signed_in import audit_of, post_form
 from tests.web.test_signin import form_token
 
 ARMS = re.compile(r"\b(MDMA|PBO)\b")

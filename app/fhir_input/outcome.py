@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
-from app.errors import BEARER_CHALLENGE, TryLater, VigilError
+from app.errors import BEARER_CHALLENGE, VigilError
 
 FHIR_JSON = "application/fhir+json"
 
@@ -77,8 +77,7 @@ def refusal_of(error: VigilError, expressions: dict[str, str] | None = None) -> 
             None,
         )
         issues.append(Issue(code, str(problem["message"]), where))
-    retry = error.retry_after_seconds if isinstance(error, TryLater) else None
-    return FhirRefusal(error.status_code, issues, retry)
+    return FhirRefusal(error.status_code, issues, error.retry_after_seconds)
 
 
 class FhirJSONResponse(JSONResponse):

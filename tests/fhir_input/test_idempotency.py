@@ -54,3 +54,13 @@ def test_the_keys_own_refusals_are_operation_outcomes(device, db, dosing_session
     assert malformed.status_code == 400
     assert malformed.json()["resourceType"] == "OperationOutcome"
     assert count(db, VitalReading) == 1
+
+
+def test_a_refusal_that_says_when_to_retry_keeps_its_retry_after_as_an_outcome():
+    from app.fhir_input.outcome import outcome_response, refusal_of
+    from app.idempotency import IdempotencyKeyInFlight
+
+    answer = outcome_response(refusal_of(IdempotencyKeyInFlight("the first request is running")))
+    assert answer.status_code == 409
+    assert answer.headers["retry-after"] == str(IdempotencyKeyInFlight.retry_after_seconds)
+    assert answer.headers["content-type"].startswith("application/fhir+json")

@@ -62,9 +62,11 @@ def run_migrations_online() -> None:
         _run(connection)
         return
     engine = make_engine(config.attributes.get("url") or get_settings().database_url)
-    with engine.connect() as connection:
-        _run(connection)
-    engine.dispose()
+    try:
+        with engine.connect() as connection:
+            _run(connection)
+    finally:
+        engine.dispose()  # also when a migration or `alembic check` raises: nothing left open
 
 
 if context.is_offline_mode():

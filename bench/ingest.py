@@ -13,7 +13,8 @@ each Lua-scripted request a new reading with a fresh UUID for one of the session
 each for --seconds, printing requests/s, readings/s, p50/p99 latency and any non-2xx answer.
 Then, with the server stopped, the raw insert rate of the same rows (copies of what the server
 stored, new ids) into the same table of the same database, in transactions of the same size (1
-row, and --batch rows): executemany, and COPY on PostgreSQL. The server's figures include what
+row, and --batch rows), through the driver itself on a connection set up as Vigil's are:
+executemany, and COPY on PostgreSQL. The server's figures include what
 it does per reading beside the insert: validation, the audit record, rule evaluation, alerts.
 
 Needs `wrk` (apt-get install -y wrk). Run: `.venv/bin/python bench/ingest.py [--postgres
@@ -34,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import create_engine, insert, select
 from sqlalchemy.engine import Engine
 
 ROOT = Path(__file__).resolve().parent
@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from alert_latency import _drop, _scratch_database, _seed  # noqa: E402
 
-from app.models import VitalReading  # noqa: E402
+from app.db import make_engine  # noqa: E402
 
 VIGIL = str(ROOT.parent / ".venv" / "bin" / "vigil")
 
@@ -151,44 +151,70 @@ def _serve(url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
     raise RuntimeError(f"the server did not start: {log.read_text()[-2000:]}")
 
 
-def _stored_rows(engine: Engine, count: int) -> list[dict[str, Any]]:
-    """Copies of rows the server stored, each with a new id."""
-    table = VitalReading.__table__
-    with engine.connect() as conn:
-        rows = [dict(row._mapping) for row in conn.execute(select(table).limit(count))]
-    return [row | {"id": uuid.uuid4()} for row in rows]
+def _stored_rows(engine: Engine, count: int) -> tuple[list[str], list[list[Any]]]:
+    """Rows the server stored, as the driver reads them (its own representation of each
+    value), and their column names."""
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute(f"SELECT * FROM vital_readings LIMIT {int(count)}")
+        columns = [column[0] for column in cursor.description]
+        return columns, [list(row) for row in cursor.fetchall()]
+    finally:
+        raw.close()
 
 
-def _raw_rate(engine: Engine, rows: list[dict[str, Any]], size: int) -> float:
-    """Rows/s inserting ``rows`` (new ids each time) in transactions of ``size`` rows."""
-    table = VitalReading.__table__
-    rows = [row | {"id": uuid.uuid4()} for row in rows]
-    began = time.perf_counter()
-    with engine.connect() as conn:
-        for first in range(0, len(rows), size):
-            with conn.begin():
-                conn.execute(insert(table), rows[first : first + size])
-    return len(rows) / (time.perf_counter() - began)
+def _fresh(columns: list[str], rows: list[list[Any]], sqlite: bool) -> list[list[Any]]:
+    """Copies with new ids, the JSON column wrapped for psycopg."""
+    at = columns.index("id")
+    copies = []
+    for row in rows:
+        copy = list(row)
+        copy[at] = uuid.uuid4().hex if sqlite else uuid.uuid4()
+        if not sqlite:
+            from psycopg.types.json import Json
+
+            copy = [Json(v) if isinstance(v, dict) else v for v in copy]
+        copies.append(copy)
+    return copies
 
 
-def _copy_rate(url: str, rows: list[dict[str, Any]], size: int) -> float:
+def _raw_rate(engine: Engine, columns: list[str], rows: list[list[Any]], size: int) -> float:
+    """Rows/s inserting copies of ``rows`` with the driver's executemany, committed every
+    ``size`` rows, on a connection set up as Vigil's are (app.db.make_engine)."""
+    sqlite = engine.dialect.name == "sqlite"
+    marks = ", ".join(["?" if sqlite else "%s"] * len(columns))
+    statement = f"INSERT INTO vital_readings ({', '.join(columns)}) VALUES ({marks})"
+    copies = _fresh(columns, rows, sqlite)
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        began = time.perf_counter()
+        for first in range(0, len(copies), size):
+            if sqlite:  # Vigil's SQLite connections leave BEGIN to the caller (app/db.py)
+                cursor.execute("BEGIN")
+            cursor.executemany(statement, copies[first : first + size])
+            raw.commit()
+        return len(copies) / (time.perf_counter() - began)
+    finally:
+        raw.close()
+
+
+def _copy_rate(engine: Engine, columns: list[str], rows: list[list[Any]], size: int) -> float:
     """PostgreSQL: the same rows by COPY, one COPY per transaction of ``size`` rows."""
-    import psycopg
-
-    columns = list(rows[0])
-    rows = [row | {"id": uuid.uuid4()} for row in rows]
-    plain = url.replace("postgresql+psycopg://", "postgresql://")
-    began = time.perf_counter()
-    with psycopg.connect(plain) as conn:
-        for first in range(0, len(rows), size):
-            with conn.transaction(), conn.cursor() as cursor:
-                names = ", ".join(columns)
-                with cursor.copy(f"COPY vital_readings ({names}) FROM STDIN") as copy:
-                    for row in rows[first : first + size]:
-                        copy.write_row(
-                            [json.dumps(row[c]) if c == "reported" else row[c] for c in columns]
-                        )
-    return len(rows) / (time.perf_counter() - began)
+    copies = _fresh(columns, rows, sqlite=False)
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        began = time.perf_counter()
+        for first in range(0, len(copies), size):
+            with cursor.copy(f"COPY vital_readings ({', '.join(columns)}) FROM STDIN") as copy:
+                for row in copies[first : first + size]:
+                    copy.write_row(row)
+            raw.commit()
+        return len(copies) / (time.perf_counter() - began)
+    finally:
+        raw.close()
 
 
 def _one_database(name: str, postgres_admin: str | None, args: argparse.Namespace) -> dict:
@@ -210,15 +236,15 @@ def _one_database(name: str, postgres_admin: str | None, args: argparse.Namespac
         server.terminate()
         server.wait(timeout=30)
         server = None
-        engine = create_engine(url)
+        engine = make_engine(url)
         try:
-            rows = _stored_rows(engine, args.raw_rows)
+            columns, rows = _stored_rows(engine, args.raw_rows)
             raw = {
-                "executemany_1": _raw_rate(engine, rows[: args.raw_rows // 10], 1),
-                f"executemany_{args.batch}": _raw_rate(engine, rows, args.batch),
+                "executemany_1": _raw_rate(engine, columns, rows[: args.raw_rows // 10], 1),
+                f"executemany_{args.batch}": _raw_rate(engine, columns, rows, args.batch),
             }
             if postgres_admin:
-                raw[f"copy_{args.batch}"] = _copy_rate(url, rows, args.batch)
+                raw[f"copy_{args.batch}"] = _copy_rate(engine, columns, rows, args.batch)
         finally:
             engine.dispose()
     finally:

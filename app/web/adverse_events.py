@@ -8,7 +8,6 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
@@ -29,7 +28,6 @@ from app.adverse_events.schemas import (
 from app.auth.deps import Authorize, ScopedAdverseEvent, ScopedParticipant
 from app.checked_input import CheckedRoute
 from app.db import SessionDep
-from app.errors import InvalidInput
 from app.models import AdverseEvent, DosingSession, Participant, Site, Visit
 from app.permissions import Permission
 from app.web import forms, signing
@@ -134,13 +132,7 @@ def _create_data(form: FormData, zone: str) -> AdverseEventCreate:
         else:
             data[name] = value
     data["seriousness_criteria"] = [str(c) for c in form.getlist("seriousness_criteria")]
-    try:
-        created = AdverseEventCreate.model_validate(data)
-    except ValidationError as refused:
-        errors = forms.schema_errors(refused) | errors
-    if errors:
-        raise forms.FormRefused(errors)
-    return created
+    return forms.validated(AdverseEventCreate, data, errors)
 
 
 @router.post(
@@ -155,15 +147,12 @@ def record_adverse_event(
     form: forms.PostedForm,
 ) -> Response:
     zone = _site(session, participant).timezone
-    try:
-        data = _create_data(form, zone)
-        with session.begin_nested():  # a refusal leaves nothing behind
-            event = service.create(session, participant, data)
-    except forms.FormRefused as refused:
-        errors = refused.errors
-    except InvalidInput as refused:
-        errors = forms.service_errors(refused)
-    else:
+    event, errors = forms.submit(
+        session,
+        lambda: _create_data(form, zone),
+        lambda data: service.create(session, participant, data),
+    )
+    if event is not None:
         return RedirectResponse(f"/adverse-events/{event.id}", status_code=303)
     values: dict[str, Any] = {name: str(form.get(name) or "") for name in TEXTS}
     values["seriousness_criteria"] = form.getlist("seriousness_criteria")

@@ -1,16 +1,21 @@
 """What the record forms of the web client share: the posted form read once, times typed in a
 site's clock, and a refusal (the schema's or the service's) as messages by field."""
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Request
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from app.checked_input import text_problem
-from app.errors import VigilError
+from app.errors import InvalidInput, VigilError
+
+M = TypeVar("M", bound=BaseModel)
+R = TypeVar("R")
 
 FieldErrors = dict[str, str]  # field name -> the message shown at it
 LOCAL_INPUT = "%Y-%m-%dT%H:%M"  # what <input type="datetime-local"> sends
@@ -74,3 +79,31 @@ def service_errors(error: VigilError) -> FieldErrors:
         field, message = str(item.get("field", "form")), str(item.get("message", ""))
         found[field] = f"{found[field]}; {message}" if field in found else message
     return found or {"form": error.detail}
+
+
+def validated(model: type[M], data: dict[str, Any], errors: FieldErrors) -> M:
+    """``data`` as the service's input schema, or FormRefused with the schema's messages and
+    those already found (``errors``), each at its field."""
+    try:
+        created = model.model_validate(data)
+    except ValidationError as refused:
+        errors = schema_errors(refused) | errors
+    if errors:
+        raise FormRefused(errors)
+    return created
+
+
+def submit(
+    session: Session, build: Callable[[], M], save: Callable[[M], R]
+) -> tuple[R | None, FieldErrors]:
+    """Build the service's input from the form and save it in a savepoint: (what was saved,
+    no errors), or (None, the messages by field) when the form or the service refuses it; a
+    refusal leaves nothing behind."""
+    try:
+        data = build()
+        with session.begin_nested():
+            return save(data), {}
+    except FormRefused as refused:
+        return None, refused.errors
+    except InvalidInput as refused:
+        return None, service_errors(refused)

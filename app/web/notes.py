@@ -7,7 +7,6 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
@@ -16,7 +15,6 @@ from app import clock
 from app.auth.deps import Authorize, ScopedNote, ScopedParticipant
 from app.checked_input import CheckedRoute
 from app.db import SessionDep
-from app.errors import InvalidInput
 from app.models import DosingSession, Participant, Site, TherapistNote, User, Visit
 from app.notes import service
 from app.notes.schemas import NoteCreate
@@ -90,13 +88,7 @@ def _create_data(form: FormData, zone: str, author_id: uuid.UUID) -> NoteCreate:
             data[name] = typed[name].strip()
     if data.get("written_at") is None:
         data.pop("written_at", None)
-    try:
-        created = NoteCreate.model_validate(data)
-    except ValidationError as refused:
-        errors = forms.schema_errors(refused) | errors
-    if errors:
-        raise forms.FormRefused(errors)
-    return created
+    return forms.validated(NoteCreate, data, errors)
 
 
 @router.post(
@@ -111,15 +103,12 @@ def write_note(
     form: forms.PostedForm,
 ) -> Response:
     zone = _site(session, participant).timezone
-    try:
-        data = _create_data(form, zone, viewer.principal.user_id)
-        with session.begin_nested():  # a refusal leaves nothing behind
-            note = service.create(session, participant, data)
-    except forms.FormRefused as refused:
-        errors = refused.errors
-    except InvalidInput as refused:
-        errors = forms.service_errors(refused)
-    else:
+    note, errors = forms.submit(
+        session,
+        lambda: _create_data(form, zone, viewer.principal.user_id),
+        lambda data: service.create(session, participant, data),
+    )
+    if note is not None:
         return RedirectResponse(f"/notes/{note.id}", status_code=303)
     values = {name: str(form.get(name) or "") for name in TEXTS}
     return _form_page(request, session, viewer, participant, values, errors, 422)

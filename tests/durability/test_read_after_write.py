@@ -124,3 +124,53 @@ WAITING_FOR_THE_CHAIN = text(
     "AND objid = :key AND database = (SELECT oid FROM pg_database "
     "WHERE datname = current_database())"
 )
+
+
+def _observation(trial: Trial, reading_id: str, pulse: float) -> dict:
+    return {
+        "resourceType": "Observation",
+        "identifier": [{"system": "urn:vigil:vital-reading", "value": reading_id}],
+        "status": "final",
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                        "code": "vital-signs",
+                    }
+                ]
+            }
+        ],
+        "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+        "encounter": {"reference": f"Encounter/{trial.dosing_session_id}"},
+        "effectiveDateTime": (utcnow() - timedelta(minutes=5)).isoformat(),
+        "valueQuantity": {"value": pulse, "system": "http://unitsofmeasure.org", "code": "/min"},
+    }
+
+
+def test_a_refused_fhir_transaction_stores_none_of_its_entries(served: tuple[str, Trial]):
+    """The refusal is answered by an exception handler after the route: the request's
+    transaction must roll back all the same, through the real server's session."""
+    base, trial = served
+    good, bad = str(uuid.uuid4()), str(uuid.uuid4())
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "resource": _observation(trial, rid, pulse),
+                "request": {"method": "POST", "url": "Observation"},
+            }
+            for rid, pulse in ((good, 88), (bad, 400))  # 400/min: no person has it
+        ],
+    }
+    with httpx.Client(
+        base_url=base, timeout=10, headers={"Authorization": f"Bearer {trial.device_token}"}
+    ) as http:
+        refused = http.post("/fhir", json=bundle)
+        assert refused.status_code == 422, refused.text
+        assert refused.headers["content-type"].startswith("application/fhir+json")
+        bundle["entry"] = bundle["entry"][:1]
+        stored = http.post("/fhir", json=bundle)  # the good entry alone is new: nothing was kept
+        assert stored.status_code == 200, stored.text
+        assert stored.json()["entry"][0]["response"]["status"] == "201 Created"

@@ -11,6 +11,7 @@ when the move is at least ``by`` (a move of exactly ``by`` counts), up to a roun
 so 36.9 -> 37.9 C is a rise of 1.0 C and not of 0.9999999999999964.
 """
 
+from collections import deque
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -109,44 +110,53 @@ def change_from_baseline_findings(
 
 
 def rate_of_change_findings(ctx: RuleContext, rule: RateOfChangeRule) -> Iterator[Finding]:
-    code, name = rule.measure, wording.MEASURE_NAMES[rule.measure]
+    code = rule.measure
     window = timedelta(minutes=rule.within_minutes)
+    series = [r for r in ctx.snapshot.readings if code in r.values]
+    # The readings of the window that can still be the start of the largest move, lowest value
+    # first for a rise (highest for a fall) and, among equal values, earliest first: the front
+    # is always the start. Each reading goes in and out once, so a session costs O(readings).
+    candidates: deque[Reading] = deque()
+    sign = 1.0 if rule.direction == "increase" else -1.0
+    for reading in series:
+        while candidates and reading.measured_at - candidates[0].measured_at > window:
+            candidates.popleft()
+        value = reading.values[code]
+        if candidates and not ctx.settled(reading.measured_at):
+            start = candidates[0]
+            move = _move(rule.direction, start.values[code], value)
+            if move >= rule.by - TOLERANCE:
+                yield _rate_finding(ctx, rule, reading, start, move)
+        while candidates and sign * candidates[-1].values[code] > sign * value:
+            candidates.pop()
+        candidates.append(reading)
+
+
+def _rate_finding(
+    ctx: RuleContext, rule: RateOfChangeRule, reading: Reading, start: Reading, move: float
+) -> Finding:
+    code, name = rule.measure, wording.MEASURE_NAMES[rule.measure]
+    value = reading.values[code]
     by = wording.with_unit(code, rule.by)
     threshold = f"{code} {rule.direction} >= {by} within {rule.within_minutes} min"
-    series = [r for r in ctx.snapshot.readings if code in r.values]
-    first = 0  # the earliest reading within the window of the current one (readings are sorted)
-    for i, reading in enumerate(series):
-        while reading.measured_at - series[first].measured_at > window:
-            first += 1
-        if ctx.settled(reading.measured_at):
-            continue
-        value = reading.values[code]
-        earlier = series[first:i]
-        if not earlier:
-            continue
-        # the largest move; among equal moves, the earliest reading
-        start = max(earlier, key=lambda r: _move(rule.direction, r.values[code], value))
-        move = _move(rule.direction, start.values[code], value)
-        if move < rule.by - TOLERANCE:
-            continue
-        at = ctx.moment(reading.measured_at)
-        start_at = ctx.moment(start.measured_at, finding_at=reading.measured_at)
-        minutes = (reading.measured_at - start.measured_at).total_seconds() / 60
-        verb = "up" if rule.direction == "increase" else "down"
-        yield ctx.finding(
-            at=reading.measured_at,
-            message=(
-                f"{wording.capitalise(name)} {wording.with_unit(code, value)} at {at} is {verb} "
-                f"{wording.amount(code, move)} from {wording.with_unit(code, start.values[code])} "
-                f"at {start_at}, {wording.duration(minutes)} earlier; the rule fires at {by} "
-                f"within {rule.within_minutes} min."
-            ),
-            observed={
-                code: value,
-                "earlier": start.values[code],
-                "change": round(value - start.values[code], 6),
-                "minutes": round(minutes, 1),
-            },
-            thresholds=[threshold],
-            evidence=[start.id, reading.id],
-        )
+    at = ctx.moment(reading.measured_at)
+    start_at = ctx.moment(start.measured_at, finding_at=reading.measured_at)
+    minutes = (reading.measured_at - start.measured_at).total_seconds() / 60
+    verb = "up" if rule.direction == "increase" else "down"
+    return ctx.finding(
+        at=reading.measured_at,
+        message=(
+            f"{wording.capitalise(name)} {wording.with_unit(code, value)} at {at} is {verb} "
+            f"{wording.amount(code, move)} from {wording.with_unit(code, start.values[code])} "
+            f"at {start_at}, {wording.duration(minutes)} earlier; the rule fires at {by} "
+            f"within {rule.within_minutes} min."
+        ),
+        observed={
+            code: value,
+            "earlier": start.values[code],
+            "change": round(value - start.values[code], 6),
+            "minutes": round(minutes, 1),
+        },
+        thresholds=[threshold],
+        evidence=[start.id, reading.id],
+    )

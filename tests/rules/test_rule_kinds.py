@@ -8,6 +8,8 @@ unknown measure, an empty condition group or a unit mismatch is tested in tests/
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.clinical.measures import MEASURES
 from app.protocols.schema import Protocol
@@ -305,6 +307,58 @@ def test_a_fall_within_minutes_compares_with_the_highest_earlier_reading() -> No
         "(UTC+00:00), 10 min "
         "earlier; the rule fires at 30 mmHg within 15 min."
     )
+
+
+def _largest_moves(
+    series: list[tuple[float, float]], direction: str, by: float, within: float
+) -> list[tuple[int, int]]:
+    """The definition, reading by reading: (start, reading) index pairs of every firing, the
+    start being the earliest reading of the largest move among those at most ``within`` min
+    before (a quadratic search, as the rule is specified)."""
+    sign = 1 if direction == "increase" else -1
+    fired = []
+    for i, (minute, value) in enumerate(series):
+        earlier = [j for j in range(i) if minute - series[j][0] <= within]
+        if not earlier:
+            continue
+        start = max(earlier, key=lambda j: (sign * (value - series[j][1]), -j))
+        if sign * (value - series[start][1]) >= by - 1e-9:
+            fired.append((start, i))
+    return fired
+
+
+@settings(database=None, deadline=None, max_examples=150)
+@given(
+    # few values over a few hours: equal values (whose earliest must start the move) are common
+    st.lists(st.tuples(st.integers(0, 240), st.integers(100, 112)), max_size=40),
+    st.sampled_from(["increase", "decrease"]),
+    st.integers(1, 10),
+    st.integers(1, 90),
+)
+def test_rate_of_change_fires_on_the_largest_move_within_the_window(
+    points: list[tuple[int, int]], direction: str, by: int, within: int
+) -> None:
+    p = with_rules(
+        rule(
+            "sbp-move",
+            "rate_of_change",
+            measure="SYSBP",
+            direction=direction,
+            by=by,
+            unit="mmHg",
+            within_minutes=within,
+        )
+    )
+    minutes = sorted({minute for minute, _ in points})  # one reading per minute
+    values = dict(points)
+    series = [(float(m), float(values[m])) for m in minutes]
+    steps = [vitals(m, SYSBP=values[m]) for m in minutes]
+    found = findings(p, *steps, now=481) if steps else []
+    expected = [
+        (f"r{minutes[a]}", f"r{minutes[b]}")
+        for a, b in _largest_moves(series, direction, by, within)
+    ]
+    assert [f.evidence for f in found] == expected
 
 
 # --- overdue measurement ------------------------------------------------------------------------

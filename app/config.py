@@ -58,8 +58,9 @@ class Settings(BaseSettings):
     # Largest request body accepted; a batch of 1000 vital readings is about 0.3 MiB.
     max_request_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
 
-    # Requests of one process inside a database transaction at once (the others wait their turn).
-    db_concurrency: int = Field(default=2, ge=1)
+    # Requests of one process inside a database transaction at once (the others wait their turn);
+    # unset: 1 on SQLite, 2 on PostgreSQL (app/db.py).
+    db_concurrency: int | None = Field(default=None, ge=1)
 
     # --- retried writes
     # Hours the first answer to a write sent with an Idempotency-Key is kept (app/idempotency.py).

@@ -150,15 +150,25 @@ def _transaction_slots() -> threading.BoundedSemaphore:
     Writers are serialised anyway: by SQLite's write lock, and on PostgreSQL by the audit
     chain's advisory lock, held from a transaction's first audited write to its commit. More
     requests inside at once only contend for that lock and for the interpreter, so the one
-    holding the lock runs slower and every request waits longer (measured in bench/).
+    holding the lock runs slower and every request waits longer (measured in bench/). Unset,
+    it is 1 on SQLite: every transaction there takes the write lock at BEGIN, and a second one
+    waiting for it in SQLite's busy handler polls with sleeps of up to 100 ms, so that the
+    holder's next request often takes the lock first (batches of 100 from two clients waited
+    up to 7.7 s, bench/ingest.py); waiting here, the next in line is woken as the lock goes.
+    On PostgreSQL 2 measured best.
 
     Made under a lock: the first requests arrive together, and two semaphores (as an
     ``lru_cache`` can make when two threads miss at once) would let more requests in.
     """
     with _slots_made:
         if not _slots:
-            _slots.append(threading.BoundedSemaphore(get_settings().db_concurrency))
+            places = get_settings().db_concurrency or (1 if _on_sqlite() else 2)
+            _slots.append(threading.BoundedSemaphore(places))
         return _slots[0]
+
+
+def _on_sqlite() -> bool:
+    return make_url(get_settings().database_url).get_backend_name() == "sqlite"
 
 
 @contextmanager

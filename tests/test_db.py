@@ -83,6 +83,27 @@ def test_requests_arriving_together_share_one_set_of_places(
     assert len(seen) == 4 and len({id(places) for places in seen}) == 1
 
 
+@pytest.mark.parametrize(("url", "places"), [("sqlite:///{}", 1), ("postgresql+psycopg://x/y", 2)])
+def test_unset_the_places_are_one_on_sqlite_and_two_on_postgresql(
+    monkeypatch: pytest.MonkeyPatch, tmp_path, url: str, places: int
+):
+    """On SQLite every transaction takes the write lock at BEGIN: a second one inside would only
+    wait in SQLite's polling busy handler, which a steady writer starves for seconds."""
+    monkeypatch.setenv("VIGIL_DATABASE_URL", url.format(tmp_path / "vigil.db"))
+    monkeypatch.delenv("VIGIL_DB_CONCURRENCY", raising=False)
+    db.dispose_engines()
+    config.get_settings.cache_clear()
+    try:
+        semaphore = db._transaction_slots()
+        taken = 0
+        while semaphore.acquire(timeout=0.05):
+            taken += 1
+        assert taken == places
+    finally:
+        db.dispose_engines()
+        config.get_settings.cache_clear()
+
+
 def test_a_request_that_fails_gives_its_place_back(two_places: None):
     for _ in range(3):  # more failures than places: none is lost
         sessions = db.get_session(_request())  # type: ignore[arg-type]

@@ -32,7 +32,7 @@ from app.audit.recorder import change_reason
 from app.models import Alert, AlertOccurrence, DosingSession, OccurrenceEvidence, Participant
 from app.protocols import service as protocols
 from app.rules import Finding, evaluate, evaluate_rule
-from app.sessions.snapshot import session_alerts_of, snapshot_of
+from app.sessions.snapshot import session_alerts_of, snapshot_of, snapshot_since
 from app.vocabulary import SEVERITY_ORDER
 
 RAISED = (AlertSeverity.WARNING.value, AlertSeverity.CRITICAL.value)
@@ -253,7 +253,10 @@ def judge_session(
     protocol = protocols.definition_of(session, dosing_session.protocol_version_id)
     session.flush()  # the alerts query below must see this transaction's alerts
     session_alerts = session_alerts_of(session, dosing_session)
-    snapshot = snapshot_of(session, dosing_session, now, session_alerts)
+    if since is None:
+        snapshot = snapshot_of(session, dosing_session, now, session_alerts)
+    else:
+        snapshot = snapshot_since(session, dosing_session, now, session_alerts, protocol, since)
     if kinds is None:
         findings = evaluate(protocol, snapshot, since)
     else:

@@ -27,8 +27,10 @@ from app.models import (
     VitalReading,
 )
 from app.models.alert import AlertStatus
+from app.protocols.schema import Protocol
 from app.rules import AdverseEvent, CssrsScreen, OpenAlert, Reading, SessionSnapshot
 from app.rules import Dose as SnapshotDose
+from app.rules.horizon import ReadingWindow, reading_window, window_suffices
 from app.vocabulary import RecordStatus
 
 VALID = RecordStatus.VALID.value
@@ -36,13 +38,36 @@ VALID = RecordStatus.VALID.value
 _MEASURE_COLUMNS = [(code, getattr(VitalReading, m.column)) for code, m in MEASURES.items()]
 
 
+# The readings of a window are looked up by their stored measured_at, which is a device's clock:
+# those of devices off by more than this are looked up whatever their time, and all are then
+# kept or left out on the server's clock.
+WINDOW_MARGIN = timedelta(minutes=10)
+
+
+def _in_window(window: ReadingWindow) -> ColumnElement[bool]:
+    margin = WINDOW_MARGIN.total_seconds()
+    offset = VitalReading.device_clock_offset_seconds
+    found = [
+        VitalReading.measured_at >= window.start - WINDOW_MARGIN,
+        offset < -margin,
+        offset > margin,
+    ]
+    if window.baseline is not None:
+        start, end = window.baseline
+        found.append(VitalReading.measured_at.between(start - WINDOW_MARGIN, end + WINDOW_MARGIN))
+    return or_(*found)
+
+
 def _readings(
-    session: Session, dosing_session: DosingSession, known_by: datetime | None = None
+    session: Session,
+    dosing_session: DosingSession,
+    known_by: datetime | None = None,
+    window: ReadingWindow | None = None,
 ) -> list[Reading]:
     """Plain rows, not ORM objects: a session's readings are loaded at every evaluation. With
-    ``known_by``, those measured and received by then. A reading's time is on the server's
-    clock: measured_at less its device's clock offset where known (the stored measured_at
-    stays as the device reported it; docs/devices.md)."""
+    ``known_by``, those measured and received by then; with ``window``, those it holds. A
+    reading's time is on the server's clock: measured_at less its device's clock offset where
+    known (the stored measured_at stays as the device reported it; docs/devices.md)."""
     stmt = select(
         VitalReading.id,
         VitalReading.measured_at,
@@ -57,6 +82,8 @@ def _readings(
     )
     if known_by is not None:
         stmt = stmt.where(VitalReading.received_at <= known_by)
+    if window is not None:
+        stmt = stmt.where(_in_window(window))
     readings = []
     for row in session.execute(stmt):
         values = {
@@ -66,6 +93,8 @@ def _readings(
         }
         measured_at = row[1] if row[5] is None else row[1] - timedelta(seconds=row[5])
         if known_by is not None and measured_at > known_by:
+            continue
+        if window is not None and not window.holds(measured_at):
             continue
         if values:
             readings.append(
@@ -179,6 +208,43 @@ def snapshot_of(
     are already loaded); with ``readings_known_by``, the readings measured and received by
     then."""
     session.flush()
+    readings = _readings(session, dosing_session, readings_known_by)
+    return _snapshot(
+        session, dosing_session, now, session_alerts, _doses(session, dosing_session), readings
+    )
+
+
+def snapshot_since(
+    session: Session,
+    dosing_session: DosingSession,
+    now: datetime,
+    session_alerts: list[Alert],
+    protocol: Protocol,
+    since: datetime,
+) -> SessionSnapshot:
+    """What an evaluation of the findings since ``since`` is given: :func:`snapshot_of` with
+    only the readings of the rules' lookback (app/rules/horizon.py), or with all of them where
+    those are not enough. A session's evaluation after new readings so costs what its recent
+    readings do, not what all of them do."""
+    session.flush()
+    doses = _doses(session, dosing_session)
+    initial = next((dose for dose in doses if dose.kind == "initial"), None)
+    window = reading_window(protocol, since, None if initial is None else initial.administered_at)
+    readings = _readings(session, dosing_session, window=window)
+    snapshot = _snapshot(session, dosing_session, now, session_alerts, doses, readings)
+    if window_suffices(protocol, snapshot, since, window):
+        return snapshot
+    return replace(snapshot, readings=_readings(session, dosing_session))
+
+
+def _snapshot(
+    session: Session,
+    dosing_session: DosingSession,
+    now: datetime,
+    session_alerts: list[Alert] | None,
+    doses: list[SnapshotDose],
+    readings: list[Reading],
+) -> SessionSnapshot:
     if session_alerts is None:
         session_alerts = session_alerts_of(session, dosing_session)
     visit_code = session.scalar(select(Visit.code).where(Visit.id == dosing_session.visit_id))
@@ -195,8 +261,8 @@ def snapshot_of(
         timezone=site_zone(session, dosing_session.participant_id),
         started_at=dosing_session.started_at,
         ended_at=dosing_session.ended_at,
-        readings=_readings(session, dosing_session, readings_known_by),
-        doses=_doses(session, dosing_session),
+        readings=readings,
+        doses=doses,
         adverse_events=_adverse_events(session, dosing_session, now),
         cssrs_screens=_cssrs_screens(session, dosing_session, now),
         open_alerts=open_alerts,

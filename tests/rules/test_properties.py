@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from app.clinical.measures import MEASURES
@@ -23,6 +23,7 @@ from app.rules import (
     overdue_moments,
     replay,
 )
+from app.rules.horizon import reading_window, window_suffices
 from tests.rules.dsl import at, protocol
 from tests.rules.reference import NEWS2_STEP, news2_zero_band
 
@@ -42,6 +43,15 @@ INTERESTING = {
     "OXYSAT": (85.0, 100.0),
     "TEMP": (34.5, 40.5),
 }
+# Values about the limits, as a monitored session has: runs begin and break.
+ROUTINE = {
+    "SYSBP": (100.0, 175.0),
+    "DIABP": (60.0, 110.0),
+    "PULSE": (55.0, 125.0),
+    "RESP": (10.0, 24.0),
+    "OXYSAT": (92.0, 100.0),
+    "TEMP": (36.0, 38.6),
+}
 Ranges = dict[str, tuple[float, float]]
 
 
@@ -55,8 +65,14 @@ def value_in(code: str, low: float, high: float) -> st.SearchStrategy[float]:
 
 
 @st.composite
-def readings(draw: st.DrawFn, ranges: Ranges, flags: bool = True) -> list[Reading]:
-    seconds = draw(st.lists(st.integers(-60 * 60, 480 * 60), max_size=20))
+def readings(
+    draw: st.DrawFn, ranges: Ranges, flags: bool = True, dense: bool = False
+) -> list[Reading]:
+    if dense:  # most of a monitor's 5-minute grid, as a session really has
+        grid = range(-60 * 60, 480 * 60 + 1, 5 * 60)
+        seconds = draw(st.lists(st.sampled_from(grid), min_size=30, max_size=100, unique=True))
+    else:
+        seconds = draw(st.lists(st.integers(-60 * 60, 480 * 60), max_size=20))
     out = []
     for i, second in enumerate(seconds):
         codes = draw(st.sets(st.sampled_from(CODES), min_size=1))
@@ -80,7 +96,11 @@ TERMS = ["Syncope", "headache", "Chest pain", "nausea", "EUPHORIC MOOD", "Psycho
 
 @st.composite
 def sessions(
-    draw: st.DrawFn, protocol_: Protocol, ranges: Ranges = INTERESTING, flags: bool = True
+    draw: st.DrawFn,
+    protocol_: Protocol,
+    ranges: Ranges = INTERESTING,
+    flags: bool = True,
+    dense: bool = False,
 ) -> SessionSnapshot:
     definition = protocol_.dosing.sessions[-1]
     doses = []
@@ -119,7 +139,7 @@ def sessions(
         ),
         started_at=at(-90),
         ended_at=None if ended is None else at(ended),
-        readings=draw(readings(ranges, flags)),
+        readings=draw(readings(ranges, flags, dense)),
         doses=doses,
         adverse_events=events,
         cssrs_screens=screens,
@@ -194,6 +214,38 @@ def test_what_was_known_at_t_gives_the_findings_up_to_t(case, minute) -> None:
     t = at(minute)
     whole = evaluate(protocol_, replace(snapshot, now=t))
     assert evaluate(protocol_, snapshot.as_of(t)) == [f for f in whole if f.at <= t]
+
+
+def windowed(
+    protocol_: Protocol, snapshot: SessionSnapshot, since: datetime
+) -> tuple[SessionSnapshot, bool]:
+    """The snapshot with the readings of the rules' lookback since ``since`` only, and whether
+    that is enough (as the alerts service builds it from the database)."""
+    initial = snapshot.initial_dose()
+    window = reading_window(protocol_, since, None if initial is None else initial.administered_at)
+    kept = [r for r in snapshot.readings if window.holds(r.measured_at)]
+    part = replace(snapshot, readings=kept)
+    return part, window_suffices(protocol_, part, since, window)
+
+
+@settings(database=None, deadline=None, max_examples=200)
+@given(
+    case=st.one_of(protocol_and_session(), protocol_and_session(ranges=ROUTINE, dense=True)),
+    minute=st.integers(-100, 600),
+    data=st.data(),
+)
+def test_the_findings_since_t_need_only_the_readings_of_the_rules_lookback(
+    case, minute, data
+) -> None:
+    """Where the window says it is enough, the findings since t of the recent readings are
+    those of the whole session: nothing is lost or changed by leaving older readings out."""
+    protocol_, snapshot = case
+    moments = [r.measured_at for r in snapshot.readings]
+    t = data.draw(st.sampled_from(moments)) if moments and data.draw(st.booleans()) else at(minute)
+    part, enough = windowed(protocol_, snapshot, t)
+    event(f"the window is enough: {enough}")
+    if enough:
+        assert evaluate(protocol_, part, since=t) == evaluate(protocol_, snapshot, since=t)
 
 
 @property_test

@@ -73,9 +73,11 @@ def _drop(postgres_admin: str, name: str) -> None:
     admin.dispose()
 
 
-def _seed(url: str, sessions: int) -> dict[str, Any]:
+def _seed(url: str, sessions: int, history_hours: float = 0) -> dict[str, Any]:
     """The demo's study plus ``sessions`` dosing sessions in progress at S01; a tablet for S01
-    and a medical monitor's API token."""
+    and a medical monitor's API token. With ``history_hours``, each session's initial dose was
+    that long ago and it holds a routine reading every 5 min since 10 min before it, as a
+    session late in its day does."""
     os.environ["VIGIL_DATABASE_URL"] = url
     from app import listeners
     from app.auth import tokens
@@ -121,17 +123,20 @@ def _seed(url: str, sessions: int) -> dict[str, Any]:
                 select(Visit).where(Visit.participant_id == participant.id, Visit.code == "EXP1")
             ).one()
             dosing_session = dosing.create_session(session, participant, visit)
-            dosing.start(session, dosing_session, now - timedelta(minutes=60))
+            dosed = now - timedelta(hours=history_hours or 50 / 60)
+            dosing.start(session, dosing_session, dosed - timedelta(minutes=10))
             doses.record_dose(
                 session,
                 dosing_session,
                 DoseCreate(
                     kind="initial",
                     amount_mg=80,
-                    administered_at=now - timedelta(minutes=50),
+                    administered_at=dosed,
                     deviation_reason="benchmark data: no therapist pair is attested",
                 ),
             )
+            if history_hours:
+                _history(session, dosing_session, dosed, now)
             ids.append(str(dosing_session.id))
         _, device_token = users.create_device(session, "bench-tablet", site.id)
         monitor = users.create_user(
@@ -145,6 +150,27 @@ def _seed(url: str, sessions: int) -> dict[str, Any]:
         session.commit()
     engine.dispose()
     return {"sessions": ids, "device": device_token, "monitor": monitor_token}
+
+
+def _history(session: Session, dosing_session: Any, dosed: datetime, now: datetime) -> None:
+    from app.vitals import service as vitals
+
+    readings = []
+    at = dosed - timedelta(minutes=10)
+    while at < now - timedelta(minutes=1):
+        readings.append(
+            {
+                "id": str(uuid.uuid4()),
+                "measured_at": at.isoformat(),
+                "observations": [
+                    {"code": code, "value": value, "unit": UNITS[code]}
+                    for code, value in NORMAL.items()
+                ],
+            }
+        )
+        at += timedelta(minutes=5)
+    result = vitals.ingest_batch(session, dosing_session, readings, "bench-history")
+    assert result.accepted == len(readings), result
 
 
 # --- the load and the listener ------------------------------------------------------------------

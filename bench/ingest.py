@@ -225,7 +225,7 @@ def _one_database(name: str, postgres_admin: str | None, args: argparse.Namespac
     try:
         for command in (["migrate"], ["demo"]):
             subprocess.run([VIGIL, *command], env=env, check=True, capture_output=True)
-        seed = _seed(url, args.sessions)
+        seed = _seed(url, args.sessions, args.history_hours)
         server = _serve(url, args.port, log)
         base = f"http://127.0.0.1:{args.port}"
         runs = {
@@ -253,7 +253,8 @@ def _one_database(name: str, postgres_admin: str | None, args: argparse.Namespac
             server.wait(timeout=30)
         if postgres_admin and scratch_name:
             _drop(postgres_admin, scratch_name)
-    print(f"\n{name} ({args.sessions} live sessions, {args.seconds} s each)")
+    history = f", {args.history_hours:g} h of history each" if args.history_hours else ""
+    print(f"\n{name} ({args.sessions} live sessions{history}, {args.seconds} s per load)")
     for label, run in runs.items():
         print(
             f"  {label:<14} {run['per_s']:8.1f} requests/s {run['readings_per_s']:9.1f} readings/s"
@@ -265,6 +266,7 @@ def _one_database(name: str, postgres_admin: str | None, args: argparse.Namespac
     best_raw = max(rate for label, rate in raw.items() if label.endswith(f"_{args.batch}"))
     batch = runs[f"batch_{args.batch}_2"]
     return {
+        "history_hours": args.history_hours,
         "single_1_per_s": round(runs["single_1"]["per_s"], 1),
         "single_16_per_s": round(runs["single_16"]["per_s"], 1),
         "single_16_p99_ms": runs["single_16"]["p99_ms"],
@@ -282,6 +284,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--postgres", metavar="ADMIN_URL", help="also run on PostgreSQL")
     parser.add_argument("--sessions", type=int, default=40)
+    parser.add_argument(
+        "--history-hours",
+        type=float,
+        default=0,
+        help="each session dosed this long ago, with a reading every 5 min since (default: "
+        "sessions dosed 50 min ago, no readings)",
+    )
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--raw-rows", type=int, default=5000)

@@ -11,25 +11,28 @@ readings, not all of them:
   grace before that moment;
 - change from baseline: the pre-dose baseline window, besides the reading itself.
 
-Two rules can look back without bound, and the window says when it is not enough
-(:func:`window_suffices`), so that the caller loads the whole session instead:
+Two rules can look back without bound; the caller loads the whole session where the window is
+not enough:
 
 - a sustained run can have begun at any time: the window is enough when it holds, before
   ``since``, a reading the rule judges and that breaks runs (does not meet the condition), since
-  every run reaching ``since`` then begins inside the window;
-- a dose gate judges a supplemental dose on the latest readings before it, however old: the
-  window is not enough when such a dose was given at or after ``since``.
+  every run reaching ``since`` then begins inside the window (:func:`window_suffices`, told
+  once the window's readings are loaded);
+- a dose gate judges a supplemental dose on the latest readings before it, however old: there is
+  no window when such a dose was given at or after ``since`` (:func:`reading_window`, told by
+  the doses alone, before any reading is loaded).
 
-A property test holds it: wherever :func:`window_suffices` says so, the findings since ``since``
-of the window's readings are those of the whole session.
+A property test holds it: wherever there is a window and it suffices, the findings since
+``since`` of the window's readings are those of the whole session.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from app.protocols.schema import Protocol
 from app.rules.conditions import judge
-from app.rules.snapshot import SessionSnapshot
+from app.rules.snapshot import Dose, SessionSnapshot
 
 
 def lookback(protocol: Protocol) -> timedelta:
@@ -55,13 +58,19 @@ class ReadingWindow:
 
 
 def reading_window(
-    protocol: Protocol, since: datetime, initial_dose_at: datetime | None
-) -> ReadingWindow:
-    """The readings the findings since ``since`` are judged on, where the window is enough."""
+    protocol: Protocol, since: datetime, doses: Sequence[Dose]
+) -> ReadingWindow | None:
+    """The readings the findings since ``since`` are judged on, given the session's doses; None
+    where only the whole session will do (a dose gate's supplemental dose at or after it)."""
+    if protocol.rules_of_kind("dose_gate") and any(
+        dose.kind == "supplemental" and dose.administered_at >= since for dose in doses
+    ):
+        return None
     baseline = None
-    if initial_dose_at is not None and protocol.rules_of_kind("change_from_baseline"):
+    initial = next((dose for dose in doses if dose.kind == "initial"), None)
+    if initial is not None and protocol.rules_of_kind("change_from_baseline"):
         within = timedelta(minutes=protocol.vitals_schedule.baseline.within_minutes_before_dose)
-        baseline = (initial_dose_at - within, initial_dose_at)
+        baseline = (initial.administered_at - within, initial.administered_at)
     return ReadingWindow(since - lookback(protocol), baseline)
 
 
@@ -69,11 +78,7 @@ def window_suffices(
     protocol: Protocol, snapshot: SessionSnapshot, since: datetime, window: ReadingWindow
 ) -> bool:
     """Whether ``snapshot``, holding the readings of ``window`` only, gives the same findings
-    since ``since`` as the whole session."""
-    if protocol.rules_of_kind("dose_gate") and any(
-        dose.kind == "supplemental" and dose.administered_at >= since for dose in snapshot.doses
-    ):
-        return False
+    since ``since`` as the whole session (its doses having given the window)."""
     before = [r for r in snapshot.readings if window.start <= r.measured_at < since]
     for rule in protocol.rules_of_kind("sustained"):
         breaks = (judge(rule.when, r.values) for r in before)

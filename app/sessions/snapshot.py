@@ -228,8 +228,10 @@ def snapshot_since(
     readings do, not what all of them do."""
     session.flush()
     doses = _doses(session, dosing_session)
-    initial = next((dose for dose in doses if dose.kind == "initial"), None)
-    window = reading_window(protocol, since, None if initial is None else initial.administered_at)
+    window = reading_window(protocol, since, doses)
+    if window is None:
+        readings = _readings(session, dosing_session)
+        return _snapshot(session, dosing_session, now, session_alerts, doses, readings)
     readings = _readings(session, dosing_session, window=window)
     snapshot = _snapshot(session, dosing_session, now, session_alerts, doses, readings)
     if window_suffices(protocol, snapshot, since, window):

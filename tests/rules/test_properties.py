@@ -221,8 +221,9 @@ def windowed(
 ) -> tuple[SessionSnapshot, bool]:
     """The snapshot with the readings of the rules' lookback since ``since`` only, and whether
     that is enough (as the alerts service builds it from the database)."""
-    initial = snapshot.initial_dose()
-    window = reading_window(protocol_, since, None if initial is None else initial.administered_at)
+    window = reading_window(protocol_, since, snapshot.doses)
+    if window is None:
+        return snapshot, False
     kept = [r for r in snapshot.readings if window.holds(r.measured_at)]
     part = replace(snapshot, readings=kept)
     return part, window_suffices(protocol_, part, since, window)

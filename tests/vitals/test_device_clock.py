@@ -16,6 +16,9 @@ from sqlalchemy.orm import Session
 from app import clock
 from app.alerts import evaluation
 from app.models import Alert, DeviceClock, DosingSession, Participant, VitalReading
+from app.protocols.service import definition_of
+from app.rules.horizon import reading_window
+from app.sessions.snapshot import WINDOW_MARGIN, _readings
 from app.users.service import create_device
 from tests.alerts.test_raising import reading
 from tests.auth.accounts import bearer
@@ -232,3 +235,45 @@ def test_a_due_time_is_met_on_the_corrected_time(
     )
     found = [a.finding["observed"]["due_minute"] for a in db.scalars(stmt)]
     assert (0 in found) is overdue, found
+
+
+def test_a_window_of_readings_takes_in_devices_whose_clocks_are_off_by_half_an_hour(
+    http_client, db, device, dosing_session, pinned
+):
+    """An evaluation after new readings loads those of the rules' lookback (app/rules/horizon.py)
+    by their stored, device-clock time: a reading of a tablet 30 min slow, taken inside the
+    window, is stored as if before it, and one of a tablet 30 min fast, taken before it, is
+    stored as if inside. Chosen on the server's clock, the window holds exactly the session's
+    readings whose corrected time it holds."""
+    pinned.at(T0 + timedelta(hours=3))
+    taken = [T0 + timedelta(minutes=m) for m in range(5, 180, 5)]
+    for offset in (-1800, 0, 1800):
+        headers = {**device(f"tablet{offset:+d}"), **_sent_at(pinned.now, offset)}
+        batch = [reading(at + timedelta(seconds=offset + 1)) for at in taken]
+        response = http_client.post(
+            f"/api/v1/dosing-sessions/{dosing_session.id}/vital-readings/batch",
+            json={"readings": batch},
+            headers=headers,
+        )
+        assert response.json()["accepted"] == len(taken), response.text
+    protocol = definition_of(db, dosing_session.protocol_version_id)
+    window = reading_window(protocol, pinned.now - timedelta(minutes=10), doses=[])
+    assert window is not None
+    assert window.start == T0 + timedelta(hours=1, minutes=50)  # a 60 min lookback
+
+    windowed = {r.id: r.measured_at for r in _readings(db, dosing_session, window=window)}
+    whole = {
+        r.id: r.measured_at for r in _readings(db, dosing_session) if window.holds(r.measured_at)
+    }
+    assert windowed == whole
+    stored = {str(row.id): row for row in db.scalars(select(VitalReading))}
+    # both edges were there to get wrong: slow readings in it, stored before its margin ...
+    assert any(stored[i].measured_at < window.start - WINDOW_MARGIN for i in windowed)
+    # ... and fast readings out of it, stored inside
+    assert any(
+        row.measured_at >= window.start and str(row.id) not in windowed for row in stored.values()
+    )
+
+
+def _sent_at(now: datetime, offset_seconds: float) -> dict[str, str]:
+    return {"X-Sent-At": (now + timedelta(seconds=offset_seconds)).isoformat()}

@@ -4,8 +4,8 @@ A reading is keyed by the id its device generated, so a retried or replayed batc
 duplicates a row: an identical replay is reported as a duplicate, the same id with other content
 is refused. Each reading is validated on its own and a bad one never costs the good ones of the
 same batch. The batch path is the hot one (tablets post bursts after being offline): one query
-finds the ids already stored, the new rows go in with one flush (the audit listener adds one
-audit record per reading to it).
+finds the ids already stored, the new rows go in with one insert statement, each with its audit
+record (app/audit/recorder.py insert_audited), chained at commit.
 """
 
 import uuid
@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from app import clock
 from app.alerts import device_clock, disproval, evaluation, withdrawal
-from app.audit.recorder import change_reason
+from app.audit.recorder import change_reason, insert_audited
 from app.auth.device_clock import Offset
 from app.clinical.measures import MEASURES
 from app.config import get_settings
@@ -367,8 +367,7 @@ def _ingest(
         return result
     try:
         with session.begin_nested():
-            session.add_all(new_rows)
-            session.flush()
+            insert_audited(session, new_rows)
     except IntegrityError:
         # Another request (a tablet retrying before our answer reached it) stored some of
         # these ids since we looked: sort the batch out again against what is stored now.

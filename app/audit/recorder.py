@@ -120,10 +120,10 @@ def insert_audited(session: Session, rows: Sequence[Audited]) -> None:
     _pending(session).extend(_record(session, "create", row, None, _snapshot(row)) for row in rows)
 
 
-def _values(model: type, rows: Sequence[Any]) -> list[dict[str, Any]]:
+def _values(model: type[Any], rows: Sequence[Any]) -> list[dict[str, Any]]:
     """The column values of new objects of ``model``: those set on any of them (a column never
     set keeps its server default)."""
-    keys = [attr.key for attr in inspect(model).column_attrs]
+    keys: list[str] = [column.key for column in inspect(model).column_attrs]
     given = [key for key in keys if any(key in row.__dict__ for row in rows)]
     return [{key: getattr(row, key) for key in given} for row in rows]
 

@@ -32,7 +32,7 @@ from app.audit.recorder import change_reason
 from app.models import Alert, AlertOccurrence, DosingSession, OccurrenceEvidence, Participant
 from app.protocols import service as protocols
 from app.rules import Finding, evaluate, evaluate_rule
-from app.sessions.snapshot import session_alerts_of, snapshot_of, snapshot_since
+from app.sessions.snapshot import participant_of, session_alerts_of, snapshot_of, snapshot_since
 from app.vocabulary import SEVERITY_ORDER
 
 RAISED = (AlertSeverity.WARNING.value, AlertSeverity.CRITICAL.value)
@@ -265,8 +265,7 @@ def judge_session(
     found = keyed(findings)
     if not found:
         return [], []
-    participant = session.get(Participant, dosing_session.participant_id)
-    assert participant is not None
+    participant = participant_of(session, dosing_session)
     raised = upsert_alerts(
         session,
         found,

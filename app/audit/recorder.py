@@ -13,7 +13,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import insert, inspect, select, text
-from sqlalchemy.orm import Session, SessionTransaction, UOWTransaction
+from sqlalchemy.orm import Session, SessionTransaction, UOWTransaction, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.audit.chain import GENESIS_HASH, link
 from app.audit.signed_records import void_signatures_of_changed_records
@@ -111,13 +112,24 @@ def record_event(
 def insert_audited(session: Session, rows: Sequence[Audited]) -> None:
     """Insert new rows of one model in one statement, each with its audit record as the flush
     listener would write it: the hot path of a burst of readings, where the unit of work's
-    bookkeeping of each object costs more than the insert. The rows stay out of the session
-    (reading them back loads them)."""
+    bookkeeping of each object costs more than the insert. The rows then join the session as
+    stored objects, as if flushed: a change made to one later is written and audited."""
     if not rows:
         return
     model = type(rows[0])
-    session.execute(insert(model), _values(model, rows))
+    values = _values(model, rows)
+    session.execute(insert(model), values)
     _pending(session).extend(_record(session, "create", row, None, _snapshot(row)) for row in rows)
+    unset = [
+        column.key
+        for column in inspect(model).columns
+        if column.key not in values[0] and column.server_default is None
+    ]
+    for row in rows:
+        make_transient_to_detached(row)
+        for key in unset:  # stored as NULL: known without loading it back
+            set_committed_value(row, key, None)
+    session.add_all(rows)
 
 
 def _values(model: type[Any], rows: Sequence[Any]) -> list[dict[str, Any]]:

@@ -184,11 +184,43 @@ def _cssrs_screens(
     return [cssrs_screen_of(row) for row in session.scalars(stmt)]
 
 
+# session.info: each participant's site's zone, and the participants, looked up once a session
+_ZONES = "site_zones"
+_PARTICIPANTS = "participants"
+
+
 def site_zone(session: Session, participant_id: uuid.UUID) -> ZoneInfo:
     """The time zone of the participant's site, in which messages give times."""
-    stmt = select(Site.timezone).join(Participant, Participant.site_id == Site.id)
-    name = session.scalar(stmt.where(Participant.id == participant_id))
-    return ZoneInfo(name or "UTC")
+    zones: dict[uuid.UUID, ZoneInfo] = session.info.setdefault(_ZONES, {})
+    if participant_id not in zones:
+        stmt = select(Site.timezone).join(Participant, Participant.site_id == Site.id)
+        name = session.scalar(stmt.where(Participant.id == participant_id))
+        zones[participant_id] = ZoneInfo(name or "UTC")
+    return zones[participant_id]
+
+
+def _visit_code(session: Session, dosing_session: DosingSession) -> str:
+    """The session's visit code, in one query with its participant (into the session, for the
+    alerts it raises) and the site's zone, for :func:`site_zone`."""
+    stmt = (
+        select(Participant, Visit.code, Site.timezone)
+        .join(Site, Site.id == Participant.site_id)
+        .join(Visit, Visit.participant_id == Participant.id)
+        .where(Participant.id == dosing_session.participant_id, Visit.id == dosing_session.visit_id)
+    )
+    participant, code, zone = session.execute(stmt).one()
+    session.info.setdefault(_ZONES, {})[participant.id] = ZoneInfo(zone or "UTC")
+    session.info.setdefault(_PARTICIPANTS, {})[participant.id] = participant
+    return str(code)
+
+
+def participant_of(session: Session, dosing_session: DosingSession) -> Participant:
+    """The session's participant: the one a snapshot loaded, else looked up (the session's
+    identity map holds objects only while something refers to them)."""
+    known: dict[uuid.UUID, Participant] = session.info.get(_PARTICIPANTS, {})
+    return known.get(dosing_session.participant_id) or session.get_one(
+        Participant, dosing_session.participant_id
+    )
 
 
 def session_alerts_of(session: Session, dosing_session: DosingSession) -> list[Alert]:
@@ -249,8 +281,7 @@ def _snapshot(
 ) -> SessionSnapshot:
     if session_alerts is None:
         session_alerts = session_alerts_of(session, dosing_session)
-    visit_code = session.scalar(select(Visit.code).where(Visit.id == dosing_session.visit_id))
-    assert visit_code is not None
+    visit_code = _visit_code(session, dosing_session)
     open_alerts = [
         OpenAlert(rule_id=alert.rule_id, severity=alert.severity)  # type: ignore[arg-type]
         for alert in session_alerts

@@ -2,7 +2,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from app.audit.recorder import HardDeleteRefused, change_reason
+from app.audit.recorder import HardDeleteRefused, change_reason, insert_audited
 from app.models import AuditRecord, Site
 from tests.factories.trial import make_site, make_study
 
@@ -72,3 +72,21 @@ def test_the_records_of_undone_changes_are_undone_with_them(db):
         for r in db.scalars(select(AuditRecord).where(AuditRecord.entity_type == "sites"))
     ]
     assert sorted(codes) == ["S01", "S02"]
+
+
+def test_rows_inserted_in_one_statement_are_audited_and_stay_in_the_session(db):
+    """insert_audited writes the create records the flush would, and its rows are stored
+    objects: a change made to one afterwards is written and audited too."""
+    study = make_study(db)
+    flushed = make_site(db, study, "S01")
+    inserted = [Site(study_id=study.id, code=code, name=f"Site {code}") for code in ("S02", "S03")]
+    insert_audited(db, inserted)
+    with change_reason(db, "site renamed by sponsor", "rename"):
+        inserted[0].name = "Boulder"
+    db.commit()
+    db.expire_all()
+    assert db.get(Site, inserted[0].id).name == "Boulder"
+    assert [r.action for r in _records(db, inserted[0].id)] == ["create", "rename"]
+    (created,) = _records(db, inserted[1].id)
+    assert created.after.keys() == _records(db, flushed.id)[0].after.keys()
+    assert created.after["code"] == "S03"

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import insert, inspect, select, text
-from sqlalchemy.orm import Session, SessionTransaction, UOWTransaction, make_transient_to_detached
+from sqlalchemy.orm import Session, SessionTransaction, UOWTransaction
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.audit.chain import GENESIS_HASH, link
@@ -126,10 +126,12 @@ def insert_audited(session: Session, rows: Sequence[Audited]) -> None:
         if column.key not in values[0] and column.server_default is None
     ]
     for row in rows:
-        make_transient_to_detached(row)
         for key in unset:  # stored as NULL: known without loading it back
             set_committed_value(row, key, None)
     session.add_all(rows)
+    # What a flush does with the objects it has inserted: they become persistent, and the
+    # transaction (or savepoint) that inserted them forgets them again if it rolls back.
+    session._register_persistent({inspect(row) for row in rows})
 
 
 def _values(model: type[Any], rows: Sequence[Any]) -> list[dict[str, Any]]:

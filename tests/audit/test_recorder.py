@@ -1,3 +1,5 @@
+import uuid
+
 import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -90,3 +92,19 @@ def test_rows_inserted_in_one_statement_are_audited_and_stay_in_the_session(db):
     (created,) = _records(db, inserted[1].id)
     assert created.after.keys() == _records(db, flushed.id)[0].after.keys()
     assert created.after["code"] == "S03"
+
+
+def test_rows_inserted_in_a_savepoint_that_rolls_back_are_forgotten(db):
+    """A savepoint that rolls back takes its inserted rows out of the session, as it does
+    flushed ones: the same rows can be inserted again afterwards, and nothing is audited twice."""
+    study = make_study(db)
+    db.commit()
+    site_id = uuid.uuid4()
+    refused = Site(id=site_id, study_id=study.id, code="S02", name="Site S02")
+    savepoint = db.begin_nested()
+    insert_audited(db, [refused])
+    savepoint.rollback()
+    insert_audited(db, [Site(id=site_id, study_id=study.id, code="S02", name="Site S02")])
+    db.commit()
+    assert db.scalars(select(Site.code).where(Site.id == site_id)).all() == ["S02"]
+    assert [r.action for r in _records(db, site_id)] == ["create"]

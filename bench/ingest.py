@@ -14,8 +14,10 @@ each for --seconds, printing requests/s, readings/s, p50/p99 latency and any non
 Then, with the server stopped, the raw insert rate of the same rows (copies of what the server
 stored, new ids) into the same table of the same database, in transactions of the same size (1
 row, and --batch rows), through the driver itself on a connection set up as Vigil's are:
-executemany, and COPY on PostgreSQL. The server's figures include what
-it does per reading beside the insert: validation, the audit record, rule evaluation, alerts.
+executemany, and COPY on PostgreSQL; and the same readings inserted together with copies of
+their audit records (what Vigil must write per reading), the floor of any audited ingest. The
+server's figures include what it does per reading beside the insert: validation, the audit
+record and its hash, rule evaluation, alerts.
 
 Needs `wrk` (apt-get install -y wrk). Run: `.venv/bin/python bench/ingest.py [--postgres
 postgresql://postgres@127.0.0.1:5432/test]`. The last line is one JSON object with the ratios.
@@ -151,13 +153,15 @@ def _serve(url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
     raise RuntimeError(f"the server did not start: {log.read_text()[-2000:]}")
 
 
-def _stored_rows(engine: Engine, count: int) -> tuple[list[str], list[list[Any]]]:
+def _stored_rows(
+    engine: Engine, count: int, table: str = "vital_readings", where: str = "1 = 1"
+) -> tuple[list[str], list[list[Any]]]:
     """Rows the server stored, as the driver reads them (its own representation of each
     value), and their column names."""
     raw = engine.raw_connection()
     try:
         cursor = raw.cursor()
-        cursor.execute(f"SELECT * FROM vital_readings LIMIT {int(count)}")
+        cursor.execute(f"SELECT * FROM {table} WHERE {where} LIMIT {int(count)}")
         columns = [column[0] for column in cursor.description]
         return columns, [list(row) for row in cursor.fetchall()]
     finally:
@@ -194,6 +198,49 @@ def _raw_rate(engine: Engine, columns: list[str], rows: list[list[Any]], size: i
             if sqlite:  # Vigil's SQLite connections leave BEGIN to the caller (app/db.py)
                 cursor.execute("BEGIN")
             cursor.executemany(statement, copies[first : first + size])
+            raw.commit()
+        return len(copies) / (time.perf_counter() - began)
+    finally:
+        raw.close()
+
+
+def _raw_audited_rate(
+    engine: Engine, readings: tuple[list[str], list[list[Any]]], size: int
+) -> float:
+    """Readings/s inserting copies of the readings together with copies of their audit records
+    (the rows Vigil writes for each reading: the reading and one audit record), both by
+    executemany in transactions of ``size`` readings; the records keep their stored hashes
+    (the chain's hashing is not counted)."""
+    sqlite = engine.dialect.name == "sqlite"
+    columns, rows = readings
+    audit_columns, audits = _stored_rows(
+        engine, len(rows), "audit_records", "entity_type = 'vital_readings' AND action = 'create'"
+    )
+    audits = (audits * (len(rows) // max(len(audits), 1) + 1))[: len(rows)]
+    copies = _fresh(columns, rows, sqlite)
+    audit_copies = _fresh(audit_columns, audits, sqlite)
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute("SELECT coalesce(max(sequence), 0) FROM audit_records")
+        (sequence,) = cursor.fetchone()
+        for record, reading in zip(audit_copies, copies, strict=True):
+            sequence += 1
+            record[audit_columns.index("sequence")] = sequence
+            record[audit_columns.index("entity_id")] = str(reading[columns.index("id")])
+        if sqlite:
+            raw.commit()
+        mark = "?" if sqlite else "%s"
+        statements = [
+            f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join([mark] * len(names))})"
+            for table, names in (("vital_readings", columns), ("audit_records", audit_columns))
+        ]
+        began = time.perf_counter()
+        for first in range(0, len(copies), size):
+            if sqlite:
+                cursor.execute("BEGIN")
+            cursor.executemany(statements[0], copies[first : first + size])
+            cursor.executemany(statements[1], audit_copies[first : first + size])
             raw.commit()
         return len(copies) / (time.perf_counter() - began)
     finally:
@@ -245,6 +292,12 @@ def _one_database(name: str, postgres_admin: str | None, args: argparse.Namespac
             }
             if postgres_admin:
                 raw[f"copy_{args.batch}"] = _copy_rate(engine, columns, rows, args.batch)
+            audited = {
+                "executemany_1": _raw_audited_rate(
+                    engine, (columns, rows[: args.raw_rows // 10]), 1
+                ),
+                f"executemany_{args.batch}": _raw_audited_rate(engine, (columns, rows), args.batch),
+            }
         finally:
             engine.dispose()
     finally:
@@ -263,6 +316,8 @@ def _one_database(name: str, postgres_admin: str | None, args: argparse.Namespac
         )
     for label, rate in raw.items():
         print(f"  raw {label:<16} {rate:9.0f} rows/s")
+    for label, rate in audited.items():
+        print(f"  raw + audit {label:<8} {rate:9.0f} readings/s (each with its audit record)")
     best_raw = max(rate for label, rate in raw.items() if label.endswith(f"_{args.batch}"))
     batch = runs[f"batch_{args.batch}_2"]
     return {
@@ -274,8 +329,13 @@ def _one_database(name: str, postgres_admin: str | None, args: argparse.Namespac
         "batch_p50_ms": batch["p50_ms"],
         "batch_p99_ms": batch["p99_ms"],
         "raw_rows_per_s": {label: round(rate) for label, rate in raw.items()},
+        "raw_with_audit_readings_per_s": {label: round(rate) for label, rate in audited.items()},
         "single_16_vs_goal_1000": round(runs["single_16"]["per_s"] / 1000, 3),
         "batch_vs_raw": round(batch["readings_per_s"] / best_raw, 4),
+        "raw_with_audit_vs_raw": round(audited[f"executemany_{args.batch}"] / best_raw, 3),
+        "single_1_vs_raw_with_audit_1": round(
+            runs["single_1"]["per_s"] / audited["executemany_1"], 3
+        ),
         "non_2xx": sum(run["non_2xx"] for run in runs.values()),
     }
 

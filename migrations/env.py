@@ -5,7 +5,7 @@ from contextlib import contextmanager
 from logging.config import fileConfig
 
 from alembic import context
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 from app.config import get_settings
 from app.db import make_engine
@@ -16,6 +16,7 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 target_metadata = Base.metadata
+MIGRATION_LOCK = 0x5649474D  # "VIGM": the advisory lock one migration run holds on PostgreSQL
 
 
 def _configure(connection: Connection) -> None:
@@ -51,8 +52,15 @@ def _sqlite_foreign_keys_deferred(connection: Connection) -> Iterator[None]:
 
 
 def _run(connection: Connection) -> None:
+    """The migrations in one transaction. On PostgreSQL it first takes an advisory lock, so
+    replicas started together migrate one at a time: the first brings the schema to head, the
+    others then read the version it left and have nothing to do. (SQLite, one machine's embedded
+    database, is not shared by replicas: its transaction begins IMMEDIATE, taking the write lock,
+    and a second migration waits for it up to the busy timeout.)"""
     _configure(connection)
     with _sqlite_foreign_keys_deferred(connection), context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         context.run_migrations()
 
 

@@ -3,7 +3,7 @@
 import uuid
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from app.errors import Conflict, NotFound
@@ -11,6 +11,7 @@ from app.models import ProtocolVersion
 from app.protocols.loader import LoadedProtocol, load_protocol_file
 from app.protocols.schema import Protocol
 
+PROTOCOL_LOCK = 0x56494750  # "VIGP": held on PostgreSQL by a transaction that stores a version
 _parsed: dict[str, Protocol] = {}
 _by_version_id: dict[uuid.UUID, Protocol] = {}
 
@@ -18,7 +19,13 @@ _by_version_id: dict[uuid.UUID, Protocol] = {}
 def store(session: Session, loaded: LoadedProtocol) -> tuple[ProtocolVersion, bool]:
     """Store a loaded protocol; the same bytes again is a no-op, changed bytes an amendment.
     An amendment needs a label of its own: other content under a label already stored for
-    the protocol is refused, so a label always names one content."""
+    the protocol is refused, so a label always names one content.
+
+    On PostgreSQL the transaction first takes an advisory lock, held to its end, so replicas
+    loading the same files at startup store each version once: the others wait, then find it.
+    (SQLite's transactions take the write lock when they begin.)"""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PROTOCOL_LOCK})
     existing = session.scalar(
         select(ProtocolVersion).where(ProtocolVersion.sha256 == loaded.sha256)
     )

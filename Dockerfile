@@ -10,7 +10,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     VIGIL_HOST=0.0.0.0 \
     VIGIL_PORT=8000
 
-RUN useradd --create-home --uid 10001 --user-group vigil
+RUN groupadd --gid 10001 vigil && useradd --create-home --uid 10001 --gid 10001 vigil
 WORKDIR /app
 
 # The pinned dependencies first, in a layer that changes only with pyproject.toml or
@@ -26,9 +26,9 @@ COPY migrations ./migrations
 COPY protocols ./protocols
 COPY app ./app
 # var/ holds the embedded SQLite database when VIGIL_DATABASE_URL is not set.
-RUN mkdir var && chown vigil:vigil var
+RUN mkdir var && chown 10001:10001 var
 
-USER vigil
+USER 10001:10001
 EXPOSE 8000
 # Liveness (/healthz): the process answers. A database outage must not mark the container
 # unhealthy (a restart would not help); readiness for traffic is /readyz.

@@ -37,12 +37,13 @@ run: $(STAMP) ## migrate var/vigil.db, load protocols, seed the demo, serve on :
 test: $(STAMP) ## the whole suite (PostgreSQL leg too if VIGIL_TEST_POSTGRES_URL is set)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-check: $(STAMP) ## ruff format --check, ruff check, mypy, lint-imports (reports all four, fails if any fails)
+check: $(STAMP) ## ruff format --check, ruff check, mypy, lint-imports, hadolint (reports all five, fails if any fails)
 	@status=0; \
 	echo "+ ruff format --check ."; $(BIN)/ruff format --check . || status=1; \
 	echo "+ ruff check ."; $(BIN)/ruff check . || status=1; \
 	echo "+ mypy app"; $(BIN)/mypy app || status=1; \
 	echo "+ lint-imports"; $(BIN)/lint-imports --no-cache || status=1; \
+	echo "+ hadolint Dockerfile"; $(BIN)/hadolint Dockerfile || status=1; \
 	exit $$status
 
 format: $(STAMP) ## rewrite the code with ruff format and ruff check --fix

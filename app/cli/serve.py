@@ -29,6 +29,14 @@ def serve(
         int | None, typer.Option(help="Port to listen on (default: VIGIL_PORT)")
     ] = None,
     reload: Annotated[bool, typer.Option(help="Restart when the code changes (dev)")] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="Worker processes (uvicorn's): each serves requests; one of them, elected "
+            "through the database, runs the scheduler",
+            min=1,
+        ),
+    ] = 1,
     demo_tablet: Annotated[
         bool,
         typer.Option(
@@ -46,6 +54,8 @@ def serve(
 
     from app.config import ROOT
 
+    if reload and workers > 1:
+        fail("--reload serves one process: give it without --workers, or --workers without it")
     config = settings()
     host = host or config.host
     port = port or config.port
@@ -67,6 +77,7 @@ def serve(
             host=host,
             port=port,
             reload=reload,
+            workers=workers,
             reload_dirs=[str(ROOT / "app")] if reload else None,
             log_level=config.log_level,
             log_config=log_config,

@@ -110,3 +110,19 @@ def test_a_current_or_newer_schema_is_served(
 
     assert result.exit_code == 0, result.output
     assert [(call["host"], call["port"]) for call in served] == [("127.0.0.1", port)]
+
+
+def test_workers_are_passed_to_uvicorn_and_refused_with_reload(
+    blank_url: str, served: list[dict[str, Any]]
+):
+    migrations.upgrade(blank_url)
+    port = free_port()
+
+    result = run("serve", "--port", str(port), "--workers", "3")
+    assert result.exit_code == 0, result.output
+    assert [call["workers"] for call in served] == [3]
+
+    refused = run("serve", "--port", str(port), "--workers", "2", "--reload")
+    assert refused.exit_code == 1
+    assert "--reload serves one process" in refused.output
+    assert len(served) == 1

@@ -133,7 +133,7 @@ def _wrk(base: str, seed: dict[str, Any], connections: int, batch: int, seconds:
     return figures
 
 
-def _serve(url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+def _serve(url: str, port: int, log: Path, workers: int = 1) -> subprocess.Popen[bytes]:
     env = os.environ | {
         "VIGIL_DATABASE_URL": url,
         "VIGIL_LOG_LEVEL": "warning",
@@ -141,7 +141,10 @@ def _serve(url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
     }
     with log.open("wb") as sink:
         server = subprocess.Popen(
-            [VIGIL, "serve", "--port", str(port)], env=env, stdout=sink, stderr=sink
+            [VIGIL, "serve", "--port", str(port), "--workers", str(workers)],
+            env=env,
+            stdout=sink,
+            stderr=sink,
         )
     for _ in range(300):
         try:
@@ -273,7 +276,7 @@ def _one_database(name: str, postgres_admin: str | None, args: argparse.Namespac
         for command in (["migrate"], ["demo"]):
             subprocess.run([VIGIL, *command], env=env, check=True, capture_output=True)
         seed = _seed(url, args.sessions, args.history_hours)
-        server = _serve(url, args.port, log)
+        server = _serve(url, args.port, log, args.workers)
         base = f"http://127.0.0.1:{args.port}"
         runs = {
             "single_1": _wrk(base, seed, 1, 1, args.seconds),
@@ -355,11 +358,15 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--raw-rows", type=int, default=5000)
     parser.add_argument("--port", type=int, default=8767)
+    parser.add_argument("--workers", type=int, default=1, help="vigil serve --workers")
+    parser.add_argument("--skip-sqlite", action="store_true", help="PostgreSQL only")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("bench/ingest.py drives the server with wrk: apt-get install -y wrk")
     print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, load {os.getloadavg()[0]:.2f}")
-    result = {"benchmark": "ingest", "sqlite": _one_database("SQLite", None, args)}
+    result: dict[str, Any] = {"benchmark": "ingest", "workers": args.workers}
+    if not args.skip_sqlite:
+        result["sqlite"] = _one_database("SQLite", None, args)
     if args.postgres:
         result["postgresql"] = _one_database("PostgreSQL", args.postgres, args)
     print(json.dumps(result))

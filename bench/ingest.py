@@ -3,9 +3,10 @@
 For each database (SQLite; and PostgreSQL with --postgres ADMIN_URL, on a fresh, uniquely named
 database dropped afterwards): migrate, seed the demo study plus --sessions dosing sessions in
 progress at S01 and a bedside-tablet device (bench/alert_latency.py's seed), start `vigil serve`
-(one uvicorn worker unless --workers, the scheduler off), then drive it from another process with `wrk` (Debian's
-compiled load generator; a Python client would take the CPU the server needs on two cores),
-each Lua-scripted request a new reading with a fresh UUID for one of the sessions in turn:
+(one uvicorn worker unless --workers, the scheduler off), then drive it from another process
+with `wrk` (Debian's compiled load generator; a Python client would take the CPU the server
+needs on two cores), each Lua-scripted request a new reading with a fresh UUID for one of the
+sessions in turn:
 
 - single readings, POST /dosing-sessions/{id}/vital-readings, with 1 and with 16 connections;
 - batches of --batch readings, POST .../vital-readings/batch, with 2 connections;

@@ -189,8 +189,16 @@ def upsert_from_finding(
     return alert, True
 
 
+def _lock(session: Session, alert: Alert) -> None:
+    """Read the alert again, locked for this transaction (FOR UPDATE on PostgreSQL; SQLite's
+    transaction holds the write lock), so its state is judged as it is now: of two clinicians
+    acting on it at once through two processes, the second waits and then sees the first's."""
+    session.refresh(alert, with_for_update=True)
+
+
 def acknowledge(session: Session, alert: Alert, user_id: uuid.UUID, note: str | None) -> Alert:
     """open -> acknowledged, recording who, when and their note."""
+    _lock(session, alert)
     if alert.status != OPEN:
         raise Conflict(f"alert {alert.id} is {alert.status}; only an open alert is acknowledged")
     with change_reason(session, note or "alert acknowledged", "acknowledge"):
@@ -205,6 +213,7 @@ def resolve(session: Session, alert: Alert, user_id: uuid.UUID, resolution: str)
     """open or acknowledged -> resolved, recording who, when and how."""
     if not resolution or not resolution.strip():
         raise InvalidInput("give the resolution: how the alert was dealt with")
+    _lock(session, alert)
     if alert.status == RESOLVED:
         raise Conflict(f"alert {alert.id} is already resolved")
     with change_reason(session, resolution, "resolve"):

@@ -1,6 +1,7 @@
-"""`vigil serve --workers 2` through real processes: two workers answer, and exactly one of them
+"""`vigil serve --workers 2` through real processes: two workers answer, exactly one of them
 leads the scheduler (elected through the database: an advisory lock on PostgreSQL, a file lock
-beside the SQLite database)."""
+beside the SQLite database), and when the leader is killed (SIGKILL) the other takes over within
+15 s."""
 
 import os
 import re
@@ -68,7 +69,17 @@ def test_two_workers_serve_and_one_leads_the_scheduler(fresh_database_url, backe
         time.sleep(3)  # several scheduler intervals: a second leader would have said so
         leaders = re.findall(r"scheduler: leading \(pid (\d+)\)", log.read_text())
         assert len(leaders) == 1, log.read_text()[-3000:]
-        assert int(leaders[0]) in workers
+        leader = int(leaders[0])
+        assert leader in workers
+        os.kill(leader, signal.SIGKILL)
+        killed_at = time.monotonic()
+        while time.monotonic() < killed_at + 15:
+            leaders = re.findall(r"scheduler: leading \(pid (\d+)\)", log.read_text())
+            if len(leaders) > 1:
+                break
+            time.sleep(0.2)
+        assert len(leaders) == 2, log.read_text()[-3000:]
+        assert int(leaders[1]) != leader
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(30)

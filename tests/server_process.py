@@ -23,9 +23,13 @@ def free_port() -> int:
 
 class ServerProcess:
     """``start()`` serves ``database_url`` (already migrated) on a fixed free port until
-    ``kill()``; ``base`` is the API's URL. Settings are VIGIL_* variables without the prefix."""
+    ``kill()``; ``base`` is the API's URL. Settings are VIGIL_* variables without the prefix.
+    With ``workers`` above 1, through `vigil serve --workers`."""
 
-    def __init__(self, database_url: str, log_path: Path, **settings: str) -> None:
+    def __init__(
+        self, database_url: str, log_path: Path, *, workers: int = 1, **settings: str
+    ) -> None:
+        self.workers = workers
         self.port = free_port()
         self.root = f"http://127.0.0.1:{self.port}"
         self.base = f"{self.root}/api/v1"
@@ -42,8 +46,12 @@ class ServerProcess:
 
     def start(self, timeout: float = 30.0) -> None:
         assert self.process is None, "already serving"
-        command = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1"]
-        command += ["--port", str(self.port), "--log-level", "warning"]
+        if self.workers == 1:
+            command = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1"]
+            command += ["--port", str(self.port), "--log-level", "warning"]
+        else:  # as deployed: `vigil serve --workers N`, logging as VIGIL_LOG_LEVEL says
+            command = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1"]
+            command += ["--port", str(self.port), "--workers", str(self.workers)]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT

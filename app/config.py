@@ -73,6 +73,12 @@ class Settings(BaseSettings):
     # Seconds between the live alert feed's reads of the event log when nothing woke it.
     alert_feed_poll_seconds: float = Field(default=5.0, gt=0)
 
+    # --- operations
+    # A bearer token that GET /metrics requires (Authorization: Bearer <token>); unset, the
+    # metrics (counts only, nothing that names a person or a record) are open to any caller
+    # who reaches the port (docs/operations.md).
+    metrics_token: str | None = Field(default=None, min_length=16)
+
     @field_validator("login_lockout_minutes", "cors_origins", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:

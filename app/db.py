@@ -11,6 +11,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from app import metrics
 from app.config import get_settings
 from app.errors import Busy
 
@@ -63,13 +64,15 @@ def make_reader_engine(url: str) -> Engine:
 
 @lru_cache
 def get_engine() -> Engine:
-    return make_engine(get_settings().database_url)
+    return metrics.watch_pool(make_engine(get_settings().database_url), "main")
 
 
 @lru_cache
 def get_reader_engine() -> Engine:
     url = get_settings().database_url
-    return get_engine() if make_url(url).get_backend_name() != "sqlite" else make_reader_engine(url)
+    if make_url(url).get_backend_name() != "sqlite":
+        return get_engine()
+    return metrics.watch_pool(make_reader_engine(url), "reader")
 
 
 def dispose_engines() -> None:

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from anyio import to_thread
 from fastapi import APIRouter, FastAPI
 
-from app import listeners
+from app import listeners, metrics
 from app.adverse_events.endpoints import router as adverse_events_router
 from app.alerts.endpoints import router as alerts_router
 from app.alerts.feed import AlertFeed
@@ -19,7 +19,7 @@ from app.audit_api.verify_endpoints import router as audit_verify_router
 from app.auth.endpoints import router as auth_router
 from app.checked_input import CheckedRoute
 from app.config import get_settings
-from app.db import get_sessionmaker
+from app.db import get_reader_engine, get_sessionmaker
 from app.docs import install_docs
 from app.dosing.endpoints import router as dosing_router
 from app.errors import install_error_handlers
@@ -84,6 +84,8 @@ def create_app() -> FastAPI:
     # security headers (around everything, 500s included), CORS, the request body size limit
     install_security(application, settings)
 
+    # GET /metrics, and the requests' counts and durations (inside the log line's timing)
+    metrics.install(application, settings, connect=lambda: get_reader_engine().connect())
     application.add_middleware(RequestLog)  # one line per request, with its id
     application.add_middleware(RequestIds)  # outermost: every answer carries the id
 

@@ -38,7 +38,7 @@ class RequestLog:
         finally:
             fields = {
                 "method": scope["method"],
-                "path": _template(scope),
+                "path": route_template(scope),
                 "status": status,
                 "duration_ms": round((time.perf_counter() - started) * 1000, 1),
                 "request_id": scope.get("state", {}).get("request_id"),
@@ -50,7 +50,7 @@ class RequestLog:
             )
 
 
-def _template(scope: Scope) -> str:
+def route_template(scope: Scope) -> str:
     """The path with each path parameter's value replaced by its name."""
     if scope.get("route") is None:
         return "-"

@@ -34,7 +34,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
-from app import clock, idempotency, listeners
+from app import clock, idempotency, listeners, metrics
 from app.alerts import service as alerts
 from app.alerts import sweep, visit_windows
 from app.db import transaction_slot
@@ -275,6 +275,7 @@ class Scheduler:
         if leading != self.leading:
             log.info("scheduler: %s (pid %d)", "leading" if leading else "standing by", os.getpid())
             self.leading = leading
+            metrics.SCHEDULER_LEADING.set(1 if leading else 0)
         if not leading:
             return None
         return self.tick()
@@ -288,6 +289,7 @@ class Scheduler:
             self._stop.wait(self.interval_seconds)
         self.leadership.release()
         self.leading = False
+        metrics.SCHEDULER_LEADING.set(0)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="scheduler", daemon=True)

@@ -24,12 +24,19 @@ def free_port() -> int:
 class ServerProcess:
     """``start()`` serves ``database_url`` (already migrated) on a fixed free port until
     ``kill()``; ``base`` is the API's URL. Settings are VIGIL_* variables without the prefix.
-    With ``workers`` above 1, through `vigil serve --workers`."""
+    With ``workers`` above 1, or ``serve``, through `vigil serve --workers` (as deployed)."""
 
     def __init__(
-        self, database_url: str, log_path: Path, *, workers: int = 1, **settings: str
+        self,
+        database_url: str,
+        log_path: Path,
+        *,
+        workers: int = 1,
+        serve: bool = False,
+        **settings: str,
     ) -> None:
         self.workers = workers
+        self.serve = serve
         self.port = free_port()
         self.root = f"http://127.0.0.1:{self.port}"
         self.base = f"{self.root}/api/v1"
@@ -46,7 +53,7 @@ class ServerProcess:
 
     def start(self, timeout: float = 30.0) -> None:
         assert self.process is None, "already serving"
-        if self.workers == 1:
+        if self.workers == 1 and not self.serve:
             command = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1"]
             command += ["--port", str(self.port), "--log-level", "warning"]
         else:  # as deployed: `vigil serve --workers N`, logging as VIGIL_LOG_LEVEL says

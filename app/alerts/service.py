@@ -11,7 +11,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app import clock
+from app import clock, metrics
 from app.alerts.schemas import AlertSeverity, AlertStatus
 from app.audit.recorder import change_reason
 from app.errors import Conflict, InvalidInput, NotFound
@@ -206,6 +206,8 @@ def acknowledge(session: Session, alert: Alert, user_id: uuid.UUID, note: str | 
         alert.acknowledged_at = clock.utcnow()
         alert.acknowledged_by_id = user_id
         alert.acknowledgement_note = note
+    waited = alert.acknowledged_at - alert.severity_since
+    metrics.observe_acknowledgement(session, alert.severity, waited.total_seconds())
     return alert
 
 

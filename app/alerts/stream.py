@@ -11,6 +11,11 @@ The stream shows the alerts of the caller's sites (every site for the study-wide
 caller's token is checked again every ``RECHECK_SECONDS``: a revoked or expired token, a disabled
 account or a role without alert:read ends the stream with an ``error`` event (a problem+json
 body); a change of the caller's sites applies from that check on.
+
+When the server stops (SIGTERM), every stream sends the events already queued for it, then a
+comment saying so, and ends cleanly (its chunked body closed, not cut), within about a second
+(sse-starlette notices the shutdown every 0.5 s): the process can exit at once, and the client
+reconnects, to this server once it is back or to another, with Last-Event-ID.
 """
 
 import asyncio
@@ -20,11 +25,13 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated
 
+import anyio
 from fastapi import APIRouter, Depends, Header, Query, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from app import metrics
 from app.alerts import history
-from app.alerts.feed import AlertFeed
+from app.alerts.feed import AlertFeed, Subscription
 from app.alerts.history import AlertEvent
 from app.auth import tokens
 from app.auth.deps import Authorize, CurrentPrincipal, credential
@@ -39,6 +46,10 @@ router = APIRouter(tags=["alerts"], route_class=CheckedRoute)
 
 RECHECK_SECONDS = 30.0
 RETRY_MILLISECONDS = 2000  # how soon a browser reconnects after losing the stream
+# How long a stream may take to end once the server stops before it is cut off (it takes
+# milliseconds unless a read of the database hangs).
+SHUTDOWN_GRACE_SECONDS = 5.0
+STOPPING = "server stopping; reconnect with Last-Event-ID"
 EVENT_TYPES = ", ".join(["ready", *history.EVENT_TYPES.values(), "error"])
 
 
@@ -86,15 +97,28 @@ def _resume_point(last_event_id: str | None, after: int | None) -> int | None:
     return value
 
 
+async def _end_at_shutdown(shutdown: anyio.Event, subscription: Subscription) -> None:
+    """Once the server stops, the stream's queue ends after what it holds (or at once if it
+    is full: the client catches up from the log)."""
+    await shutdown.wait()
+    subscription.cut_off = True  # nothing more is queued
+    while subscription.queue.full():
+        subscription.queue.get_nowait()
+    subscription.queue.put_nowait(None)
+
+
 async def _events(
     feed: AlertFeed,
     site_ids: frozenset[uuid.UUID] | None,
     resume_from: int | None,
     plaintext: str,
+    shutdown: anyio.Event,
 ) -> AsyncIterator[ServerSentEvent]:
     # Subscribed here, not in the endpoint: a generator that never starts (the client left at
     # once) never runs its finally, and its subscription would stay behind.
     subscription = await feed.subscribe(site_ids)
+    ending = asyncio.create_task(_end_at_shutdown(shutdown, subscription))
+    metrics.ALERT_STREAMS.inc()
     try:
         last = subscription.since if resume_from is None else resume_from
         yield ServerSentEvent(
@@ -126,12 +150,16 @@ async def _events(
                 recheck_at = time.monotonic() + RECHECK_SECONDS
                 continue
             if event is None:  # cut off (fell too far behind) or the server is stopping
+                if shutdown.is_set():
+                    yield ServerSentEvent(comment=STOPPING)
                 return  # the client reconnects with Last-Event-ID and catches up from the log
             if event.id <= last or not subscription.sees(event):
                 continue
             yield _event(event)
             last = event.id
     finally:
+        ending.cancel()
+        metrics.ALERT_STREAMS.dec()
         feed.unsubscribe(subscription)
 
 
@@ -172,7 +200,10 @@ async def alert_stream(
                 f"{newest}); reconnect without it and reload the alerts (GET /alerts)"
             )
     sites = _visible_sites(principal.role, principal.site_ids)
+    shutdown = anyio.Event()  # set by sse-starlette when the server stops
     return EventSourceResponse(
-        _events(feed, sites, resume_from, found[0]),
+        _events(feed, sites, resume_from, found[0], shutdown),
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        shutdown_event=shutdown,
+        shutdown_grace_period=SHUTDOWN_GRACE_SECONDS,
     )

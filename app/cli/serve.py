@@ -3,13 +3,26 @@
 Before anything starts it checks that the port is free and that the database's schema is one
 this code can serve, so a second `make run` or an unmigrated database fails at once, saying what
 to do, and changes nothing.
+
+SIGTERM (or Ctrl-C) stops it gracefully: uvicorn stops accepting connections, lets the requests
+in flight finish (for up to GRACEFUL_SHUTDOWN_SECONDS), the live alert streams end cleanly
+(app/alerts/stream.py), and the command exits 0. With --workers N the workers' metrics are
+summed through a temporary PROMETHEUS_MULTIPROC_DIR (app/metrics.py), removed at exit.
 """
 
+import contextlib
 import errno
 import logging
+import os
+import re
+import shutil
+import signal
 import socket
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -19,6 +32,10 @@ from app import logs
 from app.cli.common import client_base_url, fail, settings, shown
 
 log = logging.getLogger("vigil.cli")
+
+# Requests still unfinished this long after SIGTERM are cut off: under the 30 s that Docker and
+# Kubernetes wait before they send SIGKILL.
+GRACEFUL_SHUTDOWN_SECONDS = 25
 
 
 def serve(
@@ -71,22 +88,82 @@ def serve(
     )
     if demo_tablet:
         tablet.start()
+    _exit_zero_after_graceful_shutdown()
     try:
-        uvicorn.run(
-            "app.main:app",
-            host=host,
-            port=port,
-            reload=reload,
-            workers=workers,
-            reload_dirs=[str(ROOT / "app")] if reload else None,
-            log_level=config.log_level,
-            log_config=log_config,
-            access_log=False,  # app/request_log.py logs every request, without the query string
-        )
+        with _metrics_shared_by(workers):
+            uvicorn.run(
+                "app.main:app",
+                host=host,
+                port=port,
+                reload=reload,
+                workers=workers,
+                reload_dirs=[str(ROOT / "app")] if reload else None,
+                log_level=config.log_level,
+                log_config=log_config,
+                access_log=False,  # app/request_log.py logs every request, without its query
+                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+            )
     finally:
         stop.set()
         if tablet.is_alive():
             tablet.join(15)  # it revokes its token as it stops
+
+
+def _exit_zero_after_graceful_shutdown() -> None:
+    """uvicorn, serving in this process, raises the signal that stopped it again once it has
+    shut down, to the handler that was there before it; Python's default for SIGTERM would
+    end the process with "killed by SIGTERM" (143) after a clean stop. A stop asked for and
+    carried out exits 0."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, lambda _signal, _frame: None)
+
+
+@contextlib.contextmanager
+def _metrics_shared_by(workers: int) -> Iterator[None]:
+    """With several workers, a fresh PROMETHEUS_MULTIPROC_DIR for them to write their metrics
+    to (set before they start, so each imports prometheus-client in multiprocess mode), whose
+    live gauges of a worker that died are dropped (every 2 s), removed at the end."""
+    if workers == 1:
+        yield
+        return
+    directory = tempfile.mkdtemp(prefix="vigil-metrics-")
+    previous = os.environ.get(METRICS_DIR)
+    os.environ[METRICS_DIR] = directory
+    stop = threading.Event()
+    reaper = threading.Thread(
+        target=_drop_dead_workers, args=(Path(directory), stop), name="metrics-reaper", daemon=True
+    )
+    reaper.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        reaper.join(5)
+        if previous is None:
+            os.environ.pop(METRICS_DIR, None)
+        else:
+            os.environ[METRICS_DIR] = previous
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+_LIVE_GAUGE_FILE = re.compile(r"gauge_live\w+_(\d+)\.db")
+
+
+def _drop_dead_workers(directory: Path, stop: threading.Event) -> None:
+    from prometheus_client import multiprocess
+
+    while not stop.wait(2):
+        pids = {int(m[1]) for p in directory.iterdir() if (m := _LIVE_GAUGE_FILE.fullmatch(p.name))}
+        for pid in pids:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                multiprocess.mark_process_dead(pid, str(directory))
+            except PermissionError:
+                pass  # alive, under another user
 
 
 def _run_demo_tablet(base_url: str, interval_seconds: float, stop: threading.Event) -> None:

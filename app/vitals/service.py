@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app import clock
+from app import clock, metrics
 from app.alerts import device_clock, disproval, evaluation, withdrawal
 from app.audit.recorder import change_reason, insert_audited
 from app.auth.device_clock import Offset
@@ -368,6 +368,7 @@ def _ingest(
     try:
         with session.begin_nested():
             insert_audited(session, new_rows)
+        metrics.count_readings(session, len(new_rows))  # once the request's transaction commits
     except IntegrityError:
         # Another request (a tablet retrying before our answer reached it) stored some of
         # these ids since we looked: sort the batch out again against what is stored now.

@@ -79,6 +79,29 @@ class Settings(BaseSettings):
     # who reaches the port (docs/operations.md).
     metrics_token: str | None = Field(default=None, min_length=16)
 
+    # --- alerts beyond the screen: webhooks and e-mail (app/notifications/, docs/alerts.md)
+    # Seconds between the dispatcher's looks for deliveries due when no alert change woke it;
+    # 0 turns delivery off in this process (another process delivers).
+    outbox_poll_seconds: float = Field(default=1.0, ge=0)
+    # A webhook receiver or SMTP server that has not answered after this long has failed.
+    outbox_timeout_seconds: float = Field(default=5.0, gt=0)
+    # A worker sending a delivery holds it this long; if it dies, another sends it after that.
+    outbox_lease_seconds: float = Field(default=60.0, gt=0)
+    # The pause before the first retry, doubled after each failure up to the maximum.
+    outbox_retry_seconds: float = Field(default=5.0, gt=0)
+    outbox_retry_max_seconds: float = Field(default=900.0, gt=0)
+    # After this many failed attempts a delivery is dead: listed for admins, sent again on demand.
+    outbox_max_attempts: int = Field(default=12, ge=1)
+    # The SMTP server for e-mail subscriptions; unset, e-mail subscriptions are refused.
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = "vigil@localhost"
+    # Where people reach this Vigil (https://vigil.example.org): links in webhooks and e-mails.
+    public_url: str | None = None
+
     @field_validator("login_lockout_minutes", "cors_origins", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
@@ -128,6 +151,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 "VIGIL_SECRET_KEY must be set to a real secret of 32+ characters outside dev/test "
                 f"(VIGIL_ENVIRONMENT={self.environment})"
+            )
+        if self.outbox_lease_seconds <= self.outbox_timeout_seconds:
+            raise ValueError(
+                "VIGIL_OUTBOX_LEASE_SECONDS must exceed VIGIL_OUTBOX_TIMEOUT_SECONDS, or a slow "
+                "delivery would be sent twice at once"
             )
         if self.api_token_ttl_days > self.api_token_max_ttl_days:
             raise ValueError("VIGIL_API_TOKEN_TTL_DAYS exceeds VIGIL_API_TOKEN_MAX_TTL_DAYS")

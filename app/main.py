@@ -31,6 +31,8 @@ from app.fhir_input.endpoints import router as fhir_input_router
 from app.health import api_router as health_api_router
 from app.health import router as health_router
 from app.notes.endpoints import router as notes_router
+from app.notifications.dispatcher import Dispatcher
+from app.notifications.endpoints import router as notifications_router
 from app.openapi import install_openapi
 from app.participants.endpoints import router as participants_router
 from app.replay.endpoints import router as replay_router
@@ -47,12 +49,17 @@ from app.web import router as web
 
 @asynccontextmanager
 async def lifespan(application: FastAPI) -> AsyncIterator[None]:
-    """Start the scheduler (unless VIGIL_SCHEDULER_INTERVAL_SECONDS is 0); stop it and the live
-    alert feed at shutdown."""
-    interval = get_settings().scheduler_interval_seconds
+    """Start the scheduler (unless VIGIL_SCHEDULER_INTERVAL_SECONDS is 0) and the delivery of
+    alert notifications (unless VIGIL_OUTBOX_POLL_SECONDS is 0); stop them and the live alert
+    feed at shutdown."""
+    settings = get_settings()
+    interval = settings.scheduler_interval_seconds
     scheduler = Scheduler(get_sessionmaker(), interval) if interval > 0 else None
     if scheduler is not None:
         scheduler.start()
+    dispatcher = Dispatcher(get_sessionmaker(), settings) if settings.outbox_poll_seconds else None
+    if dispatcher is not None:
+        dispatcher.start()
     # What is alive once the app has started (modules, routes, schemas, the protocol cache)
     # lives as long as the process: keep it out of the cyclic collector, whose full passes
     # over it would otherwise stop every request for ~90 ms every few seconds under load.
@@ -62,6 +69,8 @@ async def lifespan(application: FastAPI) -> AsyncIterator[None]:
     finally:
         if scheduler is not None:
             await to_thread.run_sync(scheduler.stop)
+        if dispatcher is not None:
+            await to_thread.run_sync(dispatcher.stop)
         await application.state.alert_feed.stop()
 
 
@@ -106,6 +115,7 @@ def create_app() -> FastAPI:
         audit_router,
         auth_router,
         users_router,
+        notifications_router,
         replay_router,
         sdtm_exports_router,
         fhir_export_router,

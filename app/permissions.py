@@ -86,6 +86,7 @@ class Permission(StrEnum):
     SIGN = "sign"
     EMERGENCY_UNBLIND = "participant:emergency-unblind"
     USER_MANAGE = "user:manage"
+    NOTIFICATION_MANAGE = "notification:manage"  # webhook and e-mail subscriptions, dead letters
     EXPORT_READ = "export:read"
     REPORT_READ = "report:read"
 
@@ -130,6 +131,7 @@ ROLE_PERMISSIONS: dict[Permission, frozenset[Role]] = {
     Permission.SIGN: frozenset({R.THERAPIST, R.CLINICIAN}),
     Permission.EMERGENCY_UNBLIND: frozenset({R.CLINICIAN}),
     Permission.USER_MANAGE: frozenset({R.ADMIN}),
+    Permission.NOTIFICATION_MANAGE: frozenset({R.ADMIN}),
     Permission.EXPORT_READ: frozenset({R.SPONSOR}),
     Permission.REPORT_READ: frozenset({R.MEDICAL_MONITOR, R.SPONSOR, R.CLINICIAN, R.COORDINATOR}),
 }

@@ -18,6 +18,8 @@ import os
 # The apps that tests build run no scheduler of their own; its tests start one where they need
 # it. Set before app modules are imported: app.main builds an app (and reads settings) on import.
 os.environ.setdefault("VIGIL_SCHEDULER_INTERVAL_SECONDS", "0")
+# the outbox dispatcher of a TestClient app would read the app's own database, not the test's: off
+os.environ.setdefault("VIGIL_OUTBOX_POLL_SECONDS", "0")
 
 import itertools
 import logging

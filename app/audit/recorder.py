@@ -185,6 +185,13 @@ def _pending(session: Session) -> list[AuditRecord]:
     return pending
 
 
+def pending_records(session: Session) -> list[AuditRecord]:
+    """The audit records the transaction will chain at commit, the session flushed first: what
+    it changed, without what rolled-back savepoints undid. Not yet numbered."""
+    session.flush()
+    return list(_pending(session))
+
+
 def _mark_savepoint(session: Session, transaction: SessionTransaction) -> None:
     if transaction.nested:
         session.info.setdefault(_MARKS, {})[id(transaction)] = len(_pending(session))

@@ -24,6 +24,7 @@ from app.models import (
     Assessment,
     Dose,
     DosingSession,
+    NotificationSubscription,
     Participant,
     ProtocolVersion,
     Signature,
@@ -214,6 +215,7 @@ RECORD_READ_PERMISSION: dict[str, Permission | None] = {
     "protocol_versions": P.STUDY_READ,
     "users": P.USER_MANAGE,
     "access_tokens": P.USER_MANAGE,
+    "notification_subscriptions": P.NOTIFICATION_MANAGE,
     "alerts": P.ALERT_READ,
     "signatures": None,
 }
@@ -225,6 +227,7 @@ _MODEL_OF_TABLE: dict[str, type] = {
         ProtocolVersion,
         User,
         AccessToken,
+        NotificationSubscription,
         Signature,
     )
 }

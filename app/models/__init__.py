@@ -6,6 +6,11 @@ from app.models.base import Base
 from app.models.clinical import AdverseEvent, Assessment, TherapistNote
 from app.models.dosing import Dose, DosingSession
 from app.models.idempotency import IdempotencyKey
+from app.models.notification import (
+    NotificationDelivery,
+    NotificationEvent,
+    NotificationSubscription,
+)
 from app.models.participant import Participant, Visit
 from app.models.signature import Signature
 from app.models.study import ProtocolVersion, Site, Study
@@ -24,6 +29,9 @@ __all__ = [
     "Dose",
     "DosingSession",
     "IdempotencyKey",
+    "NotificationDelivery",
+    "NotificationEvent",
+    "NotificationSubscription",
     "OccurrenceEvidence",
     "Participant",
     "ProtocolVersion",

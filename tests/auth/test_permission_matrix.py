@@ -35,6 +35,8 @@ from app.db import get_reader_engine, get_session, make_reader_engine
 from app.exports.fhir.endpoints import export_reader
 from app.exports.sdtm.endpoints import export_readers
 from app.main import create_app
+from app.models import NotificationDelivery, NotificationEvent, NotificationSubscription
+from app.notifications import messages
 from app.permissions import ALL_SITES_ROLES, ROLE_PERMISSIONS, Permission, Role, allows
 from tests.conftest import T0, build_two_site_trial, make_person
 
@@ -241,6 +243,8 @@ class World:
             "entity_id": records.participant.id,
             "user_id": self.users[Role.COORDINATOR].id,
             "device_id": self.users[Role.DEVICE].id,
+            "subscription_id": self.trial.notifications.subscription_id,
+            "delivery_id": self.trial.notifications.delivery_id,
             "token_id": self.token_ids[role] if role else uuid.uuid4(),
             "domain": "vs",
             "file_format": "csv",
@@ -249,6 +253,35 @@ class World:
             "code": self.trial.study.code,
         }
         return {key: str(value) for key, value in values.items()}
+
+
+def _dead_letter(session: Session, alert: Any) -> SimpleNamespace:
+    """A webhook subscription and a delivery to it that every attempt failed for."""
+    subscription = NotificationSubscription(
+        channel="webhook",
+        target="https://hooks.example.org/vigil",
+        secret=messages.new_secret(),
+        event_types=["alert.opened"],
+    )
+    session.add(subscription)
+    session.flush()
+    event = NotificationEvent(
+        id=uuid.uuid4(), type="alert.opened", alert_id=alert.id, created_at=T0, payload={}
+    )
+    session.add(event)
+    session.flush()
+    delivery = NotificationDelivery(
+        event_id=event.id,
+        subscription_id=subscription.id,
+        status="dead",
+        attempts=12,
+        next_attempt_at=T0,
+        created_at=T0,
+        last_error="the receiver answered 500",
+    )
+    session.add(delivery)
+    session.flush()
+    return SimpleNamespace(subscription_id=subscription.id, delivery_id=delivery.id)
 
 
 @pytest.fixture(scope="module")
@@ -264,6 +297,7 @@ def world(engine: Engine) -> Iterator[World]:
         (records.visit_alert,) = visit_windows.flag_missed(
             session, records.visits["FU"].id, T0 + timedelta(days=400)
         )
+    trial.notifications = _dead_letter(session, trial.a.alert)
     site_a = [trial.a.site]
     users, headers, token_ids = {}, {}, {}
     for role in ROLES:
@@ -438,6 +472,12 @@ BODIES: dict[str, Callable[[World], dict[str, Any]]] = {
     "PATCH /notes/{note_id}": lambda w: {"text": "Corrected text.", "reason": "Typo in the text"},
     "POST /notes/{note_id}/entered-in-error": lambda w: REASON,
     "POST /alerts/{alert_id}/acknowledge": lambda w: {"note": "Seen; rechecking in 5 minutes"},
+    "POST /notification-subscriptions": lambda w: {
+        "channel": "webhook",
+        "url": "https://hooks.example.org/vigil-2",
+    },
+    "POST /notification-subscriptions/{subscription_id}/deactivate": lambda w: {},
+    "POST /notification-deliveries/{delivery_id}/retry": lambda w: {},
     "POST /alerts/{alert_id}/resolve": lambda w: {"resolution": "BP back under 160 on recheck"},
 }
 # What the world's state refuses (409) to an allowed caller; every other route of ours answers

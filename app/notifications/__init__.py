@@ -1,0 +1,1 @@
+"""Alerts beyond the screen: webhooks and e-mail through a transactional outbox."""

@@ -48,6 +48,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.config import Settings
 from app.errors import problem
 from app.models.alert import AlertSeverity, AlertStatus
+from app.models.notification import Channel, DeliveryStatus
 from app.request_log import route_template
 
 log = logging.getLogger("vigil.metrics")
@@ -72,6 +73,11 @@ READINGS_INGESTED = Counter(
     "vigil_readings_ingested",
     "Vital readings stored (committed), through the API and FHIR; duplicates and refusals are "
     "not counted",
+)
+NOTIFICATION_ATTEMPTS = Counter(
+    "vigil_notification_attempts",
+    "Attempts to send an alert notification, by channel and outcome (delivered, failed)",
+    ["channel", "outcome"],
 )
 TIME_TO_ACKNOWLEDGE = Histogram(
     "vigil_alert_time_to_acknowledge_seconds",
@@ -179,6 +185,16 @@ DATABASE_GAUGES: list[DatabaseGauge] = [
         ("severity", "status"),
         "SELECT severity, status, count(*) FROM alerts GROUP BY severity, status",
         zeros=tuple((s.value, t.value) for s in AlertSeverity for t in AlertStatus),
+    ),
+    DatabaseGauge(
+        "vigil_notification_deliveries",
+        "Alert notifications by channel and status: pending is the outbox's depth (due or "
+        "waiting to be tried again), dead the ones every attempt failed for (app/notifications/)",
+        ("channel", "status"),
+        "SELECT s.channel, d.status, count(*) FROM notification_deliveries d "
+        "JOIN notification_subscriptions s ON s.id = d.subscription_id "
+        "GROUP BY s.channel, d.status",
+        zeros=tuple((c.value, t.value) for c in Channel for t in DeliveryStatus),
     ),
 ]
 

@@ -10,12 +10,13 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from app import metrics
 from app.config import get_settings
 from app.main import create_app
 from app.models import DosingSession
+from app.notifications import dispatcher
 from tests.factories.alerts import PinnedClock, make_alert
 from tests.factories.dosing import T0, make_dosing_session
 from tests.factories.trial import make_participant, make_site, make_study
@@ -240,3 +241,35 @@ def test_with_a_metrics_token_a_scrape_must_bring_it(token_app):
 
 def test_metrics_are_not_in_the_openapi_document(client):
     assert "/metrics" not in client.get("/api/v1/openapi.json").json()["paths"]
+
+
+def test_the_outbox_depth_and_the_attempts_show(
+    client, db, dosing_session, scraping_the_test_transaction, monkeypatch
+):
+    PinnedClock(monkeypatch, T0 + timedelta(minutes=40))
+    subscribed = client.post(
+        "/api/v1/notification-subscriptions",
+        json={"channel": "webhook", "url": "http://127.0.0.1:9/hook"},  # nobody listens there
+    )
+    assert subscribed.status_code == 201, subscribed.text
+    webhook_pending = {"channel": "webhook", "status": "pending"}
+    before = scrape(client)
+    make_alert(db, dosing_session, found_at=T0 + timedelta(minutes=35))
+    db.commit()
+    queued = scrape(client)
+    assert value(queued, "vigil_notification_deliveries", **webhook_pending) == (
+        value(before, "vigil_notification_deliveries", **webhook_pending) + 1
+    )
+    email_dead = frozenset({"channel": "email", "status": "dead"}.items())
+    assert ("vigil_notification_deliveries", email_dead) in queued  # shown as 0, not unknown
+
+    failed = {"channel": "webhook", "outcome": "failed"}
+    settings = get_settings().model_copy(update={"outbox_timeout_seconds": 1.0})
+    (claimed,) = dispatcher.claim(db, T0 + timedelta(minutes=41), settings)
+    sender = dispatcher.Dispatcher(sessionmaker(bind=db.connection()), settings)
+    monkeypatch.setattr(sender, "_in_transaction", lambda step: step(db))
+    assert sender._send(claimed) == "pending"  # refused: tried again later
+    after = scrape(client)
+    assert value(after, "vigil_notification_attempts_total", **failed) == (
+        value(queued, "vigil_notification_attempts_total", **failed) + 1
+    )

@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from app import clock
+from app import clock, metrics
 from app.config import Settings
 from app.db import transaction_slot
 from app.events import signals
@@ -150,6 +150,8 @@ class Dispatcher:
 
     def _send(self, claimed: Claim) -> str:
         error = channels.send(claimed.target, claimed.event, self._settings)
+        outcome = "delivered" if error is None else "failed"
+        metrics.NOTIFICATION_ATTEMPTS.labels(claimed.target.channel, outcome).inc()
         status = self._in_transaction(
             lambda s: record(s, claimed, error, self._now(), self._settings)
         )

@@ -6,7 +6,9 @@ from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app import idempotency
 from app.auth import device_clock, tokens
@@ -58,14 +60,33 @@ def credential(request: Request) -> tuple[str, bool] | None:
 
 # A token's last_seen_at is kept to the minute. Writing it on every request made every request of
 # one token (a bedside tablet posting for several sessions) wait for that token's row until the
-# request before it had committed.
+# request before it had committed. On PostgreSQL, a request that finds the row locked (another
+# request of the token is writing it now) leaves it to that one instead of queueing behind it.
 LAST_SEEN_PRECISION = timedelta(minutes=1)
 
 
-def _seen(token: AccessToken, now: datetime, address: str | None) -> None:
+def _seen(session: Session, token: AccessToken, now: datetime, address: str | None) -> None:
     stale = token.last_seen_at is None or now - token.last_seen_at >= LAST_SEEN_PRECISION
-    if stale or token.last_seen_address != address:
+    if not stale and token.last_seen_address == address:
+        return
+    if session.get_bind().dialect.name != "postgresql":
         token.last_seen_at, token.last_seen_address = now, address
+        return
+    free = (
+        select(AccessToken.id)
+        .where(AccessToken.id == token.id)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    written = session.execute(
+        update(AccessToken)
+        .where(AccessToken.id == free)
+        .values(last_seen_at=now, last_seen_address=address),
+        execution_options={"synchronize_session": False},
+    )
+    if written.rowcount:  # type: ignore[attr-defined]
+        set_committed_value(token, "last_seen_at", now)
+        set_committed_value(token, "last_seen_address", address)
 
 
 def authenticate(session: Session, request: Request) -> Principal:
@@ -89,7 +110,7 @@ def authenticate(session: Session, request: Request) -> Principal:
     if via_cookie and unsafe and not csrf_checked:
         raise Forbidden(f"a cookie-authenticated change needs the header {CSRF_HEADER}: 1")
     now = utcnow()
-    _seen(token, now, request.client.host if request.client else None)
+    _seen(session, token, now, request.client.host if request.client else None)
     # what a device's clock is off by, for the readings this request may carry
     session.info["device_clock"] = (
         device_clock.observe(session, user.id, user.username, request.headers, now)

@@ -64,6 +64,11 @@ class Receiver:
                 self.kept.setdefault(headers["webhook-id"], event)
         return answer
 
+    def answering(self) -> int:
+        """How many requests are still being answered (a scripted hang, say)."""
+        with self._lock:
+            return sum(1 for r in self.requests if not r.answered)
+
     def ids_sent(self) -> list[str]:
         with self._lock:
             return [r.event_id for r in self.requests if r.event_id]
@@ -93,5 +98,10 @@ def serving(receiver: Receiver) -> Iterator[Receiver]:
     try:
         yield receiver
     finally:
+        # a request still being answered (the sender timed out on it) is not yet recorded:
+        # let it finish, so what the test reads afterwards is what the receiver did
+        deadline = time.monotonic() + 10
+        while receiver.answering() and time.monotonic() < deadline:
+            time.sleep(0.05)
         server.shutdown()
         server.server_close()

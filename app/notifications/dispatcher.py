@@ -142,6 +142,7 @@ class Dispatcher:
         self._woken = threading.Event()
         self._thread: threading.Thread | None = None
         self._senders = ThreadPoolExecutor(SENDERS, thread_name_prefix="notify")
+        self._channels = channels.Sender(settings)
 
     def _in_transaction(self, step: Callable[[Session], T]) -> T:
         """A short transaction of its own. On SQLite it waits its turn among the requests'
@@ -156,7 +157,7 @@ class Dispatcher:
             return result
 
     def _send(self, claimed: Claim) -> str:
-        error = channels.send(claimed.target, claimed.event, self._settings)
+        error = self._channels.send(claimed.target, claimed.event)
         outcome = "delivered" if error is None else "failed"
         metrics.NOTIFICATION_ATTEMPTS.labels(claimed.target.channel, outcome).inc()
         status = self._in_transaction(
@@ -211,3 +212,4 @@ class Dispatcher:
             self._thread.join(timeout=self._settings.outbox_timeout_seconds + 10)
             self._thread = None
         self._senders.shutdown(wait=False, cancel_futures=True)
+        self._channels.close()

@@ -179,10 +179,13 @@ def _attempt(db: Session, settings: Settings, hours: int = 1) -> list[str]:
     does; the statuses of the deliveries sent."""
     now = clock.utcnow() + timedelta(hours=hours)
     claims = dispatcher.claim(db, now, settings)
-    return [
-        dispatcher.record(db, c, channels.send(c.target, c.event, settings), now, settings)
-        for c in claims
-    ]
+    sender = channels.Sender(settings)
+    try:
+        return [
+            dispatcher.record(db, c, sender.send(c.target, c.event), now, settings) for c in claims
+        ]
+    finally:
+        sender.close()
 
 
 def test_a_failing_receiver_is_tried_again_and_given_up_on_then_an_admin_sends_it_again(
@@ -283,7 +286,7 @@ def test_an_unreachable_smtp_server_fails_the_attempt_saying_so():
         "acknowledge_by": None,
         "alert_id": str(uuid.uuid4()),
     }
-    error = channels.send(channels.Target("email", "a@b.example", None), event, settings)
+    error = channels.Sender(settings).send(channels.Target("email", "a@b.example", None), event)
     assert error is not None and "SMTP" in error
 
 

@@ -1,6 +1,7 @@
 """The request unit of work: at most VIGIL_DB_CONCURRENCY requests of a process inside a
 transaction at once, the others waiting their turn, and a live stream holding no place."""
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -113,6 +114,54 @@ def test_a_request_that_fails_gives_its_place_back(two_places: None):
     sessions = db.get_session(_request())  # type: ignore[arg-type]
     next(sessions)
     sessions.close()
+
+
+def test_requests_wait_for_a_place_on_the_event_loop_first_come_first_served(two_places: None):
+    """Waiting holds no worker thread (a thread pool full of waiters once starved the requests
+    holding the places of threads for their next steps), and the places go in arrival order."""
+
+    async def scenario() -> list[int]:
+        held = [db._request_place() for _ in range(2)]
+        for place in held:
+            await anext(place)
+        admitted: list[int] = []
+
+        async def request(n: int) -> None:
+            place = db._request_place()
+            await anext(place)
+            admitted.append(n)
+            await asyncio.sleep(0.01)
+            await place.aclose()
+
+        threads = threading.active_count()
+        waiting = [asyncio.create_task(request(n)) for n in range(6)]
+        await asyncio.sleep(0.1)
+        assert admitted == [] and threading.active_count() == threads
+        for place in held:
+            await place.aclose()
+        await asyncio.wait_for(asyncio.gather(*waiting), 5)
+        return admitted
+
+    assert asyncio.run(scenario()) == list(range(6))
+
+
+def test_a_request_waiting_too_long_for_a_place_is_told_the_server_is_busy(
+    two_places: None, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(db, "SLOT_WAIT_SECONDS", 0.2)
+
+    async def scenario() -> None:
+        held = [db._request_place() for _ in range(2)]
+        for place in held:
+            await anext(place)
+        with pytest.raises(Busy) as refused:
+            await anext(db._request_place())
+        assert refused.value.status_code == 503 and "nothing was recorded" in refused.value.detail
+        for place in held:
+            await place.aclose()
+        await anext(db._request_place())  # the places are back
+
+    asyncio.run(scenario())
 
 
 def test_open_alert_streams_hold_no_place(tmp_path):

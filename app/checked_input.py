@@ -211,6 +211,7 @@ class CheckedRoute(APIRoute):
             refusals = parameter_refusals("query", request.query_params.multi_items())
             refusals += parameter_refusals("path", request.path_params.items())
             body = await request.body()
+            request.state.body_read = True  # the connection holds nothing more (app/db.py)
             keying = idempotency.is_keyed(request)
             canonical_body = body
             if body and _is_json(request.headers.get("content-type")):

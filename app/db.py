@@ -196,7 +196,7 @@ _gates: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]
 )
 
 
-async def _request_place() -> AsyncIterator[None]:
+async def _request_place(request: Request) -> AsyncIterator[None]:
     """A request waits for its place among the transactions on the event loop, first come first
     served, before it takes a worker thread. Waiting in a worker thread (as it once did) filled
     the thread pool with waiters, so a request already inside a transaction, holding a place and
@@ -216,6 +216,15 @@ async def _request_place() -> AsyncIterator[None]:
             "turn; nothing was recorded: send the request again"
         ) from None
     try:
+        # A client that gave up while its request waited (a tablet's timeout) is not served:
+        # under overload, serving requests nobody waits for any more leaves none answered in
+        # time. Asked only once the body is read (every API route reads it first, and
+        # asking takes the next message off the connection).
+        if getattr(request.state, "body_read", False) and await request.is_disconnected():
+            raise Busy(
+                "the client closed the connection while its request waited for the "
+                "database; nothing was recorded"
+            )
         yield
     finally:
         gate.release()

@@ -40,9 +40,11 @@ and of the whole machine is read from /proc over the load.
 
 Run: `.venv/bin/python bench/soak.py [--postgres ADMIN_URL] [--seconds 180] [--sessions 1000]`.
 The last line is one JSON object: readings_per_s (accepted), offered_per_s, the error counts by
-kind, request latency p50/p99 (sent and from schedule) and p99 from schedule per 30 s window,
-alert latency p50/p99/max at the stream and at the webhook (null when it is not available), the
-CPU figures, and whether the goal (0 errors, stream p99 under 100 ms) was met.
+kind, stored and stored_per_s (what the server stored, in time or not: its capacity) and
+stored_unanswered (stored after the client gave up), request latency p50/p99 (sent and from
+schedule) and p99 from schedule per 30 s window, alert latency p50/p99/max at the stream and
+at the webhook (null when it is not available), the CPU figures, and whether the goal (0
+errors, stream p99 under 100 ms) was met.
 """
 
 import argparse
@@ -711,6 +713,15 @@ def _figures(load, hooks, webhook, cpu, elapsed, args) -> dict[str, Any]:
     }
 
 
+def _readings_stored(url: str) -> int:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(text("SELECT count(*) FROM vital_readings")).scalar_one())
+    finally:
+        engine.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
@@ -751,6 +762,7 @@ def main() -> None:
         began = time.perf_counter()
         seeded = _seed_many(url, args.sessions)
         print(f"seeded in {time.perf_counter() - began:.1f} s", file=sys.stderr)
+        stored_before = _readings_stored(url)
         server = _serve(url, args, log)
         gc.collect()
         gc.freeze()  # what the generator holds after seeding stays out of full collections
@@ -759,16 +771,24 @@ def main() -> None:
     finally:
         if server is not None:
             stop_s = _stop(server)
+        stored = _readings_stored(url) - stored_before if server is not None else None
         _drop(args.postgres, name)
 
     figures = _figures(load, hooks, webhook, cpu, elapsed, args)
     figures["server_stop_s"] = stop_s  # None: killed after 30 s
+    # what the server stored, answered in time or not: a reading stored after its tablet gave
+    # up is work done for nobody (the tablet sends it again and hears "duplicate")
+    figures["stored"] = stored
+    figures["stored_per_s"] = round(stored / elapsed, 1) if stored is not None else None
+    figures["stored_unanswered"] = stored - load.accepted if stored is not None else None
     request, scheduled = figures["request_ms"], figures["request_from_schedule_ms"]
     stream, hook = figures["stream_alert_ms"], figures["webhook_alert_ms"] or {}
     print(
         f"{load.accepted} of {load.scheduled} readings accepted in {elapsed:.1f} s: "
         f"{figures['readings_per_s']}/s (offered {figures['offered_per_s']}/s); errors "
-        f"{figures['errors']} {figures['errors_by_kind']}\n"
+        f"{figures['errors']} {figures['errors_by_kind']}; stored {figures['stored']} "
+        f"({figures['stored_per_s']}/s), {figures['stored_unanswered']} of them after the "
+        "client gave up\n"
         f"request p50 {request['p50']} ms, p99 {request['p99']} ms; from schedule p50 "
         f"{scheduled['p50']} ms, p99 {scheduled['p99']} ms, p99 by 30 s "
         f"{figures['request_from_schedule_p99_ms_by_30s']}\n"

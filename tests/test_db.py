@@ -121,13 +121,13 @@ def test_requests_wait_for_a_place_on_the_event_loop_first_come_first_served(two
     holding the places of threads for their next steps), and the places go in arrival order."""
 
     async def scenario() -> list[int]:
-        held = [db._request_place() for _ in range(2)]
+        held = [db._request_place(_request()) for _ in range(2)]
         for place in held:
             await anext(place)
         admitted: list[int] = []
 
         async def request(n: int) -> None:
-            place = db._request_place()
+            place = db._request_place(_request())
             await anext(place)
             admitted.append(n)
             await asyncio.sleep(0.01)
@@ -151,15 +151,15 @@ def test_a_request_waiting_too_long_for_a_place_is_told_the_server_is_busy(
     monkeypatch.setattr(db, "SLOT_WAIT_SECONDS", 0.2)
 
     async def scenario() -> None:
-        held = [db._request_place() for _ in range(2)]
+        held = [db._request_place(_request()) for _ in range(2)]
         for place in held:
             await anext(place)
         with pytest.raises(Busy) as refused:
-            await anext(db._request_place())
+            await anext(db._request_place(_request()))
         assert refused.value.status_code == 503 and "nothing was recorded" in refused.value.detail
         for place in held:
             await place.aclose()
-        await anext(db._request_place())  # the places are back
+        await anext(db._request_place(_request()))  # the places are back
 
     asyncio.run(scenario())
 

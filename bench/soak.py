@@ -490,6 +490,10 @@ async def _receive(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, h
             await writer.drain()
     except (asyncio.IncompleteReadError, ConnectionError):
         pass
+    except asyncio.CancelledError:
+        # the run is over and the server's kept-alive connection still open: end quietly
+        # (a cancelled handler task makes asyncio print a traceback per connection)
+        pass
     finally:
         writer.close()
 

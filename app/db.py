@@ -128,15 +128,19 @@ def unit_of_work(actor: str, request_id: str | None = None) -> Iterator[Session]
 SLOT_WAIT_SECONDS = 30
 
 
+def _waited_too_long() -> Busy:
+    return Busy(
+        f"the server waited {SLOT_WAIT_SECONDS} s for the database without getting a turn; "
+        "nothing was recorded: send the request again"
+    )
+
+
 class _Slot:
     """A place among the requests allowed inside a transaction at once; released once."""
 
     def __init__(self, semaphore: threading.BoundedSemaphore) -> None:
         if not semaphore.acquire(timeout=SLOT_WAIT_SECONDS):
-            raise Busy(
-                f"the server waited {SLOT_WAIT_SECONDS} s for the database without getting a "
-                "turn; nothing was recorded: send the request again"
-            )
+            raise _waited_too_long()
         self._semaphore: threading.BoundedSemaphore | None = semaphore
 
     def release(self) -> None:
@@ -211,10 +215,7 @@ async def _request_place(request: Request) -> AsyncIterator[None]:
         async with asyncio.timeout(SLOT_WAIT_SECONDS):
             await gate.acquire()
     except TimeoutError:
-        raise Busy(
-            f"the server waited {SLOT_WAIT_SECONDS} s for the database without getting a "
-            "turn; nothing was recorded: send the request again"
-        ) from None
+        raise _waited_too_long() from None
     try:
         # A client that gave up while its request waited (a tablet's timeout) is not served:
         # under overload, serving requests nobody waits for any more leaves none answered in

@@ -2,10 +2,13 @@
 transaction at once, the others waiting their turn, and a live stream holding no place."""
 
 import asyncio
+import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any, TypeVar
 
@@ -13,6 +16,7 @@ import httpx
 import pytest
 
 from app import config, db, migrations
+from app.clock import utcnow
 from app.errors import Busy
 from tests.alerts.test_stream import _build
 from tests.live_server import live_server, open_stream
@@ -212,3 +216,57 @@ def test_a_request_that_waits_too_long_is_told_the_server_is_busy(
     assert "nothing was recorded" in refused.value.detail
     for sessions in held:
         sessions.close()
+
+
+def _post_raw(base: str, token: str, session_id: uuid.UUID, reading_id: str) -> socket.socket:
+    """A tablet's post of one reading, sent on a socket of its own (and not read)."""
+    body = (
+        f'{{"id":"{reading_id}","measured_at":"{(utcnow() - timedelta(minutes=5)).isoformat()}",'
+        '"observations":[{"code":"PULSE","value":84,"unit":"beats/min"}]}'
+    ).encode()
+    host, port = base.removeprefix("http://").split("/")[0].split(":")
+    path = f"/api/v1/dosing-sessions/{session_id}/vital-readings"
+    sock = socket.create_connection((host, int(port)), timeout=5)
+    sock.sendall(
+        f"POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    return sock
+
+
+def test_a_post_whose_tablet_gave_up_while_it_waited_is_not_stored_and_one_still_waiting_is(
+    tmp_path,
+):
+    """Through a real server with one place: while the place is held, two tablets post; one
+    closes its connection (its timeout), the other waits. Once the place is free, the one
+    still waiting is stored and answered 201, the one that gave up is not stored."""
+    url = f"sqlite:///{tmp_path / 'vigil.db'}"
+    migrations.upgrade(url)
+    built = _build(url)
+    headers = {"Authorization": f"Bearer {built['clinician_a']}"}
+    try:
+        with live_server(url, db_concurrency="1") as base:
+            session_url = f"{base}/dosing-sessions/{built['session_a']}"
+            assert httpx.get(session_url, headers=headers).status_code == 200  # the gate exists
+            ((loop, gate),) = [(lp, g) for lp, g in db._gates.items() if lp.is_running()]
+            asyncio.run_coroutine_threadsafe(gate.acquire(), loop).result(5)  # the place, held
+            gone, waiting = str(uuid.uuid4()), str(uuid.uuid4())
+            gave_up = _post_raw(base, built["device_a"], built["session_a"], gone)
+            patient = _post_raw(base, built["device_a"], built["session_a"], waiting)
+            time.sleep(0.3)  # both read and waiting for the place
+            gave_up.close()
+            time.sleep(0.2)
+            loop.call_soon_threadsafe(gate.release)
+            answer = patient.recv(200).decode()
+            patient.close()
+            assert answer.startswith("HTTP/1.1 201"), answer
+
+            def stored(reading_id: str) -> int:
+                found = httpx.get(f"{base}/vital-readings/{reading_id}", headers=headers)
+                return found.status_code
+
+            assert stored(waiting) == 200
+            assert stored(gone) == 404
+    finally:
+        built["engine"].dispose()

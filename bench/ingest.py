@@ -45,6 +45,7 @@ sys.path.insert(0, str(ROOT.parent))
 sys.path.insert(0, str(ROOT))
 
 from alert_latency import _drop, _scratch_database, _seed  # noqa: E402
+from soak import _cpu  # noqa: E402
 
 from app.db import make_engine  # noqa: E402
 
@@ -113,6 +114,18 @@ function done(summary, latency, requests)
     summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
 end
 """
+
+
+def _measured(server: subprocess.Popen[bytes], base: str, seed: dict[str, Any], *load: int) -> dict:
+    """A wrk load with the CPU it cost the server (its worker processes) and PostgreSQL, in ms
+    per request: what a post costs, whatever the machine's speed or load."""
+    before = _cpu(server.pid)
+    figures = _wrk(base, seed, *load)
+    after = _cpu(server.pid)
+    for part in ("server", "postgres"):
+        spent = after[part] - before[part]
+        figures[f"{part}_cpu_ms_per_request"] = 1000 * spent / max(1, figures["requests"])
+    return figures
 
 
 def _wrk(base: str, seed: dict[str, Any], connections: int, batch: int, seconds: int) -> dict:
@@ -280,9 +293,9 @@ def _one_database(name: str, postgres_admin: str | None, args: argparse.Namespac
         server = _serve(url, args.port, log, args.workers)
         base = f"http://127.0.0.1:{args.port}"
         runs = {
-            "single_1": _wrk(base, seed, 1, 1, args.seconds),
-            "single_16": _wrk(base, seed, 16, 1, args.seconds),
-            f"batch_{args.batch}_2": _wrk(base, seed, 2, args.batch, args.seconds),
+            "single_1": _measured(server, base, seed, 1, 1, args.seconds),
+            "single_16": _measured(server, base, seed, 16, 1, args.seconds),
+            f"batch_{args.batch}_2": _measured(server, base, seed, 2, args.batch, args.seconds),
         }
         server.terminate()
         server.wait(timeout=30)
@@ -317,6 +330,8 @@ def _one_database(name: str, postgres_admin: str | None, args: argparse.Namespac
             f"  {label:<14} {run['per_s']:8.1f} requests/s {run['readings_per_s']:9.1f} readings/s"
             f"  p50 {run['p50_ms']:7.1f} ms  p99 {run['p99_ms']:7.1f} ms"
             f"  non-2xx {run['non_2xx']}  errors {run['errors']}"
+            f"  CPU/request: server {run['server_cpu_ms_per_request']:.1f} ms,"
+            f" PostgreSQL {run['postgres_cpu_ms_per_request']:.1f} ms"
         )
     for label, rate in raw.items():
         print(f"  raw {label:<16} {rate:9.0f} rows/s")
@@ -329,6 +344,8 @@ def _one_database(name: str, postgres_admin: str | None, args: argparse.Namespac
         "single_1_per_s": round(runs["single_1"]["per_s"], 1),
         "single_16_per_s": round(runs["single_16"]["per_s"], 1),
         "single_16_p99_ms": runs["single_16"]["p99_ms"],
+        "single_16_server_cpu_ms": round(runs["single_16"]["server_cpu_ms_per_request"], 2),
+        "single_16_postgres_cpu_ms": round(runs["single_16"]["postgres_cpu_ms_per_request"], 2),
         "batch_readings_per_s": round(batch["readings_per_s"]),
         "batch_p50_ms": batch["p50_ms"],
         "batch_p99_ms": batch["p99_ms"],

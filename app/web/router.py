@@ -13,6 +13,7 @@ from app.web import (
     idle,
     inbox,
     notes,
+    notifications_page,
     overview,
     participants,
     session,
@@ -37,6 +38,7 @@ def install(app: FastAPI) -> None:
         adverse_events.router,
         notes.router,
         exports_page.router,
+        notifications_page.router,
     ):
         pages.include_router(router)
     app.include_router(pages)

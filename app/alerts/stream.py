@@ -35,7 +35,6 @@ from app.alerts.feed import AlertFeed, Subscription
 from app.alerts.history import AlertEvent
 from app.auth import tokens
 from app.auth.deps import Authorize, CurrentPrincipal, credential
-from app.auth.principal import site_ids_of
 from app.checked_input import CheckedRoute
 from app.db import get_reader_sessionmaker
 from app.errors import InvalidInput
@@ -74,11 +73,10 @@ def _recheck(plaintext: str) -> tuple[str | None, frozenset[uuid.UUID] | None]:
         found = tokens.resolve(session, plaintext)
         if found is None:
             return "the token has expired or was revoked, or the account was disabled", None
-        _, user = found
-        role = Role(user.role)
+        role = Role(found.user.role)
         if not allows(role, Permission.CLINICAL_ALERT_READ):
             return f"{with_article(role.value)} may no longer read alerts", None
-        return None, _visible_sites(role, frozenset(site_ids_of(session, user.id)))
+        return None, _visible_sites(role, found.site_ids)
 
 
 def _resume_point(last_event_id: str | None, after: int | None) -> int | None:

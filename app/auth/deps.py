@@ -12,7 +12,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from app import idempotency
 from app.auth import device_clock, tokens
-from app.auth.principal import Principal, site_ids_of
+from app.auth.principal import Principal
 from app.auth.scope import (
     RECORD_READ_PERMISSION,
     check_record_readable,
@@ -101,7 +101,7 @@ def authenticate(session: Session, request: Request) -> Principal:
     found = tokens.resolve(session, plaintext)
     if found is None:
         raise Unauthenticated(tokens.why_refused(session, plaintext))
-    token, user = found
+    token, user = found.token, found.user
     unsafe = request.method not in {"GET", "HEAD", "OPTIONS"}
     # The web client's forms carry a per-session token instead, checked by app/web/csrf.py.
     csrf_checked = request.headers.get(CSRF_HEADER) == "1" or getattr(
@@ -113,7 +113,7 @@ def authenticate(session: Session, request: Request) -> Principal:
     _seen(session, token, now, request.client.host if request.client else None)
     # what a device's clock is off by, for the readings this request may carry
     session.info["device_clock"] = (
-        device_clock.observe(session, user.id, user.username, request.headers, now)
+        device_clock.observe(session, user, found.device_clock, request.headers, now)
         if user.role == Role.DEVICE
         else None
     )
@@ -122,7 +122,7 @@ def authenticate(session: Session, request: Request) -> Principal:
         username=user.username,
         display_name=user.display_name,
         role=Role(user.role),
-        site_ids=frozenset(site_ids_of(session, user.id)),
+        site_ids=found.site_ids,
         token_id=token.id,
         via_cookie=via_cookie,
     )

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from app.clock import as_utc
 from app.config import get_settings
-from app.models import DeviceClock
+from app.models import DeviceClock, User
 
 SENT_AT_HEADER = "x-sent-at"
 SAMPLES_KEPT = 5
@@ -74,15 +74,16 @@ def _insert(session: Session, row: dict[str, object]) -> None:
 
 def observe(
     session: Session,
-    device_id: uuid.UUID,
-    device_name: str,
+    device: User,
+    clock: DeviceClock | None,
     headers: Mapping[str, str],
     now: datetime,
 ) -> Offset | None:
-    """Take this request's sample (if it carries a sent time) into the device's estimate;
-    returns the estimate, or None if the device has never sent one."""
+    """Take this request's sample (if it carries a sent time) into the device's estimate
+    (``clock``, as loaded with the device's token, app/auth/tokens.py); returns the estimate, or
+    None if the device has never sent one."""
+    device_id, device_name = device.id, device.username
     sent = sent_at(headers)
-    clock = session.get(DeviceClock, device_id)
     if sent is not None:
         sample = (sent - now).total_seconds()
         if clock is None:

@@ -8,6 +8,8 @@ the end of its overlap (its ``expires_at``, app/users/service.py)."""
 
 import hashlib
 import secrets
+import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -16,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from app.clock import utcnow
 from app.config import get_settings
-from app.models import AccessToken, User
+from app.models import AccessToken, DeviceClock, User, user_sites
 
 
 class TokenKind(StrEnum):
@@ -117,17 +119,30 @@ def issue(
     return row, plaintext
 
 
-def resolve(session: Session, plaintext: str) -> tuple[AccessToken, User] | None:
-    """The live token and its active user, or None (unknown, expired, revoked, user disabled,
-    a device token unused for too long)."""
+@dataclass(frozen=True)
+class Resolved:
+    token: AccessToken
+    user: User
+    site_ids: frozenset[uuid.UUID]
+    device_clock: DeviceClock | None  # a device's clock estimate, if it has one
+
+
+def resolve(session: Session, plaintext: str) -> Resolved | None:
+    """The live token, its active user and the user's sites, or None (unknown, expired,
+    revoked, user disabled, a device token unused for too long).
+
+    One query, as every request asks it: the user's sites and a device's clock estimate
+    (app/auth/device_clock.py) come joined to the token."""
     found = session.execute(
-        select(AccessToken, User)
+        select(AccessToken, User, DeviceClock, user_sites.c.site_id)
         .join(User, User.id == AccessToken.user_id)
+        .outerjoin(DeviceClock, DeviceClock.device_id == User.id)
+        .outerjoin(user_sites, user_sites.c.user_id == User.id)
         .where(AccessToken.token_hash == hash_token(plaintext))
-    ).first()
-    if found is None:
+    ).all()
+    if not found:
         return None
-    token, user = found
+    token, user = found[0][0], found[0][1]
     now = utcnow()
     if token.revoked_at is not None or (token.expires_at and token.expires_at <= now):
         return None
@@ -135,4 +150,5 @@ def resolve(session: Session, plaintext: str) -> tuple[AccessToken, User] | None
         return None
     if not user.active:
         return None
-    return token, user
+    sites = frozenset(row[3] for row in found if row[3] is not None)
+    return Resolved(token, user, sites, found[0][2])

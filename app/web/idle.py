@@ -21,7 +21,7 @@ def idle_guard(session: SessionDep, request: Request) -> None:
     found = tokens.resolve(session, cookie)
     if found is None:
         return
-    token, user = found
+    token, user = found.token, found.user
     last_used = token.last_seen_at or token.created_at
     idle_for = utcnow() - last_used
     if (

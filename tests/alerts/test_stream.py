@@ -292,7 +292,7 @@ def test_a_revoked_token_ends_the_stream(world: World, monkeypatch: pytest.Monke
         with Session(world.engine) as session:
             found = tokens.resolve(session, token)
             assert found is not None
-            found[0].revoked_at = utcnow()
+            found.token.revoked_at = utcnow()
             session.commit()
         error = stream.next_of("error", timeout=5)
         assert error.data["status"] == 401

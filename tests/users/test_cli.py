@@ -28,9 +28,9 @@ def test_device_create_prints_its_token_once(site_code: str):
     with unit_of_work(actor="test") as session:
         found = tokens.resolve(session, token)
         assert found is not None
-        row, device = found
+        row, device = found.token, found.user
         assert (device.role, row.kind) == ("device", "device")
-        assert len(site_ids_of(session, device.id)) == 1
+        assert len(site_ids_of(session, device.id)) == 1 == len(found.site_ids)
         assert token not in str(session.scalars(select(AccessToken.token_hash)).all())
 
     again = run("device", "create", "tablet-s01-1", "--site", site_code)
@@ -48,8 +48,9 @@ def test_token_revoke(site_code: str):
     created = run("device", "create", "tablet-s01-2", "--site", site_code)
     token = created.stdout.strip().splitlines()[-1]
     with unit_of_work(actor="test") as session:
-        row, _ = tokens.resolve(session, token)
-        token_id = str(row.id)
+        found = tokens.resolve(session, token)
+        assert found is not None
+        token_id = str(found.token.id)
 
     result = run("token", "revoke", token_id, "--reason", "tablet stolen")
     assert result.exit_code == 0, result.output

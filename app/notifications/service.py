@@ -12,7 +12,13 @@ from app import clock
 from app.audit.recorder import record_event
 from app.config import get_settings
 from app.errors import Conflict, InvalidInput, NotFound
-from app.models import NotificationDelivery, NotificationEvent, NotificationSubscription, Site
+from app.models import (
+    Alert,
+    NotificationDelivery,
+    NotificationEvent,
+    NotificationSubscription,
+    Site,
+)
 from app.models.notification import Channel, DeliveryStatus
 from app.notifications import messages
 from app.notifications.schemas import SubscriptionCreate
@@ -89,6 +95,8 @@ class Told:
     alert_id: uuid.UUID
     channel: str
     target: str
+    alert_severity: str
+    alert_title: str
 
 
 def told(session: Session, rows: Sequence[NotificationDelivery]) -> dict[uuid.UUID, Told]:
@@ -100,8 +108,11 @@ def told(session: Session, rows: Sequence[NotificationDelivery]) -> dict[uuid.UU
             NotificationEvent.alert_id,
             NotificationSubscription.channel,
             NotificationSubscription.target,
+            Alert.severity,
+            Alert.title,
         )
         .join(NotificationEvent, NotificationEvent.id == NotificationDelivery.event_id)
+        .join(Alert, Alert.id == NotificationEvent.alert_id)
         .join(
             NotificationSubscription,
             NotificationSubscription.id == NotificationDelivery.subscription_id,

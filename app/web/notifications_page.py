@@ -4,7 +4,6 @@ again, and the webhook and e-mail subscriptions. Sending again goes through the 
 service (app/notifications/service.py requeue), so it is checked and audited the same way."""
 
 import uuid
-from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -15,13 +14,7 @@ from app.auth.deps import Authorize
 from app.checked_input import CheckedRoute
 from app.db import SessionDep
 from app.errors import VigilError
-from app.models import (
-    Alert,
-    NotificationDelivery,
-    NotificationEvent,
-    NotificationSubscription,
-    Site,
-)
+from app.models import NotificationDelivery, NotificationSubscription, Site
 from app.models.notification import DeliveryStatus
 from app.notifications import service
 from app.permissions import Permission
@@ -41,7 +34,7 @@ def _counts(session: Session) -> dict[str, int]:
     return {status.value: 0 for status in DeliveryStatus} | {s: n for s, n in found}
 
 
-def _dead(session: Session) -> list[dict[str, Any]]:
+def _dead(session: Session) -> list[tuple[NotificationDelivery, service.Told]]:
     """The dead letters, latest attempt first, with what each told and to whom."""
     rows = session.scalars(
         service.deliveries(DeliveryStatus.DEAD)
@@ -49,23 +42,7 @@ def _dead(session: Session) -> list[dict[str, Any]]:
         .limit(DEAD_SHOWN)
     ).all()
     told = service.told(session, rows)
-    alerts = {
-        alert_id: (severity, title)
-        for alert_id, severity, title in session.execute(
-            select(Alert.id, Alert.severity, Alert.title)
-            .join(NotificationEvent, NotificationEvent.alert_id == Alert.id)
-            .where(NotificationEvent.id.in_({row.event_id for row in rows}))
-        )
-    }
-    return [
-        {
-            "row": row,
-            "told": told[row.id],
-            "severity": alerts[told[row.id].alert_id][0],
-            "title": alerts[told[row.id].alert_id][1],
-        }
-        for row in rows
-    ]
+    return [(row, told[row.id]) for row in rows]
 
 
 def _page(

@@ -44,6 +44,7 @@ from app import listeners, migrations
 from app import permissions as permissions_module
 from app.adverse_events import service as adverse_events
 from app.adverse_events.schemas import AdverseEventCreate
+from app.alerts.evaluation import Judgment
 from app.assessments import service as assessments
 from app.assessments.schemas import AssessmentCreate
 from app.auth import passwords, tokens
@@ -325,7 +326,7 @@ def _site_with_records(session: Session, study: Study, code: str, number: str) -
     dosing_session = make_dosing_session(session, participant, started_at=T0, initial_dose_mg=80)
     # The world holds exactly the alert made below: the engine's findings on this seed reading
     # (e.g. measurements overdue months after T0) are left out of it.
-    with patch.object(vitals.evaluation, "judge_session", return_value=([], [])):
+    with patch.object(vitals.evaluation, "judge_session", return_value=Judgment([], [], [])):
         reading, _ = _seed_reading(session, dosing_session)
     event = adverse_events.create(
         session,

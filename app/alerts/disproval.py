@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.alerts.evaluation import Keyed, occurrence_hash
+from app.alerts.evaluation import Judgment, Keyed, occurrence_hash
 from app.alerts.withdrawal import OCCURRENCES, Withdrawal, withdraw
 from app.audit.recorder import change_reason, record_event
 from app.clinical.measures import MEASURES
@@ -35,14 +35,16 @@ def disprove_overdue(
     session: Session,
     dosing_session: DosingSession,
     readings: Sequence[VitalReading],
-    judged: list[Keyed],
+    judgment: Judgment,
 ) -> list[Alert]:
     """Withdraw the session's overdue occurrences that ``readings`` (just stored) met;
-    ``judged``: the warning and critical findings of judging the session with them, from the
-    earliest of them on. Returns the alerts changed."""
+    ``judgment``: of the session with them, from the earliest of them on. Returns the alerts
+    changed. A session that had no overdue alert when it was judged has none to take back (one
+    the judgment opened stands on what it found), so its occurrences are not looked up."""
     valid = [r for r in readings if r.record_status == RecordStatus.VALID.value]
-    if not valid:
+    if not valid or not any(alert.kind == OVERDUE for alert in judgment.alerts):
         return []
+    judged = judgment.found
     since = min(reading.corrected_measured_at for reading in valid)
     # a reading measured at m meets only due times whose grace ends at m or later
     stmt = (

@@ -20,6 +20,7 @@ from collections import Counter, defaultdict
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from sqlalchemy import or_, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -227,6 +228,15 @@ def _first_at_worst(new: list[Keyed]) -> tuple[Finding, alerts.Span]:
     return named, span
 
 
+class Judgment(NamedTuple):
+    """A session judged: the alerts opened or updated, the warning and critical findings, and
+    the session's alerts as they were before (loaded for the judgment)."""
+
+    raised: list[Alert]
+    found: list[Keyed]
+    alerts: list[Alert]
+
+
 def raise_alerts(
     session: Session,
     dosing_session: DosingSession,
@@ -239,7 +249,7 @@ def raise_alerts(
 
     ``kinds``: only the rules of these kinds. ``since``: only the findings at or after it, for
     a caller that knows nothing before it has changed (new readings, all measured since)."""
-    return judge_session(session, dosing_session, now, kinds, since)[0]
+    return judge_session(session, dosing_session, now, kinds, since).raised
 
 
 def judge_session(
@@ -248,8 +258,9 @@ def judge_session(
     now: datetime,
     kinds: Collection[str] | None = None,
     since: datetime | None = None,
-) -> tuple[list[Alert], list[Keyed]]:
-    """:func:`raise_alerts`, also returning the warning and critical findings judged."""
+) -> Judgment:
+    """:func:`raise_alerts`, also returning the warning and critical findings judged and the
+    session's alerts."""
     protocol = protocols.definition_of(session, dosing_session.protocol_version_id)
     session.flush()  # the alerts query below must see this transaction's alerts
     session_alerts = session_alerts_of(session, dosing_session)
@@ -264,7 +275,7 @@ def judge_session(
         findings = [f for rule in rules for f in evaluate_rule(protocol, rule, snapshot, since)]
     found = keyed(findings)
     if not found:
-        return [], []
+        return Judgment([], [], session_alerts)
     participant = participant_of(session, dosing_session)
     raised = upsert_alerts(
         session,
@@ -275,4 +286,4 @@ def judge_session(
         known=session_alerts,
         since=since,
     )
-    return raised, found
+    return Judgment(raised, found, session_alerts)

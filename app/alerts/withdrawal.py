@@ -252,7 +252,7 @@ def record_entered_in_error(
     alerts changed."""
     now = clock.utcnow()
     judged = [
-        each for dosing_session in fed for each in judge_session(session, dosing_session, now)[1]
+        each for dosing_session in fed for each in judge_session(session, dosing_session, now).found
     ]
     reinstated = reinstate_found_again(session, fed, record_id, reason, judged)
     withdrawn = withdraw_evidence(session, record_id, reason, judged)

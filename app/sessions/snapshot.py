@@ -6,7 +6,7 @@ session through :func:`snapshot_of`, so they judge the same data.
 """
 
 import uuid
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -34,6 +34,7 @@ from app.rules.horizon import ReadingWindow, reading_window, window_suffices
 from app.vocabulary import RecordStatus
 
 VALID = RecordStatus.VALID.value
+CSSRS_SCREEN = "cssrs_screen"  # an assessment's kind (app/assessments/schemas.py)
 
 _MEASURE_COLUMNS = [(code, getattr(VitalReading, m.column)) for code, m in MEASURES.items()]
 
@@ -177,7 +178,7 @@ def _cssrs_screens(
 ) -> list[CssrsScreen]:
     stmt = select(Assessment).where(
         Assessment.participant_id == dosing_session.participant_id,
-        Assessment.kind == "cssrs_screen",
+        Assessment.kind == CSSRS_SCREEN,
         Assessment.record_status == VALID,
         _belongs(Assessment.administered_at, Assessment.dosing_session_id, dosing_session, now),
     )
@@ -199,19 +200,49 @@ def site_zone(session: Session, participant_id: uuid.UUID) -> ZoneInfo:
     return zones[participant_id]
 
 
-def _visit_code(session: Session, dosing_session: DosingSession) -> str:
+@dataclass(frozen=True)
+class _Context:
+    """What a snapshot needs beside the session's own records: its visit code, and whether the
+    participant has any valid adverse event or C-SSRS screen at all (most have none, and then
+    neither is looked for)."""
+
+    visit_code: str
+    any_adverse_event: bool
+    any_cssrs_screen: bool
+
+
+def _context(session: Session, dosing_session: DosingSession) -> _Context:
     """The session's visit code, in one query with its participant (into the session, for the
-    alerts it raises) and the site's zone, for :func:`site_zone`."""
+    alerts it raises), the site's zone (for :func:`site_zone`) and whether the participant has
+    adverse events or C-SSRS screens to judge."""
+    participant_id = dosing_session.participant_id
+    any_adverse_event = (
+        select(AdverseEventRow.id)
+        .where(
+            AdverseEventRow.participant_id == participant_id,
+            AdverseEventRow.record_status == VALID,
+        )
+        .exists()
+    )
+    any_cssrs_screen = (
+        select(Assessment.id)
+        .where(
+            Assessment.participant_id == participant_id,
+            Assessment.kind == CSSRS_SCREEN,
+            Assessment.record_status == VALID,
+        )
+        .exists()
+    )
     stmt = (
-        select(Participant, Visit.code, Site.timezone)
+        select(Participant, Visit.code, Site.timezone, any_adverse_event, any_cssrs_screen)
         .join(Site, Site.id == Participant.site_id)
         .join(Visit, Visit.participant_id == Participant.id)
-        .where(Participant.id == dosing_session.participant_id, Visit.id == dosing_session.visit_id)
+        .where(Participant.id == participant_id, Visit.id == dosing_session.visit_id)
     )
-    participant, code, zone = session.execute(stmt).one()
+    participant, code, zone, adverse_events, cssrs_screens = session.execute(stmt).one()
     session.info.setdefault(_ZONES, {})[participant.id] = ZoneInfo(zone or "UTC")
     session.info.setdefault(_PARTICIPANTS, {})[participant.id] = participant
-    return str(code)
+    return _Context(str(code), bool(adverse_events), bool(cssrs_screens))
 
 
 def participant_of(session: Session, dosing_session: DosingSession) -> Participant:
@@ -281,7 +312,7 @@ def _snapshot(
 ) -> SessionSnapshot:
     if session_alerts is None:
         session_alerts = session_alerts_of(session, dosing_session)
-    visit_code = _visit_code(session, dosing_session)
+    context = _context(session, dosing_session)
     open_alerts = [
         OpenAlert(rule_id=alert.rule_id, severity=alert.severity)  # type: ignore[arg-type]
         for alert in session_alerts
@@ -289,15 +320,19 @@ def _snapshot(
     ]
     return SessionSnapshot(
         dosing_session_id=str(dosing_session.id),
-        visit_code=visit_code,
+        visit_code=context.visit_code,
         now=now,
         timezone=site_zone(session, dosing_session.participant_id),
         started_at=dosing_session.started_at,
         ended_at=dosing_session.ended_at,
         readings=readings,
         doses=doses,
-        adverse_events=_adverse_events(session, dosing_session, now),
-        cssrs_screens=_cssrs_screens(session, dosing_session, now),
+        adverse_events=(
+            _adverse_events(session, dosing_session, now) if context.any_adverse_event else []
+        ),
+        cssrs_screens=(
+            _cssrs_screens(session, dosing_session, now) if context.any_cssrs_screen else []
+        ),
         open_alerts=open_alerts,
     )
 

@@ -383,9 +383,9 @@ def _ingest(
     # together or not at all. Findings before the earliest new reading (as reported, or as
     # corrected for its device's clock) cannot have changed.
     since = min(min(row.measured_at, row.corrected_measured_at) for row in new_rows)
-    _, judged = evaluation.judge_session(session, dosing_session, received_at, since=since)
+    judgment = evaluation.judge_session(session, dosing_session, received_at, since=since)
     # readings that arrive late may meet due times already found overdue: take those back
-    disproval.disprove_overdue(session, dosing_session, new_rows, judged)
+    disproval.disprove_overdue(session, dosing_session, new_rows, judgment)
     return result
 
 

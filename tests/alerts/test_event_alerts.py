@@ -243,9 +243,9 @@ def test_an_ae_entered_in_error_withdraws_its_alerts_and_stops_its_clock(
         why = alert["resolution"] or alert["disproved"]
         assert why == f"its evidence was entered in error: {reason}"
         audit = db.scalars(
-            select(AuditRecord).where(
-                AuditRecord.entity_type == "alerts", AuditRecord.entity_id == alert["id"]
-            )
+            select(AuditRecord)
+            .where(AuditRecord.entity_type == "alerts", AuditRecord.entity_id == alert["id"])
+            .order_by(AuditRecord.sequence)
         ).all()
         assert audit[-1].reason == why
     # the other event's alert is untouched

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from app.adverse_events import coding
 from app.adverse_events import service as adverse_events
 from app.adverse_events.schemas import AdverseEventCreate, MeddraCoding
+from app.alerts.evaluation import Judgment
 from app.assessments.records import EnteredInError
 from app.auth.principal import Principal
 from app.exports.fhir import stream
@@ -44,7 +45,7 @@ COLUMN = {
 
 
 def _ingest(db, dosing_session, minutes, observations):
-    with patch.object(vitals.evaluation, "judge_session", return_value=([], [])):
+    with patch.object(vitals.evaluation, "judge_session", return_value=Judgment([], [], [])):
         reading, _ = vitals.ingest_one(
             db,
             dosing_session,

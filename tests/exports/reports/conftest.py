@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from app.alerts import service as alerts
+from app.alerts.evaluation import Judgment
 from app.dosing import service as dosing
 from app.models import Dose, VitalReading
 from app.permissions import Role
@@ -49,7 +50,7 @@ def _reading(minute: float, sbp: float, dbp: float, hr: float, temp: float, spo2
 def reported(db, two_sites, monkeypatch) -> SimpleNamespace:
     a = two_sites.a
     ds = a.dosing_session
-    with patch.object(vitals.evaluation, "judge_session", return_value=([], [])):
+    with patch.object(vitals.evaluation, "judge_session", return_value=Judgment([], [], [])):
         vitals.ingest_batch(db, ds, [_reading(*row) for row in READINGS], "test")
     wrong = db.scalars(
         select(VitalReading).where(

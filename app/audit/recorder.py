@@ -10,9 +10,11 @@ process calls before it writes: importing this module registers nothing.
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import insert, inspect, select, text
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, SessionTransaction, UOWTransaction
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -24,6 +26,9 @@ from app.models.audit import AuditRecord
 from app.models.base import Audited
 
 AUDIT_CHAIN_LOCK = 0x56494749  # "VIGI": the advisory lock that serialises chain appends
+
+
+Row = TypeVar("Row", bound=Audited)
 
 
 class HardDeleteRefused(RuntimeError):
@@ -109,16 +114,26 @@ def record_event(
     return record
 
 
-def insert_audited(session: Session, rows: Sequence[Audited]) -> None:
+def insert_audited(session: Session, rows: Sequence[Row]) -> list[Row]:
     """Insert new rows of one model in one statement, each with its audit record as the flush
     listener would write it: the hot path of a burst of readings, where the unit of work's
     bookkeeping of each object costs more than the insert. The rows then join the session as
-    stored objects, as if flushed: a change made to one later is written and audited."""
+    stored objects, as if flushed: a change made to one later is written and audited.
+
+    A row whose id is already stored (by a transaction that committed after the caller looked,
+    or waited for here until it commits) is left out, without an audit record, instead of
+    failing the transaction: returns those rows, for the caller to sort out against what is
+    stored. So no savepoint is needed around the insert."""
     if not rows:
-        return
+        return []
     model = type(rows[0])
     values = _values(model, rows)
-    session.execute(insert(model), values)
+    upsert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    key = model.id  # type: ignore[attr-defined]
+    stmt = upsert(model).on_conflict_do_nothing(index_elements=[key]).returning(key)
+    inserted = set(session.scalars(stmt, values))
+    taken = [row for row in rows if row.id not in inserted]  # type: ignore[attr-defined]
+    rows = [row for row in rows if row.id in inserted]  # type: ignore[attr-defined]
     _pending(session).extend(_record(session, "create", row, None, _snapshot(row)) for row in rows)
     unset = [
         column.key
@@ -126,12 +141,13 @@ def insert_audited(session: Session, rows: Sequence[Audited]) -> None:
         if column.key not in values[0] and column.server_default is None
     ]
     for row in rows:
-        for key in unset:  # stored as NULL: known without loading it back
-            set_committed_value(row, key, None)
+        for name in unset:  # stored as NULL: known without loading it back
+            set_committed_value(row, name, None)
     session.add_all(rows)
     # What a flush does with the objects it has inserted: they become persistent, and the
     # transaction (or savepoint) that inserted them forgets them again if it rolls back.
     session._register_persistent({inspect(row) for row in rows})
+    return taken
 
 
 def _values(model: type[Any], rows: Sequence[Any]) -> list[dict[str, Any]]:

@@ -16,7 +16,6 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app import clock, metrics
@@ -314,13 +313,32 @@ def ingest_one(
     return outcome.reading, outcome.status == "accepted"
 
 
+def _replayed(
+    raw_id: str | None,
+    item: VitalReadingCreate,
+    existing: VitalReading,
+    dosing_session: DosingSession,
+    where: str,
+) -> ReadingResult:
+    """A reading whose id is taken (``where``: already stored, or earlier in this batch): a
+    duplicate if it is the same reading, else refused."""
+    differences = _differences(existing, dosing_session, item)
+    if not differences:
+        return ReadingResult(raw_id, "duplicate", reading=existing)
+    message = (
+        f"reading {item.id} is {where}, and this one differs in {' and '.join(differences)}; "
+        "a reading id is never reused: give a new reading a new id"
+    )
+    conflict = Conflict(message, errors=[{"field": "id", "message": message}])
+    return ReadingResult(raw_id, "rejected", error=conflict)
+
+
 def _ingest(
     session: Session,
     dosing_session: DosingSession,
     items: list[tuple[str | None, VitalReadingCreate | VigilError]],
     source_default: str,
     *,
-    retried: bool = False,
     received_at: datetime | None = None,
 ) -> BatchResult:
     protocol = protocols.definition_of(session, dosing_session.protocol_version_id)
@@ -337,18 +355,8 @@ def _ingest(
             continue
         existing = known.get(item.id)
         if existing is not None:
-            differences = _differences(existing, dosing_session, item)
-            if not differences:
-                result.results.append(ReadingResult(raw_id, "duplicate", reading=existing))
-                continue
             where = "earlier in this batch" if item.id in in_this_batch else "already stored"
-            message = (
-                f"reading {item.id} is {where}, and this one differs in "
-                f"{' and '.join(differences)}; a reading id is never reused: give a new "
-                "reading a new id"
-            )
-            conflict = Conflict(message, errors=[{"field": "id", "message": message}])
-            result.results.append(ReadingResult(raw_id, "rejected", error=conflict))
+            result.results.append(_replayed(raw_id, item, existing, dosing_session, where))
             continue
         problems = reading_problems(item) + _context_problems(
             item, dosing_session, protocol, received_at, offset
@@ -363,20 +371,20 @@ def _ingest(
         in_this_batch.add(item.id)
         new_rows.append(row)
         result.results.append(ReadingResult(raw_id, "accepted", reading=row))
+    taken = insert_audited(session, new_rows)
+    if taken:
+        # Another request (a tablet retrying before our answer reached it) stored some of
+        # these ids since we looked: those readings are judged against what it stored.
+        taken_ids = {row.id for row in taken}
+        stored = _stored(session, taken_ids)
+        for i, (raw_id, item) in enumerate(items):
+            if isinstance(item, VitalReadingCreate) and item.id in taken_ids:
+                where = "already stored"
+                result.results[i] = _replayed(raw_id, item, stored[item.id], dosing_session, where)
+        new_rows = [row for row in new_rows if row.id not in taken_ids]
     if not new_rows:
         return result
-    try:
-        with session.begin_nested():
-            insert_audited(session, new_rows)
-        metrics.count_readings(session, len(new_rows))  # once the request's transaction commits
-    except IntegrityError:
-        # Another request (a tablet retrying before our answer reached it) stored some of
-        # these ids since we looked: sort the batch out again against what is stored now.
-        if retried:
-            raise
-        return _ingest(
-            session, dosing_session, items, source_default, retried=True, received_at=received_at
-        )
+    metrics.count_readings(session, len(new_rows))  # once the request's transaction commits
     if offset is not None:
         device_clock.flag_readings(session, dosing_session, offset, new_rows, received_at)
     # One evaluation per batch, in this transaction: the readings and their alerts commit

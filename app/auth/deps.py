@@ -89,6 +89,19 @@ def _seen(session: Session, token: AccessToken, now: datetime, address: str | No
         set_committed_value(token, "last_seen_address", address)
 
 
+def resolve_credential(
+    session: Session, request: Request, plaintext: str
+) -> tokens.Resolved | None:
+    """:func:`tokens.resolve`, asked once per request and credential: a web request's idle
+    guard (app/web/idle.py) and its authentication both need the sign-in behind its cookie."""
+    known = getattr(request.state, "resolved_credential", None)
+    if known is not None and known[0] == plaintext:
+        return known[1]
+    found = tokens.resolve(session, plaintext)
+    request.state.resolved_credential = (plaintext, found)
+    return found
+
+
 def authenticate(session: Session, request: Request) -> Principal:
     """The caller of this request (resolved once, then kept on request.state)."""
     known = getattr(request.state, "principal", None)
@@ -98,7 +111,7 @@ def authenticate(session: Session, request: Request) -> Principal:
     if found_credential is None:
         raise Unauthenticated("sign in first: send 'Authorization: Bearer <token>'")
     plaintext, via_cookie = found_credential
-    found = tokens.resolve(session, plaintext)
+    found = resolve_credential(session, request, plaintext)
     if found is None:
         raise Unauthenticated(tokens.why_refused(session, plaintext))
     token, user = found.token, found.user

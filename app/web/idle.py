@@ -5,8 +5,8 @@ request on a sign-in last used longer ago than that revokes it and goes to the s
 
 from fastapi import Request
 
-from app.auth import service, tokens
-from app.auth.deps import SESSION_COOKIE
+from app.auth import service
+from app.auth.deps import SESSION_COOKIE, resolve_credential
 from app.auth.tokens import TokenKind
 from app.clock import utcnow
 from app.config import get_settings
@@ -18,7 +18,7 @@ def idle_guard(session: SessionDep, request: Request) -> None:
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         return
-    found = tokens.resolve(session, cookie)
+    found = resolve_credential(session, request, cookie)
     if found is None:
         return
     token, user = found.token, found.user

@@ -23,8 +23,7 @@ from app.db import make_engine
 from app.models import Alert, AlertOccurrence, DosingSession
 from app.vitals import service as vitals
 from tests.conftest import BACKENDS
-from tests.factories.dosing import make_dosing_session
-from tests.factories.trial import make_participant, make_site, make_study
+from tests.factories.dosing import committed_session_in_progress
 
 NOW = utcnow().replace(microsecond=0)
 CRISIS = {"SYSBP": 186, "DIABP": 104, "PULSE": 84, "TEMP": 36.9}
@@ -43,16 +42,7 @@ def running(request: pytest.FixtureRequest, fresh_database_url) -> Iterator[Runn
     url = fresh_database_url(request.param)
     migrations.upgrade(url)
     engine = make_engine(url)
-    with Session(engine) as session:
-        session.info["actor"] = "test"
-        participant = make_participant(
-            session, make_site(session, make_study(session)), stage="randomised"
-        )
-        dosing = make_dosing_session(
-            session, participant, started_at=NOW - timedelta(hours=2), initial_dose_mg=80
-        )
-        session.commit()
-        dosing_id = dosing.id
+    dosing_id = committed_session_in_progress(engine, NOW - timedelta(hours=2))
     yield Running(request.param, engine, dosing_id)
     engine.dispose()
 

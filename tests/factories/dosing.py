@@ -1,11 +1,13 @@
 """Builders for dosing sessions, written straight to the tables (not through the services)."""
 
+import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from app.models import Dose, DosingSession, Participant, Visit
+from tests.factories.trial import make_participant, make_site, make_study
 
 T0 = datetime.fromisoformat("2026-02-02T08:00:00+00:00")
 
@@ -48,3 +50,18 @@ def make_dosing_session(
         )
         db.flush()
     return dosing_session
+
+
+def committed_session_in_progress(engine: Engine, started_at: datetime) -> uuid.UUID:
+    """A randomised participant's session started at ``started_at`` with its initial dose of
+    80 mg, committed to ``engine``'s database (for tests of concurrent transactions); its id."""
+    with Session(engine) as session:
+        session.info["actor"] = "test"
+        participant = make_participant(
+            session, make_site(session, make_study(session)), stage="randomised"
+        )
+        dosing = make_dosing_session(
+            session, participant, started_at=started_at, initial_dose_mg=80
+        )
+        session.commit()
+        return dosing.id

@@ -18,8 +18,7 @@ from app.clock import utcnow
 from app.db import make_engine
 from app.models import AuditRecord, DosingSession, VitalReading
 from app.vitals import service as vitals
-from tests.factories.dosing import make_dosing_session
-from tests.factories.trial import make_participant, make_site, make_study
+from tests.factories.dosing import committed_session_in_progress
 
 NOW = utcnow().replace(microsecond=0)
 
@@ -31,16 +30,7 @@ def running(fresh_database_url) -> Iterator[tuple[Engine, uuid.UUID]]:
     url = fresh_database_url("postgresql")
     migrations.upgrade(url)
     engine = make_engine(url)
-    with Session(engine) as session:
-        session.info["actor"] = "test"
-        participant = make_participant(
-            session, make_site(session, make_study(session)), stage="randomised"
-        )
-        dosing = make_dosing_session(
-            session, participant, started_at=NOW - timedelta(hours=1), initial_dose_mg=80
-        )
-        session.commit()
-        dosing_id = dosing.id
+    dosing_id = committed_session_in_progress(engine, NOW - timedelta(hours=1))
     yield engine, dosing_id
     engine.dispose()
 

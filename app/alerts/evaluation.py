@@ -23,14 +23,13 @@ from datetime import datetime
 from typing import NamedTuple
 
 from sqlalchemy import or_, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from app.alerts import service as alerts
 from app.alerts.schemas import AlertSeverity, AlertStatus
 from app.audit.recorder import change_reason
 from app.models import Alert, AlertOccurrence, DosingSession, OccurrenceEvidence, Participant
+from app.models.conflicts import insert_skipping_conflicts
 from app.protocols import service as protocols
 from app.rules import Finding, evaluate, evaluate_rule
 from app.sessions.snapshot import participant_of, session_alerts_of, snapshot_of, snapshot_since
@@ -79,8 +78,7 @@ def _remember(session: Session, taken: list[tuple[Alert, "Keyed"]]) -> None:
         }
         for (alert, each), hashed in zip(taken, hashes, strict=True)
     ]
-    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    stmt = insert(AlertOccurrence).values(rows).on_conflict_do_nothing()
+    stmt = insert_skipping_conflicts(session, AlertOccurrence).values(rows)
     returning = stmt.returning(AlertOccurrence.alert_id, AlertOccurrence.occurrence_hash)
     written = {(alert_id, hashed) for alert_id, hashed in session.execute(returning)}
     # the records behind each occurrence written here, so entering one in error finds it
@@ -92,7 +90,7 @@ def _remember(session: Session, taken: list[tuple[Alert, "Keyed"]]) -> None:
                 for record in dict.fromkeys(each.finding.evidence)
             ]
     if evidence:
-        session.execute(insert(OccurrenceEvidence).values(evidence).on_conflict_do_nothing())
+        session.execute(insert_skipping_conflicts(session, OccurrenceEvidence).values(evidence))
     recorded = Counter(alert_id for alert_id, _ in written)
     alerts_by_id = {alert.id: alert for alert, _ in taken}
     for alert_id, added in Counter(alert.id for alert, _ in taken).items():

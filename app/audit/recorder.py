@@ -13,8 +13,6 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy import insert, inspect, select, text
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, SessionTransaction, UOWTransaction
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -24,6 +22,7 @@ from app.audit.values import jsonable
 from app.clock import utcnow
 from app.models.audit import AuditRecord
 from app.models.base import Audited
+from app.models.conflicts import insert_skipping_conflicts
 
 AUDIT_CHAIN_LOCK = 0x56494749  # "VIGI": the advisory lock that serialises chain appends
 
@@ -128,9 +127,8 @@ def insert_audited(session: Session, rows: Sequence[Row]) -> list[Row]:
         return []
     model = type(rows[0])
     values = _values(model, rows)
-    upsert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     key = model.id  # type: ignore[attr-defined]
-    stmt = upsert(model).on_conflict_do_nothing(index_elements=[key]).returning(key)
+    stmt = insert_skipping_conflicts(session, model, key).returning(key)
     inserted = set(session.scalars(stmt, values))
     taken = [row for row in rows if row.id not in inserted]  # type: ignore[attr-defined]
     rows = [row for row in rows if row.id in inserted]  # type: ignore[attr-defined]

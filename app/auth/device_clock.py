@@ -20,13 +20,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from app.clock import as_utc
 from app.config import get_settings
 from app.models import DeviceClock, User
+from app.models.conflicts import insert_skipping_conflicts
 
 SENT_AT_HEADER = "x-sent-at"
 SAMPLES_KEPT = 5
@@ -67,9 +66,7 @@ def sent_at(headers: Mapping[str, str]) -> datetime | None:
 
 
 def _insert(session: Session, row: dict[str, object]) -> None:
-    dialect = session.get_bind().dialect.name
-    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    session.execute(insert(DeviceClock).values(row).on_conflict_do_nothing())
+    session.execute(insert_skipping_conflicts(session, DeviceClock).values(row))
 
 
 def observe(

@@ -379,8 +379,10 @@ def _ingest(
         stored = _stored(session, taken_ids)
         for i, (raw_id, item) in enumerate(items):
             if isinstance(item, VitalReadingCreate) and item.id in taken_ids:
-                where = "already stored"
-                result.results[i] = _replayed(raw_id, item, stored[item.id], dosing_session, where)
+                existing = stored[item.id]
+                result.results[i] = _replayed(
+                    raw_id, item, existing, dosing_session, "already stored"
+                )
         new_rows = [row for row in new_rows if row.id not in taken_ids]
     if not new_rows:
         return result

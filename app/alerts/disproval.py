@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from app.alerts.evaluation import Judgment, Keyed, occurrence_hash
@@ -29,6 +29,21 @@ from app.sessions.snapshot import site_zone
 from app.vocabulary import RecordStatus
 
 OVERDUE = "overdue_measurement"
+
+
+# Built once (building a statement costs more than running it): a session's overdue occurrences
+# not withdrawn, found from ``since`` on.
+_STANDING_OVERDUE = (
+    select(AlertOccurrence)
+    .join(Alert, Alert.id == AlertOccurrence.alert_id)
+    .where(
+        Alert.dosing_session_id == bindparam("dosing_session_id"),
+        Alert.kind == OVERDUE,
+        AlertOccurrence.withdrawn_at.is_(None),
+        AlertOccurrence.found_at >= bindparam("since"),
+    )
+    .order_by(AlertOccurrence.alert_id, AlertOccurrence.found_at)
+)
 
 
 def disprove_overdue(
@@ -47,18 +62,8 @@ def disprove_overdue(
     judged = judgment.found
     since = min(reading.corrected_measured_at for reading in valid)
     # a reading measured at m meets only due times whose grace ends at m or later
-    stmt = (
-        select(AlertOccurrence)
-        .join(Alert, Alert.id == AlertOccurrence.alert_id)
-        .where(
-            Alert.dosing_session_id == dosing_session.id,
-            Alert.kind == OVERDUE,
-            AlertOccurrence.withdrawn_at.is_(None),
-            AlertOccurrence.found_at >= since,
-        )
-        .order_by(AlertOccurrence.alert_id, AlertOccurrence.found_at)
-    )
-    candidates = list(session.scalars(stmt))
+    values = {"dosing_session_id": dosing_session.id, "since": since}
+    candidates = list(session.scalars(_STANDING_OVERDUE, values))
     if not candidates:
         return []
     standing = {occurrence_hash(each.occurrence_key): each for each in judged}

@@ -253,16 +253,21 @@ SESSION_LISTENERS = (
 )
 
 
+# Built once: every audited commit runs both.
+_CHAIN_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+_CHAIN_HEAD = (
+    select(AuditRecord.sequence, AuditRecord.record_hash)
+    .order_by(AuditRecord.sequence.desc())
+    .limit(1)
+)
+
+
 def _chain(session: Session, records: list[AuditRecord]) -> None:
     """Append to the hash chain. Writers are serialised: on PostgreSQL by a transaction-level
     advisory lock, on SQLite by the write lock every transaction takes at BEGIN IMMEDIATE."""
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_CHAIN_LOCK})
-    head = session.execute(
-        select(AuditRecord.sequence, AuditRecord.record_hash)
-        .order_by(AuditRecord.sequence.desc())
-        .limit(1)
-    ).first()
+        session.execute(_CHAIN_LOCK, {"key": AUDIT_CHAIN_LOCK})
+    head = session.execute(_CHAIN_HEAD).first()
     sequence, previous = (head[0], head[1]) if head else (0, GENESIS_HASH)
     for record in records:
         sequence += 1

@@ -9,10 +9,9 @@ does not exist and for one the caller may not see.
 """
 
 import uuid
-from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy import BindParameter, ColumnElement, Row, Select, bindparam, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from app.auth.principal import Principal
@@ -47,38 +46,34 @@ def require_site(principal: Principal, site_id: uuid.UUID, what: str) -> None:
 # --- the site a record belongs to ---------------------------------------------------------------
 
 
-def _through_participant(model: Any) -> Callable[[uuid.UUID], Select[Any]]:
-    def stmt(record_id: uuid.UUID) -> Select[Any]:
-        return (
-            select(model, Participant.site_id)
-            .join(Participant, Participant.id == model.participant_id)
-            .where(model.id == record_id)
-        )
-
-    return stmt
+# Each statement built once, its record's id bound at execution: building a statement (and its
+# cache key) costs more than running it, and a scoped loader runs on most requests.
+_RECORD_ID: BindParameter[uuid.UUID] = bindparam("record_id")
 
 
-def _through_dosing_session(model: Any) -> Callable[[uuid.UUID], Select[Any]]:
-    def stmt(record_id: uuid.UUID) -> Select[Any]:
-        return (
-            select(model, Participant.site_id)
-            .join(DosingSession, DosingSession.id == model.dosing_session_id)
-            .join(Participant, Participant.id == DosingSession.participant_id)
-            .where(model.id == record_id)
-        )
-
-    return stmt
+def _through_participant(model: Any) -> Select[Any]:
+    return (
+        select(model, Participant.site_id)
+        .join(Participant, Participant.id == model.participant_id)
+        .where(model.id == _RECORD_ID)
+    )
 
 
-def _own_site(model: Any, site_id: Any) -> Callable[[uuid.UUID], Select[Any]]:
-    def stmt(record_id: uuid.UUID) -> Select[Any]:
-        return select(model, site_id).where(model.id == record_id)
+def _through_dosing_session(model: Any) -> Select[Any]:
+    return (
+        select(model, Participant.site_id)
+        .join(DosingSession, DosingSession.id == model.dosing_session_id)
+        .join(Participant, Participant.id == DosingSession.participant_id)
+        .where(model.id == _RECORD_ID)
+    )
 
-    return stmt
+
+def _own_site(model: Any, site_id: Any) -> Select[Any]:
+    return select(model, site_id).where(model.id == _RECORD_ID)
 
 
 # For each site-scoped model: a query of (the row, the id of its site).
-_WITH_SITE: dict[type, Callable[[uuid.UUID], Select[Any]]] = {
+_WITH_SITE: dict[type, Select[Any]] = {
     Participant: _own_site(Participant, Participant.site_id),
     Visit: _through_participant(Visit),
     DosingSession: _through_participant(DosingSession),
@@ -92,12 +87,17 @@ _WITH_SITE: dict[type, Callable[[uuid.UUID], Select[Any]]] = {
 }
 
 
+def _with_site(session: Session, model: type, record_id: uuid.UUID) -> Row[Any, uuid.UUID] | None:
+    """The row of ``model`` with that id and the id of its site, or None."""
+    return session.execute(_WITH_SITE[model], {"record_id": record_id}).first()
+
+
 def load_in_scope(
     session: Session, principal: Principal, model: type, record_id: uuid.UUID, what: str
 ) -> Any:
     """The row of ``model`` with id ``record_id`` if the caller sees its site, else 404 with
     the very answer a missing row gets."""
-    found = session.execute(_WITH_SITE[model](record_id)).first()
+    found = _with_site(session, model, record_id)
     if found is None or not _sees(principal, found[0], found[1]):
         raise NotFound(f"{what} {record_id} does not exist")
     return found[0]
@@ -188,7 +188,7 @@ def referenced_visit(
     session: Session, principal: Principal, visit_id: uuid.UUID, *, field: str
 ) -> Visit:
     """A visit named in a request body; one outside the caller's sites reads as missing."""
-    found = session.execute(_WITH_SITE[Visit](visit_id)).first()
+    found = _with_site(session, Visit, visit_id)
     if found is None or not principal.sees_site(found[1]):
         raise _field_error(field, f"visit {visit_id} does not exist")
     visit: Visit = found[0]
@@ -244,7 +244,7 @@ def check_record_readable(
         raise Forbidden(f"{with_article(principal.role.value)} may not read {entity_type} records")
     model = _MODEL_OF_TABLE[entity_type]
     if model in _WITH_SITE:
-        found = session.execute(_WITH_SITE[model](entity_id)).first()
+        found = _with_site(session, model, entity_id)
         if found is None or not _sees(principal, found[0], found[1]):
             raise missing
     elif model is Study:
@@ -274,5 +274,5 @@ def site_of_record(session: Session, entity_type: str, entity_id: uuid.UUID) -> 
         return site_of_record(session, signature.entity_type, signature.entity_id)
     if model not in _WITH_SITE:
         return None
-    found = session.execute(_WITH_SITE[model](entity_id)).first()
+    found = _with_site(session, model, entity_id)
     return None if found is None else found[1]

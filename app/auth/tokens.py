@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from app.clock import utcnow
@@ -127,19 +127,23 @@ class Resolved:
     device_clock: DeviceClock | None  # a device's clock estimate, if it has one
 
 
+# Built once: building a statement (and its cache key) costs more than running it.
+_RESOLVE = (
+    select(AccessToken, User, DeviceClock, user_sites.c.site_id)
+    .join(User, User.id == AccessToken.user_id)
+    .outerjoin(DeviceClock, DeviceClock.device_id == User.id)
+    .outerjoin(user_sites, user_sites.c.user_id == User.id)
+    .where(AccessToken.token_hash == bindparam("token_hash"))
+)
+
+
 def resolve(session: Session, plaintext: str) -> Resolved | None:
     """The live token, its active user and the user's sites, or None (unknown, expired,
     revoked, user disabled, a device token unused for too long).
 
     One query, as every request asks it: the user's sites and a device's clock estimate
     (app/auth/device_clock.py) come joined to the token."""
-    found = session.execute(
-        select(AccessToken, User, DeviceClock, user_sites.c.site_id)
-        .join(User, User.id == AccessToken.user_id)
-        .outerjoin(DeviceClock, DeviceClock.device_id == User.id)
-        .outerjoin(user_sites, user_sites.c.user_id == User.id)
-        .where(AccessToken.token_hash == hash_token(plaintext))
-    ).all()
+    found = session.execute(_RESOLVE, {"token_hash": hash_token(plaintext)}).all()
     if not found:
         return None
     token, user = found[0][0], found[0][1]

@@ -8,9 +8,10 @@ session through :func:`snapshot_of`, so they judge the same data.
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import BindParameter, ColumnElement, bindparam, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from app.clinical.cssrs import ITEMS as CSSRS_ITEMS
@@ -45,18 +46,43 @@ _MEASURE_COLUMNS = [(code, getattr(VitalReading, m.column)) for code, m in MEASU
 WINDOW_MARGIN = timedelta(minutes=10)
 
 
-def _in_window(window: ReadingWindow) -> ColumnElement[bool]:
+# Statements built once, their values bound at execution: building a statement (and its cache
+# key) costs more than running it, and these run at every evaluation of a session.
+_SESSION_ID: BindParameter[uuid.UUID] = bindparam("dosing_session_id")
+
+_READINGS = select(
+    VitalReading.id,
+    VitalReading.measured_at,
+    VitalReading.supplemental_oxygen,
+    VitalReading.new_confusion,
+    VitalReading.received_at,
+    VitalReading.device_clock_offset_seconds,
+    *(column for _, column in _MEASURE_COLUMNS),
+).where(VitalReading.dosing_session_id == _SESSION_ID, VitalReading.record_status == VALID)
+
+
+def _window_clauses(baseline: bool) -> ColumnElement[bool]:
+    """A window's readings (from ``start``, and between ``baseline_start`` and ``baseline_end``
+    if ``baseline``), the margin for devices' clocks included."""
     margin = WINDOW_MARGIN.total_seconds()
     offset = VitalReading.device_clock_offset_seconds
-    found = [
-        VitalReading.measured_at >= window.start - WINDOW_MARGIN,
-        offset < -margin,
-        offset > margin,
-    ]
+    found = [VitalReading.measured_at >= bindparam("start"), offset < -margin, offset > margin]
+    if baseline:
+        found.append(
+            VitalReading.measured_at.between(bindparam("baseline_start"), bindparam("baseline_end"))
+        )
+    return or_(*found)
+
+
+_IN_WINDOW = {baseline: _READINGS.where(_window_clauses(baseline)) for baseline in (False, True)}
+
+
+def _window_values(window: ReadingWindow) -> dict[str, datetime]:
+    values = {"start": window.start - WINDOW_MARGIN}
     if window.baseline is not None:
         start, end = window.baseline
-        found.append(VitalReading.measured_at.between(start - WINDOW_MARGIN, end + WINDOW_MARGIN))
-    return or_(*found)
+        values |= {"baseline_start": start - WINDOW_MARGIN, "baseline_end": end + WINDOW_MARGIN}
+    return values
 
 
 def _readings(
@@ -69,25 +95,16 @@ def _readings(
     ``known_by``, those measured and received by then; with ``window``, those it holds. A
     reading's time is on the server's clock: measured_at less its device's clock offset where
     known (the stored measured_at stays as the device reported it; docs/devices.md)."""
-    stmt = select(
-        VitalReading.id,
-        VitalReading.measured_at,
-        VitalReading.supplemental_oxygen,
-        VitalReading.new_confusion,
-        VitalReading.received_at,
-        VitalReading.device_clock_offset_seconds,
-        *(column for _, column in _MEASURE_COLUMNS),
-    ).where(
-        VitalReading.dosing_session_id == dosing_session.id,
-        VitalReading.record_status == VALID,
-    )
+    stmt = _READINGS
+    values: dict[str, Any] = {"dosing_session_id": dosing_session.id}
+    if window is not None:
+        stmt = _IN_WINDOW[window.baseline is not None]
+        values |= _window_values(window)
     if known_by is not None:
         stmt = stmt.where(VitalReading.received_at <= known_by)
-    if window is not None:
-        stmt = stmt.where(_in_window(window))
     readings = []
-    for row in session.execute(stmt):
-        values = {
+    for row in session.execute(stmt, values):
+        measures = {
             code: value
             for (code, _), value in zip(_MEASURE_COLUMNS, row[6:], strict=True)
             if value is not None
@@ -97,12 +114,12 @@ def _readings(
             continue
         if window is not None and not window.holds(measured_at):
             continue
-        if values:
+        if measures:
             readings.append(
                 Reading(
                     id=str(row[0]),
                     measured_at=measured_at,
-                    values=values,
+                    values=measures,
                     supplemental_oxygen=bool(row[2]),
                     new_confusion=bool(row[3]),
                     received_at=row[4],
@@ -111,10 +128,10 @@ def _readings(
     return readings
 
 
+_DOSES = select(Dose).where(Dose.dosing_session_id == _SESSION_ID, Dose.record_status == VALID)
+
+
 def _doses(session: Session, dosing_session: DosingSession) -> list[SnapshotDose]:
-    stmt = select(Dose).where(
-        Dose.dosing_session_id == dosing_session.id, Dose.record_status == VALID
-    )
     return [
         SnapshotDose(
             id=str(row.id),
@@ -122,7 +139,7 @@ def _doses(session: Session, dosing_session: DosingSession) -> list[SnapshotDose
             amount_mg=row.amount_mg,
             administered_at=row.administered_at,
         )
-        for row in session.scalars(stmt)
+        for row in session.scalars(_DOSES, {"dosing_session_id": dosing_session.id})
     ]
 
 
@@ -211,35 +228,34 @@ class _Context:
     any_cssrs_screen: bool
 
 
+def _any_of_participant(model: Any, *criteria: ColumnElement[bool]) -> Any:
+    return (
+        select(model.id)
+        .where(model.participant_id == Participant.id, model.record_status == VALID, *criteria)
+        .exists()
+    )
+
+
+_CONTEXT = (
+    select(
+        Participant,
+        Visit.code,
+        Site.timezone,
+        _any_of_participant(AdverseEventRow),
+        _any_of_participant(Assessment, Assessment.kind == CSSRS_SCREEN),
+    )
+    .join(Site, Site.id == Participant.site_id)
+    .join(Visit, Visit.participant_id == Participant.id)
+    .where(Participant.id == bindparam("participant_id"), Visit.id == bindparam("visit_id"))
+)
+
+
 def _context(session: Session, dosing_session: DosingSession) -> _Context:
     """The session's visit code, in one query with its participant (into the session, for the
     alerts it raises), the site's zone (for :func:`site_zone`) and whether the participant has
     adverse events or C-SSRS screens to judge."""
-    participant_id = dosing_session.participant_id
-    any_adverse_event = (
-        select(AdverseEventRow.id)
-        .where(
-            AdverseEventRow.participant_id == participant_id,
-            AdverseEventRow.record_status == VALID,
-        )
-        .exists()
-    )
-    any_cssrs_screen = (
-        select(Assessment.id)
-        .where(
-            Assessment.participant_id == participant_id,
-            Assessment.kind == CSSRS_SCREEN,
-            Assessment.record_status == VALID,
-        )
-        .exists()
-    )
-    stmt = (
-        select(Participant, Visit.code, Site.timezone, any_adverse_event, any_cssrs_screen)
-        .join(Site, Site.id == Participant.site_id)
-        .join(Visit, Visit.participant_id == Participant.id)
-        .where(Participant.id == participant_id, Visit.id == dosing_session.visit_id)
-    )
-    participant, code, zone, adverse_events, cssrs_screens = session.execute(stmt).one()
+    values = {"participant_id": dosing_session.participant_id, "visit_id": dosing_session.visit_id}
+    participant, code, zone, adverse_events, cssrs_screens = session.execute(_CONTEXT, values).one()
     session.info.setdefault(_ZONES, {})[participant.id] = ZoneInfo(zone or "UTC")
     session.info.setdefault(_PARTICIPANTS, {})[participant.id] = participant
     return _Context(str(code), bool(adverse_events), bool(cssrs_screens))
@@ -254,9 +270,15 @@ def participant_of(session: Session, dosing_session: DosingSession) -> Participa
     )
 
 
+_SESSION_ALERTS = (
+    select(Alert)
+    .where(Alert.dosing_session_id == _SESSION_ID)
+    .order_by(Alert.first_found_at, Alert.id)
+)
+
+
 def session_alerts_of(session: Session, dosing_session: DosingSession) -> list[Alert]:
-    stmt = select(Alert).where(Alert.dosing_session_id == dosing_session.id)
-    return list(session.scalars(stmt.order_by(Alert.first_found_at, Alert.id)))
+    return list(session.scalars(_SESSION_ALERTS, {"dosing_session_id": dosing_session.id}))
 
 
 def snapshot_of(

@@ -31,7 +31,7 @@ from app.vocabulary import RecordStatus
 OVERDUE = "overdue_measurement"
 
 
-# Built once (building a statement costs more than running it): a session's overdue occurrences
+# Built once (docs/architecture.md, "statements built once"): a session's overdue occurrences
 # not withdrawn, found from ``since`` on.
 _STANDING_OVERDUE = (
     select(AlertOccurrence)

@@ -46,8 +46,8 @@ def require_site(principal: Principal, site_id: uuid.UUID, what: str) -> None:
 # --- the site a record belongs to ---------------------------------------------------------------
 
 
-# Each statement built once, its record's id bound at execution: building a statement (and its
-# cache key) costs more than running it, and a scoped loader runs on most requests.
+# Each statement built once, its record's id bound at execution: a scoped loader runs on most
+# requests (docs/architecture.md, "statements built once").
 _RECORD_ID: BindParameter[uuid.UUID] = bindparam("record_id")
 
 

@@ -127,7 +127,7 @@ class Resolved:
     device_clock: DeviceClock | None  # a device's clock estimate, if it has one
 
 
-# Built once: building a statement (and its cache key) costs more than running it.
+# Built once, the hash bound at execution (docs/architecture.md, "statements built once").
 _RESOLVE = (
     select(AccessToken, User, DeviceClock, user_sites.c.site_id)
     .join(User, User.id == AccessToken.user_id)

@@ -46,8 +46,8 @@ _MEASURE_COLUMNS = [(code, getattr(VitalReading, m.column)) for code, m in MEASU
 WINDOW_MARGIN = timedelta(minutes=10)
 
 
-# Statements built once, their values bound at execution: building a statement (and its cache
-# key) costs more than running it, and these run at every evaluation of a session.
+# Statements built once, their values bound at execution: these run at every evaluation of a
+# session (docs/architecture.md, "statements built once").
 _SESSION_ID: BindParameter[uuid.UUID] = bindparam("dosing_session_id")
 
 _READINGS = select(

@@ -399,7 +399,7 @@ def _ingest(
     return result
 
 
-# Built once (building a statement costs more than running it); the ids bound at execution.
+# Built once, the ids bound at execution (docs/architecture.md, "statements built once").
 _STORED = select(VitalReading).where(VitalReading.id.in_(bindparam("ids", expanding=True)))
 
 

@@ -345,18 +345,18 @@ def _ingest(
     received_at = received_at or clock.utcnow()
     # a device's request: its clock offset, measured as it was authenticated (app/auth/deps.py)
     offset: Offset | None = session.info.get("device_clock")
-    known = _stored(session, {item.id for _, item in items if isinstance(item, VitalReadingCreate)})
-    in_this_batch: set[uuid.UUID] = set()
+    in_this_batch: dict[uuid.UUID, VitalReading] = {}
+    refused: set[uuid.UUID] = set()
     new_rows: list[VitalReading] = []
     result = BatchResult()
     for raw_id, item in items:
         if isinstance(item, VigilError):
             result.results.append(ReadingResult(raw_id, "rejected", error=item))
             continue
-        existing = known.get(item.id)
-        if existing is not None:
-            where = "earlier in this batch" if item.id in in_this_batch else "already stored"
-            result.results.append(_replayed(raw_id, item, existing, dosing_session, where))
+        earlier = in_this_batch.get(item.id)
+        if earlier is not None:
+            where = "earlier in this batch"
+            result.results.append(_replayed(raw_id, item, earlier, dosing_session, where))
             continue
         problems = reading_problems(item) + _context_problems(
             item, dosing_session, protocol, received_at, offset
@@ -365,25 +365,23 @@ def _ingest(
             detail = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
             error = InvalidInput(detail, errors=problems)
             result.results.append(ReadingResult(raw_id, "rejected", error=error))
+            refused.add(item.id)
             continue
         row = _row(item, dosing_session, received_at, source_default, offset)
-        known[item.id] = row
-        in_this_batch.add(item.id)
+        in_this_batch[item.id] = row
         new_rows.append(row)
         result.results.append(ReadingResult(raw_id, "accepted", reading=row))
-    taken = insert_audited(session, new_rows)
-    if taken:
-        # Another request (a tablet retrying before our answer reached it) stored some of
-        # these ids since we looked: those readings are judged against what it stored.
-        taken_ids = {row.id for row in taken}
-        stored = _stored(session, taken_ids)
-        for i, (raw_id, item) in enumerate(items):
-            if isinstance(item, VitalReadingCreate) and item.id in taken_ids:
-                existing = stored[item.id]
-                result.results[i] = _replayed(
-                    raw_id, item, existing, dosing_session, "already stored"
-                )
-        new_rows = [row for row in new_rows if row.id not in taken_ids]
+    # The insert skips an id already stored (a tablet resending, or retrying before our answer
+    # reached it, even while another request stores it). Those readings, and refused ones whose
+    # id is stored, are judged against what is stored: an identical one is a duplicate.
+    taken_ids = {row.id for row in insert_audited(session, new_rows)}
+    new_rows = [row for row in new_rows if row.id not in taken_ids]
+    stored = _stored(session, taken_ids | (refused - {row.id for row in new_rows}))
+    for i, (raw_id, item) in enumerate(items):
+        if isinstance(item, VitalReadingCreate) and item.id in stored:
+            result.results[i] = _replayed(
+                raw_id, item, stored[item.id], dosing_session, "already stored"
+            )
     if not new_rows:
         return result
     metrics.count_readings(session, len(new_rows))  # once the request's transaction commits

@@ -126,27 +126,44 @@ def test_a_batch_needs_its_readings_list(client, dosing_session):
     assert {e["field"] for e in response.json()["errors"]} == {"readings", "reading"}
 
 
-def test_a_concurrent_store_of_the_same_ids_turns_into_duplicates(
-    client, db, dosing_session, monkeypatch
-):
-    """A tablet retries before the first answer arrived: both requests carry the same ids."""
-    from app.vitals import service
-
+def test_a_resent_batch_holding_stored_ids_turns_them_into_duplicates(client, db, dosing_session):
+    """A tablet retries before the first answer arrived: both requests carry the same ids, and
+    the insert skips the one stored (tests/vitals/test_concurrent_ingest.py: at once, for real)."""
     sent = [reading(30), reading(60)]
     client.post(_url(dosing_session), json={"readings": sent[:1]})
-    real_stored = service._stored
-    calls = []
-
-    def stored_missing_the_race(session, ids):
-        calls.append(ids)
-        return {} if len(calls) == 1 else real_stored(session, ids)
-
-    monkeypatch.setattr(service, "_stored", stored_missing_the_race)
     body = client.post(_url(dosing_session), json={"readings": sent}).json()
     assert [r["status"] for r in body["results"]] == ["duplicate", "accepted"]
     assert _count(db) == 2
-    assert len(calls) == 2
     audited = db.scalars(
         select(AuditRecord.entity_id).where(AuditRecord.entity_type == "vital_readings")
     )
     assert sorted(audited) == sorted(r["id"] for r in sent)
+
+
+def test_a_refused_reading_whose_id_is_stored_is_told_the_id_is_taken(client, db, dosing_session):
+    """A stored reading's id sent again with content that would be refused anyway (systolic not
+    above diastolic): the id is the problem to fix (409 naming what differs), as for any reuse
+    of an id."""
+    stored = reading(30)
+    client.post(_url(dosing_session), json={"readings": [stored]})
+    inverted = [observation("SYSBP", 80, "mmHg"), observation("DIABP", 95, "mmHg")]
+    body = client.post(
+        _url(dosing_session), json={"readings": [dict(stored, observations=inverted)]}
+    ).json()
+    (result,) = body["results"]
+    assert (result["status"], result["problem"]["status"]) == ("rejected", 409)
+    assert "already stored" in result["problem"]["detail"]
+    assert "observations" in result["problem"]["detail"]
+    assert _count(db) == 1
+
+
+def test_a_refused_reading_then_a_valid_one_under_its_id_stores_the_valid_one(
+    client, db, dosing_session
+):
+    valid = reading(30)
+    inverted = [observation("SYSBP", 80, "mmHg"), observation("DIABP", 95, "mmHg")]
+    refused = dict(valid, observations=inverted)
+    body = client.post(_url(dosing_session), json={"readings": [refused, valid]}).json()
+    assert [r["status"] for r in body["results"]] == ["rejected", "accepted"]
+    assert body["results"][0]["problem"]["status"] == 422
+    assert [str(i) for i in db.scalars(select(VitalReading.id))] == [valid["id"]]

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app import metrics
 from app.config import get_settings
 from app.errors import Busy
+from app.pg_cursor import DescribedWhenRead
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -47,8 +48,12 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
+    connect_args: dict[str, Any] = {}
+    if parsed.get_driver_name() == "psycopg":
+        connect_args["cursor_factory"] = DescribedWhenRead
     # A database that does not answer fails a request (503) within seconds instead of holding it.
-    connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": 5}
+    if "connect_timeout" not in parsed.query:
+        connect_args["connect_timeout"] = 5
     return create_engine(url, pool_pre_ping=True, connect_args=connect_args, hide_parameters=True)
 
 

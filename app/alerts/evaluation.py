@@ -32,7 +32,7 @@ from app.models import Alert, AlertOccurrence, DosingSession, OccurrenceEvidence
 from app.models.conflicts import insert_skipping_conflicts
 from app.protocols import service as protocols
 from app.rules import Finding, evaluate, evaluate_rule
-from app.sessions.snapshot import participant_of, session_alerts_of, snapshot_of, snapshot_since
+from app.sessions.snapshot import session_alerts_of, snapshot_of, snapshot_since
 from app.vocabulary import SEVERITY_ORDER
 
 RAISED = (AlertSeverity.WARNING.value, AlertSeverity.CRITICAL.value)
@@ -274,7 +274,7 @@ def judge_session(
     found = keyed(findings)
     if not found:
         return Judgment([], [], session_alerts)
-    participant = participant_of(session, dosing_session)
+    participant = session.get_one(Participant, dosing_session.participant_id)
     raised = upsert_alerts(
         session,
         found,

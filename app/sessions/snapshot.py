@@ -37,7 +37,12 @@ from app.vocabulary import RecordStatus
 VALID = RecordStatus.VALID.value
 CSSRS_SCREEN = "cssrs_screen"  # an assessment's kind (app/assessments/schemas.py)
 
-_MEASURE_COLUMNS = [(code, getattr(VitalReading, m.column)) for code, m in MEASURES.items()]
+# The snapshot's own statements are Core statements of the tables, run on the session's
+# connection: their rows are plain values, and the ORM's handling of a statement, which costs
+# more than running one, is skipped (docs/architecture.md, "The snapshot's plain queries").
+_READING = VitalReading.__table__.c
+_DOSE = Dose.__table__.c
+_MEASURE_COLUMNS = [(code, _READING[m.column]) for code, m in MEASURES.items()]
 
 
 # The readings of a window are looked up by their stored measured_at, which is a device's clock:
@@ -51,25 +56,25 @@ WINDOW_MARGIN = timedelta(minutes=10)
 _SESSION_ID: BindParameter[uuid.UUID] = bindparam("dosing_session_id")
 
 _READINGS = select(
-    VitalReading.id,
-    VitalReading.measured_at,
-    VitalReading.supplemental_oxygen,
-    VitalReading.new_confusion,
-    VitalReading.received_at,
-    VitalReading.device_clock_offset_seconds,
+    _READING.id,
+    _READING.measured_at,
+    _READING.supplemental_oxygen,
+    _READING.new_confusion,
+    _READING.received_at,
+    _READING.device_clock_offset_seconds,
     *(column for _, column in _MEASURE_COLUMNS),
-).where(VitalReading.dosing_session_id == _SESSION_ID, VitalReading.record_status == VALID)
+).where(_READING.dosing_session_id == _SESSION_ID, _READING.record_status == VALID)
 
 
 def _window_clauses(baseline: bool) -> ColumnElement[bool]:
     """A window's readings (from ``start``, and between ``baseline_start`` and ``baseline_end``
     if ``baseline``), the margin for devices' clocks included."""
     margin = WINDOW_MARGIN.total_seconds()
-    offset = VitalReading.device_clock_offset_seconds
-    found = [VitalReading.measured_at >= bindparam("start"), offset < -margin, offset > margin]
+    offset = _READING.device_clock_offset_seconds
+    found = [_READING.measured_at >= bindparam("start"), offset < -margin, offset > margin]
     if baseline:
         found.append(
-            VitalReading.measured_at.between(bindparam("baseline_start"), bindparam("baseline_end"))
+            _READING.measured_at.between(bindparam("baseline_start"), bindparam("baseline_end"))
         )
     return or_(*found)
 
@@ -101,9 +106,9 @@ def _readings(
         stmt = _IN_WINDOW[window.baseline is not None]
         values |= _window_values(window)
     if known_by is not None:
-        stmt = stmt.where(VitalReading.received_at <= known_by)
+        stmt = stmt.where(_READING.received_at <= known_by)
     readings = []
-    for row in session.execute(stmt, values):
+    for row in session.connection().execute(stmt, values):
         measures = {
             code: value
             for (code, _), value in zip(_MEASURE_COLUMNS, row[6:], strict=True)
@@ -128,18 +133,21 @@ def _readings(
     return readings
 
 
-_DOSES = select(Dose).where(Dose.dosing_session_id == _SESSION_ID, Dose.record_status == VALID)
+_DOSES = select(_DOSE.id, _DOSE.kind, _DOSE.amount_mg, _DOSE.administered_at).where(
+    _DOSE.dosing_session_id == _SESSION_ID, _DOSE.record_status == VALID
+)
 
 
 def _doses(session: Session, dosing_session: DosingSession) -> list[SnapshotDose]:
+    rows = session.connection().execute(_DOSES, {"dosing_session_id": dosing_session.id})
     return [
         SnapshotDose(
-            id=str(row.id),
-            kind=row.kind,  # type: ignore[arg-type]
-            amount_mg=row.amount_mg,
-            administered_at=row.administered_at,
+            id=str(dose_id),
+            kind=kind,
+            amount_mg=amount_mg,
+            administered_at=administered_at,
         )
-        for row in session.scalars(_DOSES, {"dosing_session_id": dosing_session.id})
+        for dose_id, kind, amount_mg, administered_at in rows
     ]
 
 
@@ -202,9 +210,8 @@ def _cssrs_screens(
     return [cssrs_screen_of(row) for row in session.scalars(stmt)]
 
 
-# session.info: each participant's site's zone, and the participants, looked up once a session
+# session.info: each participant's site's zone, looked up once a session
 _ZONES = "site_zones"
-_PARTICIPANTS = "participants"
 
 
 def site_zone(session: Session, participant_id: uuid.UUID) -> ZoneInfo:
@@ -228,46 +235,42 @@ class _Context:
     any_cssrs_screen: bool
 
 
-def _any_of_participant(model: Any, *criteria: ColumnElement[bool]) -> Any:
+_PARTICIPANT = Participant.__table__.c
+_VISIT = Visit.__table__.c
+_SITE = Site.__table__.c
+_ADVERSE_EVENTS = AdverseEventRow.__table__
+_ASSESSMENTS = Assessment.__table__
+
+
+def _any_of_participant(table: Any, *criteria: ColumnElement[bool]) -> Any:
     return (
-        select(model.id)
-        .where(model.participant_id == Participant.id, model.record_status == VALID, *criteria)
+        select(table.c.id)
+        .where(table.c.participant_id == _PARTICIPANT.id, table.c.record_status == VALID, *criteria)
         .exists()
     )
 
 
 _CONTEXT = (
     select(
-        Participant,
-        Visit.code,
-        Site.timezone,
-        _any_of_participant(AdverseEventRow),
-        _any_of_participant(Assessment, Assessment.kind == CSSRS_SCREEN),
+        _VISIT.code,
+        _SITE.timezone,
+        _any_of_participant(_ADVERSE_EVENTS),
+        _any_of_participant(_ASSESSMENTS, _ASSESSMENTS.c.kind == CSSRS_SCREEN),
     )
-    .join(Site, Site.id == Participant.site_id)
-    .join(Visit, Visit.participant_id == Participant.id)
-    .where(Participant.id == bindparam("participant_id"), Visit.id == bindparam("visit_id"))
+    .select_from(Participant.__table__)
+    .join(Site.__table__, _SITE.id == _PARTICIPANT.site_id)
+    .join(Visit.__table__, _VISIT.participant_id == _PARTICIPANT.id)
+    .where(_PARTICIPANT.id == bindparam("participant_id"), _VISIT.id == bindparam("visit_id"))
 )
 
 
 def _context(session: Session, dosing_session: DosingSession) -> _Context:
-    """The session's visit code, in one query with its participant (into the session, for the
-    alerts it raises), the site's zone (for :func:`site_zone`) and whether the participant has
-    adverse events or C-SSRS screens to judge."""
+    """The session's visit code, in one query with the site's zone (for :func:`site_zone`) and
+    whether the participant has adverse events or C-SSRS screens to judge."""
     values = {"participant_id": dosing_session.participant_id, "visit_id": dosing_session.visit_id}
-    participant, code, zone, adverse_events, cssrs_screens = session.execute(_CONTEXT, values).one()
-    session.info.setdefault(_ZONES, {})[participant.id] = ZoneInfo(zone or "UTC")
-    session.info.setdefault(_PARTICIPANTS, {})[participant.id] = participant
+    code, zone, adverse_events, cssrs_screens = session.connection().execute(_CONTEXT, values).one()
+    session.info.setdefault(_ZONES, {})[dosing_session.participant_id] = ZoneInfo(zone or "UTC")
     return _Context(str(code), bool(adverse_events), bool(cssrs_screens))
-
-
-def participant_of(session: Session, dosing_session: DosingSession) -> Participant:
-    """The session's participant: the one a snapshot loaded, else looked up (the session's
-    identity map holds objects only while something refers to them)."""
-    known: dict[uuid.UUID, Participant] = session.info.get(_PARTICIPANTS, {})
-    return known.get(dosing_session.participant_id) or session.get_one(
-        Participant, dosing_session.participant_id
-    )
 
 
 _SESSION_ALERTS = (

@@ -17,7 +17,7 @@ outside a session, updates one alert per rule. See docs/alerts.md.
 import hashlib
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
@@ -32,7 +32,13 @@ from app.models import Alert, AlertOccurrence, DosingSession, OccurrenceEvidence
 from app.models.conflicts import insert_skipping_conflicts
 from app.protocols import service as protocols
 from app.rules import Finding, evaluate, evaluate_rule
-from app.sessions.snapshot import session_alerts_of, snapshot_of, snapshot_since
+from app.sessions.snapshot import (
+    AlertState,
+    alert_states_of,
+    session_alerts_of,
+    snapshot_of,
+    snapshot_since,
+)
 from app.vocabulary import SEVERITY_ORDER
 
 RAISED = (AlertSeverity.WARNING.value, AlertSeverity.CRITICAL.value)
@@ -232,7 +238,7 @@ class Judgment(NamedTuple):
 
     raised: list[Alert]
     found: list[Keyed]
-    alerts: list[Alert]
+    alerts: Sequence[AlertState]
 
 
 def raise_alerts(
@@ -261,11 +267,11 @@ def judge_session(
     session's alerts."""
     protocol = protocols.definition_of(session, dosing_session.protocol_version_id)
     session.flush()  # the alerts query below must see this transaction's alerts
-    session_alerts = session_alerts_of(session, dosing_session)
+    alerts = alert_states_of(session, dosing_session)
     if since is None:
-        snapshot = snapshot_of(session, dosing_session, now, session_alerts)
+        snapshot = snapshot_of(session, dosing_session, now, alerts)
     else:
-        snapshot = snapshot_since(session, dosing_session, now, session_alerts, protocol, since)
+        snapshot = snapshot_since(session, dosing_session, now, alerts, protocol, since)
     if kinds is None:
         findings = evaluate(protocol, snapshot, since)
     else:
@@ -273,7 +279,7 @@ def judge_session(
         findings = [f for rule in rules for f in evaluate_rule(protocol, rule, snapshot, since)]
     found = keyed(findings)
     if not found:
-        return Judgment([], [], session_alerts)
+        return Judgment([], [], alerts)
     participant = session.get_one(Participant, dosing_session.participant_id)
     raised = upsert_alerts(
         session,
@@ -281,7 +287,7 @@ def judge_session(
         participant=participant,
         dosing_session=dosing_session,
         protocol_version_id=dosing_session.protocol_version_id,
-        known=session_alerts,
+        known=session_alerts_of(session, dosing_session),
         since=since,
     )
-    return Judgment(raised, found, session_alerts)
+    return Judgment(raised, found, alerts)

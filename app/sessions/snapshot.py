@@ -5,7 +5,9 @@ alerts (raising and replaying), the dose gate and the views that explain a sessi
 session through :func:`snapshot_of`, so they judge the same data.
 """
 
+import typing
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -284,11 +286,50 @@ def session_alerts_of(session: Session, dosing_session: DosingSession) -> list[A
     return list(session.scalars(_SESSION_ALERTS, {"dosing_session_id": dosing_session.id}))
 
 
+class AlertState(typing.Protocol):
+    """What a judgment reads of a session's alert (an ``Alert``, or its plain row)."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def rule_id(self) -> str: ...
+    @property
+    def severity(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def first_found_at(self) -> datetime: ...
+    @property
+    def resolved_at(self) -> datetime | None: ...
+
+
+_ALERT = Alert.__table__.c
+_ALERT_STATES = (
+    select(
+        _ALERT.kind,
+        _ALERT.rule_id,
+        _ALERT.severity,
+        _ALERT.status,
+        _ALERT.first_found_at,
+        _ALERT.resolved_at,
+    )
+    .where(_ALERT.dosing_session_id == _SESSION_ID)
+    .order_by(_ALERT.first_found_at, _ALERT.id)
+)
+
+
+def alert_states_of(session: Session, dosing_session: DosingSession) -> Sequence[AlertState]:
+    """The session's alerts as plain rows, for a judgment that may raise nothing: the ``Alert``
+    objects (:func:`session_alerts_of`) are loaded only by one that raises or updates one."""
+    values = {"dosing_session_id": dosing_session.id}
+    return session.connection().execute(_ALERT_STATES, values).all()
+
+
 def snapshot_of(
     session: Session,
     dosing_session: DosingSession,
     now: datetime,
-    session_alerts: list[Alert] | None = None,
+    session_alerts: Sequence[AlertState] | None = None,
     readings_known_by: datetime | None = None,
 ) -> SessionSnapshot:
     """The session as stored: valid records only, canonical units, ids as strings; the open
@@ -306,7 +347,7 @@ def snapshot_since(
     session: Session,
     dosing_session: DosingSession,
     now: datetime,
-    session_alerts: list[Alert],
+    session_alerts: Sequence[AlertState],
     protocol: Protocol,
     since: datetime,
 ) -> SessionSnapshot:
@@ -331,7 +372,7 @@ def _snapshot(
     session: Session,
     dosing_session: DosingSession,
     now: datetime,
-    session_alerts: list[Alert] | None,
+    session_alerts: Sequence[AlertState] | None,
     doses: list[SnapshotDose],
     readings: list[Reading],
 ) -> SessionSnapshot:

@@ -241,7 +241,11 @@ def _append_at_commit(session: Session) -> None:
     records = session.info.pop(_PENDING, None)
     if records:
         _chain(session, records)
-        session.execute(insert(AuditRecord), _values(AuditRecord, records))
+        # Core statements on the session's connection, here and in _chain: the records are
+        # plain values, and the ORM's handling of a statement costs more than the append
+        # (docs/architecture.md, "The snapshot's plain queries").
+        connection = session.connection()
+        connection.execute(insert(AuditRecord), _values(AuditRecord, records))
 
 
 SESSION_LISTENERS = (
@@ -255,19 +259,17 @@ SESSION_LISTENERS = (
 
 # Built once: every audited commit runs both.
 _CHAIN_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
-_CHAIN_HEAD = (
-    select(AuditRecord.sequence, AuditRecord.record_hash)
-    .order_by(AuditRecord.sequence.desc())
-    .limit(1)
-)
+_AUDIT = AuditRecord.__table__.c
+_CHAIN_HEAD = select(_AUDIT.sequence, _AUDIT.record_hash).order_by(_AUDIT.sequence.desc()).limit(1)
 
 
 def _chain(session: Session, records: list[AuditRecord]) -> None:
     """Append to the hash chain. Writers are serialised: on PostgreSQL by a transaction-level
     advisory lock, on SQLite by the write lock every transaction takes at BEGIN IMMEDIATE."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(_CHAIN_LOCK, {"key": AUDIT_CHAIN_LOCK})
-    head = session.execute(_CHAIN_HEAD).first()
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.execute(_CHAIN_LOCK, {"key": AUDIT_CHAIN_LOCK})
+    head = connection.execute(_CHAIN_HEAD).first()
     sequence, previous = (head[0], head[1]) if head else (0, GENESIS_HASH)
     for record in records:
         sequence += 1

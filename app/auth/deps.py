@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
+from starlette.concurrency import run_in_threadpool
 
 from app import idempotency
 from app.auth import device_clock, tokens
@@ -144,8 +145,13 @@ def authenticate(session: Session, request: Request) -> Principal:
     return principal
 
 
-def current_principal(session: SessionDep, request: Request) -> Principal:
-    return authenticate(session, request)
+async def current_principal(session: SessionDep, request: Request) -> Principal:
+    """The caller, as the route's policy (``Authorize``, resolved first) found it: then on the
+    event loop, without a hop to a worker thread; else authenticated in one."""
+    known = getattr(request.state, "principal", None)
+    if known is not None:
+        return known
+    return await run_in_threadpool(authenticate, session, request)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
